@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mitmd needs that are not installed yet.
+#   scripts/deps.sh build   what building and running mitmd needs
+#   scripts/deps.sh test    that, plus what the test suite drives (curl, openssl, chromium, ...)
+set -euo pipefail
+
+build_pkgs=(cmake ninja-build g++ pkg-config android-libboringssl-dev libevent-dev
+  nlohmann-json3-dev libnghttp2-dev zlib1g-dev libbrotli-dev libzstd-dev)
+test_pkgs=(libgtest-dev libgmock-dev curl openssl ca-certificates python3)
+
+want=("${build_pkgs[@]}")
+if [ "${1:-build}" = test ]; then want+=("${test_pkgs[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "deps: installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

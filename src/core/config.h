@@ -1,0 +1,74 @@
+#pragma once
+// mitmd's configuration: one struct, parsed once from the command line, then read-only.
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace mitmd {
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+
+  // "host:port", with IPv6 literals in brackets.
+  std::string ToString() const;
+};
+
+// Parses "host:port", "[v6]:port" or ":port" (host defaults to |default_host|).
+Result<HostPort> ParseHostPort(std::string_view text, std::string_view default_host = "127.0.0.1");
+
+// True for 127.0.0.0/8, ::1, "localhost" and "::ffff:127.x.x.x".
+bool IsLoopbackHost(std::string_view host);
+
+// An IPv4 or IPv6 network, e.g. "127.0.0.0/8" or "::1/128". A bare address is a /32 or /128.
+class Cidr {
+ public:
+  static Result<Cidr> Parse(std::string_view text);
+  bool Contains(const sockaddr* addr) const;
+  std::string ToString() const;
+
+ private:
+  int family_ = AF_INET;
+  uint8_t bytes_[16] = {};
+  int prefix_ = 0;
+};
+
+struct Config {
+  std::string confdir;     // default: $HOME/.mitmd
+  HostPort listen{"127.0.0.1", 8080};
+  std::string flows_path;  // default: <confdir>/flows.jsonl
+  std::vector<std::string> upstream_ca_files;
+  std::string system_ca_file = "/etc/ssl/certs/ca-certificates.crt";
+  std::vector<Cidr> upstream_allow;  // empty: any address
+  size_t max_body_record = 1 << 20;
+  bool insecure = false;   // skip upstream verification; every flow is marked
+  std::string proxy_token; // required from clients (Proxy-Authorization) when listening beyond loopback
+  int workers = 0;         // event-loop threads; 0 means one per core
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds handshake_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{120'000};
+  std::string log_level = "info";
+};
+
+enum class Command { kRun, kHelp, kVersion };
+
+struct Invocation {
+  Command command = Command::kRun;
+  Config config;
+};
+
+// Parses argv (without argv[0]). |home| is $HOME, used for the default confdir.
+Result<Invocation> ParseArgs(const std::vector<std::string_view>& args, std::string_view home);
+
+// The text --help prints.
+std::string UsageText();
+
+}  // namespace mitmd

@@ -1,0 +1,39 @@
+#include "flow/flow.h"
+
+#include <openssl/rand.h>
+
+#include <cstdio>
+
+#include "core/strings.h"
+
+namespace mitmd {
+
+void BodyRecord::Append(const char* data, size_t len, size_t cap) {
+  size += len;
+  if (content.size() < cap) {
+    size_t take = std::min(len, cap - content.size());
+    content.append(data, take);
+    if (take < len) truncated = true;
+  } else if (len > 0) {
+    truncated = true;
+  }
+}
+
+std::string HttpRequest::Url() const {
+  bool default_port = (scheme == "https" && port == 443) || (scheme == "http" && port == 80);
+  std::string authority = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  if (!default_port && port != 0) authority += StrCat(":", port);
+  return StrCat(scheme, "://", authority, path.empty() ? std::string("/") : path);
+}
+
+std::string NewFlowId() {
+  uint8_t b[16];
+  RAND_bytes(b, sizeof(b));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  std::string hex = HexEncode(b, sizeof(b));
+  return StrCat(hex.substr(0, 8), "-", hex.substr(8, 4), "-", hex.substr(12, 4), "-",
+                hex.substr(16, 4), "-", hex.substr(20));
+}
+
+}  // namespace mitmd

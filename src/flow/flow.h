@@ -1,0 +1,117 @@
+#pragma once
+// Flow: the record of one exchange (an HTTP request/response, a tunnel, or a failure).
+// Its JSON form (flow_json.h) is the one schema shared by the session log, the viewer and HAR.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "http/headers.h"
+
+namespace mitmd {
+
+struct TlsInfo {
+  std::string version;  // "TLSv1.3"
+  std::string cipher;   // "TLS_AES_128_GCM_SHA256"
+  std::string alpn;     // negotiated protocol, empty when none
+  std::string sni;      // server name the client asked for (client side) / we sent (server side)
+  std::vector<std::string> alpn_offered;  // client side: what the client offered
+};
+
+struct CertInfo {
+  std::string subject;
+  std::string issuer;
+  std::vector<std::string> sans;  // "DNS:example.com", "IP:127.0.0.1"
+  std::string sha256;             // hex, lower case, of the DER
+  std::string not_before;         // ISO 8601 UTC
+  std::string not_after;
+  bool verified = false;
+  std::string verify_error;  // empty when verified
+};
+
+// A body as recorded: its full size on the wire (after transfer decoding) and the first
+// max_body_record bytes of it.
+struct BodyRecord {
+  uint64_t size = 0;
+  std::string content;  // raw bytes, at most the cap
+  bool truncated = false;
+
+  // Appends what fits under |cap| and counts all of |data|.
+  void Append(const char* data, size_t len, size_t cap);
+};
+
+struct HttpRequest {
+  std::string method;
+  std::string scheme;  // "https" or "http"
+  std::string host;    // from the Host header / authority
+  uint16_t port = 0;
+  std::string target;  // as on the request line
+  std::string path;    // origin-form path and query
+  std::string version; // "HTTP/1.1"
+  HeaderList headers;
+  HeaderList trailers;
+  BodyRecord body;
+
+  std::string Url() const;
+};
+
+struct HttpResponse {
+  int status = 0;
+  std::string reason;
+  std::string version;
+  HeaderList headers;
+  HeaderList trailers;
+  BodyRecord body;
+  // Interim (1xx) responses seen before the final one, e.g. 100 Continue.
+  std::vector<int> informational;
+};
+
+struct Timings {
+  double accepted = 0;        // client connection accepted (epoch seconds)
+  double upstream_connect_start = 0;
+  double upstream_connect_end = 0;
+  double upstream_tls_end = 0;
+  double client_tls_end = 0;
+  double request_start = 0;   // first byte of the request head
+  double request_end = 0;     // last byte of the request body
+  double response_start = 0;  // first byte of the response head
+  double response_end = 0;    // last byte of the response body
+};
+
+struct FlowError {
+  std::string phase;    // "proxy_request", "dns", "connect", "upstream_tls", "client_tls",
+                        // "request", "response", "policy"
+  std::string message;  // in words a user understands
+};
+
+struct Flow {
+  enum class Kind { kHttp, kTunnel };
+
+  std::string id;  // random UUID
+  Kind kind = Kind::kHttp;
+  uint64_t client_conn_id = 0;
+  uint64_t upstream_conn_id = 0;
+  bool upstream_reused = false;
+  std::string client_addr;  // "127.0.0.1:53422"
+  std::string server_host;
+  uint16_t server_port = 0;
+  std::string server_addr;  // resolved address we connected to
+  bool insecure = false;    // upstream verification was disabled (--insecure)
+  std::optional<TlsInfo> client_tls;
+  std::optional<TlsInfo> server_tls;
+  std::optional<CertInfo> server_cert;
+  std::optional<HttpRequest> request;
+  std::optional<HttpResponse> response;
+  std::optional<FlowError> error;
+  Timings timings;
+  uint64_t bytes_up = 0;    // tunnels: client to server
+  uint64_t bytes_down = 0;  // tunnels: server to client
+  size_t body_record_cap = 0;
+};
+
+// A random version 4 UUID.
+std::string NewFlowId();
+
+}  // namespace mitmd

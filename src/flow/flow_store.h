@@ -1,0 +1,49 @@
+#pragma once
+// FlowStore: where finished flows go. Appends each to the session log as one JSON line (a single
+// write, so a crash never tears a recorded line), and keeps a bounded in-memory index of the
+// most recent flows for the viewer. Safe to call from every worker thread.
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "flow/flow.h"
+
+namespace mitmd {
+
+class FlowStore {
+ public:
+  // Opens (creating, mode 0600) |path| for appending. An empty path keeps flows in memory only.
+  static Result<std::unique_ptr<FlowStore>> Open(const std::string& path, size_t memory_limit);
+  ~FlowStore();
+
+  // Records a finished flow: one line in the log, then into the index, then to subscribers.
+  void Record(std::shared_ptr<const Flow> flow);
+
+  // Snapshot of the in-memory index, oldest first.
+  std::vector<std::shared_ptr<const Flow>> Snapshot() const;
+  uint64_t recorded_count() const;
+
+  // Called (on the recording thread) after each Record. Returns a token for Unsubscribe.
+  using Listener = std::function<void(const std::shared_ptr<const Flow>&)>;
+  uint64_t Subscribe(Listener listener);
+  void Unsubscribe(uint64_t token);
+
+ private:
+  FlowStore(int fd, size_t memory_limit) : fd_(fd), memory_limit_(memory_limit) {}
+
+  int fd_;
+  size_t memory_limit_;
+  mutable std::mutex mu_;
+  std::deque<std::shared_ptr<const Flow>> recent_;
+  uint64_t recorded_ = 0;
+  uint64_t next_token_ = 1;
+  std::vector<std::pair<uint64_t, Listener>> listeners_;
+};
+
+}  // namespace mitmd

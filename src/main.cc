@@ -1,0 +1,3 @@
+#include <cstdio>
+#include "core/config.h"
+int main() { std::fputs(mitmd::UsageText().c_str(), stdout); return 0; }
