@@ -1,3 +1,135 @@
+// mitmd: the HTTPS inspection proxy. Wires configuration, the CA, the flow store and the proxy
+// server together, prints where everything is, and runs until SIGINT/SIGTERM.
+
+#include <openssl/rand.h>
+#include <signal.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "ca/authority.h"
 #include "core/config.h"
-int main() { std::fputs(mitmd::UsageText().c_str(), stdout); return 0; }
+#include "core/log.h"
+#include "core/strings.h"
+#include "flow/flow_store.h"
+#include "net/worker.h"
+#include "proxy/client_tls.h"
+#include "proxy/proxy_server.h"
+#include "proxy/upstream_tls.h"
+
+namespace mitmd {
+namespace {
+
+constexpr size_t kFlowsInMemory = 50'000;
+constexpr char kVersion[] = "0.1.0";
+
+double WallClock() {
+  timeval tv;
+  gettimeofday(&tv, nullptr);
+  return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6;
+}
+
+LogLevel ParseLevel(const std::string& name) {
+  if (name == "debug") return LogLevel::kDebug;
+  if (name == "warn") return LogLevel::kWarn;
+  if (name == "error") return LogLevel::kError;
+  return LogLevel::kInfo;
+}
+
+std::string RandomToken() {
+  unsigned char bytes[16];
+  RAND_bytes(bytes, sizeof(bytes));
+  return HexEncode(bytes, sizeof(bytes));
+}
+
+int Die(const std::string& message) {
+  std::fprintf(stderr, "mitmd: %s\n", message.c_str());
+  return 1;
+}
+
+int Run(Config config) {
+  Logger log(2, ParseLevel(config.log_level));
+
+  // Signals go to sigwait below, never to a worker thread.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  bool beyond_loopback = !IsLoopbackHost(config.listen.host);
+  if (beyond_loopback && config.proxy_token.empty()) config.proxy_token = RandomToken();
+
+  auto authority = ca::Authority::LoadOrCreate(config.confdir);
+  if (!authority) return Die(authority.error().message);
+  auto flows = FlowStore::Open(config.flows_path, kFlowsInMemory);
+  if (!flows) return Die(flows.error().message);
+  auto upstream_tls = proxy::UpstreamTls::Create(config);
+  if (!upstream_tls) return Die(upstream_tls.error().message);
+  auto client_tls = proxy::ClientTls::Create();
+  if (!client_tls) return Die(client_tls.error().message);
+
+  net::EnableEventThreads();
+  std::atomic<uint64_t> next_conn_id{1};
+  proxy::ProxyContext ctx{config, log, **authority, **flows, **upstream_tls, **client_tls,
+                          next_conn_id, WallClock};
+  auto server = proxy::ProxyServer::Start(ctx);
+  if (!server) return Die(server.error().message);
+
+  const std::string proxy_url = StrCat("http://", (*server)->address().ToString());
+  const std::string root = (*authority)->root_cert_path();
+  std::printf("mitmd %s\n", kVersion);
+  std::printf("proxy listening on %s\n", (*server)->address().ToString().c_str());
+  std::printf("root CA      %s\n", root.c_str());
+  std::printf("SHA-256      %s\n", (*authority)->root_fingerprint_sha256().c_str());
+  std::printf("session log  %s\n", config.flows_path.c_str());
+  if (beyond_loopback) {
+    std::printf("proxy token  %s   (clients send it as the proxy password: "
+                "curl --proxy-user mitmd:TOKEN)\n", config.proxy_token.c_str());
+  }
+  if (config.insecure) {
+    std::printf("WARNING      upstream certificates are NOT verified (--insecure); "
+                "every flow is marked insecure\n");
+  }
+  std::printf("\nTrust the root, then point a client at the proxy, e.g.\n"
+              "  curl --proxy %s --cacert %s https://example.com/\n"
+              "  export http_proxy=%s https_proxy=%s\n",
+              proxy_url.c_str(), root.c_str(), proxy_url.c_str(), proxy_url.c_str());
+  std::fflush(stdout);
+  log.Info("proxy listening", {{"addr", (*server)->address().ToString()},
+                               {"root", root}, {"flows", config.flows_path},
+                               {"insecure", config.insecure}});
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log.Info("stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  (*server)->Shutdown();
+  log.Info("stopped", {{"flows_recorded", (*flows)->recorded_count()}});
+  return 0;
+}
+
+}  // namespace
+}  // namespace mitmd
+
+int main(int argc, char** argv) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  const char* home = std::getenv("HOME");
+  auto inv = mitmd::ParseArgs(args, home ? home : "");
+  if (!inv) return mitmd::Die(inv.error().message);
+  switch (inv->command) {
+    case mitmd::Command::kHelp:
+      std::fputs(mitmd::UsageText().c_str(), stdout);
+      return 0;
+    case mitmd::Command::kVersion:
+      std::printf("mitmd %s\n", mitmd::kVersion);
+      return 0;
+    case mitmd::Command::kRun:
+      break;
+  }
+  return mitmd::Run(std::move(inv->config));
+}

@@ -1,0 +1,136 @@
+#pragma once
+// Conn: one non-blocking socket on a libevent loop, optionally carrying TLS (BoringSSL driven
+// through a BIO over the bufferevent's buffers, so no OpenSSL-flavoured libevent is needed).
+// The owner sees plaintext only: input() holds bytes received, Write() sends bytes.
+//
+// Back-pressure: SetReading(false) stops reading from the socket (and decrypting); the owner
+// watches output_pending() of the peer it forwards to and resumes on ConnEvent::kDrained.
+// Memory per Conn is bounded by the watermarks in ConnLimits.
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace mitmd::net {
+
+enum class ConnEvent {
+  kReadable,          // input() has new bytes
+  kDrained,           // output fell below the low watermark
+  kHandshakeDone,     // TLS handshake completed
+  kHandshakePaused,   // TLS server handshake paused in the select-certificate callback
+  kEof,               // the peer closed its side (after all data was delivered)
+  kError,             // socket or TLS error; error() says what
+};
+
+std::string_view ToString(ConnEvent ev);
+
+struct ConnLimits {
+  size_t max_input = 256 * 1024;       // plaintext (or ciphertext) buffered before reading stops
+  size_t output_low_water = 64 * 1024; // kDrained fires when output falls to this
+};
+
+class Conn {
+ public:
+  class Delegate {
+   public:
+    virtual ~Delegate() = default;
+    // May not delete the Conn; may call any other method on it.
+    virtual void OnConnEvent(Conn& conn, ConnEvent event) = 0;
+  };
+
+  // Takes ownership of |fd| (non-blocking, connected).
+  Conn(event_base* base, int fd, Delegate* delegate, ConnLimits limits = {});
+  ~Conn();
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  // Starts TLS on the connection with a configured SSL (SSL_set_accept_state or
+  // SSL_set_connect_state already called). Drives the handshake as bytes arrive.
+  void StartTls(bssl::UniquePtr<SSL> ssl);
+  // Resumes a handshake paused in the select-certificate callback.
+  void ContinueHandshake();
+
+  SSL* ssl() const { return ssl_.get(); }
+  bool handshake_done() const { return handshake_done_; }
+  // Plaintext received and not yet consumed (drain what you use).
+  evbuffer* input() const { return tls() ? plain_in_ : bufferevent_get_input(bev_); }
+  void Write(std::string_view data);
+  // Bytes written but not yet on the wire.
+  size_t output_pending() const;
+  void SetReading(bool enabled);
+  bool reading() const { return reading_; }
+  bool eof() const { return eof_delivered_; }
+  // Sends a TLS close_notify (when TLS) and shuts down the write side once output drains.
+  void ShutdownWrite();
+  void set_delegate(Delegate* d) { delegate_ = d; }
+  const std::string& error() const { return error_; }
+  int fd() const;
+  uint64_t bytes_read() const { return bytes_read_; }
+  uint64_t bytes_written() const { return bytes_written_; }
+
+ private:
+  static void ReadCb(bufferevent* bev, void* arg);
+  static void WriteCb(bufferevent* bev, void* arg);
+  static void EventCb(bufferevent* bev, short what, void* arg);
+  static void PokeCb(evutil_socket_t, short, void* arg);
+  static void CountAddedCb(evbuffer*, const evbuffer_cb_info* info, void* arg);
+  static void CountDeletedCb(evbuffer*, const evbuffer_cb_info* info, void* arg);
+
+  bool tls() const { return ssl_ != nullptr; }
+  void OnRead();
+  void DriveTls();
+  void ReadPlaintext();
+  void OnSocketEof();
+  void Fail(std::string message);
+  void Emit(ConnEvent event);
+  void SchedulePoke();
+
+  event_base* base_;
+  bufferevent* bev_;
+  event* poke_ = nullptr;
+  Delegate* delegate_;
+  ConnLimits limits_;
+  bssl::UniquePtr<SSL> ssl_;
+  evbuffer* plain_in_ = nullptr;
+  bool handshake_done_ = false;
+  bool reading_ = true;
+  bool socket_eof_ = false;
+  bool eof_delivered_ = false;
+  bool failed_ = false;
+  bool shutdown_pending_ = false;
+  std::string error_;
+  uint64_t bytes_read_ = 0;
+  uint64_t bytes_written_ = 0;
+
+  friend struct ConnBio;
+  friend class ConnGraveyard;
+};
+
+// Where a loop's connections go to close gracefully: each is freed once its output is flushed
+// and the peer has closed (or after its linger time), so a response written just before closing
+// still reaches the peer. Destroying the graveyard frees whatever is left at once.
+class ConnGraveyard {
+ public:
+  ConnGraveyard();
+  ~ConnGraveyard();
+  ConnGraveyard(const ConnGraveyard&) = delete;
+  ConnGraveyard& operator=(const ConnGraveyard&) = delete;
+
+  void Bury(std::unique_ptr<Conn> conn, timeval linger = {5, 0});
+  size_t size() const { return closers_.size(); }
+
+ private:
+  class Closer;
+  void Remove(Closer* closer);
+  std::unordered_map<Closer*, std::unique_ptr<Closer>> closers_;
+};
+
+}  // namespace mitmd::net

@@ -1,0 +1,117 @@
+#include "proxy/proxy_server.h"
+
+#include <event2/listener.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <thread>
+#include <unordered_map>
+
+#include "net/dialer.h"
+#include "net/listener.h"
+#include "net/worker.h"
+#include "proxy/session.h"
+
+namespace mitmd::proxy {
+
+// Per worker: its listener on the shared socket, its dialer and the sessions it owns.
+// Members are destroyed bottom-up: sessions, then closing connections, then the loop itself.
+struct WorkerSlot {
+  std::unique_ptr<net::Worker> worker;
+  std::unique_ptr<net::Dialer> dialer;
+  evconnlistener* listener = nullptr;
+  net::ConnGraveyard graveyard;
+  std::unordered_map<Session*, std::unique_ptr<Session>> sessions;
+  ProxyContext* ctx = nullptr;
+};
+
+struct ProxyServer::Impl {
+  ProxyContext& ctx;
+  net::ListenSocket socket;
+  std::vector<std::unique_ptr<WorkerSlot>> slots;
+  bool stopped = false;
+
+  explicit Impl(ProxyContext& c) : ctx(c) {}
+
+  static void AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
+    auto* slot = static_cast<WorkerSlot*>(arg);
+    net::TuneAcceptedSocket(fd);
+    auto session = std::make_unique<Session>(
+        *slot->ctx, slot->worker->base(), *slot->dialer, slot->graveyard, fd,
+        net::SockaddrToString(addr),
+        [slot](Session* s) { slot->sessions.erase(s); });
+    Session* raw = session.get();
+    slot->sessions.emplace(raw, std::move(session));
+    raw->Start();
+  }
+
+  static void AcceptErrorCb(evconnlistener*, void* arg) {
+    auto* slot = static_cast<WorkerSlot*>(arg);
+    int err = EVUTIL_SOCKET_ERROR();
+    slot->ctx->log.Warn("accept failed", {{"error", evutil_socket_error_to_string(err)}});
+  }
+};
+
+ProxyServer::ProxyServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ProxyServer::~ProxyServer() { Shutdown(); }
+
+Result<std::unique_ptr<ProxyServer>> ProxyServer::Start(ProxyContext& ctx) {
+  auto impl = std::make_unique<Impl>(ctx);
+  auto sock = net::OpenListenSocket(ctx.config.listen);
+  if (!sock) return std::unexpected(sock.error());
+  impl->socket = *sock;
+  int workers = ctx.config.workers > 0
+                    ? ctx.config.workers
+                    : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  for (int i = 0; i < workers; ++i) {
+    auto worker = net::Worker::Create(i);
+    if (!worker) {
+      ::close(impl->socket.fd);
+      return std::unexpected(worker.error());
+    }
+    auto slot = std::make_unique<WorkerSlot>();
+    slot->worker = std::move(*worker);
+    slot->ctx = &ctx;
+    slot->dialer = std::make_unique<net::Dialer>(slot->worker->base(), slot->worker->dns(),
+                                                 &ctx.config.upstream_allow);
+    // Every worker watches the one listening socket; whichever wakes first accepts.
+    slot->listener = evconnlistener_new(slot->worker->base(), Impl::AcceptCb, slot.get(),
+                                        LEV_OPT_CLOSE_ON_EXEC, 0, impl->socket.fd);
+    if (!slot->listener) {
+      ::close(impl->socket.fd);
+      return Fail("cannot watch the listening socket");
+    }
+    evconnlistener_set_error_cb(slot->listener, Impl::AcceptErrorCb);
+    impl->slots.push_back(std::move(slot));
+  }
+  for (auto& slot : impl->slots) slot->worker->Start();
+  return std::unique_ptr<ProxyServer>(new ProxyServer(std::move(impl)));
+}
+
+const HostPort& ProxyServer::address() const { return impl_->socket.bound; }
+
+void ProxyServer::Shutdown() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  // Each worker stops accepting and closes its sessions on its own thread, then exits its loop
+  // once the closing connections have been released.
+  for (auto& slot : impl_->slots) {
+    WorkerSlot* s = slot.get();
+    s->worker->Post([s] {
+      evconnlistener_free(s->listener);
+      s->listener = nullptr;
+      std::vector<Session*> open;
+      for (auto& [raw, owned] : s->sessions) open.push_back(raw);
+      for (Session* session : open) session->Shutdown();
+      // Give the error pages and close_notify alerts a moment on the wire.
+      timeval grace{0, 200 * 1000};
+      event_base_loopexit(s->worker->base(), &grace);
+    });
+  }
+  for (auto& slot : impl_->slots) slot->worker->Join();
+  for (auto& slot : impl_->slots) slot->sessions.clear();
+  ::close(impl_->socket.fd);
+}
+
+}  // namespace mitmd::proxy
