@@ -317,7 +317,7 @@ Status MitmdProcess::Start(const MitmdOptions& options) {
   }
 }
 
-int MitmdProcess::Stop(std::chrono::milliseconds timeout) {
+int MitmdProcess::Stop(std::chrono::milliseconds timeout, int sig) {
   if (!child_.running()) {
     std::optional<int> code = child_.Wait(std::chrono::milliseconds(0));
     int c = code.value_or(-1);
@@ -325,17 +325,17 @@ int MitmdProcess::Stop(std::chrono::milliseconds timeout) {
                               << StderrText();
     return c;
   }
-  child_.Signal(SIGTERM);
+  child_.Signal(sig);
   std::optional<int> code = child_.Wait(timeout);
   if (!code) {
     child_.Kill();
-    ADD_FAILURE() << "mitmd did not exit within " << timeout.count()
-                  << " ms of SIGTERM; stderr:\n" << StderrText();
+    ADD_FAILURE() << "mitmd did not exit within " << timeout.count() << " ms of signal "
+                  << sig << "; stderr:\n" << StderrText();
     return -1;
   }
   if (*code != 0) {
-    ADD_FAILURE() << "mitmd exited with " << *code << " after SIGTERM; stderr:\n"
-                  << StderrText();
+    ADD_FAILURE() << "mitmd exited with " << *code << " after signal " << sig
+                  << "; stderr:\n" << StderrText();
   }
   return *code;
 }

@@ -3,6 +3,7 @@
 // process group, with an environment cleaned of everything that would make a test depend on the
 // machine (CA bundle variables, proxy variables), and are killed if a test forgets them.
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -98,9 +99,9 @@ class MitmdProcess {
   // Starts mitmd with --confdir, --listen 127.0.0.1:0, --upstream-allow, --upstream-ca, --flows
   // and |options.extra_args|, and waits for the "proxy listening on HOST:PORT" line.
   Status Start(const MitmdOptions& options);
-  // SIGTERM, then waits up to |timeout|; adds a test failure (with mitmd's stderr) unless it
-  // exits 0. Returns the exit code, -1 on timeout (then the process is killed).
-  int Stop(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Sends |sig| (SIGTERM), then waits up to |timeout|; adds a test failure (with mitmd's
+  // stderr) unless it exits 0. Returns the exit code, -1 on timeout (then the process is killed).
+  int Stop(std::chrono::milliseconds timeout = std::chrono::seconds(10), int sig = SIGTERM);
 
   uint16_t port() const { return port_; }
   std::string proxy_url() const;      // "http://127.0.0.1:PORT"
