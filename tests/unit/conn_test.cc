@@ -1,0 +1,231 @@
+// Conn over a socketpair on a private event loop: plaintext, the TLS pump with the paused
+// ClientHello that interception depends on, back-pressure, and graceful closing. No network.
+
+#include "net/conn.h"
+
+#include <event2/buffer.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <functional>
+
+#include "ca/authority.h"
+#include "core/config.h"
+#include "proxy/client_hello.h"
+#include "proxy/client_tls.h"
+#include "proxy/upstream_tls.h"
+#include "support/temp_dir.h"
+
+namespace mitmd::net {
+namespace {
+
+// Records every event and keeps what arrived.
+struct Recorder : Conn::Delegate {
+  std::vector<ConnEvent> events;
+  std::string received;
+  bool consume = true;
+  void OnConnEvent(Conn& conn, ConnEvent event) override {
+    events.push_back(event);
+    if (event == ConnEvent::kReadable && consume) {
+      size_t n = evbuffer_get_length(conn.input());
+      std::string chunk(n, '\0');
+      evbuffer_remove(conn.input(), chunk.data(), n);
+      received += chunk;
+    }
+  }
+  bool Saw(ConnEvent e) const { return std::find(events.begin(), events.end(), e) != events.end(); }
+};
+
+class ConnTest : public ::testing::Test {
+ protected:
+  ConnTest() : base_(event_base_new()) {
+    int fds[2];
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
+    a_ = std::make_unique<Conn>(base_, fds[0], &ra_);
+    b_ = std::make_unique<Conn>(base_, fds[1], &rb_);
+  }
+  ~ConnTest() override {
+    a_.reset();
+    b_.reset();
+    event_base_free(base_);
+  }
+
+  // Runs the loop until |done| or 5 seconds pass.
+  bool RunUntil(const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      event_base_loop(base_, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
+    return true;
+  }
+
+  event_base* base_;
+  Recorder ra_, rb_;
+  std::unique_ptr<Conn> a_, b_;
+};
+
+TEST_F(ConnTest, PlainBytesAndEof) {
+  a_->Write("hello ");
+  a_->Write("world");
+  ASSERT_TRUE(RunUntil([&] { return rb_.received == "hello world"; }));
+  a_->ShutdownWrite();
+  ASSERT_TRUE(RunUntil([&] { return rb_.Saw(ConnEvent::kEof); }));
+  EXPECT_TRUE(b_->eof());
+  EXPECT_EQ(b_->bytes_read(), 11u);
+  EXPECT_EQ(a_->bytes_written(), 11u);
+}
+
+// The server side pauses in the select-certificate callback, as a Session does while it
+// connects upstream, and resumes once a leaf is set.
+class PausingHooks : public proxy::ClientHandshakeHooks {
+ public:
+  ssl_select_cert_result_t OnClientHello(const SSL_CLIENT_HELLO* hello) override {
+    ++calls;
+    if (!info) {
+      info = proxy::ParseClientHello(hello);
+      return ssl_select_cert_retry;
+    }
+    if (!leaf) return ssl_select_cert_retry;
+    std::vector<CRYPTO_BUFFER*> chain;
+    for (const auto& c : leaf->chain) chain.push_back(c.get());
+    return SSL_set_chain_and_key(hello->ssl, chain.data(), chain.size(), leaf->key.get(), nullptr)
+               ? ssl_select_cert_success
+               : ssl_select_cert_error;
+  }
+  std::string ChooseAlpn(const std::vector<std::string>& offered) override {
+    for (const auto& p : offered) {
+      if (p == "http/1.1") return p;
+    }
+    return "";
+  }
+  int calls = 0;
+  std::optional<proxy::ClientHelloInfo> info;
+  std::shared_ptr<const ca::Leaf> leaf;
+};
+
+class TlsConnTest : public ConnTest {
+ protected:
+  void SetUp() override {
+    auto authority = ca::Authority::LoadOrCreate(dir_.File("ca"));
+    ASSERT_TRUE(authority) << authority.error().message;
+    authority_ = std::move(*authority);
+    Config config;
+    config.system_ca_file = "";
+    config.upstream_ca_files = {authority_->root_cert_path()};
+    auto upstream = proxy::UpstreamTls::Create(config);
+    ASSERT_TRUE(upstream) << upstream.error().message;
+    upstream_ = std::move(*upstream);
+    auto client_tls = proxy::ClientTls::Create();
+    ASSERT_TRUE(client_tls);
+    client_tls_ = std::move(*client_tls);
+    verification_.host = "localhost";
+  }
+
+  // a_ is the TLS client (like mitmd's upstream side), b_ the server (mitmd's client side).
+  void Handshake() {
+    b_->StartTls(client_tls_->NewSsl(&hooks_));
+    a_->StartTls(upstream_->NewSsl("localhost", {"h2", "http/1.1"}, &verification_));
+    ASSERT_TRUE(RunUntil([&] { return rb_.Saw(ConnEvent::kHandshakePaused); }));
+    ASSERT_TRUE(hooks_.info);
+    EXPECT_EQ(hooks_.info->sni, "localhost");
+    EXPECT_EQ(hooks_.info->alpn, (std::vector<std::string>{"h2", "http/1.1"}));
+    EXPECT_FALSE(ra_.Saw(ConnEvent::kHandshakeDone));
+    ca::LeafSpec spec;
+    spec.sni = "localhost";
+    spec.host = "localhost";
+    auto leaf = authority_->LeafFor(spec);
+    ASSERT_TRUE(leaf) << leaf.error().message;
+    hooks_.leaf = *leaf;
+    b_->ContinueHandshake();
+    ASSERT_TRUE(RunUntil([&] {
+      return ra_.Saw(ConnEvent::kHandshakeDone) && rb_.Saw(ConnEvent::kHandshakeDone);
+    })) << "client: " << a_->error() << " server: " << b_->error();
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<ca::Authority> authority_;
+  std::unique_ptr<proxy::UpstreamTls> upstream_;
+  std::unique_ptr<proxy::ClientTls> client_tls_;
+  proxy::UpstreamVerification verification_;
+  PausingHooks hooks_;
+};
+
+TEST_F(TlsConnTest, PausedHandshakeResumesWithMintedLeaf) {
+  Handshake();
+  EXPECT_TRUE(verification_.ok) << verification_.message;
+  const uint8_t* alpn;
+  unsigned len;
+  SSL_get0_alpn_selected(a_->ssl(), &alpn, &len);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(alpn), len), "http/1.1");
+}
+
+TEST_F(TlsConnTest, CarriesLargePayloadsBothWays) {
+  Handshake();
+  std::string up(3 << 20, '\0'), down(1 << 20, '\0');
+  for (size_t i = 0; i < up.size(); ++i) up[i] = static_cast<char>(i * 7);
+  for (size_t i = 0; i < down.size(); ++i) down[i] = static_cast<char>(i * 13);
+  a_->Write(up);
+  b_->Write(down);
+  ASSERT_TRUE(RunUntil([&] { return rb_.received.size() == up.size() && ra_.received.size() == down.size(); }));
+  EXPECT_EQ(rb_.received, up);
+  EXPECT_EQ(ra_.received, down);
+  a_->ShutdownWrite();  // close_notify
+  ASSERT_TRUE(RunUntil([&] { return rb_.Saw(ConnEvent::kEof); }));
+}
+
+TEST_F(TlsConnTest, BackPressureBoundsWhatIsBuffered) {
+  Handshake();
+  rb_.consume = false;
+  b_->SetReading(false);
+  std::string blob(8 << 20, 'x');
+  a_->Write(blob);
+  // Let the loop move whatever it can until nothing moves any more.
+  size_t pending = 0;
+  ASSERT_TRUE(RunUntil([&] {
+    for (int i = 0; i < 50; ++i) event_base_loop(base_, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    bool settled = a_->output_pending() == pending;
+    pending = a_->output_pending();
+    return settled;
+  }));
+  ConnLimits limits;
+  // The reader holds at most its plaintext limit plus one TLS record; the rest waits in the
+  // writer's output buffer (and the kernel's socket buffers).
+  EXPECT_LE(evbuffer_get_length(b_->input()), limits.max_input + 16 * 1024);
+  EXPECT_GT(a_->output_pending(), 4u << 20);
+  rb_.consume = true;
+  b_->SetReading(true);
+  ASSERT_TRUE(RunUntil([&] { return rb_.received.size() == blob.size(); }));
+  EXPECT_EQ(rb_.received, blob);
+}
+
+TEST_F(TlsConnTest, ClientRejectingTheCertificateIsAnError) {
+  verification_.host = "not-this-name.test";
+  b_->StartTls(client_tls_->NewSsl(&hooks_));
+  a_->StartTls(upstream_->NewSsl("localhost", {}, &verification_));
+  ASSERT_TRUE(RunUntil([&] { return rb_.Saw(ConnEvent::kHandshakePaused); }));
+  ca::LeafSpec spec;
+  spec.host = "localhost";
+  hooks_.leaf = *authority_->LeafFor(spec);
+  b_->ContinueHandshake();
+  ASSERT_TRUE(RunUntil([&] { return ra_.Saw(ConnEvent::kError) && rb_.Saw(ConnEvent::kError); }));
+  EXPECT_FALSE(verification_.ok);
+  EXPECT_NE(verification_.message.find("does not match host 'not-this-name.test'"), std::string::npos);
+  EXPECT_NE(b_->error().find("alert 'bad certificate'"), std::string::npos) << b_->error();
+}
+
+TEST_F(ConnTest, GraveyardFlushesThenFrees) {
+  auto yard = std::make_unique<ConnGraveyard>();
+  std::string last(256 * 1024, 'z');
+  a_->Write(last);
+  yard->Bury(std::move(a_));
+  EXPECT_EQ(yard->size(), 1u);
+  ASSERT_TRUE(RunUntil([&] { return rb_.Saw(ConnEvent::kEof); }));
+  EXPECT_EQ(rb_.received, last);
+  b_->ShutdownWrite();
+  ASSERT_TRUE(RunUntil([&] { return yard->size() == 0; }));
+}
+
+}  // namespace
+}  // namespace mitmd::net

@@ -1,0 +1,168 @@
+#include "flow/flow_json.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <thread>
+
+#include "flow/flow_store.h"
+#include "support/temp_dir.h"
+
+namespace mitmd {
+namespace {
+
+Flow SampleFlow() {
+  Flow f;
+  f.id = "6f1c1a52-3e0b-4b5e-9d4f-0a8d2b7c9e11";
+  f.client_conn_id = 7;
+  f.upstream_conn_id = 8;
+  f.client_addr = "127.0.0.1:50000";
+  f.server_host = "localhost";
+  f.server_port = 4433;
+  f.server_addr = "127.0.0.1:4433";
+  f.client_tls = TlsInfo{"TLSv1.3", "TLS_AES_128_GCM_SHA256", "http/1.1", "localhost",
+                         {"h2", "http/1.1"}};
+  f.server_tls = TlsInfo{"TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "", "localhost", {}};
+  CertInfo cert;
+  cert.subject = "CN=localhost";
+  cert.issuer = "CN=Test CA";
+  cert.sans = {"DNS:localhost", "IP:127.0.0.1"};
+  cert.sha256 = "ab";
+  cert.not_before = "2026-01-01T00:00:00Z";
+  cert.not_after = "2027-01-01T00:00:00Z";
+  cert.verified = true;
+  f.server_cert = cert;
+  HttpRequest req;
+  req.method = "POST";
+  req.scheme = "https";
+  req.host = "localhost";
+  req.port = 4433;
+  req.target = "/submit?x=1";
+  req.path = "/submit?x=1";
+  req.version = "HTTP/1.1";
+  req.headers = {{"Host", "localhost:4433"}, {"X-MiXeD-Case", "1"}, {"x-dup", "a"}, {"X-Dup", "b"}};
+  req.body.Append("hello", 5, 1024);
+  f.request = req;
+  HttpResponse resp;
+  resp.status = 200;
+  resp.reason = "OK";
+  resp.version = "HTTP/1.1";
+  resp.headers = {{"Content-Type", "application/octet-stream"}};
+  const char binary[] = {'\x00', '\xff', '\x10', 'a'};
+  resp.body.Append(binary, sizeof(binary), 3);
+  resp.trailers = {{"X-Checksum", "42"}};
+  resp.informational = {100};
+  f.response = resp;
+  f.timings.accepted = 1.5;
+  f.timings.request_start = 2.25;
+  f.body_record_cap = 3;
+  return f;
+}
+
+TEST(FlowJsonTest, GoldenRecord) {
+  nlohmann::json j = FlowToJson(SampleFlow());
+  EXPECT_EQ(j["schema"], 1);
+  EXPECT_EQ(j["kind"], "http");
+  EXPECT_EQ(j["client"]["tls"]["alpn_offered"], nlohmann::json({"h2", "http/1.1"}));
+  EXPECT_EQ(j["server"]["cert"]["sans"][1], "IP:127.0.0.1");
+  EXPECT_EQ(j["request"]["url"], "https://localhost:4433/submit?x=1");
+  // Headers: an ordered list of pairs, case and duplicates as sent.
+  EXPECT_EQ(j["request"]["headers"],
+            nlohmann::json::parse(R"([["Host","localhost:4433"],["X-MiXeD-Case","1"],)"
+                                  R"(["x-dup","a"],["X-Dup","b"]])"));
+  EXPECT_EQ(j["request"]["body"],
+            nlohmann::json::parse(R"({"size":5,"truncated":false,"encoding":"text","content":"hello"})"));
+  // Binary bodies are base64; the cap shows as truncated with the full size kept.
+  EXPECT_EQ(j["response"]["body"],
+            nlohmann::json::parse(R"({"size":4,"truncated":true,"encoding":"base64","content":"AP8Q"})"));
+  EXPECT_EQ(j["response"]["trailers"], nlohmann::json::parse(R"([["X-Checksum","42"]])"));
+  EXPECT_EQ(j["response"]["informational"], nlohmann::json({100}));
+  EXPECT_EQ(j["timings"]["request_start"], 2.25);
+  EXPECT_FALSE(j.contains("error"));
+}
+
+TEST(FlowJsonTest, RoundTrips) {
+  Flow f = SampleFlow();
+  f.error = FlowError{"upstream_tls", "upstream certificate has expired (notAfter 2020-01-01)"};
+  auto back = FlowFromJson(nlohmann::json::parse(FlowToJsonLine(f)));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(FlowToJson(*back), FlowToJson(f));
+  EXPECT_EQ(back->response->body.content, std::string("\x00\xff\x10", 3));
+  EXPECT_EQ(back->error->phase, "upstream_tls");
+}
+
+TEST(FlowJsonTest, RejectsForeignRecords) {
+  EXPECT_FALSE(FlowFromJson(nlohmann::json::parse("[1,2]")));
+  EXPECT_FALSE(FlowFromJson(nlohmann::json::parse(R"({"schema":2,"id":"x"})")));
+  EXPECT_FALSE(FlowFromJson(nlohmann::json::parse(R"({"schema":1})")));
+}
+
+TEST(FlowJsonTest, InvalidUtf8InHeadersNeverThrows) {
+  Flow f = SampleFlow();
+  f.request->headers.emplace_back("X-Bad", std::string("\xc3\x28", 2));
+  std::string line = FlowToJsonLine(f);
+  EXPECT_NO_THROW((void)nlohmann::json::parse(line));
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+}
+
+TEST(BodyRecordTest, CapsTheCopyButCountsEverything) {
+  BodyRecord b;
+  b.Append("abc", 3, 4);
+  b.Append("def", 3, 4);
+  EXPECT_EQ(b.content, "abcd");
+  EXPECT_EQ(b.size, 6u);
+  EXPECT_TRUE(b.truncated);
+  BodyRecord none;
+  none.Append("abc", 3, 0);
+  EXPECT_EQ(none.content, "");
+  EXPECT_TRUE(none.truncated);
+}
+
+TEST(FlowStoreTest, AppendsWholeLinesFromManyThreads) {
+  testing::TempDir dir;
+  std::string path = dir.File("flows.jsonl");
+  {
+    auto store = FlowStore::Open(path, 10);
+    ASSERT_TRUE(store) << store.error().message;
+    int notified = 0;
+    (*store)->Subscribe([&](const std::shared_ptr<const Flow>&) { ++notified; });
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < 50; ++i) {
+          auto f = std::make_shared<Flow>(SampleFlow());
+          f->id = NewFlowId();
+          (*store)->Record(f);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ((*store)->recorded_count(), 200u);
+    EXPECT_EQ((*store)->Snapshot().size(), 10u);  // the in-memory index is bounded
+    EXPECT_EQ(notified, 200);
+  }
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  std::ifstream in(path);
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    auto f = FlowFromJson(nlohmann::json::parse(line));
+    ASSERT_TRUE(f) << f.error().message;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 200);
+}
+
+TEST(FlowStoreTest, UnwritablePathIsAnActionableError) {
+  auto store = FlowStore::Open("/nonexistent-dir/flows.jsonl", 10);
+  ASSERT_FALSE(store);
+  EXPECT_NE(store.error().message.find("cannot open the session log /nonexistent-dir/flows.jsonl"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace mitmd
