@@ -3,6 +3,7 @@
 // A library with no sockets. Thread-safe: LeafFor() is called from every worker thread.
 
 #include <openssl/base.h>
+#include <openssl/evp.h>
 #include <openssl/pool.h>
 
 #include <cstdint>
