@@ -23,7 +23,7 @@ std::string_view ReasonPhrase(int status) {
 
 std::string ErrorResponse(int status, std::string_view message, std::string_view detail,
                           std::string_view extra_headers) {
-  std::string body = StrCat("mitmd: ", status, " ", ReasonPhrase(status), "\n", message, "\n");
+  std::string body = StrCat("mitmd: ", message, "\n");
   if (!detail.empty()) body += StrCat("\n", detail, "\n");
   return StrCat("HTTP/1.1 ", status, " ", ReasonPhrase(status), "\r\n",
                 "Content-Type: text/plain; charset=utf-8\r\n",

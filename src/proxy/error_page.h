@@ -1,6 +1,7 @@
 #pragma once
-// The responses mitmd itself sends to a client: a short plain-text page whose first line says
-// what went wrong in words a user understands. Always "Connection: close".
+// The responses mitmd itself sends to a client: a plain-text page whose first line says what
+// went wrong in words a user understands ("mitmd: <message>"), then the optional detail.
+// Always "Connection: close".
 
 #include <string>
 #include <string_view>

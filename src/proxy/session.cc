@@ -284,7 +284,7 @@ void Session::OnUpstreamEvent(net::ConnEvent event) {
       else if (state_ == State::kTunnel) PumpTunnel(*upstream_, *client_);
       return;
     case net::ConnEvent::kDrained:
-      if (!client_->reading() && upstream_->output_pending() <= kHighWater && !client_eof_) {
+      if (!client_->reading() && upstream_->output_pending() <= kHighWater) {
         client_->SetReading(true);
       }
       return;
@@ -747,7 +747,7 @@ void Session::FlushPending() {
     pending_upstream_.clear();
     pending_upstream_.shrink_to_fit();
   }
-  if (!client_eof_ && upstream_ && upstream_->output_pending() <= kHighWater) {
+  if (upstream_ && upstream_->output_pending() <= kHighWater) {
     client_->SetReading(true);
   }
   if (flow_) {
@@ -817,8 +817,7 @@ void Session::OnResponseComplete() {
 }
 
 void Session::FinishExchange() {
-  bool keep_alive = req_parser_.keep_alive() && resp_parser_.keep_alive() && request_done_ &&
-                    !client_eof_;
+  bool keep_alive = req_parser_.keep_alive() && resp_parser_.keep_alive() && request_done_;
   bool upgraded = resp_parser_.upgraded();
   RecordFlow();
   request_done_ = false;
@@ -871,7 +870,6 @@ void Session::OnUpstreamEof() {
 }
 
 void Session::OnClientEof() {
-  client_eof_ = true;
   if (state_ == State::kTunnel) {
     if (upstream_) {
       upstream_->ShutdownWrite();
@@ -881,8 +879,10 @@ void Session::OnClientEof() {
     }
     return;
   }
-  if (flow_ && request_done_) return;  // deliver the response, then close
-  if (flow_) {
+  // HTTP clients do not half-close: an end of input mid-exchange means the client gave up.
+  if (flow_ && request_done_) {
+    RecordFailure("response", "the client closed the connection before the response was complete");
+  } else if (flow_) {
     RecordFailure("request", "the client closed the connection before the request was complete");
   } else if (upstream_error_ && state_ == State::kHttp) {
     RecordFailure(upstream_error_->phase, upstream_error_->message);

@@ -152,7 +152,6 @@ class Session : public net::Conn::Delegate, public ClientHandshakeHooks {
   bool response_done_ = false;     // set by the parser callback; acted on after the parse
   bool connect_ready_ = false;     // a CONNECT request was read in full
   bool response_started_ = false;  // bytes of the final response went to the client
-  bool client_eof_ = false;
   bool plain_http_ = false;        // requests arrive in absolute form (plain HTTP proxying)
   std::string pending_upstream_;   // request bytes waiting for the upstream connection
   std::string proxy_auth_strip_;   // header to drop before forwarding (Proxy-Authorization)

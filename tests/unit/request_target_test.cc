@@ -90,8 +90,7 @@ TEST(ErrorPageTest, IsACompleteResponseThatNamesTheReason) {
   std::string body = r.substr(body_at);
   EXPECT_NE(r.find("Content-Length: " + std::to_string(body.size()) + "\r\n"), std::string::npos);
   EXPECT_EQ(body,
-            "mitmd: 502 Bad Gateway\nupstream certificate has expired (notAfter 2020-01-01)\n"
-            "\ndetail line\n");
+            "mitmd: upstream certificate has expired (notAfter 2020-01-01)\n\ndetail line\n");
 }
 
 }  // namespace
