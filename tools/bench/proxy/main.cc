@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -31,6 +32,7 @@ namespace {
 constexpr double kMaxDurationSeconds = 60;
 constexpr double kMaxDownloadGib = 16;
 constexpr double kMaxWarmupSeconds = 10;
+constexpr double kMaxServeSeconds = 600;
 constexpr int kMaxRepeat = 9;
 constexpr int kMaxConnections = 1000;
 constexpr int kMaxThreads = 64;
@@ -61,6 +63,8 @@ Usage: mitmd_bench --mitmd PATH [OPTIONS]
   --mitmdump PATH        the mitmdump to use (default: mitmdump from PATH)
   --hey PATH             the hey binary for mode hey (default: hey from PATH)
   --mitmd-arg ARG        pass ARG to mitmd (repeatable), e.g. --mitmd-arg=--workers=2
+  --serve SECS           start the origin and mitmd, print their addresses, and keep them up
+                         for SECS (at most 600) for other tools (curl, hey, perf); no load
   --help
 
 Prints a table (medians, with min..max over the runs) and one JSON line starting with
@@ -75,6 +79,7 @@ struct Options {
   int threads = 2;
   double duration_s = 5;
   double warmup_s = 0.5;
+  double serve_s = 0;
   size_t body_bytes = 1024;
   double download_gib = 1;
   bool download_requested = false;
@@ -130,6 +135,7 @@ Result<std::optional<Options>> ParseOptions(int argc, char** argv) {
          o.download_gib = v;
          o.download_requested = true;
        }},
+      {"--serve", 1, kMaxServeSeconds, [&](double v) { o.serve_s = v; }},
       {"--repeat", 1, kMaxRepeat, [&](double v) { o.repeat = static_cast<int>(v); }},
       {"--max-rss-mib", 1, kMaxRssLimitMib, [&](double v) { o.max_rss_mib = static_cast<int64_t>(v); }},
   };
@@ -274,8 +280,14 @@ class Bench {
     if (!proxy) return;
     int code = proxy->Stop();
     if (code != 0) {
-      sample.note += StrCat(proxy->name, " exited with ", code, " on SIGTERM; ");
-      sample.note += Tail(proxy->StderrTail(), 300);
+      // The temporary directory goes away with the proxy: keep its log where the user can read it.
+      std::string kept = StrCat("/tmp/mitmd-bench-", proxy->name, "-", proxy->child->pid(),
+                                "-stderr.txt");
+      std::error_code ec;
+      std::filesystem::copy_file(proxy->dir->File("stderr.txt"), kept,
+                                 std::filesystem::copy_options::overwrite_existing, ec);
+      sample.note += StrCat(proxy->name, " exited with ", code, " on SIGTERM (its log: ",
+                            ec ? "lost" : kept, "); ", Tail(proxy->StderrTail(), 200));
     }
   }
 
@@ -344,6 +356,10 @@ class Bench {
     std::vector<std::string> argv = {o_.hey, "-z", StrCat(static_cast<int>(std::ceil(o_.duration_s)), "s"),
                                      "-c", StrCat(o_.connections)};
     if (!keepalive) argv.push_back("-disable-keepalive");
+    // hey sends its Host value as SNI; without -host that is "127.0.0.1:PORT", a name with a
+    // port that no certificate can match.
+    argv.push_back("-host");
+    argv.push_back(o_.host);
     if (proxy) {
       argv.push_back("-x");
       argv.push_back(StrCat("http://127.0.0.1:", proxy->port));
@@ -488,6 +504,31 @@ nlohmann::json ToJson(const Options& o, const std::vector<Row>& rows) {
             {"cores", std::thread::hardware_concurrency()}, {"results", results}}}};
 }
 
+// Keeps the origin and one mitmd up for other tools, printing how to reach them.
+int Serve(const Options& o, const BenchPki& pki, BenchUpstream& upstream) {
+  auto proxy = StartMitmd(o.mitmd, pki.ca_pem_path, o.mitmd_args);
+  if (!proxy) return std::fprintf(stderr, "mitmd_bench: %s\n", proxy.error().message.c_str()), 1;
+  std::printf("origin      https://%s:%u/bytes  (and /stream/N)\n"
+              "origin CA   %s\n"
+              "mitmd       http://127.0.0.1:%u  pid %d\n"
+              "mitmd root  %s\n"
+              "e.g. curl --proxy http://127.0.0.1:%u --cacert %s https://%s:%u/bytes\n"
+              "serving for %.0f s\n",
+              o.host.c_str(), upstream.port(), pki.ca_pem_path.c_str(), proxy->port,
+              static_cast<int>(proxy->child->pid()), proxy->root_ca.c_str(), proxy->port,
+              proxy->root_ca.c_str(), o.host.c_str(), upstream.port(), o.serve_s);
+  std::fflush(stdout);
+  std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(o.serve_s * 1000)));
+  std::optional<ProxyProcess> running(std::move(*proxy));
+  Sample s;
+  Bench::StopProxy(running, s);
+  if (!s.note.empty()) std::printf("note: %s\n", s.note.c_str());
+  std::printf("origin served %llu requests on %llu connections\n",
+              static_cast<unsigned long long>(upstream.requests_served()),
+              static_cast<unsigned long long>(upstream.connections_accepted()));
+  return s.note.empty() ? 0 : 1;
+}
+
 int Run(const Options& o) {
   signal(SIGPIPE, SIG_IGN);
   auto dir = TempDir::Create("mitmd-bench-pki");
@@ -499,6 +540,7 @@ int Run(const Options& o) {
     return std::fprintf(stderr, "mitmd_bench: %s\n", upstream.error().message.c_str()), 1;
   }
   Bench bench(o, *pki, **upstream);
+  if (o.serve_s > 0) return Serve(o, *pki, **upstream);
 
   std::vector<std::string> targets;
   for (const std::string& t : o.targets) {
