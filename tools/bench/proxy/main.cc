@@ -223,6 +223,7 @@ struct Sample {
   double proxy_cpu_pct = -1;     // proxy CPU over the window, % of one core
   double proxy_cpu_us_op = -1;   // proxy CPU per request or connection (per MiB for downloads)
   int64_t peak_rss_kib = -1;
+  int proxy_exit_code = 0;  // how the proxy exited on SIGTERM (0 when clean, or no proxy)
   std::string note;
 };
 
@@ -233,6 +234,11 @@ struct Row {
   std::vector<Sample> runs;
   std::string failure;
 };
+
+std::string OneLine(std::string text) {
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  return text;
+}
 
 double Median(std::vector<double> v) {
   if (v.empty()) return -1;
@@ -279,6 +285,7 @@ class Bench {
   static void StopProxy(std::optional<ProxyProcess>& proxy, Sample& sample) {
     if (!proxy) return;
     int code = proxy->Stop();
+    sample.proxy_exit_code = code;
     if (code != 0) {
       // The temporary directory goes away with the proxy: keep its log where the user can read it.
       std::string kept = StrCat("/tmp/mitmd-bench-", proxy->name, "-", proxy->child->pid(),
@@ -287,7 +294,7 @@ class Bench {
       std::filesystem::copy_file(proxy->dir->File("stderr.txt"), kept,
                                  std::filesystem::copy_options::overwrite_existing, ec);
       sample.note += StrCat(proxy->name, " exited with ", code, " on SIGTERM (its log: ",
-                            ec ? "lost" : kept, "); ", Tail(proxy->StderrTail(), 200));
+                            ec ? "lost" : kept, "); ", OneLine(Tail(proxy->StderrTail(), 200)));
     }
   }
 
@@ -345,6 +352,8 @@ class Bench {
     if (!r) return Fail(r.error().message + (s.note.empty() ? "" : " [" + s.note + "]"));
     s.value = static_cast<double>(r->bytes) / 1e6 / r->seconds;
     s.count = r->bytes;
+    s.p50_ms = -1;
+    s.p99_ms = -1;
     return s;
   }
 
@@ -392,6 +401,7 @@ class Bench {
     }
     if (s.value <= 0) return Fail("cannot read Requests/sec from hey's output: " + Tail(text, 300));
     if (proxy && s.count > 0) {
+      s.proxy_cpu_pct = 100 * cpu / o_.duration_s;
       s.proxy_cpu_us_op = 1e6 * cpu / static_cast<double>(s.count);
     }
     return s;
@@ -484,16 +494,23 @@ nlohmann::json ToJson(const Options& o, const std::vector<Row>& rows) {
     }
     r["median"] = MedianOf(row, [](auto& s) { return s.value; });
     r["runs"] = runs;
-    r["p50_ms"] = MedianOf(row, [](auto& s) { return s.p50_ms; });
-    r["p99_ms"] = MedianOf(row, [](auto& s) { return s.p99_ms; });
+    if (double p50 = MedianOf(row, [](auto& s) { return s.p50_ms; }); p50 >= 0) {
+      r["p50_ms"] = p50;
+      r["p99_ms"] = MedianOf(row, [](auto& s) { return s.p99_ms; });
+    }
     r["errors"] = errors;
     if (row.target != "direct") {
       r["proxy_cpu_pct"] = MedianOf(row, [](auto& s) { return s.proxy_cpu_pct; });
       r["proxy_cpu_us_per_op"] = MedianOf(row, [](auto& s) { return s.proxy_cpu_us_op; });
       r["peak_rss_kib"] = MedianOf(row, [](auto& s) { return static_cast<double>(s.peak_rss_kib); });
       nlohmann::json rss = nlohmann::json::array();
-      for (const Sample& s : row.runs) rss.push_back(s.peak_rss_kib);
+      nlohmann::json exits = nlohmann::json::array();
+      for (const Sample& s : row.runs) {
+        rss.push_back(s.peak_rss_kib);
+        exits.push_back(s.proxy_exit_code);
+      }
       r["peak_rss_kib_runs"] = rss;
+      r["proxy_exit_codes"] = exits;
     }
     results.push_back(r);
   }
@@ -607,6 +624,13 @@ int Run(const Options& o) {
   int status = 0;
   for (const Row& row : rows) {
     if (!row.failure.empty()) status = 1;
+    for (const Sample& s : row.runs) {
+      if (s.proxy_exit_code != 0) {
+        std::printf("FAIL: %s exited with %d on SIGTERM after a %s run\n", row.target.c_str(),
+                    s.proxy_exit_code, row.mode.c_str());
+        status = 1;
+      }
+    }
     if (row.mode == "download" && row.target == "mitmd") {
       for (const Sample& s : row.runs) {
         if (s.peak_rss_kib > o.max_rss_mib * 1024) {
