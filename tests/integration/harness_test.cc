@@ -355,6 +355,15 @@ TEST(Process, ChildrenGetACleanEnvironment) {
   EXPECT_NE(r.out.find("HOME=/tmp/x\n"), std::string::npos);
 }
 
+TEST(Process, ChildrenInheritNoStrayDescriptors) {
+  int fd = dup(2);  // dup() never sets close-on-exec
+  ASSERT_GE(fd, 3);
+  ProcessResult r = RunProcess({"sh", "-c", StrCat("test -e /proc/self/fd/", fd, " && echo leaked")},
+                               seconds(5));
+  close(fd);
+  EXPECT_EQ(r.out, "");
+}
+
 TEST(Process, ParsesTheListeningBanner) {
   EXPECT_EQ(ParseListeningPort("mitmd 0.1\nproxy listening on 127.0.0.1:41234\n"), 41234);
   EXPECT_EQ(ParseListeningPort("proxy listening on [::1]:8080\n"), 8080);

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <iostream>
 #include <sstream>
 #include <thread>
 
@@ -70,11 +71,18 @@ ProcessResult ProxyTest::DirectCurl(const std::vector<std::string>& args) const 
 }
 
 void ProxyTest::ExpectNoCloseWait(const std::string& when, std::chrono::milliseconds grace) {
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  int n = 0;
+  auto start = std::chrono::steady_clock::now();
+  auto deadline = start + grace;
+  int n = 0, first = CountTcpSockets(mitmd_.pid(), kTcpCloseWait);
   while ((n = CountTcpSockets(mitmd_.pid(), kTcpCloseWait)) > 0 &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  if (first > 0 && n == 0 && waited > std::chrono::milliseconds(500)) {
+    std::cout << "[ hygiene  ] " << first << " CLOSE_WAIT socket(s) " << when
+              << " took " << waited.count() << " ms to close\n";
   }
   if (n > 0) {
     ProcessResult ss = RunProcess({"ss", "-tanp"}, std::chrono::seconds(5));

@@ -97,6 +97,8 @@ Status ChildProcess::Start(const std::vector<std::string>& argv, const EnvList& 
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  // Descriptors the test binary inherited without close-on-exec must not reach the child.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // The test binary ignores SIGPIPE; children get the default dispositions back.
