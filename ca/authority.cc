@@ -8,30 +8,96 @@
 #include <mutex>
 #include <utility>
 
-#include "ca/keys.h"
+#include "ca/file_watcher.h"
 #include "ca/leaf_cache.h"
 #include "ca/leaf_minter.h"
 #include "ca/leaf_names.h"
 #include "ca/root_store.h"
+#include "core/log.h"
 #include "core/strings.h"
 
 namespace mitmd::ca {
+namespace {
+
+bool IsRsa(KeyType type) { return type != KeyType::kEcdsaP256; }
+
+Result<Root> LoadOrCreateRoot(const AuthorityOptions& options, const RootPaths& paths) {
+  if (!options.ca_cert.empty()) return LoadRoot(paths);
+  if (auto st = EnsurePrivateDir(options.confdir); !st) return std::unexpected(st.error());
+  bool have_cert = access(paths.cert.c_str(), F_OK) == 0;
+  bool have_key = access(paths.key.c_str(), F_OK) == 0;
+  if (have_cert && have_key) return LoadRoot(paths);
+  if (!have_cert && !have_key) return CreateRoot(paths, options.root_key_type, Scope());
+  const std::string& present = have_cert ? paths.cert : paths.key;
+  const std::string& missing = have_cert ? paths.key : paths.cert;
+  return Fail(StrCat(present, " exists but ", missing,
+                     " does not: restore the missing file, or move both away to create a new root"));
+}
+
+}  // namespace
 
 struct Authority::Impl {
   RootPaths paths;
   bssl::UniquePtr<EVP_PKEY> leaf_key;
   LeafCache cache;
+  Logger* logger;
+  std::function<void(const ReloadEvent&)> on_reload;
+
+  std::mutex reload_mu;  // one reload at a time
 
   mutable std::mutex mu;
-  std::shared_ptr<const Root> root;  // guarded by mu
+  std::shared_ptr<const Root> root;                    // guarded by mu
+  std::vector<std::shared_ptr<const Root>> retired;    // guarded by mu; keeps root() valid
+  uint64_t generation = 1;                             // guarded by mu
 
-  Impl(RootPaths p, bssl::UniquePtr<EVP_PKEY> k, size_t capacity, Root r)
-      : paths(std::move(p)), leaf_key(std::move(k)), cache(capacity),
+  std::unique_ptr<FileWatcher> watcher;  // last member: stopped before the others go
+
+  Impl(RootPaths p, bssl::UniquePtr<EVP_PKEY> k, const AuthorityOptions& options, Root r)
+      : paths(std::move(p)), leaf_key(std::move(k)), cache(options.cache_capacity),
+        logger(options.logger), on_reload(options.on_reload),
         root(std::make_shared<const Root>(std::move(r))) {}
 
   std::shared_ptr<const Root> current() const {
     std::lock_guard lock(mu);
     return root;
+  }
+
+  Result<ReloadEvent> Reload() {
+    std::lock_guard reload_lock(reload_mu);
+    ReloadEvent event;
+    auto loaded = LoadRoot(paths);
+    if (!loaded) {
+      event.rejected = true;
+      event.message = loaded.error().message;
+      event.fingerprint_sha256 = current()->fingerprint_sha256;
+      if (logger) {
+        logger->Warn("CA root files changed but cannot be used; keeping the current root",
+                     {{"error", event.message}, {"fingerprint_sha256", event.fingerprint_sha256}});
+      }
+      if (on_reload) on_reload(event);
+      return Fail(event.message);
+    }
+    event.fingerprint_sha256 = loaded->fingerprint_sha256;
+    if (event.fingerprint_sha256 != current()->fingerprint_sha256) {
+      event.changed = true;
+      std::string scope = loaded->scope.ToString();
+      {
+        std::lock_guard lock(mu);
+        retired.push_back(std::move(root));
+        root = std::make_shared<const Root>(std::move(*loaded));
+        ++generation;
+      }
+      // After the swap: a mint that read the old root found its entry before this Clear(),
+      // so its Insert() carries the old epoch and is dropped.
+      cache.Clear();
+      if (logger) {
+        logger->Info("CA root reloaded", {{"cert", paths.cert},
+                                          {"fingerprint_sha256", event.fingerprint_sha256},
+                                          {"scope", scope}});
+      }
+    }
+    if (on_reload) on_reload(event);
+    return event;
   }
 };
 
@@ -39,27 +105,35 @@ Authority::Authority(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Authority::~Authority() = default;
 
 Result<std::unique_ptr<Authority>> Authority::LoadOrCreate(const std::string& confdir) {
-  if (auto st = EnsurePrivateDir(confdir); !st) return std::unexpected(st.error());
-  RootPaths paths = DefaultRootPaths(confdir);
-  bool have_cert = access(paths.cert.c_str(), F_OK) == 0;
-  bool have_key = access(paths.key.c_str(), F_OK) == 0;
-  Result<Root> root = Fail("");
-  if (have_cert && have_key) {
-    root = LoadRoot(paths);
-  } else if (!have_cert && !have_key) {
-    root = CreateRoot(paths, KeyType::kEcdsaP256, nullptr);
-  } else {
-    const std::string& present = have_cert ? paths.cert : paths.key;
-    const std::string& missing = have_cert ? paths.key : paths.cert;
-    return Fail(StrCat(present, " exists but ", missing,
-                       " does not: restore the missing file, or move both away to create a new root"));
-  }
-  if (!root) return std::unexpected(root.error());
+  AuthorityOptions options;
+  options.confdir = confdir;
+  return Open(options);
+}
 
-  auto leaf_key = GenerateKey(KeyType::kEcdsaP256);
+Result<std::unique_ptr<Authority>> Authority::Open(const AuthorityOptions& options) {
+  if (options.ca_cert.empty() != options.ca_key.empty()) {
+    return Fail("--ca-cert and --ca-key go together: give both files or neither");
+  }
+  RootPaths paths = options.ca_cert.empty() ? DefaultRootPaths(options.confdir)
+                                            : RootPaths{options.ca_cert, options.ca_key};
+  auto root = LoadOrCreateRoot(options, paths);
+  if (!root) return std::unexpected(root.error());
+  if (IsRsa(options.leaf_key_type) && EVP_PKEY_id(root->key.get()) != EVP_PKEY_RSA) {
+    return Fail(StrCat("--leaf-key-type ", ToString(options.leaf_key_type),
+                       " needs an RSA root: create one with `mitmd ca regenerate --ca-key-type rsa2048`, "
+                       "or use --ca-cert/--ca-key"));
+  }
+  auto leaf_key = GenerateKey(options.leaf_key_type);
   if (!leaf_key) return std::unexpected(leaf_key.error());
-  auto impl = std::make_unique<Impl>(std::move(paths), std::move(*leaf_key),
-                                     kDefaultLeafCacheCapacity, std::move(*root));
+
+  auto impl = std::make_unique<Impl>(std::move(paths), std::move(*leaf_key), options, std::move(*root));
+  if (options.watch) {
+    Impl* raw = impl.get();
+    auto watcher = FileWatcher::Start({raw->paths.cert, raw->paths.key}, options.watch_settle,
+                                      [raw] { (void)raw->Reload(); });
+    if (!watcher) return std::unexpected(watcher.error());
+    impl->watcher = std::move(*watcher);
+  }
   return std::unique_ptr<Authority>(new Authority(std::move(impl)));
 }
 
@@ -74,9 +148,26 @@ Result<std::shared_ptr<const Leaf>> Authority::LeafFor(const LeafSpec& spec) {
   // Read the root after Find(): a root replaced since then also cleared the cache, so this leaf
   // is either from the new root or dropped by Insert() as stale.
   std::shared_ptr<const Root> root = impl_->current();
+  if (root->scope.constrained()) {
+    names = KeepOnly(names, [&root](std::string_view name) { return root->scope.Permits(name); });
+    if (names.empty()) {
+      return Fail(StrCat("'", spec.sni.empty() ? spec.host : spec.sni,
+                         "' is outside the CA's scope (", root->scope.ToString(), ")"));
+    }
+  }
   auto leaf = MintLeaf(*root, impl_->leaf_key.get(), names, time(nullptr));
   if (!leaf) return std::unexpected(leaf.error());
   return impl_->cache.Insert(key, std::make_shared<const Leaf>(std::move(*leaf)), found.epoch);
+}
+
+bool Authority::InScope(std::string_view host) const { return impl_->current()->scope.Permits(host); }
+std::string Authority::scope_description() const { return impl_->current()->scope.ToString(); }
+
+Result<ReloadEvent> Authority::Reload() { return impl_->Reload(); }
+
+uint64_t Authority::root_generation() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->generation;
 }
 
 std::string Authority::root_cert_path() const { return impl_->paths.cert; }

@@ -16,8 +16,6 @@
 
 namespace mitmd::ca {
 
-inline constexpr size_t kDefaultLeafCacheCapacity = 10'000;
-
 class LeafCache {
  public:
   // |capacity| 0 disables caching (every lookup misses).

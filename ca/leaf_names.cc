@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <iterator>
 
 namespace mitmd::ca {
 namespace {
@@ -34,6 +35,11 @@ void AddUnique(std::vector<std::string>& list, std::string value) {
   if (value.empty()) return;
   if (std::find(list.begin(), list.end(), value) != list.end()) return;
   list.push_back(std::move(value));
+}
+
+std::string CommonNameFor(const std::vector<std::string>& dns) {
+  if (!dns.empty() && dns.front().size() < kMaxCommonNameLength) return dns.front();
+  return "";
 }
 
 }  // namespace
@@ -93,10 +99,16 @@ LeafNames NamesFor(const LeafSpec& spec) {
   add(spec.sni);
   add(spec.host);
 
-  if (!names.dns.empty() && names.dns.front().size() < kMaxCommonNameLength) {
-    names.common_name = names.dns.front();
-  }
+  names.common_name = CommonNameFor(names.dns);
   return names;
+}
+
+LeafNames KeepOnly(const LeafNames& names, const std::function<bool(std::string_view)>& keep) {
+  LeafNames out;
+  std::copy_if(names.dns.begin(), names.dns.end(), std::back_inserter(out.dns), keep);
+  std::copy_if(names.ips.begin(), names.ips.end(), std::back_inserter(out.ips), keep);
+  out.common_name = CommonNameFor(out.dns);
+  return out;
 }
 
 }  // namespace mitmd::ca

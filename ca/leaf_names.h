@@ -1,6 +1,7 @@
 #pragma once
 // Which names a leaf carries: a pure function of the LeafSpec, tested on its own.
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,5 +33,8 @@ std::string CanonicalDnsName(std::string_view name);
 // Upstream CN, upstream DNS SANs, upstream IP SANs, SNI, host; IP literals become IPs,
 // duplicates (DNS case-insensitively) and names that are neither are dropped.
 LeafNames NamesFor(const LeafSpec& spec);
+
+// |names| without the DNS names and IPs for which |keep| is false; the CN is chosen again.
+LeafNames KeepOnly(const LeafNames& names, const std::function<bool(std::string_view)>& keep);
 
 }  // namespace mitmd::ca

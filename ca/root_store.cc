@@ -26,6 +26,7 @@ constexpr mode_t kPrivateFileMode = 0600;
 constexpr mode_t kPublicFileMode = 0644;
 constexpr mode_t kPrivateDirMode = 0700;
 constexpr mode_t kGroupOtherBits = 077;
+constexpr int kMaxBackupAttempts = 100;
 
 std::string Errno() { return std::strerror(errno); }
 
@@ -128,6 +129,10 @@ Result<Root> RootFromPem(std::string_view cert_pem, std::string_view key_pem,
   auto pem = CertToPem(cert->get());
   if (!pem) return Fail(StrCat(cert_name, ": ", pem.error().message));
 
+  auto scope = Scope::Of(cert->get());
+  if (!scope) return Fail(StrCat(cert_name, ": ", scope.error().message));
+
+  root.scope = std::move(*scope);
   root.not_after = *not_after;
   root.key_id = std::move(*key_id);
   root.fingerprint_sha256 = Fingerprint(*der, EVP_sha256());
@@ -173,18 +178,67 @@ Status WriteRootFiles(const RootPaths& paths, const std::string& cert_pem, const
   return WriteNewFile(paths.cert, cert_pem, kPublicFileMode);
 }
 
-Result<Root> CreateRoot(const RootPaths& paths, KeyType type, NAME_CONSTRAINTS* name_constraints) {
+Result<RootFiles> NewRootFiles(KeyType type, const Scope& scope) {
   auto key = GenerateKey(type);
   if (!key) return std::unexpected(key.error());
-  RootSpec spec{NewInstallId(), name_constraints};
+  auto constraints = scope.ToNameConstraints();
+  if (!constraints) return std::unexpected(constraints.error());
+  RootSpec spec{NewInstallId(), constraints->get()};
   auto cert = MintRoot(key->get(), spec, time(nullptr));
   if (!cert) return std::unexpected(cert.error());
   auto cert_pem = CertToPem(cert->get());
   if (!cert_pem) return std::unexpected(cert_pem.error());
   auto key_pem = KeyToPem(key->get());
   if (!key_pem) return std::unexpected(key_pem.error());
-  if (auto st = WriteRootFiles(paths, *cert_pem, *key_pem); !st) return std::unexpected(st.error());
-  return RootFromPem(*cert_pem, *key_pem, paths.cert, paths.key);
+  return RootFiles{std::move(*cert_pem), std::move(*key_pem)};
+}
+
+Result<Root> CreateRoot(const RootPaths& paths, KeyType type, const Scope& scope) {
+  auto files = NewRootFiles(type, scope);
+  if (!files) return std::unexpected(files.error());
+  if (auto st = WriteRootFiles(paths, files->cert_pem, files->key_pem); !st) {
+    return std::unexpected(st.error());
+  }
+  return RootFromPem(files->cert_pem, files->key_pem, paths.cert, paths.key);
+}
+
+Result<RootPaths> BackUpRootFiles(const RootPaths& paths, time_t now) {
+  struct tm utc;
+  gmtime_r(&now, &utc);
+  char stamp[32];
+  strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &utc);
+  RootPaths backups;
+  for (auto [from, to] : {std::pair{&paths.cert, &backups.cert}, std::pair{&paths.key, &backups.key}}) {
+    if (access(from->c_str(), F_OK) != 0) continue;
+    for (int attempt = 1;; ++attempt) {
+      std::string name = attempt == 1 ? StrCat(*from, ".", stamp, ".bak")
+                                      : StrCat(*from, ".", stamp, "-", attempt, ".bak");
+      if (renameat2(AT_FDCWD, from->c_str(), AT_FDCWD, name.c_str(), RENAME_NOREPLACE) == 0) {
+        *to = name;
+        break;
+      }
+      if (errno != EEXIST || attempt >= kMaxBackupAttempts) {
+        return Fail(StrCat("cannot move ", *from, " to ", name, ": ", Errno()));
+      }
+    }
+  }
+  return backups;
+}
+
+Result<Regenerated> RegenerateRoot(const RootPaths& paths, KeyType type, const Scope& scope) {
+  auto files = NewRootFiles(type, scope);
+  if (!files) return std::unexpected(files.error());
+  auto backups = BackUpRootFiles(paths, time(nullptr));
+  if (!backups) return std::unexpected(backups.error());
+  if (auto st = WriteRootFiles(paths, files->cert_pem, files->key_pem); !st) {
+    for (auto [backup, original] : {std::pair{&backups->cert, &paths.cert}, std::pair{&backups->key, &paths.key}}) {
+      if (!backup->empty()) rename(backup->c_str(), original->c_str());
+    }
+    return std::unexpected(st.error());
+  }
+  auto root = RootFromPem(files->cert_pem, files->key_pem, paths.cert, paths.key);
+  if (!root) return std::unexpected(root.error());
+  return Regenerated{std::move(*backups), std::move(*root)};
 }
 
 }  // namespace mitmd::ca

@@ -3,7 +3,9 @@
 // Loading validates the pair; creating never leaves the key readable by anyone but the owner.
 
 #include <openssl/base.h>
+#include <openssl/evp.h>
 #include <openssl/pool.h>
+#include <openssl/x509.h>
 
 #include <cstdint>
 #include <ctime>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "ca/keys.h"
+#include "ca/scope.h"
 #include "core/result.h"
 
 namespace mitmd::ca {
@@ -35,6 +38,13 @@ struct Root {
   time_t not_after = 0;
   std::string pem;
   std::string fingerprint_sha256;      // "AB:CD:..."
+  Scope scope;                         // from the certificate's name constraints
+};
+
+// A new root as PEM text, not yet written anywhere.
+struct RootFiles {
+  std::string cert_pem;
+  std::string key_pem;
 };
 
 // Validates a certificate/key pair given as PEM text: the key must be usable, match the
@@ -53,8 +63,25 @@ Status EnsurePrivateDir(const std::string& dir);
 // 0600, each file fsync'd and renamed into place without replacing an existing file.
 Status WriteRootFiles(const RootPaths& paths, const std::string& cert_pem, const std::string& key_pem);
 
-// Makes a new root of |type| (see MintRoot) and writes it to |paths|. |name_constraints| may be null.
-Result<Root> CreateRoot(const RootPaths& paths, KeyType type, NAME_CONSTRAINTS* name_constraints);
+// A new root of |type| (see MintRoot), constrained to |scope|.
+Result<RootFiles> NewRootFiles(KeyType type, const Scope& scope);
+
+// Makes a new root (see NewRootFiles) and writes it to |paths|, which must not exist.
+Result<Root> CreateRoot(const RootPaths& paths, KeyType type, const Scope& scope);
+
+// Renames the files at |paths| to "<path>.<UTC time>.bak" (the key keeps its mode) and returns
+// the new names. Missing files are skipped (their returned name is empty).
+Result<RootPaths> BackUpRootFiles(const RootPaths& paths, time_t now);
+
+struct Regenerated {
+  RootPaths backups;  // where the previous files went (empty names when there were none)
+  Root root;
+};
+
+// Replaces the root at |paths| with a new one: the new pair is made first, then the old files
+// are backed up (BackUpRootFiles) and the new ones written. If writing fails, the backups are
+// moved back.
+Result<Regenerated> RegenerateRoot(const RootPaths& paths, KeyType type, const Scope& scope);
 
 // Reads a whole (small) file.
 Result<std::string> ReadSmallFile(const std::string& path);
