@@ -97,16 +97,17 @@ Result<double> ParseNumber(std::string_view flag, std::string_view text, double 
   char* end = nullptr;
   double v = std::strtod(s.c_str(), &end);
   if (s.empty() || *end != '\0' || !(v >= min && v <= max)) {
-    return Fail(StrCat(flag, ": give a number from ", static_cast<int64_t>(min), " to ",
-                       static_cast<int64_t>(max)));
+    char range[64];
+    std::snprintf(range, sizeof(range), "%g to %g", min, max);
+    return Fail(StrCat(flag, ": give a number from ", range));
   }
   return v;
 }
 
-std::vector<std::string> SplitCommas(std::string_view text) {
+std::vector<std::string> Split(std::string_view text, char separator) {
   std::vector<std::string> out;
   while (!text.empty()) {
-    size_t comma = text.find(',');
+    size_t comma = text.find(separator);
     std::string_view part = text.substr(0, comma);
     if (!part.empty()) out.emplace_back(part);
     if (comma == text.npos) break;
@@ -165,9 +166,9 @@ Result<std::optional<Options>> ParseOptions(int argc, char** argv) {
     if (flag == "--mitmd") {
       o.mitmd = value;
     } else if (flag == "--mode") {
-      o.modes = SplitCommas(value);
+      o.modes = Split(value, ',');
     } else if (flag == "--targets") {
-      o.targets = SplitCommas(value);
+      o.targets = Split(value, ',');
     } else if (flag == "--host") {
       if (value != "127.0.0.1" && value != "localhost") {
         return Fail("--host: give 127.0.0.1 or localhost");
@@ -416,14 +417,8 @@ class Bench {
 bool Executable(const std::string& name) {
   if (name.find('/') != std::string::npos) return access(name.c_str(), X_OK) == 0;
   const char* path = std::getenv("PATH");
-  std::string p = path ? path : "";
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t colon = p.find(':', start);
-    std::string dir = p.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-    if (!dir.empty() && access((dir + "/" + name).c_str(), X_OK) == 0) return true;
-    if (colon == std::string::npos) break;
-    start = colon + 1;
+  for (const std::string& dir : Split(path ? path : "", ':')) {
+    if (access((dir + "/" + name).c_str(), X_OK) == 0) return true;
   }
   return false;
 }
