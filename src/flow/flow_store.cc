@@ -12,7 +12,31 @@
 
 namespace mitmd {
 
-Result<std::unique_ptr<FlowStore>> FlowStore::Open(const std::string& path, size_t memory_limit) {
+namespace {
+
+// What a flow costs in memory, roughly: its strings, the rest as a flat overhead.
+size_t ApproxBytes(const Flow& f) {
+  constexpr size_t kOverhead = 1024;
+  size_t n = kOverhead;
+  auto headers = [&](const HeaderList& h) {
+    for (const auto& [k, v] : h) n += k.size() + v.size() + 64;
+  };
+  if (f.request) {
+    n += f.request->body.content.size() + f.request->target.size() + f.request->path.size();
+    headers(f.request->headers);
+  }
+  if (f.response) {
+    n += f.response->body.content.size();
+    headers(f.response->headers);
+  }
+  if (f.server_cert) n += 512;
+  return n;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FlowStore>> FlowStore::Open(const std::string& path, size_t max_flows,
+                                                   size_t max_bytes) {
   int fd = -1;
   if (!path.empty()) {
     fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
@@ -20,7 +44,7 @@ Result<std::unique_ptr<FlowStore>> FlowStore::Open(const std::string& path, size
       return Fail(StrCat("cannot open the session log ", path, ": ", std::strerror(errno)));
     }
   }
-  return std::unique_ptr<FlowStore>(new FlowStore(fd, memory_limit));
+  return std::unique_ptr<FlowStore>(new FlowStore(fd, max_flows, max_bytes));
 }
 
 FlowStore::~FlowStore() {
@@ -47,7 +71,11 @@ void FlowStore::Record(std::shared_ptr<const Flow> flow) {
     }
     ++recorded_;
     recent_.push_back(flow);
-    while (recent_.size() > memory_limit_) recent_.pop_front();
+    bytes_ += ApproxBytes(*flow);
+    while (!recent_.empty() && (recent_.size() > max_flows_ || bytes_ > max_bytes_)) {
+      bytes_ -= ApproxBytes(*recent_.front());
+      recent_.pop_front();
+    }
     for (auto& [token, listener] : listeners_) to_notify.push_back(listener);
   }
   for (auto& listener : to_notify) listener(flow);
@@ -56,6 +84,11 @@ void FlowStore::Record(std::shared_ptr<const Flow> flow) {
 std::vector<std::shared_ptr<const Flow>> FlowStore::Snapshot() const {
   std::lock_guard lock(mu_);
   return {recent_.begin(), recent_.end()};
+}
+
+size_t FlowStore::memory_bytes() const {
+  std::lock_guard lock(mu_);
+  return bytes_;
 }
 
 uint64_t FlowStore::recorded_count() const {

@@ -19,7 +19,11 @@ namespace mitmd {
 class FlowStore {
  public:
   // Opens (creating, mode 0600) |path| for appending. An empty path keeps flows in memory only.
-  static Result<std::unique_ptr<FlowStore>> Open(const std::string& path, size_t memory_limit);
+  // The in-memory index keeps at most |max_flows| flows and about |max_bytes| of them (body
+  // copies included), dropping the oldest first; the session log keeps everything.
+  static Result<std::unique_ptr<FlowStore>> Open(const std::string& path, size_t max_flows,
+                                                 size_t max_bytes = kDefaultMemoryBytes);
+  static constexpr size_t kDefaultMemoryBytes = 256u << 20;
   ~FlowStore();
 
   // Records a finished flow: one line in the log, then into the index, then to subscribers.
@@ -27,6 +31,7 @@ class FlowStore {
 
   // Snapshot of the in-memory index, oldest first.
   std::vector<std::shared_ptr<const Flow>> Snapshot() const;
+  size_t memory_bytes() const;
   uint64_t recorded_count() const;
 
   // Called (on the recording thread) after each Record. Returns a token for Unsubscribe.
@@ -35,10 +40,13 @@ class FlowStore {
   void Unsubscribe(uint64_t token);
 
  private:
-  FlowStore(int fd, size_t memory_limit) : fd_(fd), memory_limit_(memory_limit) {}
+  FlowStore(int fd, size_t max_flows, size_t max_bytes)
+      : fd_(fd), max_flows_(max_flows), max_bytes_(max_bytes) {}
 
   int fd_;
-  size_t memory_limit_;
+  size_t max_flows_;
+  size_t max_bytes_;
+  size_t bytes_ = 0;  // ApproxBytes of the flows in recent_
   mutable std::mutex mu_;
   std::deque<std::shared_ptr<const Flow>> recent_;
   uint64_t recorded_ = 0;

@@ -428,7 +428,10 @@ Parser::Step Parser::FinishRequestHead(ParserEvents& events) {
   }
   if (target.empty()) return Failure(StrCat("malformed request line ", Quote(line)));
   const bool connect = method == "CONNECT";
-  if (connect ? !IsAuthorityForm(target) : !IsValidTarget(method, target)) {
+  // host:port with a method other than CONNECT is well-formed but meaningless: it is the
+  // application's to refuse (a proxy answers 405), not a framing error.
+  if (connect ? !IsAuthorityForm(target)
+              : !(IsValidTarget(method, target) || IsAuthorityForm(target))) {
     return Failure(connect ? StrCat("CONNECT target must be host:port, not ", Quote(target))
                            : StrCat("invalid request target ", Quote(target)));
   }

@@ -47,6 +47,10 @@ struct ConnBio {
   }
 };
 
+namespace {
+constexpr size_t kMaxSingleIo = 64 * 1024;
+}  // namespace
+
 std::string_view ToString(ConnEvent ev) {
   switch (ev) {
     case ConnEvent::kReadable: return "readable";
@@ -67,6 +71,9 @@ Conn::Conn(event_base* base, int fd, Delegate* delegate, ConnLimits limits)
   bufferevent_setcb(bev_, ReadCb, WriteCb, EventCb, this);
   bufferevent_setwatermark(bev_, EV_READ, 0, limits_.max_input);
   bufferevent_setwatermark(bev_, EV_WRITE, limits_.output_low_water, 0);
+  // libevent 2.1 reads 4 KiB at a time by default: one loop turn per 4 KiB of a download.
+  bufferevent_set_max_single_read(bev_, kMaxSingleIo);
+  bufferevent_set_max_single_write(bev_, kMaxSingleIo);
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
   poke_ = event_new(base, -1, 0, PokeCb, this);
   // Wire byte counts: what the socket added to the input, what it took from the output.
@@ -173,6 +180,10 @@ void Conn::OnRead() {
 void Conn::DriveTls() {
   if (failed_) return;
   if (!handshake_done_) {
+    if (burying_) {
+      Emit(ConnEvent::kEof);  // nothing to flush: let the graveyard free it
+      return;
+    }
     ERR_clear_error();
     int r = SSL_do_handshake(ssl_.get());
     if (r != 1) {
@@ -274,6 +285,10 @@ class ConnGraveyard::Closer : public Conn::Delegate {
   Closer(ConnGraveyard* yard, std::unique_ptr<Conn> conn, timeval linger)
       : yard_(yard), conn_(std::move(conn)), timer_(evtimer_new(conn_->base_, TimerCb, this)) {
     conn_->set_delegate(this);
+    if (conn_->tls() && !conn_->handshake_done()) {
+      Finish();
+      return;
+    }
     evtimer_add(timer_, &linger);
     conn_->ShutdownWrite();
     conn_->SetReading(true);  // what is already buffered is discarded on the next event
@@ -315,6 +330,10 @@ ConnGraveyard::~ConnGraveyard() = default;
 
 void ConnGraveyard::Bury(std::unique_ptr<Conn> conn, timeval linger) {
   if (!conn) return;
+  // Whoever set the SSL's callbacks is letting go of it: a handshake still in flight must never
+  // reach them again, and is not worth finishing.
+  conn->burying_ = true;
+  if (conn->ssl_) SSL_set_app_data(conn->ssl_.get(), nullptr);
   auto closer = std::make_unique<Closer>(this, std::move(conn), linger);
   Closer* raw = closer.get();
   closers_.emplace(raw, std::move(closer));

@@ -106,6 +106,7 @@ class Conn {
   bool eof_delivered_ = false;
   bool failed_ = false;
   bool shutdown_pending_ = false;
+  bool burying_ = false;  // handed to a ConnGraveyard: never progress a handshake
   std::string error_;
   uint64_t bytes_read_ = 0;
   uint64_t bytes_written_ = 0;

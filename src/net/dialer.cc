@@ -131,7 +131,10 @@ void DialAttempt::OnResolved(int result, evutil_addrinfo* res) {
   }
   if (addrs_.empty()) {
     std::string allowed;
-    for (const Cidr& c : *allow_) allowed += (allowed.empty() ? "" : ",") + c.ToString();
+    for (const Cidr& c : *allow_) {
+      if (!allowed.empty()) allowed.push_back(',');
+      allowed.append(c.ToString());
+    }
     Finish(std::unexpected(DialError{
         DialPhase::kPolicy, StrCat("mitmd is not allowed to connect to ", host_, " (", refused,
                                    "): not in --upstream-allow ", allowed)}));

@@ -10,7 +10,8 @@ ClientHandshakeHooks* HooksOf(const SSL* ssl) {
 }
 
 ssl_select_cert_result_t SelectCertificate(const SSL_CLIENT_HELLO* hello) {
-  return HooksOf(hello->ssl)->OnClientHello(hello);
+  ClientHandshakeHooks* hooks = HooksOf(hello->ssl);
+  return hooks ? hooks->OnClientHello(hello) : ssl_select_cert_error;  // null: session gone
 }
 
 int SelectAlpn(SSL* ssl, const uint8_t** out, uint8_t* out_len, const uint8_t* in,
@@ -23,7 +24,9 @@ int SelectAlpn(SSL* ssl, const uint8_t** out, uint8_t* out_len, const uint8_t* i
     if (!CBS_get_u8_length_prefixed(&list, &proto)) return SSL_TLSEXT_ERR_NOACK;
     offered.emplace_back(reinterpret_cast<const char*>(CBS_data(&proto)), CBS_len(&proto));
   }
-  std::string chosen = HooksOf(ssl)->ChooseAlpn(offered);
+  ClientHandshakeHooks* hooks = HooksOf(ssl);
+  if (hooks == nullptr) return SSL_TLSEXT_ERR_NOACK;
+  std::string chosen = hooks->ChooseAlpn(offered);
   if (chosen.empty()) return SSL_TLSEXT_ERR_NOACK;
   // |out| must point into |in|, which outlives the callback.
   CBS_init(&list, in, in_len);

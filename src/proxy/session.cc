@@ -305,7 +305,9 @@ void Session::OnUpstreamEvent(net::ConnEvent event) {
         UpstreamFailed("upstream_tls", message);
       } else if (state_ == State::kTunnel) {
         Close(upstream_->error());
-      } else if (flow_ && !response_started_) {
+      } else if (!flow_) {
+        DropIdleUpstream();
+      } else if (!response_started_) {
         RespondError(502, "response", StrCat("the upstream connection failed: ", upstream_->error()));
       } else {
         if (flow_) RecordFailure("response", StrCat("the upstream connection failed: ", upstream_->error()));
@@ -750,11 +752,6 @@ void Session::FlushPending() {
   if (upstream_ && upstream_->output_pending() <= kHighWater) {
     client_->SetReading(true);
   }
-  if (flow_) {
-    ++upstream_requests_;
-    flow_->upstream_conn_id = upstream_id_;
-    flow_->upstream_reused = upstream_requests_ > 1;
-  }
   PumpClient();
 }
 
@@ -804,6 +801,7 @@ void Session::OnResponseHead(const http::ResponseHead& head, std::string_view ra
   resp.headers = head.headers;
   flow_->timings.response_start = ctx_.now();
   flow_->upstream_conn_id = upstream_id_;
+  flow_->upstream_reused = ++upstream_requests_ > 1;  // the Nth response on this connection
   flow_->server_addr = server_addr_;
   response_started_ = true;
   SendClient(raw);
@@ -862,7 +860,11 @@ void Session::OnUpstreamEof() {
                         " closed the connection without responding"));
     return;
   }
-  // An idle keep-alive connection closed by the server: the next request reconnects.
+  DropIdleUpstream();
+}
+
+void Session::DropIdleUpstream() {
+  // An idle keep-alive connection the server closed (or broke): the next request reconnects.
   upstream_->set_delegate(nullptr);
   graveyard_.Bury(std::move(upstream_));
   resp_parser_ = http::Parser(http::Parser::Kind::kResponse);
@@ -963,7 +965,10 @@ void Session::Shutdown() {
 
 void Session::Close(std::string_view reason) {
   if (closed_) return;
-  if (flow_ && flow_->kind == Flow::Kind::kTunnel) RecordFlow();
+  if (flow_ && flow_->kind == Flow::Kind::kTunnel) {
+    flow_->timings.response_end = ctx_.now();
+    RecordFlow();
+  }
   closed_ = true;
   Log(LogLevel::kDebug, "session closed", {{"reason", reason}});
   state_ = State::kClosed;

@@ -93,6 +93,7 @@ class Session : public net::Conn::Delegate, public ClientHandshakeHooks {
   void FlushPending();
   void FinishExchange();
   void OnUpstreamEof();
+  void DropIdleUpstream();
   void OnClientEof();
 
   // Responds with an error page to the client, records the flow in flight (or a new one) as

@@ -59,6 +59,7 @@ std::string ExplainError(int err, int depth, X509* cert, const UpstreamVerificat
 
 enum ssl_verify_result_t VerifyCallback(SSL* ssl, uint8_t* out_alert) {
   auto* v = static_cast<UpstreamVerification*>(SSL_get_app_data(ssl));
+  if (v == nullptr) return ssl_verify_invalid;  // its session is gone
   X509_STORE* store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
   VerifyServerChain(store, SSL_get0_peer_certificates(ssl), v);
   if (v->ok || v->insecure) return ssl_verify_ok;

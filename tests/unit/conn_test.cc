@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <functional>
@@ -213,6 +214,44 @@ TEST_F(TlsConnTest, ClientRejectingTheCertificateIsAnError) {
   EXPECT_FALSE(verification_.ok);
   EXPECT_NE(verification_.message.find("does not match host 'not-this-name.test'"), std::string::npos);
   EXPECT_NE(b_->error().find("alert 'bad certificate'"), std::string::npos) << b_->error();
+}
+
+// Post-quantum key shares make real ClientHellos larger than one packet; here a hello of several
+// KiB arrives in 200-byte pieces and must still be inspected whole.
+TEST_F(TlsConnTest, ClientHelloSpanningManyReads) {
+  std::vector<std::string> protocols;
+  std::string wire;
+  for (int i = 0; i < 120; ++i) {
+    protocols.push_back("proto-number-" + std::to_string(1000 + i));
+    wire += static_cast<char>(protocols.back().size()) + protocols.back();
+  }
+  bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
+  bssl::UniquePtr<SSL> client(SSL_new(ctx.get()));
+  SSL_set_connect_state(client.get());
+  SSL_set_tlsext_host_name(client.get(), "big.hello.test");
+  SSL_set_alpn_protos(client.get(), reinterpret_cast<const uint8_t*>(wire.data()), wire.size());
+  BIO *ours, *theirs;
+  ASSERT_TRUE(BIO_new_bio_pair(&ours, 0, &theirs, 0));
+  SSL_set_bio(client.get(), ours, ours);
+  bssl::UniquePtr<BIO> out(theirs);
+  SSL_do_handshake(client.get());
+  std::string hello(BIO_pending(out.get()), '\0');
+  BIO_read(out.get(), hello.data(), static_cast<int>(hello.size()));
+  ASSERT_GT(hello.size(), 2000u);  // more than one 1460-byte TCP segment
+
+  b_->StartTls(client_tls_->NewSsl(&hooks_));
+  for (size_t at = 0; at < hello.size(); at += 200) {
+    size_t n = std::min<size_t>(200, hello.size() - at);
+    ASSERT_EQ(::write(a_->fd(), hello.data() + at, n), static_cast<ssize_t>(n));
+    for (int i = 0; i < 3; ++i) event_base_loop(base_, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    if (at + n < hello.size()) {
+      EXPECT_FALSE(hooks_.info) << "inspected before the hello was whole";
+    }
+  }
+  ASSERT_TRUE(RunUntil([&] { return rb_.Saw(ConnEvent::kHandshakePaused); })) << b_->error();
+  ASSERT_TRUE(hooks_.info);
+  EXPECT_EQ(hooks_.info->sni, "big.hello.test");
+  EXPECT_EQ(hooks_.info->alpn, protocols);
 }
 
 TEST_F(ConnTest, GraveyardFlushesThenFrees) {

@@ -157,6 +157,20 @@ TEST(FlowStoreTest, AppendsWholeLinesFromManyThreads) {
   EXPECT_EQ(lines, 200);
 }
 
+TEST(FlowStoreTest, IndexIsBoundedByBytesToo) {
+  auto store = FlowStore::Open("", 1000, 64 * 1024);
+  ASSERT_TRUE(store);
+  for (int i = 0; i < 100; ++i) {
+    auto f = std::make_shared<Flow>(SampleFlow());
+    f->response->body.content.assign(8 * 1024, 'x');
+    (*store)->Record(f);
+  }
+  EXPECT_EQ((*store)->recorded_count(), 100u);
+  EXPECT_LE((*store)->memory_bytes(), 64u * 1024);
+  EXPECT_GE((*store)->Snapshot().size(), 5u);
+  EXPECT_LT((*store)->Snapshot().size(), 10u);
+}
+
 TEST(FlowStoreTest, UnwritablePathIsAnActionableError) {
   auto store = FlowStore::Open("/nonexistent-dir/flows.jsonl", 10);
   ASSERT_FALSE(store);

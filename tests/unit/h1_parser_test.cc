@@ -490,6 +490,21 @@ struct Malformed {
   std::string reason;  // a substring of the error
 };
 
+TEST(H1ParserTest, AuthorityFormWithOtherMethodsIsLeftToTheApplication) {
+  Parser parser(Parser::Kind::kRequest);
+  struct : ParserEvents {
+    RequestHead head;
+    void OnRequestHead(const RequestHead& h, std::string_view) override { head = h; }
+  } events;
+  const std::string input = "POST 127.0.0.1:443 HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+  auto used = parser.Feed(input, events);
+  ASSERT_TRUE(used) << used.error().message;
+  EXPECT_EQ(*used, input.size());
+  EXPECT_EQ(events.head.method, "POST");
+  EXPECT_EQ(events.head.target, "127.0.0.1:443");
+  EXPECT_FALSE(parser.upgraded());
+}
+
 TEST(H1RequestTest, MalformedRequestsAreRejectedWithAReason) {
   const Malformed cases[] = {
       // Request smuggling shapes.
