@@ -6,7 +6,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -15,11 +17,14 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/strings.h"
+#include "flow/connection_registry.h"
+#include "flow/flow_loader.h"
 #include "flow/flow_store.h"
 #include "net/worker.h"
 #include "proxy/client_tls.h"
 #include "proxy/proxy_server.h"
 #include "proxy/upstream_tls.h"
+#include "web/web_server.h"
 
 namespace mitmd {
 namespace {
@@ -51,6 +56,38 @@ int Die(const std::string& message) {
   return 1;
 }
 
+// --fresh: the previous session log is kept as FILE.1, and the new run starts empty.
+Status SetAsideSessionLog(const std::string& path) {
+  if (::rename(path.c_str(), (path + ".1").c_str()) != 0 && errno != ENOENT) {
+    return Fail(StrCat("--fresh: cannot move ", path, " aside: ", std::strerror(errno)));
+  }
+  return {};
+}
+
+// What the viewer shows before live traffic: the flows already in the session log (it survives
+// restarts), then the --load files.
+Result<std::vector<std::shared_ptr<const Flow>>> InitialFlows(const Config& config, Logger& log) {
+  std::vector<std::shared_ptr<const Flow>> out;
+  auto add = [&](const std::string& path, bool must_exist) -> Status {
+    if (!must_exist && ::access(path.c_str(), F_OK) != 0) return {};
+    auto loaded = LoadFlowsFile(path, kFlowsInMemory);
+    if (!loaded) return Fail(loaded.error().message);
+    if (loaded->skipped > 0) {
+      log.Warn("some lines of a flow file could not be read", {{"file", path}, {"skipped", loaded->skipped}});
+    }
+    for (auto& f : loaded->flows) out.push_back(std::make_shared<const Flow>(std::move(f)));
+    return {};
+  };
+  if (!config.fresh) {
+    if (auto st = add(config.flows_path, false); !st) return std::unexpected(st.error());
+  }
+  for (const auto& path : config.load_files) {
+    if (auto st = add(path, true); !st) return Fail(StrCat("--load: ", st.error().message));
+  }
+  if (out.size() > kFlowsInMemory) out.erase(out.begin(), out.end() - kFlowsInMemory);
+  return out;
+}
+
 int Run(Config config) {
   Logger log(2, ParseLevel(config.log_level));
 
@@ -67,6 +104,17 @@ int Run(Config config) {
 
   auto authority = ca::Authority::LoadOrCreate(config.confdir);
   if (!authority) return Die(authority.error().message);
+  std::vector<std::shared_ptr<const Flow>> initial_flows;
+  if (config.web_enabled) {
+    if (config.fresh) {
+      if (auto st = SetAsideSessionLog(config.flows_path); !st) return Die(st.error().message);
+    }
+    auto initial = InitialFlows(config, log);
+    if (!initial) return Die(initial.error().message);
+    initial_flows = std::move(*initial);
+  } else if (config.fresh) {
+    if (auto st = SetAsideSessionLog(config.flows_path); !st) return Die(st.error().message);
+  }
   auto flows = FlowStore::Open(config.flows_path, kFlowsInMemory);
   if (!flows) return Die(flows.error().message);
   auto upstream_tls = proxy::UpstreamTls::Create(config);
@@ -75,11 +123,37 @@ int Run(Config config) {
   if (!client_tls) return Die(client_tls.error().message);
 
   net::EnableEventThreads();
+  ConnectionRegistry connections;  // open client and upstream connections, for the viewer
   std::atomic<uint64_t> next_conn_id{1};
   proxy::ProxyContext ctx{config, log, **authority, **flows, **upstream_tls, **client_tls,
                           next_conn_id, WallClock};
   auto server = proxy::ProxyServer::Start(ctx);
   if (!server) return Die(server.error().message);
+
+  // The viewer runs on its own loop thread; the proxy hands it flows through a queue.
+  std::unique_ptr<net::Worker> web_worker;
+  std::unique_ptr<web::WebServer> viewer;
+  if (config.web_enabled) {
+    auto worker = net::Worker::Create(-1);
+    if (!worker) return Die(worker.error().message);
+    web_worker = std::move(*worker);
+    web::WebOptions web_options;
+    web_options.listen = config.web_listen;
+    web_options.tls = config.web_tls;
+    web_options.token = config.web_token;
+    if (web_options.token.empty() && !IsLoopbackHost(config.web_listen.host)) {
+      web_options.token = config.proxy_token.empty() ? RandomToken() : config.proxy_token;
+    }
+    web_options.initial_flows = std::move(initial_flows);
+    web_options.version = kVersion;
+    web_options.proxy_address = (*server)->address().ToString();
+    web_options.session_log = config.flows_path;
+    auto started = web::WebServer::Start(web_worker->base(), std::move(web_options), **flows,
+                                         **authority, connections, log);
+    if (!started) return Die(started.error().message);
+    viewer = std::move(*started);
+    web_worker->Start();
+  }
 
   const std::string proxy_url = StrCat("http://", (*server)->address().ToString());
   const std::string root = (*authority)->root_cert_path();
@@ -88,6 +162,7 @@ int Run(Config config) {
   std::printf("root CA      %s\n", root.c_str());
   std::printf("SHA-256      %s\n", (*authority)->root_fingerprint_sha256().c_str());
   std::printf("session log  %s\n", config.flows_path.c_str());
+  if (viewer) std::printf("viewer listening on %s\n", viewer->url().c_str());
   if (beyond_loopback) {
     std::printf("proxy token  %s   (clients send it as the proxy password: "
                 "curl --proxy-user mitmd:TOKEN)\n", config.proxy_token.c_str());
@@ -109,6 +184,13 @@ int Run(Config config) {
   sigwait(&stop_signals, &sig);
   log.Info("stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
   (*server)->Shutdown();
+  if (web_worker) {
+    // The viewer is destroyed once its loop has stopped (it is confined to that loop).
+    web_worker->Stop();
+    web_worker->Join();
+    viewer.reset();
+    web_worker.reset();
+  }
   log.Info("stopped", {{"flows_recorded", (*flows)->recorded_count()}});
   return 0;
 }

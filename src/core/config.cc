@@ -167,6 +167,14 @@ Usage: mitmd [OPTIONS]
   --connect-timeout SECS   upstream connect timeout (default 10)
   --idle-timeout SECS      close connections idle this long (default 120)
   --log-level LEVEL        debug, info, warn or error (default info)
+  --web HOST:PORT          viewer address (default 127.0.0.1:8081)
+  --no-web                 do not start the viewer
+  --web-tls                serve the viewer over HTTPS, with a certificate from mitmd's root
+  --web-token TOKEN        needed to open the viewer when --web is not loopback (default: the
+                           proxy token, or a generated one); the printed viewer URL carries it
+  --load FILE              show the flows of a session log (.jsonl) or HAR file (repeatable)
+  --fresh                  start with an empty session log (the previous one is kept as FILE.1);
+                           without it the viewer shows the flows already in the log
   --help                   this text
   --version                print the version
 
@@ -208,6 +216,31 @@ Result<Invocation> ParseArgs(const std::vector<std::string_view>& args, std::str
       return inv;
     } else if (arg == "--insecure") {
       c.insecure = true;
+    } else if (arg == "--no-web") {
+      c.web_enabled = false;
+    } else if (arg == "--web-tls") {
+      c.web_tls = true;
+    } else if (arg == "--fresh") {
+      c.fresh = true;
+    } else if (arg == "--web") {
+      st = flag_with([&](std::string_view v) -> Status {
+        auto hp = ParseHostPort(v);
+        if (!hp) return Fail("--web: " + hp.error().message);
+        c.web_listen = *hp;
+        c.web_enabled = true;
+        return {};
+      });
+    } else if (arg == "--web-token") {
+      st = flag_with([&](std::string_view v) -> Status {
+        if (v.empty()) return Fail("--web-token: the token must not be empty");
+        c.web_token = v;
+        return {};
+      });
+    } else if (arg == "--load") {
+      st = flag_with([&](std::string_view v) -> Status {
+        c.load_files.emplace_back(v);
+        return {};
+      });
     } else if (arg == "--listen") {
       st = flag_with([&](std::string_view v) -> Status {
         auto hp = ParseHostPort(v);

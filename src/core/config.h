@@ -56,6 +56,13 @@ struct Config {
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds idle_timeout{120'000};
   std::string log_level = "info";
+  // The viewer (src/web).
+  bool web_enabled = true;                 // --no-web turns it off
+  HostPort web_listen{"127.0.0.1", 8081};
+  bool web_tls = false;                    // serve the viewer over HTTPS
+  std::string web_token;   // required to open the viewer beyond loopback; default: proxy_token
+  std::vector<std::string> load_files;     // --load: session logs or HAR files to show
+  bool fresh = false;      // start with an empty session log (the previous one becomes FILE.1)
 };
 
 enum class Command { kRun, kHelp, kVersion };

@@ -1,0 +1,887 @@
+#include "web/web_server.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <netinet/in.h>
+#include <openssl/mem.h>
+#include <openssl/ssl.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include "core/strings.h"
+#include "flow/flow_loader.h"
+#include "flow/har.h"
+#include "http/body_decoder.h"
+#include "http/headers.h"
+#include "web/api_json.h"
+#include "web/ca_page.h"
+#include "web/filter.h"
+#include "web/flow_index.h"
+#include "web/static_files.h"
+#include "web/tls_filter.h"
+
+namespace mitmd::web {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kDefaultPage = 500;
+constexpr size_t kMaxPage = 10'000;
+constexpr size_t kMaxScan = 200'000;
+constexpr size_t kMaxDecodedBody = 64 << 20;
+constexpr size_t kClosedConnsInStream = 300;
+constexpr timeval kConnsPoll = {0, 500'000};
+constexpr int kHttpTimeoutSeconds = 60;
+constexpr int kStreamTimeoutSeconds = 24 * 3600;
+constexpr size_t kMaxHeaderBytes = 64 * 1024;
+constexpr char kCookieName[] = "mitmd_token";
+
+constexpr char kAppCsp[] =
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+// Recorded bodies are attacker-controlled: a sandboxed, script-less document at most.
+constexpr char kBodyCsp[] =
+    "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; media-src 'self'";
+constexpr char kCaPageCsp[] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// Query-string parameters, decoded.
+class Params {
+ public:
+  explicit Params(const char* query) {
+    kv_.tqh_first = nullptr;
+    kv_.tqh_last = &kv_.tqh_first;
+    if (query != nullptr) evhttp_parse_query_str(query, &kv_);
+  }
+  ~Params() { evhttp_clear_headers(&kv_); }
+  Params(const Params&) = delete;
+  Params& operator=(const Params&) = delete;
+
+  std::string Get(const char* name) const {
+    const char* v = evhttp_find_header(&kv_, name);
+    return v ? v : "";
+  }
+  uint64_t Number(const char* name, uint64_t fallback) const {
+    std::string v = Get(name);
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    return (ec == std::errc() && end == v.data() + v.size() && !v.empty()) ? n : fallback;
+  }
+  bool Flag(const char* name) const {
+    std::string v = Get(name);
+    return v == "1" || v == "true";
+  }
+
+ private:
+  evkeyvalq kv_;
+};
+
+const char* ReasonFor(int code) {
+  switch (code) {
+    case 200: return "OK";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 421: return "Misdirected Request";
+    case 500: return "Internal Server Error";
+    default: return "Status";
+  }
+}
+
+std::string LowerCopy(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Keeps a flow alive while libevent sends a body that points into it.
+void ReleaseFlow(const void*, size_t, void* extra) {
+  delete static_cast<std::shared_ptr<const Flow>*>(extra);
+}
+
+std::string ExtensionFor(std::string_view content_type) {
+  std::string t = LowerCopy(content_type.substr(0, content_type.find(';')));
+  if (t.find("json") != std::string::npos) return ".json";
+  if (t == "text/html") return ".html";
+  if (t == "text/css") return ".css";
+  if (t.find("javascript") != std::string::npos) return ".js";
+  if (t.find("xml") != std::string::npos && t.find("svg") == std::string::npos) return ".xml";
+  if (t == "image/png") return ".png";
+  if (t == "image/jpeg") return ".jpg";
+  if (t == "image/gif") return ".gif";
+  if (t == "image/webp") return ".webp";
+  if (t == "image/svg+xml") return ".svg";
+  if (t == "application/pdf") return ".pdf";
+  if (t.starts_with("text/")) return ".txt";
+  return ".bin";
+}
+
+// A safe download name from the request path: its last segment, or "body".
+std::string DownloadName(const Flow& f, std::string_view side, std::string_view content_type) {
+  std::string name;
+  if (f.request) {
+    std::string_view p = f.request->path;
+    p = p.substr(0, p.find('?'));
+    size_t slash = p.rfind('/');
+    if (slash != std::string_view::npos) p.remove_prefix(slash + 1);
+    for (char c : p) {
+      if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') name.push_back(c);
+    }
+  }
+  if (name.empty() || name.front() == '.') name = StrCat(side == "request" ? "request" : "response", "-body");
+  if (name.find('.') == std::string::npos) name += ExtensionFor(content_type);
+  return name;
+}
+
+std::string TimestampForFile() {
+  time_t now = time(nullptr);
+  tm t{};
+  gmtime_r(&now, &t);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &t);
+  return buf;
+}
+
+// Flows handed from worker threads to the web thread. Shared with the FlowStore listener, so it
+// stays valid (and its eventfd open) while a listener call is still running after Unsubscribe.
+class Inbox {
+ public:
+  Inbox(int fd, size_t max) : fd_(fd), max_(max) {}
+  ~Inbox() { ::close(fd_); }
+
+  int fd() const { return fd_; }
+
+  // Any thread. Never blocks on the web thread.
+  void Push(std::shared_ptr<const Flow> flow) {
+    {
+      std::lock_guard lock(mu_);
+      if (flows_.size() >= max_) {
+        ++dropped_;
+        return;
+      }
+      flows_.push_back(std::move(flow));
+    }
+    if (!signaled_.exchange(true)) {
+      uint64_t one = 1;
+      ssize_t n = ::write(fd_, &one, sizeof(one));
+      (void)n;  // EAGAIN means the counter is already non-zero: the reader wakes anyway
+    }
+  }
+
+  // Web thread.
+  std::vector<std::shared_ptr<const Flow>> Take(uint64_t* dropped) {
+    uint64_t counter;
+    ssize_t n = ::read(fd_, &counter, sizeof(counter));
+    (void)n;
+    signaled_.store(false);
+    std::vector<std::shared_ptr<const Flow>> out;
+    std::lock_guard lock(mu_);
+    out.swap(flows_);
+    *dropped = dropped_;
+    dropped_ = 0;
+    return out;
+  }
+
+ private:
+  int fd_;
+  size_t max_;
+  std::atomic<bool> signaled_{false};
+  std::mutex mu_;
+  std::vector<std::shared_ptr<const Flow>> flows_;
+  uint64_t dropped_ = 0;
+};
+
+}  // namespace
+
+struct WebServer::Impl {
+  struct Viewer {
+    uint64_t id = 0;
+    evhttp_request* req = nullptr;
+    evhttp_connection* conn = nullptr;
+    Filter filter;
+    bool conns = false;
+    bool flows = true;
+    std::string pending;
+  };
+
+  Impl(event_base* b, WebOptions o, FlowStore& s, ca::Authority& a, ConnectionRegistry& c, Logger& l)
+      : base(b), opts(std::move(o)), store(s), ca(a), conns(c), log(l), index(opts.max_flows) {}
+  ~Impl();
+
+  Status Init();
+
+  // ---- plumbing ----
+  static void HandleCb(evhttp_request* req, void* arg) { static_cast<Impl*>(arg)->Route(req); }
+  static bufferevent* TlsBevCb(event_base* base, void* arg) {
+    return NewTlsServerBufferevent(base, static_cast<Impl*>(arg)->tls_ctx.get());
+  }
+  static void InboxCb(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->DrainInbox(); }
+  static void HeartbeatCb(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->Heartbeat(); }
+  static void ConnsCb(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->PushConnections(false); }
+  static void ViewerClosedCb(evhttp_connection* conn, void* arg) {
+    static_cast<Impl*>(arg)->ViewerClosed(conn);
+  }
+
+  void Route(evhttp_request* req);
+  bool HostAllowed(evhttp_request* req) const;
+  bool Authorized(evhttp_request* req, const Params& params, bool* from_query) const;
+  void AddCommonHeaders(evhttp_request* req, const char* csp);
+  void Send(evhttp_request* req, int code, std::string_view type, std::string_view body);
+  void SendJson(evhttp_request* req, int code, const json& j);
+  void SendError(evhttp_request* req, int code, std::string_view message);
+
+  // ---- handlers ----
+  void Info(evhttp_request* req);
+  void List(evhttp_request* req, const Params& params);
+  void Detail(evhttp_request* req, const FlowIndex::Entry& e, const Params& params);
+  void Body(evhttp_request* req, const FlowIndex::Entry& e, std::string_view side, const Params& params);
+  void Clear(evhttp_request* req);
+  void Import(evhttp_request* req);
+  void ExportHar(evhttp_request* req, const Params& params);
+  void Connections(evhttp_request* req);
+  void CheckFilter(evhttp_request* req, const Params& params);
+  void Events(evhttp_request* req, const Params& params);
+  void Static(evhttp_request* req, const StaticFile& file);
+
+  // ---- live stream ----
+  void Ingest(const std::vector<std::shared_ptr<const Flow>>& flows);
+  void DrainInbox();
+  void Heartbeat();
+  void PushConnections(bool force);
+  json ConnectionsJson(size_t max_closed) const;
+  void Broadcast(std::string_view text);
+  void Flush(Viewer& v);  // sends v.pending; may drop the viewer (erases it)
+  size_t Backlog(evhttp_connection* conn) const;
+  void Drop(evhttp_connection* conn, std::string_view why);
+  void ViewerClosed(evhttp_connection* conn);
+
+  event_base* base;
+  WebOptions opts;
+  FlowStore& store;
+  ca::Authority& ca;
+  ConnectionRegistry& conns;
+  Logger& log;
+  FlowIndex index;
+  std::optional<CaDownloads> ca_files;
+  bssl::UniquePtr<SSL_CTX> tls_ctx;
+  evhttp* http = nullptr;
+  HostPort bound;
+  std::vector<std::string> allowed_hosts;  // empty: any (token mode)
+  std::shared_ptr<Inbox> inbox;
+  event* inbox_ev = nullptr;
+  event* heartbeat_ev = nullptr;
+  event* conns_ev = nullptr;
+  uint64_t store_token = 0;
+  bool subscribed = false;
+  std::unordered_map<evhttp_connection*, std::unique_ptr<Viewer>> viewers;
+  uint64_t next_viewer_id = 1;
+  uint64_t dropped_viewers = 0;
+  uint64_t dropped_flows = 0;
+  uint64_t conns_version_sent = 0;
+  bool conns_sent_once = false;
+};
+
+WebServer::Impl::~Impl() {
+  if (subscribed) store.Unsubscribe(store_token);
+  for (event* ev : {inbox_ev, heartbeat_ev, conns_ev}) {
+    if (ev != nullptr) event_free(ev);
+  }
+  // evhttp_free closes every connection; their close callbacks find no viewers left.
+  viewers.clear();
+  if (http != nullptr) evhttp_free(http);
+}
+
+Status WebServer::Impl::Init() {
+  bool loopback = IsLoopbackHost(opts.listen.host);
+  if (!loopback && opts.token.empty()) {
+    return Fail(StrCat("the viewer would listen on ", opts.listen.ToString(),
+                       ", beyond loopback, without a token: give --web-token TOKEN (or listen on "
+                       "127.0.0.1) so that only you can read the recorded traffic"));
+  }
+  auto files = CaDownloads::Create(ca.root(), ca.root_pem(), ca.root_fingerprint_sha256());
+  if (!files) return std::unexpected(files.error());
+  ca_files = std::move(*files);
+
+  if (opts.tls) {
+    ca::LeafSpec spec;
+    bool wildcard = opts.listen.host == "0.0.0.0" || opts.listen.host == "::";
+    spec.host = wildcard ? "localhost" : opts.listen.host;
+    spec.upstream_dns = {"localhost"};
+    spec.upstream_ips = {"127.0.0.1", "::1"};
+    auto leaf = ca.LeafFor(spec);
+    if (!leaf) return Fail(StrCat("cannot mint the viewer's TLS certificate: ", leaf.error().message));
+    tls_ctx.reset(SSL_CTX_new(TLS_method()));
+    if (!tls_ctx) return Fail("cannot create the viewer's TLS context");
+    SSL_CTX_set_min_proto_version(tls_ctx.get(), TLS1_2_VERSION);
+    std::vector<CRYPTO_BUFFER*> chain;
+    for (const auto& b : (*leaf)->chain) chain.push_back(b.get());
+    if (!SSL_CTX_set_chain_and_key(tls_ctx.get(), chain.data(), chain.size(), (*leaf)->key.get(), nullptr)) {
+      return Fail("cannot load the viewer's TLS certificate");
+    }
+  }
+
+  http = evhttp_new(base);
+  if (http == nullptr) return Fail("cannot create the viewer's HTTP server");
+  evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+  evhttp_set_max_body_size(http, static_cast<ev_ssize_t>(opts.max_import_bytes));
+  evhttp_set_max_headers_size(http, kMaxHeaderBytes);
+  evhttp_set_timeout(http, kHttpTimeoutSeconds);
+  if (tls_ctx) evhttp_set_bevcb(http, &Impl::TlsBevCb, this);
+  evhttp_set_gencb(http, &Impl::HandleCb, this);
+  evhttp_bound_socket* sock = evhttp_bind_socket_with_handle(http, opts.listen.host.c_str(), opts.listen.port);
+  if (sock == nullptr) {
+    return Fail(StrCat("cannot listen on ", opts.listen.ToString(), " for the viewer: ",
+                       std::strerror(errno), " (choose another with --web HOST:PORT, or --no-web)"));
+  }
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  getsockname(evhttp_bound_socket_get_fd(sock), reinterpret_cast<sockaddr*>(&ss), &len);
+  bound.host = opts.listen.host;
+  bound.port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                              : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (loopback) {
+    std::string port = StrCat(":", bound.port);
+    allowed_hosts = {"127.0.0.1" + port, "localhost" + port, "[::1]" + port,
+                     LowerCopy(bound.ToString())};
+  }
+
+  int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (efd < 0) return Fail(StrCat("cannot create the viewer's wake-up descriptor: ", std::strerror(errno)));
+  inbox = std::make_shared<Inbox>(efd, opts.max_pending_flows);
+  inbox_ev = event_new(base, efd, EV_READ | EV_PERSIST, &Impl::InboxCb, this);
+  heartbeat_ev = event_new(base, -1, EV_PERSIST, &Impl::HeartbeatCb, this);
+  conns_ev = event_new(base, -1, EV_PERSIST, &Impl::ConnsCb, this);
+  if (!inbox_ev || !heartbeat_ev || !conns_ev) return Fail("cannot create the viewer's events");
+  timeval beat{opts.heartbeat_seconds, 0};
+  event_add(inbox_ev, nullptr);
+  event_add(heartbeat_ev, &beat);
+  event_add(conns_ev, &kConnsPoll);
+
+  for (auto& f : opts.initial_flows) index.Put(std::move(f));
+  opts.initial_flows.clear();
+  store_token = store.Subscribe([box = inbox](const std::shared_ptr<const Flow>& f) { box->Push(f); });
+  subscribed = true;
+  for (auto& f : store.Snapshot()) index.Put(std::move(f));
+  return {};
+}
+
+// ---- plumbing ----------------------------------------------------------------------------------
+
+bool WebServer::Impl::HostAllowed(evhttp_request* req) const {
+  if (allowed_hosts.empty()) return true;
+  const char* host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+  if (host == nullptr) return true;  // HTTP/1.0 without Host: not a browser, so not a rebinding
+  std::string h = LowerCopy(host);
+  return std::find(allowed_hosts.begin(), allowed_hosts.end(), h) != allowed_hosts.end();
+}
+
+bool WebServer::Impl::Authorized(evhttp_request* req, const Params& params, bool* from_query) const {
+  *from_query = false;
+  if (opts.token.empty()) return true;
+  auto equal = [&](std::string_view given) {
+    return given.size() == opts.token.size() &&
+           CRYPTO_memcmp(given.data(), opts.token.data(), given.size()) == 0;
+  };
+  evkeyvalq* in = evhttp_request_get_input_headers(req);
+  if (const char* auth = evhttp_find_header(in, "Authorization")) {
+    std::string_view a = auth;
+    if (a.starts_with("Bearer ") && equal(a.substr(7))) return true;
+  }
+  if (const char* cookie = evhttp_find_header(in, "Cookie")) {
+    std::string_view c = cookie;
+    std::string key = StrCat(kCookieName, "=");
+    for (size_t pos = c.find(key); pos != std::string_view::npos; pos = c.find(key, pos + 1)) {
+      if (pos != 0 && c[pos - 1] != ' ' && c[pos - 1] != ';') continue;
+      std::string_view v = c.substr(pos + key.size());
+      v = v.substr(0, v.find(';'));
+      if (equal(v)) return true;
+    }
+  }
+  std::string q = params.Get("token");
+  if (!q.empty() && equal(q)) {
+    *from_query = true;
+    return true;
+  }
+  return false;
+}
+
+void WebServer::Impl::AddCommonHeaders(evhttp_request* req, const char* csp) {
+  evkeyvalq* h = evhttp_request_get_output_headers(req);
+  evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+  evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+  evhttp_add_header(h, "X-Frame-Options", "DENY");
+  evhttp_add_header(h, "Content-Security-Policy", csp);
+}
+
+void WebServer::Impl::Send(evhttp_request* req, int code, std::string_view type, std::string_view body) {
+  evkeyvalq* h = evhttp_request_get_output_headers(req);
+  if (evhttp_find_header(h, "Content-Type") == nullptr) {
+    evhttp_add_header(h, "Content-Type", std::string(type).c_str());
+  }
+  if (evhttp_find_header(h, "Content-Security-Policy") == nullptr) AddCommonHeaders(req, kAppCsp);
+  if (evhttp_find_header(h, "Cache-Control") == nullptr) evhttp_add_header(h, "Cache-Control", "no-store");
+  evbuffer* buf = evbuffer_new();
+  evbuffer_add(buf, body.data(), body.size());
+  evhttp_send_reply(req, code, ReasonFor(code), buf);
+  evbuffer_free(buf);
+}
+
+void WebServer::Impl::SendJson(evhttp_request* req, int code, const json& j) {
+  Send(req, code, "application/json; charset=utf-8", Dump(j));
+}
+
+void WebServer::Impl::SendError(evhttp_request* req, int code, std::string_view message) {
+  SendJson(req, code, {{"error", message}});
+}
+
+void WebServer::Impl::Route(evhttp_request* req) {
+  const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
+  const char* raw_path = uri ? evhttp_uri_get_path(uri) : nullptr;
+  char* decoded = evhttp_uridecode(raw_path && *raw_path ? raw_path : "/", 0, nullptr);
+  std::string path = decoded ? decoded : "/";
+  free(decoded);
+  Params params(uri ? evhttp_uri_get_query(uri) : nullptr);
+  evhttp_cmd_type method = evhttp_request_get_command(req);
+
+  if (!HostAllowed(req)) {
+    return SendError(req, 421, "this viewer answers only to loopback host names (127.0.0.1, localhost, [::1])");
+  }
+  bool from_query = false;
+  if (!Authorized(req, params, &from_query)) {
+    AddCommonHeaders(req, kCaPageCsp);
+    return Send(req, 401, "text/html; charset=utf-8",
+                "<!doctype html><meta charset=utf-8><title>mitmd viewer</title>"
+                "<p style=\"font:16px system-ui;margin:3em\">This viewer needs its token. Open the "
+                "address mitmd printed at start (it ends in <code>?token=…</code>), or send "
+                "<code>Authorization: Bearer TOKEN</code>.</p>");
+  }
+  if (from_query) {
+    std::string cookie = StrCat(kCookieName, "=", opts.token, "; Path=/; HttpOnly; SameSite=Strict",
+                                tls_ctx ? "; Secure" : "");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie.c_str());
+  }
+  if (method == EVHTTP_REQ_POST || method == EVHTTP_REQ_DELETE) {
+    const char* marker = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Mitmd");
+    if (marker == nullptr || std::string_view(marker) != "1") {
+      return SendError(req, 403, "changes need the header X-Mitmd: 1");
+    }
+  }
+  auto get_only = [&]() {
+    if (method == EVHTTP_REQ_GET) return true;
+    SendError(req, 405, "use GET");
+    return false;
+  };
+
+  if (path == "/api/events") { if (get_only()) Events(req, params); return; }
+  if (path == "/api/flows") {
+    if (method == EVHTTP_REQ_DELETE) return Clear(req);
+    if (get_only()) List(req, params);
+    return;
+  }
+  if (path == "/api/clear") {
+    if (method != EVHTTP_REQ_POST) return SendError(req, 405, "use POST");
+    return Clear(req);
+  }
+  if (path == "/api/import") {
+    if (method != EVHTTP_REQ_POST) return SendError(req, 405, "use POST");
+    return Import(req);
+  }
+  if (path == "/api/export.har") { if (get_only()) ExportHar(req, params); return; }
+  if (path == "/api/connections") { if (get_only()) Connections(req); return; }
+  if (path == "/api/info") { if (get_only()) Info(req); return; }
+  if (path == "/api/filter") { if (get_only()) CheckFilter(req, params); return; }
+  if (path.starts_with("/api/flows/")) {
+    if (!get_only()) return;
+    std::string_view rest = std::string_view(path).substr(11);
+    std::string_view id = rest.substr(0, rest.find('/'));
+    std::string_view tail = rest.substr(id.size());
+    const FlowIndex::Entry* e = index.Find(id);
+    if (e == nullptr) return SendError(req, 404, "no such flow (it may have been cleared)");
+    if (tail.empty() || tail == "/") return Detail(req, *e, params);
+    if (tail == "/request/body") return Body(req, *e, "request", params);
+    if (tail == "/response/body") return Body(req, *e, "response", params);
+    return SendError(req, 404, "unknown flow resource");
+  }
+  if (path.starts_with("/api/")) return SendError(req, 404, "unknown API path");
+  if (path == "/ca" || path.starts_with("/ca/")) {
+    if (!get_only()) return;
+    auto resp = ca_files->Serve(path);
+    if (!resp) return SendError(req, 404, "no such file; see /ca");
+    AddCommonHeaders(req, kCaPageCsp);
+    if (!resp->filename.empty()) {
+      std::string disp = StrCat("attachment; filename=\"", resp->filename, "\"");
+      evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Disposition", disp.c_str());
+    }
+    return Send(req, resp->status, resp->content_type, resp->body);
+  }
+  if (const StaticFile* file = FindStaticFile(path)) {
+    if (get_only()) Static(req, *file);
+    return;
+  }
+  Send(req, 404, "text/plain; charset=utf-8", "not found\n");
+}
+
+void WebServer::Impl::Static(evhttp_request* req, const StaticFile& file) {
+  evkeyvalq* h = evhttp_request_get_output_headers(req);
+  AddCommonHeaders(req, kAppCsp);
+  std::string etag(file.etag);
+  evhttp_add_header(h, "ETag", etag.c_str());
+  evhttp_add_header(h, "Cache-Control", "no-cache");
+  const char* inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
+  if (inm != nullptr && etag == inm) {
+    evhttp_send_reply(req, 304, ReasonFor(304), nullptr);
+    return;
+  }
+  evhttp_add_header(h, "Content-Type", std::string(file.content_type).c_str());
+  evbuffer* buf = evbuffer_new();
+  evbuffer_add_reference(buf, file.data.data(), file.data.size(), nullptr, nullptr);
+  evhttp_send_reply(req, 200, "OK", buf);
+  evbuffer_free(buf);
+}
+
+// ---- handlers ----------------------------------------------------------------------------------
+
+void WebServer::Impl::Info(evhttp_request* req) {
+  SendJson(req, 200,
+           {{"version", opts.version},
+            {"proxy", opts.proxy_address},
+            {"web", StrCat(tls_ctx ? "https://" : "http://", bound.ToString(), "/")},
+            {"tls", tls_ctx != nullptr},
+            {"session_log", opts.session_log},
+            {"flows", index.size()},
+            {"capacity", index.capacity()},
+            {"last_seq", index.last_seq()},
+            {"viewers", viewers.size()},
+            {"dropped_viewers", dropped_viewers},
+            {"dropped_flows", dropped_flows},
+            {"ca", {{"fingerprint", ca.root_fingerprint_sha256()}, {"android", ca_files->android_name()}}}});
+}
+
+void WebServer::Impl::List(evhttp_request* req, const Params& params) {
+  auto filter = Filter::Parse(params.Get("filter"));
+  if (!filter) return SendError(req, 400, filter.error().message);
+  size_t limit = std::clamp<size_t>(params.Number("limit", kDefaultPage), 1, kMaxPage);
+  auto page = index.Query(*filter, params.Number("before", 0), limit, kMaxScan);
+  json flows = json::array();
+  for (const auto* e : page.entries) flows.push_back(FlowSummaryJson(*e->flow, e->seq));
+  SendJson(req, 200, {{"flows", std::move(flows)}, {"next_before", page.next_before},
+                      {"total", index.size()}, {"last_seq", index.last_seq()}});
+}
+
+void WebServer::Impl::Detail(evhttp_request* req, const FlowIndex::Entry& e, const Params& params) {
+  SendJson(req, 200, FlowDetailJson(*e.flow, e.seq, params.Flag("bodies")));
+}
+
+void WebServer::Impl::Body(evhttp_request* req, const FlowIndex::Entry& e, std::string_view side,
+                           const Params& params) {
+  const Flow& f = *e.flow;
+  const BodyRecord* body = nullptr;
+  const HeaderList* headers = nullptr;
+  if (side == "request" && f.request) {
+    body = &f.request->body;
+    headers = &f.request->headers;
+  } else if (side == "response" && f.response) {
+    body = &f.response->body;
+    headers = &f.response->headers;
+  }
+  if (body == nullptr) return SendError(req, 404, StrCat("this flow has no ", side));
+  evkeyvalq* h = evhttp_request_get_output_headers(req);
+  AddCommonHeaders(req, kBodyCsp);
+  evhttp_add_header(h, "Cache-Control", "no-store");
+  const std::string* ct = FindHeader(*headers, "content-type");
+  std::string type = ct ? *ct : "application/octet-stream";
+  evhttp_add_header(h, "Content-Type", type.c_str());
+  evhttp_add_header(h, "X-Mitmd-Body-Size", std::to_string(body->size).c_str());
+  evhttp_add_header(h, "X-Mitmd-Body-Truncated", body->truncated ? "1" : "0");
+  if (params.Flag("download")) {
+    std::string disp = StrCat("attachment; filename=\"", DownloadName(f, side, type), "\"");
+    evhttp_add_header(h, "Content-Disposition", disp.c_str());
+  }
+  evbuffer* buf = evbuffer_new();
+  bool sent_decoded = false;
+  if (params.Flag("decode") && FindHeader(*headers, "content-encoding") != nullptr) {
+    auto decoded = DecodeBodyForHeaders(body->content, *headers, kMaxDecodedBody);
+    if (decoded) {
+      evhttp_add_header(h, "X-Mitmd-Decoded", decoded->partial ? "partial" : "1");
+      evbuffer_add(buf, decoded->data.data(), decoded->data.size());
+      sent_decoded = true;
+    } else {
+      evhttp_add_header(h, "X-Mitmd-Decode-Error", decoded.error().message.c_str());
+    }
+  }
+  if (!sent_decoded) {
+    auto* keep = new std::shared_ptr<const Flow>(e.flow);
+    if (evbuffer_add_reference(buf, body->content.data(), body->content.size(), &ReleaseFlow, keep) != 0) {
+      delete keep;
+    }
+  }
+  evhttp_send_reply(req, 200, "OK", buf);
+  evbuffer_free(buf);
+}
+
+void WebServer::Impl::Clear(evhttp_request* req) {
+  size_t n = index.size();
+  index.Clear();
+  Broadcast("event: clear\ndata: {}\n\n");
+  log.Info("viewer cleared", {{"flows", n}});
+  SendJson(req, 200, {{"ok", true}, {"cleared", n}});
+}
+
+void WebServer::Impl::Import(evhttp_request* req) {
+  evbuffer* in = evhttp_request_get_input_buffer(req);
+  size_t len = evbuffer_get_length(in);
+  if (len == 0) return SendError(req, 400, "the upload is empty");
+  const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
+  auto loaded = LoadFlowsFromText(std::string_view(data, len), opts.max_flows);
+  if (!loaded) return SendError(req, 400, loaded.error().message);
+  std::vector<std::shared_ptr<const Flow>> flows;
+  flows.reserve(loaded->flows.size());
+  for (auto& f : loaded->flows) flows.push_back(std::make_shared<const Flow>(std::move(f)));
+  Ingest(flows);
+  const char* format = loaded->format == LoadedFlows::Format::kHar ? "har" : "jsonl";
+  log.Info("viewer imported flows", {{"flows", flows.size()}, {"format", format}, {"skipped", loaded->skipped}});
+  SendJson(req, 200, {{"added", flows.size()}, {"skipped", loaded->skipped},
+                      {"dropped", loaded->dropped}, {"format", format}});
+}
+
+void WebServer::Impl::ExportHar(evhttp_request* req, const Params& params) {
+  auto filter = Filter::Parse(params.Get("filter"));
+  if (!filter) return SendError(req, 400, filter.error().message);
+  HarOptions har_options;
+  har_options.creator_version = opts.version;
+  // Entries are serialized one at a time: no document tree for the whole session in memory.
+  std::vector<std::shared_ptr<const Flow>> flows = index.Matching(*filter);
+  evbuffer* buf = evbuffer_new();
+  json head = BuildHar({}, har_options);
+  std::string prefix = Dump(head);
+  // {"log":{...,"entries":[]}} -> splice the entries in before the closing "]}}".
+  size_t cut = prefix.rfind("\"entries\":[]");
+  std::string before = prefix.substr(0, cut + 11);
+  std::string after = prefix.substr(cut + 11);
+  evbuffer_add(buf, before.data(), before.size());
+  bool first = true;
+  for (const auto& f : flows) {
+    std::string entry = Dump(BuildHarEntry(*f, har_options));
+    if (!first) evbuffer_add(buf, ",", 1);
+    evbuffer_add(buf, entry.data(), entry.size());
+    first = false;
+  }
+  evbuffer_add(buf, after.data(), after.size());
+  evkeyvalq* h = evhttp_request_get_output_headers(req);
+  AddCommonHeaders(req, kAppCsp);
+  evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");
+  evhttp_add_header(h, "Cache-Control", "no-store");
+  std::string disp = StrCat("attachment; filename=\"mitmd-", TimestampForFile(), ".har\"");
+  evhttp_add_header(h, "Content-Disposition", disp.c_str());
+  evhttp_add_header(h, "X-Mitmd-Entries", std::to_string(flows.size()).c_str());
+  evhttp_send_reply(req, 200, "OK", buf);
+  evbuffer_free(buf);
+}
+
+json WebServer::Impl::ConnectionsJson(size_t max_closed) const {
+  double now = conns.Now();
+  json list = json::array();
+  size_t open = 0, closed = 0;
+  for (const auto& c : conns.Snapshot()) {
+    if (c.closed == 0) {
+      ++open;
+    } else if (++closed > max_closed) {
+      continue;
+    }
+    list.push_back(ConnectionToJson(c, now));
+  }
+  return {{"now", now}, {"open", open}, {"closed", closed}, {"connections", std::move(list)}};
+}
+
+void WebServer::Impl::Connections(evhttp_request* req) {
+  SendJson(req, 200, ConnectionsJson(SIZE_MAX));
+}
+
+void WebServer::Impl::CheckFilter(evhttp_request* req, const Params& params) {
+  auto filter = Filter::Parse(params.Get("q"));
+  if (!filter) return SendJson(req, 200, {{"ok", false}, {"error", filter.error().message}});
+  SendJson(req, 200, {{"ok", true}, {"empty", filter->empty()}});
+}
+
+void WebServer::Impl::Events(evhttp_request* req, const Params& params) {
+  auto filter = Filter::Parse(params.Get("filter"));
+  if (!filter) return SendError(req, 400, filter.error().message);
+  evhttp_connection* conn = evhttp_request_get_connection(req);
+  if (conn == nullptr) return;
+  evkeyvalq* h = evhttp_request_get_output_headers(req);
+  AddCommonHeaders(req, kAppCsp);
+  evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
+  evhttp_add_header(h, "Cache-Control", "no-store");
+  evhttp_send_reply_start(req, 200, "OK");
+  evhttp_connection_set_closecb(conn, &Impl::ViewerClosedCb, this);
+  evhttp_connection_set_timeout(conn, kStreamTimeoutSeconds);
+  auto v = std::make_unique<Viewer>();
+  v->id = next_viewer_id++;
+  v->req = req;
+  v->conn = conn;
+  v->filter = std::move(*filter);
+  v->conns = params.Flag("conns");
+  v->flows = params.Get("flows") != "0";
+  Viewer& viewer = *v;
+  viewers[conn] = std::move(v);
+  log.Debug("viewer stream opened", {{"viewer", viewer.id}, {"filter", viewer.filter.text()}});
+  viewer.pending = StrCat("retry: 2000\nevent: hello\ndata: ",
+                          Dump({{"last_seq", index.last_seq()}, {"total", index.size()}}), "\n\n");
+  if (viewer.conns) viewer.pending += StrCat("event: conns\ndata: ", Dump(ConnectionsJson(kClosedConnsInStream)), "\n\n");
+  Flush(viewer);
+}
+
+// ---- live stream -------------------------------------------------------------------------------
+
+size_t WebServer::Impl::Backlog(evhttp_connection* conn) const {
+  bufferevent* bev = evhttp_connection_get_bufferevent(conn);
+  size_t n = evbuffer_get_length(bufferevent_get_output(bev));
+  if (bufferevent* under = bufferevent_get_underlying(bev)) n += evbuffer_get_length(bufferevent_get_output(under));
+  return n;
+}
+
+void WebServer::Impl::Flush(Viewer& v) {
+  if (v.pending.empty()) return;
+  evbuffer* buf = evbuffer_new();
+  evbuffer_add(buf, v.pending.data(), v.pending.size());
+  v.pending.clear();
+  evhttp_send_reply_chunk(v.req, buf);
+  evbuffer_free(buf);
+  if (Backlog(v.conn) > opts.max_viewer_backlog) Drop(v.conn, "its event stream backed up");
+}
+
+void WebServer::Impl::Drop(evhttp_connection* conn, std::string_view why) {
+  auto it = viewers.find(conn);
+  if (it == viewers.end()) return;
+  log.Warn("viewer dropped", {{"viewer", it->second->id}, {"reason", why}});
+  viewers.erase(it);
+  ++dropped_viewers;
+  evhttp_connection_free(conn);
+}
+
+void WebServer::Impl::ViewerClosed(evhttp_connection* conn) {
+  auto it = viewers.find(conn);
+  if (it == viewers.end()) return;
+  evhttp_request* req = it->second->req;
+  log.Debug("viewer stream closed", {{"viewer", it->second->id}});
+  viewers.erase(it);
+  // When the peer went away, libevent detached the unfinished request from the connection
+  // and left it to us: finishing it frees it.
+  if (evhttp_request_get_connection(req) == nullptr) evhttp_send_reply_end(req);
+}
+
+void WebServer::Impl::Broadcast(std::string_view text) {
+  std::vector<evhttp_connection*> conns_now;
+  for (auto& [conn, v] : viewers) conns_now.push_back(conn);
+  for (evhttp_connection* conn : conns_now) {
+    auto it = viewers.find(conn);
+    if (it == viewers.end()) continue;
+    it->second->pending.append(text);
+    Flush(*it->second);
+  }
+}
+
+void WebServer::Impl::Ingest(const std::vector<std::shared_ptr<const Flow>>& flows) {
+  for (const auto& f : flows) {
+    auto put = index.Put(f);
+    std::string line;
+    for (auto& [conn, v] : viewers) {
+      if (!v->flows || !v->filter.Matches(*f)) continue;
+      if (line.empty()) {
+        line = StrCat("event: ", put.replaced ? "update" : "flow", "\ndata: ",
+                      Dump(FlowSummaryJson(*f, put.seq)), "\n\n");
+      }
+      v->pending += line;
+    }
+  }
+  std::vector<evhttp_connection*> conns_now;
+  for (auto& [conn, v] : viewers) conns_now.push_back(conn);
+  for (evhttp_connection* conn : conns_now) {
+    auto it = viewers.find(conn);
+    if (it != viewers.end()) Flush(*it->second);
+  }
+}
+
+void WebServer::Impl::DrainInbox() {
+  uint64_t dropped = 0;
+  auto flows = inbox->Take(&dropped);
+  if (dropped > 0) {
+    dropped_flows += dropped;
+    log.Warn("viewer fell behind; flows left out of the viewer (still in the session log)",
+             {{"flows", dropped}});
+    Broadcast(StrCat("event: dropped\ndata: ", Dump({{"flows", dropped}}), "\n\n"));
+  }
+  if (!flows.empty()) Ingest(flows);
+}
+
+void WebServer::Impl::Heartbeat() { Broadcast(": ping\n\n"); }
+
+void WebServer::Impl::PushConnections(bool force) {
+  bool any = std::any_of(viewers.begin(), viewers.end(), [](const auto& p) { return p.second->conns; });
+  if (!any) return;
+  uint64_t version = conns.version();
+  if (!force && conns_sent_once && version == conns_version_sent) return;
+  conns_version_sent = version;
+  conns_sent_once = true;
+  std::string text = StrCat("event: conns\ndata: ", Dump(ConnectionsJson(kClosedConnsInStream)), "\n\n");
+  std::vector<evhttp_connection*> targets;
+  for (auto& [conn, v] : viewers) {
+    if (v->conns) targets.push_back(conn);
+  }
+  for (evhttp_connection* conn : targets) {
+    auto it = viewers.find(conn);
+    if (it == viewers.end()) continue;
+    it->second->pending += text;
+    Flush(*it->second);
+  }
+}
+
+// ---- WebServer ---------------------------------------------------------------------------------
+
+Result<std::unique_ptr<WebServer>> WebServer::Start(event_base* base, WebOptions opts, FlowStore& store,
+                                                     ca::Authority& ca, ConnectionRegistry& conns,
+                                                     Logger& log) {
+  auto impl = std::make_unique<Impl>(base, std::move(opts), store, ca, conns, log);
+  if (auto st = impl->Init(); !st) return std::unexpected(st.error());
+  auto server = std::unique_ptr<WebServer>(new WebServer(std::move(impl)));
+  log.Info("viewer listening", {{"url", server->url()}, {"flows", server->impl_->index.size()}});
+  return server;
+}
+
+WebServer::WebServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+WebServer::~WebServer() = default;
+
+HostPort WebServer::address() const { return impl_->bound; }
+
+std::string WebServer::url() const {
+  HostPort shown = impl_->bound;
+  if (shown.host == "0.0.0.0") shown.host = "127.0.0.1";
+  if (shown.host == "::") shown.host = "::1";
+  std::string u = StrCat(impl_->tls_ctx ? "https://" : "http://", shown.ToString(), "/");
+  if (!impl_->opts.token.empty()) u += StrCat("?token=", impl_->opts.token);
+  return u;
+}
+
+size_t WebServer::viewer_count() const { return impl_->viewers.size(); }
+uint64_t WebServer::dropped_viewers() const { return impl_->dropped_viewers; }
+
+}  // namespace mitmd::web

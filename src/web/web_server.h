@@ -1,0 +1,92 @@
+#pragma once
+// The viewer's HTTP server (libevent evhttp): the page compiled from web/, a JSON API over the
+// flows, a live event stream, HAR export, the root-certificate page, optional TLS.
+//
+// API (all JSON unless noted; "filter" is the language of web/filter.h):
+//   GET  /api/info                              version, addresses, counts, root fingerprint
+//   GET  /api/flows?filter=&before=SEQ&limit=N  summaries, newest first, paged by seq
+//   GET  /api/flows/ID[?bodies=1]               one flow in the session-log schema
+//   GET  /api/flows/ID/{request|response}/body[?decode=1][&download=1]
+//                                               the body bytes with the flow's Content-Type;
+//                                               decode=1 undoes Content-Encoding
+//   POST /api/clear  (DELETE /api/flows)        empties the viewer (not the session log)
+//   POST /api/import                            a JSONL session log or HAR file as the body
+//   GET  /api/events?filter=&conns=1&flows=0    server-sent events: hello, flow, update, clear,
+//                                               conns (connection snapshots, with conns=1),
+//                                               dropped; flows=0 leaves out flow events
+//   GET  /api/export.har?filter=                HAR 1.2 download of the (filtered) flows
+//   GET  /api/connections                       open and recently closed connections
+//   GET  /api/filter?q=                         {"ok":true} or {"ok":false,"error":…}
+//   GET  /ca, /ca/mitmd-ca.pem, /ca/mitmd-ca.cer, /ca/<hash>.0   trusting the root
+// POSTs need the header "X-Mitmd: 1" (a cross-site form cannot send it).
+//
+// Security: on loopback, requests must name a loopback Host (stops DNS rebinding). Beyond
+// loopback a token is required: "Authorization: Bearer TOKEN", or "?token=TOKEN" once, which
+// sets an HttpOnly cookie. Bodies are served with a sandboxing CSP, so a captured HTML or SVG
+// body can never run script in the viewer's origin.
+//
+// Threading: everything runs on the event_base passed to Start (one thread). Flows recorded on
+// worker threads reach it through a bounded queue and an eventfd; the proxy never waits for the
+// viewer. A viewer whose stream backs up beyond WebOptions::max_viewer_backlog is disconnected
+// (its page reconnects and reloads).
+
+#include <event2/event.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ca/authority.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/result.h"
+#include "flow/connection_registry.h"
+#include "flow/flow.h"
+#include "flow/flow_store.h"
+
+namespace mitmd::web {
+
+struct WebOptions {
+  HostPort listen{"127.0.0.1", 8081};
+  bool tls = false;           // serve HTTPS with a leaf minted from mitmd's root
+  std::string token;          // required when |listen| is beyond loopback
+  size_t max_flows = 50'000;  // the viewer keeps the newest this many
+  // Shown before live flows: the session log of earlier runs, --load files. Oldest first.
+  std::vector<std::shared_ptr<const Flow>> initial_flows;
+  std::string version = "0.1.0";
+  std::string proxy_address;  // shown in the page, e.g. "127.0.0.1:8080"
+  std::string session_log;    // shown in the page
+  size_t max_viewer_backlog = 8 << 20;  // bytes queued to one event stream before dropping it
+  size_t max_import_bytes = 256 << 20;
+  size_t max_pending_flows = 100'000;   // recorded flows waiting for the web thread
+  int heartbeat_seconds = 15;           // event-stream keep-alive comment
+};
+
+class WebServer {
+ public:
+  // Binds |opts.listen| (port 0 picks one) on |base| and starts serving once the loop runs.
+  // Fails when the address cannot be bound, when a non-loopback address has no token, or when
+  // TLS was asked for and no certificate can be minted. |store|, |ca|, |conns| and |log| must
+  // outlive the server.
+  static Result<std::unique_ptr<WebServer>> Start(event_base* base, WebOptions opts,
+                                                  FlowStore& store, ca::Authority& ca,
+                                                  ConnectionRegistry& conns, Logger& log);
+  // Destroy on the loop's thread, or after the loop has stopped.
+  ~WebServer();
+
+  HostPort address() const;
+  // "http://127.0.0.1:8081/" (https with TLS); carries ?token= when a token is required.
+  std::string url() const;
+  size_t viewer_count() const;
+  uint64_t dropped_viewers() const;
+
+  struct Impl;
+
+ private:
+  explicit WebServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mitmd::web

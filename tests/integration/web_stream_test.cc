@@ -1,0 +1,122 @@
+// The viewer's live event stream: new flows arrive without polling, per-viewer filters apply,
+// and a viewer that stops reading is dropped without ever slowing the recording threads.
+
+#include <thread>
+
+#include "core/strings.h"
+#include "integration/web_fixture.h"
+#include "unit/web_test_flows.h"
+
+namespace mitmd::testing {
+namespace {
+
+using nlohmann::json;
+
+TEST_F(WebServerTest, StreamDeliversNewFlowsLive) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  EventStream a, b;
+  ASSERT_TRUE(a.Open(port_, "/api/events"));
+  ASSERT_TRUE(b.Open(port_, "/api/events"));
+  ASSERT_TRUE(a.WaitFor("event: hello"));
+  ASSERT_TRUE(b.WaitFor("event: hello"));
+  EXPECT_NE(a.received().find("text/event-stream"), std::string::npos);
+
+  auto flow = Record(MakeFlow({.path = "/live"}));
+  ASSERT_TRUE(a.WaitFor(flow->id)) << a.received();
+  ASSERT_TRUE(b.WaitFor(flow->id)) << b.received();
+  auto events = a.Events("flow");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["path"], "/live");
+  EXPECT_GT(events[0]["seq"].get<uint64_t>(), 0u);
+
+  // Recording the same flow again (same id) is an update, not a new row.
+  Record(*flow);
+  ASSERT_TRUE(a.WaitFor("event: update"));
+}
+
+TEST_F(WebServerTest, StreamFollowsEachViewersFilter) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  EventStream posts;
+  ASSERT_TRUE(posts.Open(port_, "/api/events?filter=method%3APOST"));
+  ASSERT_TRUE(posts.WaitFor("event: hello"));
+  auto get = Record(MakeFlow({.method = "GET"}));
+  auto post = Record(MakeFlow({.method = "POST"}));
+  ASSERT_TRUE(posts.WaitFor(post->id));
+  EXPECT_EQ(posts.received().find(get->id), std::string::npos);
+
+  EventStream bad;
+  ASSERT_TRUE(bad.Open(port_, "/api/events?filter=nope%3A1"));
+  ASSERT_TRUE(bad.WaitFor("unknown field"));
+  EXPECT_NE(bad.received().find("400"), std::string::npos);
+}
+
+TEST_F(WebServerTest, StreamAnnouncesClearsAndCarriesConnections) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  EventStream s;
+  ASSERT_TRUE(s.Open(port_, "/api/events?conns=1"));
+  ASSERT_TRUE(s.WaitFor("event: conns"));
+  uint64_t id = conns_.OpenClient("127.0.0.1:41000", "127.0.0.1:8080");
+  ASSERT_TRUE(s.WaitFor("127.0.0.1:41000", std::chrono::seconds(3)));
+  conns_.Close(id, ClosedBy::kMitmd, "idle timeout");
+  ASSERT_TRUE(s.WaitFor("\"closed_by\":\"mitmd\"", std::chrono::seconds(3)));
+  ASSERT_EQ(Post("/api/clear", "").status, 200);
+  ASSERT_TRUE(s.WaitFor("event: clear"));
+}
+
+TEST_F(WebServerTest, ClosedViewersAreForgotten) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  {
+    EventStream s;
+    ASSERT_TRUE(s.Open(port_, "/api/events"));
+    ASSERT_TRUE(s.WaitFor("event: hello"));
+    EXPECT_EQ(Fetch("/api/info").Json()["viewers"], 1);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  int viewers = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    Record(MakeFlow({}));  // writing to a closed peer also surfaces the close
+    viewers = Fetch("/api/info").Json()["viewers"];
+    if (viewers == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(viewers, 0);
+}
+
+TEST_F(WebServerTest, SlowViewerIsDroppedAndNeverSlowsRecording) {
+  web::WebOptions options;
+  options.max_viewer_backlog = 256 * 1024;
+  ASSERT_NO_FATAL_FAILURE(StartServer(std::move(options)));
+  EventStream stalled;
+  ASSERT_TRUE(stalled.Open(port_, "/api/events", /*receive_buffer=*/4096));
+  ASSERT_TRUE(stalled.WaitFor("event: hello"));
+  EventStream healthy;
+  ASSERT_TRUE(healthy.Open(port_, "/api/events"));
+  ASSERT_TRUE(healthy.WaitFor("event: hello"));
+
+  // The stalled viewer never reads again. Each summary is ~0.5 KB: 4000 of them are ~2 MB,
+  // far beyond its socket buffers plus the 256 KiB backlog allowed.
+  constexpr int kFlows = 4000;
+  std::string last_id;
+  double slowest_ms = 0;
+  std::thread reader([&] { healthy.ReadFor(std::chrono::seconds(4)); });
+  for (int i = 0; i < kFlows; ++i) {
+    Flow f = MakeFlow({.path = StrCat("/bulk/", i, "/", std::string(200, 'p'))});
+    last_id = f.id;
+    auto start = std::chrono::steady_clock::now();
+    Record(std::move(f));
+    slowest_ms = std::max(slowest_ms, std::chrono::duration<double, std::milli>(
+                                          std::chrono::steady_clock::now() - start).count());
+  }
+  reader.join();
+  // Recording never waited for the viewer: the slowest Record stays far below any network stall.
+  EXPECT_LT(slowest_ms, 50.0);
+  WaitForFlowCount(kFlows);
+  json info = Fetch("/api/info").Json();
+  EXPECT_GE(info["dropped_viewers"].get<int>(), 1) << info.dump();
+  EXPECT_EQ(info["viewers"], 1) << info.dump();  // the healthy one stays
+  EXPECT_TRUE(healthy.WaitFor(last_id, std::chrono::seconds(5)));
+  EXPECT_FALSE(stalled.ReadFor(std::chrono::seconds(10))) << "the stalled stream was not closed";
+}
+
+}  // namespace
+}  // namespace mitmd::testing
