@@ -14,14 +14,18 @@
 #include <vector>
 
 #include "ca/authority.h"
+#include "cli/ca_command.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/strings.h"
 #include "flow/connection_registry.h"
 #include "flow/flow_loader.h"
 #include "flow/flow_store.h"
+#include "net/keylog.h"
 #include "net/worker.h"
+#include "proxy/client_certs.h"
 #include "proxy/client_tls.h"
+#include "proxy/passthrough.h"
 #include "proxy/proxy_server.h"
 #include "proxy/upstream_tls.h"
 #include "web/web_server.h"
@@ -102,7 +106,16 @@ int Run(Config config) {
   bool beyond_loopback = !IsLoopbackHost(config.listen.host);
   if (beyond_loopback && config.proxy_token.empty()) config.proxy_token = RandomToken();
 
-  auto authority = ca::Authority::LoadOrCreate(config.confdir);
+  ca::AuthorityOptions ca_options;
+  ca_options.confdir = config.confdir;
+  ca_options.ca_cert = config.ca_cert;
+  ca_options.ca_key = config.ca_key;
+  ca_options.root_key_type = config.ca_key_type;
+  ca_options.leaf_key_type = config.leaf_key_type;
+  ca_options.cache_capacity = config.leaf_cache_size;
+  ca_options.watch = config.ca_watch;
+  ca_options.logger = &log;
+  auto authority = ca::Authority::Open(ca_options);
   if (!authority) return Die(authority.error().message);
   std::vector<std::shared_ptr<const Flow>> initial_flows;
   if (config.web_enabled) {
@@ -117,16 +130,26 @@ int Run(Config config) {
   }
   auto flows = FlowStore::Open(config.flows_path, kFlowsInMemory);
   if (!flows) return Die(flows.error().message);
-  auto upstream_tls = proxy::UpstreamTls::Create(config);
+  std::unique_ptr<net::KeyLog> keylog;
+  if (!config.keylog_file.empty()) {
+    auto opened = net::KeyLog::Open(config.keylog_file);
+    if (!opened) return Die(opened.error().message);
+    keylog = std::move(*opened);
+  }
+  auto upstream_tls = proxy::UpstreamTls::Create(config, keylog.get());
   if (!upstream_tls) return Die(upstream_tls.error().message);
-  auto client_tls = proxy::ClientTls::Create();
+  auto client_tls = proxy::ClientTls::Create(keylog.get());
   if (!client_tls) return Die(client_tls.error().message);
+  auto passthrough = proxy::PassthroughPolicy::Create(config);
+  if (!passthrough) return Die(passthrough.error().message);
+  auto client_certs = proxy::ClientCertStore::Create(config);
+  if (!client_certs) return Die(client_certs.error().message);
 
   net::EnableEventThreads();
   ConnectionRegistry connections;  // open client and upstream connections, for the viewer
-  std::atomic<uint64_t> next_conn_id{1};
-  proxy::ProxyContext ctx{config, log, **authority, **flows, **upstream_tls, **client_tls,
-                          next_conn_id, WallClock};
+  proxy::ProxyContext ctx{config,       log,         **authority,    **flows,
+                          **upstream_tls, **client_tls, connections,   **passthrough,
+                          **client_certs, WallClock};
   auto server = proxy::ProxyServer::Start(ctx);
   if (!server) return Die(server.error().message);
 
@@ -135,7 +158,10 @@ int Run(Config config) {
   std::unique_ptr<web::WebServer> viewer;
   if (config.web_enabled) {
     auto worker = net::Worker::Create(-1);
-    if (!worker) return Die(worker.error().message);
+    if (!worker) {
+      (*server)->Shutdown();
+      return Die(worker.error().message);
+    }
     web_worker = std::move(*worker);
     web::WebOptions web_options;
     web_options.listen = config.web_listen;
@@ -150,9 +176,18 @@ int Run(Config config) {
     web_options.session_log = config.flows_path;
     auto started = web::WebServer::Start(web_worker->base(), std::move(web_options), **flows,
                                          **authority, connections, log);
-    if (!started) return Die(started.error().message);
-    viewer = std::move(*started);
-    web_worker->Start();
+    if (started) {
+      viewer = std::move(*started);
+      web_worker->Start();
+    } else if (config.web_listen_given) {
+      (*server)->Shutdown();
+      return Die(started.error().message);
+    } else {
+      // The default viewer port is taken (say, by another mitmd): the proxy still runs.
+      std::fprintf(stderr, "mitmd: %s; continuing without the viewer\n", started.error().message.c_str());
+      log.Warn("viewer not started", {{"reason", started.error().message}});
+      web_worker.reset();
+    }
   }
 
   const std::string proxy_url = StrCat("http://", (*server)->address().ToString());
@@ -170,6 +205,10 @@ int Run(Config config) {
   if (config.insecure) {
     std::printf("WARNING      upstream certificates are NOT verified (--insecure); "
                 "every flow is marked insecure\n");
+  }
+  if (keylog) {
+    std::printf("key log      %s   (TLS secrets of both sides: keep it private)\n",
+                config.keylog_file.c_str());
   }
   std::printf("\nTrust the root, then point a client at the proxy, e.g.\n"
               "  curl --proxy %s --cacert %s https://example.com/\n"
@@ -201,8 +240,15 @@ int Run(Config config) {
 int main(int argc, char** argv) {
   std::vector<std::string_view> args(argv + 1, argv + argc);
   const char* home = std::getenv("HOME");
+  if (!args.empty() && args[0] == "ca") {
+    return mitmd::cli::RunCaCommand({args.begin() + 1, args.end()}, home ? home : "");
+  }
   auto inv = mitmd::ParseArgs(args, home ? home : "");
   if (!inv) return mitmd::Die(inv.error().message);
+  if (const char* keylog = std::getenv("SSLKEYLOGFILE");
+      keylog && *keylog && inv->config.keylog_file.empty()) {
+    inv->config.keylog_file = keylog;
+  }
   switch (inv->command) {
     case mitmd::Command::kHelp:
       std::fputs(mitmd::UsageText().c_str(), stdout);

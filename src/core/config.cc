@@ -2,6 +2,8 @@
 
 #include "core/strings.h"
 
+#include <regex>
+
 #include <arpa/inet.h>
 
 #include <charconv>
@@ -175,8 +177,24 @@ Usage: mitmd [OPTIONS]
   --load FILE              show the flows of a session log (.jsonl) or HAR file (repeatable)
   --fresh                  start with an empty session log (the previous one is kept as FILE.1);
                            without it the viewer shows the flows already in the log
+  --ca-cert FILE --ca-key FILE
+                           use your own root CA (PEM, RSA or EC, unencrypted key, mode 0600)
+  --ca-key-type TYPE       key of a newly created root: ecdsa-p256 (default), rsa2048, rsa3072
+  --leaf-key-type TYPE     key of minted leaves: ecdsa-p256 (default); RSA needs an RSA root
+  --leaf-cache-size N      minted leaves kept in memory (default 10000)
+  --no-ca-watch            do not reload the root when its files change
+  --ignore-hosts REGEX     tunnel CONNECT targets whose host:port matches, untouched (repeatable)
+  --no-auto-passthrough    keep intercepting hosts whose clients rejected mitmd's certificate
+  --auto-passthrough-ttl SECS
+                           how long such a host is tunnelled (default 600)
+  --client-cert FILE       PEM certificate + key to present to servers that ask for one
+  --client-cert-dir DIR    per-host client certificates: DIR/<host>.pem
+  --keylog FILE            write TLS keys of both sides (NSS key log, for Wireshark);
+                           $SSLKEYLOGFILE does the same
   --help                   this text
   --version                print the version
+
+Manage the root CA with: mitmd ca info|export|regenerate (see mitmd ca --help).
 
 Point a client at the proxy and trust the root, e.g.
   curl --proxy http://127.0.0.1:8080 --cacert ~/.mitmd/mitmd-ca.pem https://example.com/
@@ -227,6 +245,7 @@ Result<Invocation> ParseArgs(const std::vector<std::string_view>& args, std::str
         auto hp = ParseHostPort(v);
         if (!hp) return Fail("--web: " + hp.error().message);
         c.web_listen = *hp;
+        c.web_listen_given = true;
         c.web_enabled = true;
         return {};
       });
@@ -310,10 +329,60 @@ Result<Invocation> ParseArgs(const std::vector<std::string_view>& args, std::str
         c.log_level = v;
         return {};
       });
+    } else if (arg == "--ca-cert") {
+      st = flag_with([&](std::string_view v) -> Status { c.ca_cert = v; return {}; });
+    } else if (arg == "--ca-key") {
+      st = flag_with([&](std::string_view v) -> Status { c.ca_key = v; return {}; });
+    } else if (arg == "--ca-key-type" || arg == "--leaf-key-type") {
+      st = flag_with([&](std::string_view v) -> Status {
+        auto t = ca::ParseKeyType(v);
+        if (!t) return Fail(StrCat(arg, ": ", t.error().message));
+        (arg == "--ca-key-type" ? c.ca_key_type : c.leaf_key_type) = *t;
+        return {};
+      });
+    } else if (arg == "--leaf-cache-size") {
+      st = flag_with([&](std::string_view v) -> Status {
+        auto n = ParseUnsigned(v, "--leaf-cache-size");
+        if (!n) return std::unexpected(n.error());
+        if (*n == 0) return Fail("--leaf-cache-size: give at least 1");
+        c.leaf_cache_size = *n;
+        return {};
+      });
+    } else if (arg == "--no-ca-watch") {
+      c.ca_watch = false;
+    } else if (arg == "--ignore-hosts") {
+      st = flag_with([&](std::string_view v) -> Status {
+        try {
+          std::regex check{std::string(v)};
+        } catch (const std::regex_error& e) {
+          return Fail(StrCat("--ignore-hosts: '", v, "' is not a valid regular expression (",
+                             e.what(), ")"));
+        }
+        c.ignore_hosts.emplace_back(v);
+        return {};
+      });
+    } else if (arg == "--no-auto-passthrough") {
+      c.auto_passthrough = false;
+    } else if (arg == "--auto-passthrough-ttl") {
+      st = flag_with([&](std::string_view v) -> Status {
+        auto n = ParseUnsigned(v, "--auto-passthrough-ttl");
+        if (!n || *n == 0) return Fail("--auto-passthrough-ttl: give a number of seconds > 0");
+        c.auto_passthrough_ttl = std::chrono::seconds(*n);
+        return {};
+      });
+    } else if (arg == "--client-cert") {
+      st = flag_with([&](std::string_view v) -> Status { c.client_cert = v; return {}; });
+    } else if (arg == "--client-cert-dir") {
+      st = flag_with([&](std::string_view v) -> Status { c.client_cert_dir = v; return {}; });
+    } else if (arg == "--keylog") {
+      st = flag_with([&](std::string_view v) -> Status { c.keylog_file = v; return {}; });
     } else {
       return Fail(StrCat("unknown option '", args[i], "' (see mitmd --help)"));
     }
     if (!st) return std::unexpected(st.error());
+  }
+  if (c.ca_cert.empty() != c.ca_key.empty()) {
+    return Fail("--ca-cert and --ca-key go together: give both, or neither");
   }
   if (c.confdir.empty()) {
     if (home.empty()) return Fail("$HOME is not set: pass --confdir DIR");

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ca/keys.h"
 #include "core/result.h"
 
 namespace mitmd {
@@ -59,10 +60,25 @@ struct Config {
   // The viewer (src/web).
   bool web_enabled = true;                 // --no-web turns it off
   HostPort web_listen{"127.0.0.1", 8081};
+  bool web_listen_given = false;           // --web was given: failing to bind it is fatal
   bool web_tls = false;                    // serve the viewer over HTTPS
   std::string web_token;   // required to open the viewer beyond loopback; default: proxy_token
   std::vector<std::string> load_files;     // --load: session logs or HAR files to show
   bool fresh = false;      // start with an empty session log (the previous one becomes FILE.1)
+  // The root CA (ca/).
+  std::string ca_cert;     // --ca-cert FILE (with --ca-key): a root of the user's own
+  std::string ca_key;
+  ca::KeyType ca_key_type = ca::KeyType::kEcdsaP256;    // for a newly created root
+  ca::KeyType leaf_key_type = ca::KeyType::kEcdsaP256;
+  size_t leaf_cache_size = 10'000;
+  bool ca_watch = true;    // reload the root when its files change
+  // Hosts not to intercept, and certificates to present upstream.
+  std::vector<std::string> ignore_hosts;  // ECMAScript regexes over "host:port"
+  bool auto_passthrough = true;           // tunnel hosts whose clients rejected mitmd's certificate
+  std::chrono::seconds auto_passthrough_ttl{600};
+  std::string client_cert;      // PEM with certificate and key, for every upstream that asks
+  std::string client_cert_dir;  // <dir>/<host>.pem per host (wins over client_cert)
+  std::string keylog_file;      // NSS key log of both sides (also $SSLKEYLOGFILE)
 };
 
 enum class Command { kRun, kHelp, kVersion };
