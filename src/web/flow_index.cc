@@ -4,7 +4,42 @@
 
 namespace mitmd::web {
 
-FlowIndex::FlowIndex(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
+namespace {
+
+size_t HeaderBytes(const HeaderList& headers) {
+  size_t n = 0;
+  for (const auto& [k, v] : headers) n += k.size() + v.size() + 2 * sizeof(std::string);
+  return n;
+}
+
+}  // namespace
+
+size_t ApproxFlowBytes(const Flow& f) {
+  size_t n = sizeof(Flow) + f.id.size() + f.client_addr.size() + f.server_host.size() + f.server_addr.size();
+  if (f.request) {
+    n += sizeof(HttpRequest) + f.request->target.size() + f.request->path.size() + f.request->host.size() +
+         HeaderBytes(f.request->headers) + HeaderBytes(f.request->trailers) + f.request->body.content.size();
+  }
+  if (f.response) {
+    n += sizeof(HttpResponse) + f.response->reason.size() + HeaderBytes(f.response->headers) +
+         HeaderBytes(f.response->trailers) + f.response->body.content.size();
+  }
+  if (f.server_cert) {
+    n += sizeof(CertInfo) + f.server_cert->subject.size() + f.server_cert->issuer.size();
+    for (const auto& san : f.server_cert->sans) n += san.size() + sizeof(std::string);
+  }
+  if (f.error) n += sizeof(FlowError) + f.error->message.size();
+  return n;
+}
+
+FlowIndex::FlowIndex(size_t capacity, size_t max_bytes)
+    : capacity_(capacity == 0 ? 1 : capacity), max_bytes_(max_bytes) {}
+
+void FlowIndex::EvictOldest() {
+  bytes_ -= std::min(bytes_, ApproxFlowBytes(*entries_.front().flow));
+  by_id_.erase(entries_.front().flow->id);
+  entries_.pop_front();
+}
 
 size_t FlowIndex::IndexOfSeq(uint64_t seq) const {
   auto it = std::lower_bound(entries_.begin(), entries_.end(), seq,
@@ -16,17 +51,18 @@ FlowIndex::PutResult FlowIndex::Put(std::shared_ptr<const Flow> flow) {
   if (auto it = by_id_.find(flow->id); it != by_id_.end()) {
     size_t i = IndexOfSeq(it->second);
     if (i < entries_.size() && entries_[i].seq == it->second) {
+      bytes_ -= std::min(bytes_, ApproxFlowBytes(*entries_[i].flow));
+      bytes_ += ApproxFlowBytes(*flow);
       entries_[i].flow = std::move(flow);
       return {it->second, true};
     }
   }
   uint64_t seq = next_seq_++;
   by_id_[flow->id] = seq;
+  bytes_ += ApproxFlowBytes(*flow);
   entries_.push_back(Entry{seq, std::move(flow)});
-  while (entries_.size() > capacity_) {
-    by_id_.erase(entries_.front().flow->id);
-    entries_.pop_front();
-  }
+  // The newest flow always stays, however large.
+  while (entries_.size() > 1 && (entries_.size() > capacity_ || bytes_ > max_bytes_)) EvictOldest();
   return {seq, false};
 }
 
@@ -39,6 +75,7 @@ const FlowIndex::Entry* FlowIndex::Find(std::string_view id) const {
 }
 
 void FlowIndex::Clear() {
+  bytes_ = 0;
   entries_.clear();
   by_id_.clear();
 }

@@ -25,8 +25,9 @@ class FlowIndex {
     std::shared_ptr<const Flow> flow;
   };
 
-  // Keeps the newest |capacity| flows.
-  explicit FlowIndex(size_t capacity);
+  // Keeps the newest |capacity| flows, and drops the oldest while they take more than about
+  // |max_bytes| (body copies included).
+  explicit FlowIndex(size_t capacity, size_t max_bytes = SIZE_MAX);
 
   struct PutResult {
     uint64_t seq = 0;
@@ -38,6 +39,7 @@ class FlowIndex {
   void Clear();
   size_t size() const { return entries_.size(); }
   size_t capacity() const { return capacity_; }
+  size_t bytes() const { return bytes_; }
   // The newest seq handed out (0 before the first Put).
   uint64_t last_seq() const { return next_seq_ - 1; }
 
@@ -56,10 +58,16 @@ class FlowIndex {
 
  private:
   size_t capacity_;
+  size_t max_bytes_;
+  size_t bytes_ = 0;
   uint64_t next_seq_ = 1;
   std::deque<Entry> entries_;  // ascending seq
   std::unordered_map<std::string, uint64_t> by_id_;
   size_t IndexOfSeq(uint64_t seq) const;  // first entry with seq >= |seq|
+  void EvictOldest();
 };
+
+// About how much memory |flow| holds: bodies, headers and the fixed parts.
+size_t ApproxFlowBytes(const Flow& flow);
 
 }  // namespace mitmd::web

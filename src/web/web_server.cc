@@ -224,7 +224,7 @@ struct WebServer::Impl {
   };
 
   Impl(event_base* b, WebOptions o, FlowStore& s, ca::Authority& a, ConnectionRegistry& c, Logger& l)
-      : base(b), opts(std::move(o)), store(s), ca(a), conns(c), log(l), index(opts.max_flows) {}
+      : base(b), opts(std::move(o)), store(s), ca(a), conns(c), log(l), index(opts.max_flows, opts.max_bytes) {}
   ~Impl();
 
   Status Init();
@@ -569,6 +569,7 @@ void WebServer::Impl::Info(evhttp_request* req) {
             {"session_log", opts.session_log},
             {"flows", index.size()},
             {"capacity", index.capacity()},
+            {"memory_bytes", index.bytes()},
             {"last_seq", index.last_seq()},
             {"viewers", viewers.size()},
             {"dropped_viewers", dropped_viewers},

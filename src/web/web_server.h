@@ -53,6 +53,7 @@ struct WebOptions {
   bool tls = false;           // serve HTTPS with a leaf minted from mitmd's root
   std::string token;          // required when |listen| is beyond loopback
   size_t max_flows = 50'000;  // the viewer keeps the newest this many
+  size_t max_bytes = 256u << 20;  // and at most about this much of them (bodies included)
   // Shown before live flows: the session log of earlier runs, --load files. Oldest first.
   std::vector<std::shared_ptr<const Flow>> initial_flows;
   std::string version = "0.1.0";
