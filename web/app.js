@@ -490,6 +490,8 @@
 
   function applyFilter(text) {
     state.filter = text;
+    state.loading = true;  // until the new stream's list has arrived
+    renderCount();
     filterInput.classList.toggle('active', !!text);
     const url = new URL(location.href);
     if (text) url.searchParams.set('filter', text); else url.searchParams.delete('filter');

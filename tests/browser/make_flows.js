@@ -1,5 +1,5 @@
 // Writes a synthetic mitmd session log (JSONL, flow schema 1) for viewer tests and screenshots:
-//   node make_flows.js OUT.jsonl [COUNT]
+//   node make_flows.js OUT.jsonl [COUNT] [light]
 // A mix of APIs, pages, images, scripts, redirects, client and server errors, failed TLS, a
 // tunnel; gzip and brotli bodies; realistic timings. Deterministic for a given COUNT.
 'use strict';
@@ -68,7 +68,8 @@ function uuid(r) {
   return `${hex(8)}-${hex(4)}-4${hex(3)}-a${hex(3)}-${counter.toString(16).padStart(12, '0')}`;
 }
 
-function make(count) {
+// light: small bodies (for the 50,000-flow test, where the log's size is not the point).
+function make(count, light) {
   const r = rng(count * 7919 + 17);
   const png = makePng(48, 48);
   const hosts = ['api.example.com', 'www.example.com', 'cdn.example.net', 'auth.example.com',
@@ -101,8 +102,8 @@ function make(count) {
       const doc = {id, status: r() < 0.8 ? 'shipped' : 'pending', total: Math.round(r() * 50000) / 100, currency: 'EUR',
         items: [{sku: 'SKU-' + id, qty: 1 + Math.floor(r() * 3), price: 19.99}, {sku: 'GIFT', qty: 1, price: 0}],
         customer: {name: 'Ada Lovelace', email: 'ada@example.com', vip: r() < 0.2}, token: 'tok_' + id.toString(36)};
-      respBody = zlib.gzipSync(Buffer.from(JSON.stringify(doc)));
-      coding = 'gzip';
+      respBody = light ? Buffer.from(JSON.stringify({id})) : zlib.gzipSync(Buffer.from(JSON.stringify(doc)));
+      coding = light ? '' : 'gzip';
     } else if (kindRoll < 0.45) {
       method = 'POST';
       path = '/v1/login';
@@ -114,7 +115,7 @@ function make(count) {
     } else if (kindRoll < 0.55) {
       path = `/assets/img/badge-${i % 12}.png`;
       type = 'image/png';
-      respBody = png;
+      respBody = light ? png.subarray(0, 64) : png;
     } else if (kindRoll < 0.63) {
       path = '/';
       type = 'text/html; charset=utf-8';
@@ -123,7 +124,7 @@ function make(count) {
     } else if (kindRoll < 0.7) {
       path = `/static/app.${(i % 97).toString(16)}.js`;
       type = 'application/javascript';
-      respBody = zlib.gzipSync(Buffer.from('export function greet(name){return `Hello, ${name}!`;}\n'.repeat(40)));
+      respBody = zlib.gzipSync(Buffer.from('export function greet(name){return `Hello, ${name}!`;}\n'.repeat(light ? 1 : 40)));
       coding = 'gzip';
     } else if (kindRoll < 0.76) {
       method = 'PUT';
@@ -166,6 +167,7 @@ function make(count) {
       flow.server.cert = undefined;
       flow.bytes = {up: 5120 + Math.floor(r() * 9000), down: 20000 + Math.floor(r() * 90000)};
     }
+    if (light) flow.server.cert = undefined;
     for (const k of Object.keys(flow.server)) if (flow.server[k] === undefined) delete flow.server[k];
     if (flow.client.tls === undefined) delete flow.client.tls;
     const dur = 0.008 + r() * r() * 1.6;
@@ -179,13 +181,14 @@ function make(count) {
       const reqHeaders = [['Host', flow.server.host], ['User-Agent', 'Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0'],
         ['Accept', type.startsWith('image') ? 'image/avif,image/webp,*/*' : 'application/json, text/plain, */*'],
         ['Accept-Encoding', 'gzip, deflate, br, zstd'], ['Cookie', 'sid=abc123; theme=dark']];
+      if (light) reqHeaders.splice(1, 4);
       if (reqBody) {
         reqHeaders.push(['Content-Type', reqType], ['Content-Length', String(reqBody.length)]);
       }
       flow.request = {method, scheme: 'https', host: flow.server.host, port: 443, target: path, path,
         url: `https://${flow.server.host}${path}`, version: 'HTTP/1.1', headers: reqHeaders, body: body(reqBody || Buffer.alloc(0))};
       if (status) {
-        const respHeaders = [['Date', new Date(start * 1000).toUTCString()], ['Server', 'nginx/1.22.1']];
+        const respHeaders = light ? [] : [['Date', new Date(start * 1000).toUTCString()], ['Server', 'nginx/1.22.1']];
         if (type) respHeaders.push(['Content-Type', type]);
         if (coding) respHeaders.push(['Content-Encoding', coding]);
         respHeaders.push(['Content-Length', String(respBody.length)]);
@@ -205,12 +208,12 @@ function make(count) {
 }
 
 if (require.main === module) {
-  const [outPath, countText] = process.argv.slice(2);
+  const [outPath, countText, mode] = process.argv.slice(2);
   if (!outPath) {
-    console.error('usage: node make_flows.js OUT.jsonl [COUNT]');
+    console.error('usage: node make_flows.js OUT.jsonl [COUNT] [light]');
     process.exit(2);
   }
-  const flows = make(Number(countText || 200));
+  const flows = make(Number(countText || 200), mode === 'light');
   fs.writeFileSync(outPath, flows.map((f) => JSON.stringify(f)).join('\n') + '\n');
 }
 

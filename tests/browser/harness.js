@@ -1,0 +1,159 @@
+// Test harness for the viewer's browser tests: a TLS upstream on loopback with its own CA, a
+// mitmd process with the viewer on a free port, curl through the proxy, and headless Chromium
+// driven by playwright-core. Everything listens on 127.0.0.1 only and is stopped at the end.
+'use strict';
+const {execFileSync, spawn, execFile} = require('child_process');
+const fs = require('fs');
+const https = require('https');
+const os = require('os');
+const path = require('path');
+const zlib = require('zlib');
+
+// Variables that would make a client trust something or go somewhere we did not choose.
+const SCRUBBED = ['SSL_CERT_FILE', 'SSL_CERT_DIR', 'CURL_CA_BUNDLE', 'REQUESTS_CA_BUNDLE', 'NODE_EXTRA_CA_CERTS',
+  'http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY', 'no_proxy', 'NO_PROXY'];
+function cleanEnv(extra) {
+  const env = {...process.env};
+  for (const k of SCRUBBED) delete env[k];
+  return {...env, ...extra};
+}
+
+function tempDir(prefix) {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+// A CA and a localhost leaf made with the openssl CLI.
+function makePki(dir) {
+  const run = (args) => execFileSync('openssl', args, {cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: cleanEnv()});
+  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key',
+    '-out', 'ca.pem', '-days', '2', '-subj', '/CN=mitmd viewer test CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'leaf.key',
+    '-out', 'leaf.csr', '-subj', '/CN=localhost']);
+  fs.writeFileSync(path.join(dir, 'leaf.ext'),
+    'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n');
+  run(['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.pem',
+    '-days', '2', '-extfile', 'leaf.ext']);
+  return {ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'leaf.pem'), key: path.join(dir, 'leaf.key')};
+}
+
+// What the upstream serves: a gzip JSON API, an image, a page, a 404.
+const UPSTREAM_JSON = {
+  message: 'hello from upstream',
+  items: [{id: 1, name: 'alpha'}, {id: 2, name: 'beta'}],
+  secret: 'needle-42',
+};
+
+function startUpstream(pki, png) {
+  const server = https.createServer({key: fs.readFileSync(pki.key), cert: fs.readFileSync(pki.cert)}, (req, res) => {
+    const url = new URL(req.url, 'https://localhost');
+    if (url.pathname === '/api/data.json') {
+      const body = zlib.gzipSync(Buffer.from(JSON.stringify(UPSTREAM_JSON)));
+      res.writeHead(200, {'Content-Type': 'application/json', 'Content-Encoding': 'gzip', 'Content-Length': body.length});
+      res.end(body);
+    } else if (url.pathname === '/img/logo.png') {
+      res.writeHead(200, {'Content-Type': 'image/png', 'Content-Length': png.length});
+      res.end(png);
+    } else if (url.pathname === '/page.html') {
+      const body = Buffer.from('<!doctype html><title>upstream page</title><h1>It works</h1>');
+      res.writeHead(200, {'Content-Type': 'text/html; charset=utf-8', 'Content-Length': body.length});
+      res.end(body);
+    } else if (url.pathname === '/submit' && req.method === 'POST') {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.from(JSON.stringify({received: Buffer.concat(chunks).length}));
+        res.writeHead(201, {'Content-Type': 'application/json', 'Content-Length': body.length});
+        res.end(body);
+      });
+    } else {
+      const body = Buffer.from(JSON.stringify({error: 'not found'}));
+      res.writeHead(404, {'Content-Type': 'application/json', 'Content-Length': body.length});
+      res.end(body);
+    }
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+// Starts mitmd and waits for its "proxy listening on" and "viewer listening on" lines.
+function startMitmd(binary, dir, extraArgs, pki) {
+  const conf = path.join(dir, 'conf');
+  const args = ['--confdir', conf, '--listen', '127.0.0.1:0', '--web', '127.0.0.1:0',
+    '--flows', path.join(dir, 'flows.jsonl'), '--upstream-allow', '127.0.0.0/8,::1'];
+  if (pki) args.push('--upstream-ca', pki.ca);
+  args.push(...extraArgs);
+  const child = spawn(binary, args, {env: cleanEnv({HOME: dir}), stdio: ['ignore', 'pipe', 'pipe']});
+  let out = '', err = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { err += d; });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`mitmd did not start within 60 s\nstdout:\n${out}\nstderr:\n${err.slice(-4000)}`));
+    }, 60000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`mitmd exited with ${code}\nstdout:\n${out}\nstderr:\n${err.slice(-4000)}`));
+    });
+    const check = () => {
+      const proxy = /proxy listening on (\S+)/.exec(out);
+      const viewer = /viewer listening on (\S+)/.exec(out);
+      if (proxy && viewer) {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        resolve({
+          child, conf, proxy: proxy[1], viewer: viewer[1], root: path.join(conf, 'mitmd-ca.pem'),
+          stderr: () => err,
+          stop: () => new Promise((res) => {
+            if (child.exitCode !== null) return res(child.exitCode);
+            child.on('exit', (code) => res(code));
+            child.kill('SIGTERM');
+            setTimeout(() => child.kill('SIGKILL'), 10000);
+          }),
+        });
+      }
+    };
+    child.stdout.on('data', check);
+  });
+}
+
+// curl through the proxy, trusting only mitmd's root.
+function curlThrough(mitmd, url, extra = []) {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-q', '--silent', '--show-error', '--max-time', '20', '--proxy', `http://${mitmd.proxy}`,
+      '--cacert', mitmd.root, '-o', '/dev/null', '-w', '%{http_code}', ...extra, url],
+    {env: cleanEnv()}, (error, stdout, stderr) => {
+      if (error) reject(new Error(`curl ${url}: ${stderr || error.message}`));
+      else resolve(Number(stdout));
+    });
+  });
+}
+
+async function launchBrowser() {
+  const {chromium} = require('playwright-core');
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}
+
+// A page that records console errors, warnings and page errors for the final assertion.
+async function openViewer(browser, url, opts = {}) {
+  const context = await browser.newContext({acceptDownloads: true, viewport: {width: 1440, height: 900},
+    colorScheme: opts.colorScheme || 'light'});
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  let navigations = 0;
+  page.on('framenavigated', (f) => { if (f === page.mainFrame()) navigations++; });
+  await page.goto(url);
+  await page.waitForFunction(() => document.getElementById('live-text').textContent === 'live');
+  return {page, context, problems, navigations: () => navigations};
+}
+
+module.exports = {cleanEnv, tempDir, makePki, startUpstream, startMitmd, curlThrough, launchBrowser, openViewer, UPSTREAM_JSON};
