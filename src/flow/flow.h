@@ -99,6 +99,7 @@ struct Flow {
   uint16_t server_port = 0;
   std::string server_addr;  // resolved address we connected to
   bool insecure = false;    // upstream verification was disabled (--insecure)
+  std::string note;         // e.g. why a connection was tunnelled instead of intercepted
   std::optional<TlsInfo> client_tls;
   std::optional<TlsInfo> server_tls;
   std::optional<CertInfo> server_cert;

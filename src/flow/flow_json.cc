@@ -197,6 +197,7 @@ json FlowToJson(const Flow& f) {
     if (!r.informational.empty()) j["response"]["informational"] = r.informational;
   }
   if (f.error) j["error"] = {{"phase", f.error->phase}, {"message", f.error->message}};
+  if (!f.note.empty()) j["note"] = f.note;
   return j;
 }
 
@@ -222,6 +223,7 @@ Result<Flow> FlowFromJson(const json& j) {
     if (server.contains("tls")) f.server_tls = TlsFromJson(server["tls"]);
     if (server.contains("cert")) f.server_cert = CertFromJson(server["cert"]);
     f.insecure = j.value("insecure", false);
+    f.note = j.value("note", "");
     if (j.contains("timings")) f.timings = TimingsFromJson(j["timings"]);
     if (j.contains("bytes")) {
       f.bytes_up = j["bytes"].value("up", uint64_t{0});

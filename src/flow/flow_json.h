@@ -4,7 +4,7 @@
 // {"schema":1,"id":"…","kind":"http"|"tunnel","client":{"conn":7,"addr":"127.0.0.1:5000",
 //  "tls":{…}},"server":{"host":"…","port":443,"addr":"…","conn":3,"reused":false,"tls":{…},
 //  "cert":{…}},"insecure":false,"request":{…},"response":{…},"error":{"phase":…,"message":…},
-//  "timings":{…},"bytes":{"up":…,"down":…},"body_record_cap":1048576}
+//  "timings":{…},"bytes":{"up":…,"down":…},"body_record_cap":1048576,"note":"…"}
 // Bodies: {"size":N,"truncated":bool,"encoding":"text"|"base64","content":"…"}; text when the
 // recorded bytes are valid UTF-8, base64 otherwise. Headers: [["Name","value"],…] in wire order.
 

@@ -45,7 +45,7 @@ int SelectAlpn(SSL* ssl, const uint8_t** out, uint8_t* out_len, const uint8_t* i
 
 }  // namespace
 
-Result<std::unique_ptr<ClientTls>> ClientTls::Create() {
+Result<std::unique_ptr<ClientTls>> ClientTls::Create(net::KeyLog* keylog) {
   bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
   if (!ctx) return Fail("cannot create the client-facing TLS context");
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
@@ -56,6 +56,7 @@ Result<std::unique_ptr<ClientTls>> ClientTls::Create() {
   // select-certificate callback that drives the upstream connection.
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+  if (keylog) net::KeyLog::Attach(ctx.get(), keylog);
   return std::unique_ptr<ClientTls>(new ClientTls(std::move(ctx)));
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "net/keylog.h"
 
 namespace mitmd::proxy {
 
@@ -24,7 +25,8 @@ class ClientHandshakeHooks {
 
 class ClientTls {
  public:
-  static Result<std::unique_ptr<ClientTls>> Create();
+  // |keylog| (may be null) must outlive the ClientTls.
+  static Result<std::unique_ptr<ClientTls>> Create(net::KeyLog* keylog = nullptr);
   // A server-mode SSL whose callbacks go to |hooks| (which must outlive it).
   bssl::UniquePtr<SSL> NewSsl(ClientHandshakeHooks* hooks) const;
 

@@ -9,8 +9,11 @@
 #include "ca/authority.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "flow/connection_registry.h"
 #include "flow/flow_store.h"
+#include "proxy/client_certs.h"
 #include "proxy/client_tls.h"
+#include "proxy/passthrough.h"
 #include "proxy/upstream_tls.h"
 
 namespace mitmd::proxy {
@@ -22,8 +25,10 @@ struct ProxyContext {
   FlowStore& flows;
   const UpstreamTls& upstream_tls;
   const ClientTls& client_tls;
-  std::atomic<uint64_t>& next_conn_id;  // client and upstream connection ids share one sequence
-  std::function<double()> now;          // wall clock, epoch seconds
+  ConnectionRegistry& connections;  // hands out connection ids; feeds the Connections view
+  PassthroughPolicy& passthrough;
+  const ClientCertStore& client_certs;
+  std::function<double()> now;      // wall clock, epoch seconds
 };
 
 }  // namespace mitmd::proxy

@@ -18,6 +18,17 @@ constexpr size_t kHighWater = 256 * 1024;   // pause the source when the sink ho
 constexpr size_t kPendingLimit = 64 * 1024; // request bytes held while the upstream connects
 constexpr size_t kMaxIovecs = 16;
 
+std::string LocalAddress(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
+  return net::SockaddrToString(reinterpret_cast<sockaddr*>(&ss));
+}
+
+// A client that completes the handshake and hangs up this fast without a request has most
+// likely refused the certificate after checking a pin (curl --pinnedpubkey, pinned apps).
+constexpr double kPinnedHangupSeconds = 1.0;
+
 bool IsIpLiteral(const std::string& host) {
   in6_addr a6;
   in_addr a4;
@@ -142,7 +153,7 @@ Session::Session(ProxyContext& ctx, event_base* base, net::Dialer& dialer,
       base_(base),
       dialer_(dialer),
       graveyard_(graveyard),
-      id_(ctx.next_conn_id.fetch_add(1)),
+      id_(ctx.connections.OpenClient(client_addr, LocalAddress(client_fd))),
       client_addr_(std::move(client_addr)),
       done_(std::move(done)),
       accepted_at_(ctx.now()) {
@@ -259,18 +270,25 @@ void Session::OnClientEvent(net::ConnEvent event) {
       OnClientEof();
       return;
     case net::ConnEvent::kError:
+      client_peer_closed_ = true;
       if (state_ == State::kClientHello || state_ == State::kClientHandshake ||
           state_ == State::kUpstreamConnect || state_ == State::kUpstreamTls) {
         std::string why = client_->error();
+        bool rejected = why.find("alert") != std::string::npos;
         std::string message =
-            why.find("alert") != std::string::npos
+            rejected
                 ? StrCat("the client rejected mitmd's certificate during the TLS handshake (",
                          why, "): the client does not trust mitmd's root, or pins the server's key")
                 : StrCat("the client TLS handshake failed: ", why);
+        if (rejected && ctx_.passthrough.RecordRejection(target_host_, why, ctx_.now())) {
+          message += StrCat("; ", target_host_, " is tunnelled from now on (auto-passthrough)");
+        }
         RecordFailure("client_tls", message);
       } else if (flow_) {
-        RecordFailure(request_done_ ? "response" : "request",
-                      StrCat("client connection failed: ", client_->error()));
+        const char* phase = state_ == State::kTunnel ? "tunnel"
+                            : request_done_          ? "response"
+                                                     : "request";
+        RecordFailure(phase, StrCat("client connection failed: ", client_->error()));
       }
       Close(client_->error());
       return;
@@ -300,15 +318,18 @@ void Session::OnUpstreamEvent(net::ConnEvent event) {
       if (state_ == State::kUpstreamTls) {
         std::string message = verification_.done && !verification_.ok && !verification_.insecure
                                   ? verification_.message
-                                  : StrCat("upstream TLS handshake with ", target_host_, ":",
-                                           target_port_, " failed: ", upstream_->error());
+                                  : UpstreamTlsFailure(upstream_->error());
         UpstreamFailed("upstream_tls", message);
       } else if (state_ == State::kTunnel) {
         Close(upstream_->error());
       } else if (!flow_) {
         DropIdleUpstream();
       } else if (!response_started_) {
-        RespondError(502, "response", StrCat("the upstream connection failed: ", upstream_->error()));
+        // TLS 1.3 servers refuse a missing client certificate only after the handshake.
+        bool mtls = verification_.client_cert_requested;
+        RespondError(502, mtls ? "upstream_tls" : "response",
+                     mtls ? UpstreamTlsFailure(upstream_->error())
+                          : StrCat("the upstream connection failed: ", upstream_->error()));
       } else {
         if (flow_) RecordFailure("response", StrCat("the upstream connection failed: ", upstream_->error()));
         Close(upstream_->error());
@@ -332,6 +353,16 @@ void Session::ReadProxyRequest() {
     connect_ready_ = false;
     client_->Write("HTTP/1.1 200 Connection established\r\n\r\n");
     req_parser_ = http::Parser(http::Parser::Kind::kRequest);
+    ctx_.connections.SetTarget(id_, target_host_, target_port_);
+    if (auto reason = PassthroughReason()) {
+      // Tunnel untouched: no TLS termination, the flow records the bytes and why.
+      note_ = std::move(*reason);
+      Log(LogLevel::kDebug, "passthrough", {{"reason", note_}});
+      state_ = State::kUpstreamConnect;
+      client_->SetReading(false);
+      ConnectUpstream();
+      return;
+    }
     state_ = State::kDetect;
     DetectProtocol();
   }
@@ -410,6 +441,15 @@ void Session::HandleProxyRequest(const http::RequestHead& head, std::string_view
   OnRequestHead(head, raw);
 }
 
+std::optional<std::string> Session::PassthroughReason() const {
+  if (auto reason = ctx_.passthrough.Reason(target_host_, target_port_, ctx_.now())) return reason;
+  if (!ctx_.ca.InScope(target_host_)) {
+    return StrCat("not intercepted: ", target_host_, " is outside the root CA's scope (",
+                  ctx_.ca.scope_description(), ")");
+  }
+  return std::nullopt;
+}
+
 void Session::DetectProtocol() {
   uint8_t first;
   if (evbuffer_copyout(client_->input(), &first, 1) != 1) return;
@@ -482,8 +522,10 @@ void Session::OnDialed(std::expected<net::Dialed, net::DialError> result) {
   upstream_connect_end_ = ctx_.now();
   server_addr_ = result->addr_text;
   upstream_ = std::make_unique<net::Conn>(base_, result->fd, this);
-  upstream_id_ = ctx_.next_conn_id.fetch_add(1);
+  upstream_id_ = ctx_.connections.OpenUpstream(id_, target_host_, target_port_);
+  ctx_.connections.SetAddresses(upstream_id_, server_addr_, LocalAddress(result->fd));
   upstream_requests_ = 0;
+  upstream_peer_closed_ = false;
   Log(LogLevel::kDebug, "upstream connected", {{"addr", server_addr_}, {"upstream", upstream_id_}});
   if (upstream_tls_wanted_) {
     std::string sni = hello_ ? hello_->sni : (IsIpLiteral(target_host_) ? "" : target_host_);
@@ -494,7 +536,10 @@ void Session::OnDialed(std::expected<net::Dialed, net::DialError> result) {
     verification_.host = !sni.empty() ? sni : target_host_;
     state_ = State::kUpstreamTls;
     ArmHandshakeTimer();
-    upstream_->StartTls(ctx_.upstream_tls.NewSsl(sni, alpn, &verification_));
+    std::string cert_error;
+    auto cred = ctx_.client_certs.For(verification_.host, &cert_error);
+    if (!cert_error.empty()) Log(LogLevel::kWarn, "client certificate unusable", {{"error", cert_error}});
+    upstream_->StartTls(ctx_.upstream_tls.NewSsl(sni, alpn, &verification_, cred.get()));
     return;
   }
   if (hello_ == std::nullopt && state_ == State::kUpstreamConnect && !plain_http_ && !flow_) {
@@ -510,6 +555,7 @@ void Session::OnUpstreamHandshakeDone() {
   upstream_tls_end_ = ctx_.now();
   server_tls_info_ = DescribeTls(upstream_->ssl());
   server_tls_info_->sni = verification_.host;
+  ctx_.connections.SetTls(upstream_id_, *server_tls_info_);
   if (!intercepting_ || client_->handshake_done()) {
     state_ = State::kHttp;  // a reconnect for a request that is waiting
     FlushPending();
@@ -546,13 +592,24 @@ void Session::ResumeClientHandshake() {
   client_->ContinueHandshake();
 }
 
+std::string Session::UpstreamTlsFailure(const std::string& tls_error) const {
+  std::string where = StrCat(target_host_, ":", target_port_);
+  if (verification_.client_cert_requested && verification_.client_cert_source.empty()) {
+    return StrCat("the upstream server ", where, " requires a client certificate (mutual TLS) "
+                  "and mitmd has none to present (", tls_error, "); give mitmd one with "
+                  "--client-cert FILE or --client-cert-dir DIR (DIR/", verification_.host, ".pem)");
+  }
+  if (verification_.client_cert_requested) {
+    return StrCat("the upstream server ", where, " rejected the client certificate mitmd "
+                  "presented from ", verification_.client_cert_source, " (", tls_error, ")");
+  }
+  return StrCat("upstream TLS handshake with ", where, " failed: ", tls_error);
+}
+
 void Session::UpstreamFailed(std::string phase, std::string message) {
   evtimer_del(handshake_timer_);
   dial_.reset();
-  if (upstream_) {
-    upstream_->set_delegate(nullptr);
-    upstream_.reset();
-  }
+  if (upstream_) ReleaseUpstream(message);
   Log(LogLevel::kInfo, "upstream failed", {{"phase", phase}, {"error", message},
                                            {"host", target_host_}, {"port", target_port_}});
   upstream_error_ = FlowError{phase, message};
@@ -581,6 +638,7 @@ void Session::OnClientHandshakeDone() {
     client_tls_info_->sni = hello_->sni;
     client_tls_info_->alpn_offered = hello_->alpn;
   }
+  ctx_.connections.SetTls(id_, *client_tls_info_);
   state_ = State::kHttp;
   PumpClient();
 }
@@ -591,6 +649,8 @@ void Session::EnterTunnel() {
   if (!flow_) {
     flow_ = NewFlow();
     flow_->kind = Flow::Kind::kTunnel;
+    flow_->note = note_;
+    flow_->timings.request_start = ctx_.now();
   }
   PumpTunnel(*client_, *upstream_);
   if (!closed_ && upstream_) PumpTunnel(*upstream_, *client_);
@@ -658,6 +718,8 @@ void Session::OnRequestHead(const http::RequestHead& head, std::string_view raw)
     return;
   }
   flow_ = NewFlow();
+  ++requests_seen_;
+  ctx_.connections.AddRequest(id_);
   request_done_ = false;
   response_started_ = false;
   flow_->timings.request_start = ctx_.now();
@@ -682,10 +744,7 @@ void Session::OnRequestHead(const http::RequestHead& head, std::string_view raw)
     bool same = upstream_ && target->host == target_host_ && target->port == target_port_ &&
                 (target->scheme == "https") == upstream_tls_wanted_;
     if (!same) {
-      if (upstream_) {
-        upstream_->set_delegate(nullptr);
-        graveyard_.Bury(std::move(upstream_));
-      }
+      if (upstream_) ReleaseUpstream("the next request goes to another server");
       resp_parser_ = http::Parser(http::Parser::Kind::kResponse);
       target_host_ = target->host;
       target_port_ = target->port;
@@ -764,8 +823,7 @@ void Session::PumpUpstream() {
   if (!flow_) {
     // Bytes from upstream with no request in flight: nothing can frame them.
     evbuffer_drain(upstream_->input(), evbuffer_get_length(upstream_->input()));
-    upstream_->set_delegate(nullptr);
-    graveyard_.Bury(std::move(upstream_));
+    ReleaseUpstream("the server sent bytes with no request in flight");
     return;
   }
   ResponseEvents events(this);
@@ -802,6 +860,7 @@ void Session::OnResponseHead(const http::ResponseHead& head, std::string_view ra
   flow_->timings.response_start = ctx_.now();
   flow_->upstream_conn_id = upstream_id_;
   flow_->upstream_reused = ++upstream_requests_ > 1;  // the Nth response on this connection
+  ctx_.connections.AddRequest(upstream_id_);
   flow_->server_addr = server_addr_;
   response_started_ = true;
   SendClient(raw);
@@ -818,6 +877,7 @@ void Session::FinishExchange() {
   bool keep_alive = req_parser_.keep_alive() && resp_parser_.keep_alive() && request_done_;
   bool upgraded = resp_parser_.upgraded();
   RecordFlow();
+  ReportBytes();
   request_done_ = false;
   response_started_ = false;
   response_done_ = false;
@@ -838,6 +898,7 @@ void Session::FinishExchange() {
 }
 
 void Session::OnUpstreamEof() {
+  upstream_peer_closed_ = true;
   if (state_ == State::kTunnel) {
     client_->ShutdownWrite();
     if (client_->eof()) Close("both sides closed");
@@ -865,13 +926,13 @@ void Session::OnUpstreamEof() {
 
 void Session::DropIdleUpstream() {
   // An idle keep-alive connection the server closed (or broke): the next request reconnects.
-  upstream_->set_delegate(nullptr);
-  graveyard_.Bury(std::move(upstream_));
+  ReleaseUpstream("idle upstream closed");
   resp_parser_ = http::Parser(http::Parser::Kind::kResponse);
   if (!intercepting_ && !plain_http_) Close("upstream closed");
 }
 
 void Session::OnClientEof() {
+  client_peer_closed_ = true;
   if (state_ == State::kTunnel) {
     if (upstream_) {
       upstream_->ShutdownWrite();
@@ -879,6 +940,19 @@ void Session::OnClientEof() {
     } else {
       Close("client closed");
     }
+    return;
+  }
+  if (state_ == State::kHttp && intercepting_ && !flow_ && requests_seen_ == 0 &&
+      !upstream_error_ && ctx_.now() - client_tls_end_ < kPinnedHangupSeconds) {
+    std::string message =
+        "the client closed the connection right after the TLS handshake without sending a "
+        "request: it most likely rejected mitmd's certificate (certificate or key pinning)";
+    if (ctx_.passthrough.RecordRejection(target_host_, "closed right after the handshake",
+                                         ctx_.now())) {
+      message += StrCat("; ", target_host_, " is tunnelled from now on (auto-passthrough)");
+    }
+    RecordFailure("client_tls", message);
+    Close("client hung up after the handshake");
     return;
   }
   // HTTP clients do not half-close: an end of input mid-exchange means the client gave up.
@@ -957,6 +1031,29 @@ void Session::RecordFlow() {
   flow_.reset();
 }
 
+void Session::ReportBytes() {
+  if (client_) {
+    ctx_.connections.AddBytes(id_, client_->bytes_read() - client_bytes_reported_.first,
+                              client_->bytes_written() - client_bytes_reported_.second);
+    client_bytes_reported_ = {client_->bytes_read(), client_->bytes_written()};
+  }
+  if (upstream_) {
+    ctx_.connections.AddBytes(upstream_id_, upstream_->bytes_read() - upstream_bytes_reported_.first,
+                              upstream_->bytes_written() - upstream_bytes_reported_.second);
+    upstream_bytes_reported_ = {upstream_->bytes_read(), upstream_->bytes_written()};
+  }
+}
+
+void Session::ReleaseUpstream(const std::string& reason) {
+  ReportBytes();
+  ctx_.connections.Close(upstream_id_, upstream_peer_closed_ ? ClosedBy::kPeer : ClosedBy::kMitmd,
+                         reason);
+  upstream_bytes_reported_ = {0, 0};
+  if (upstream_->ssl()) SSL_set_app_data(upstream_->ssl(), nullptr);
+  upstream_->set_delegate(nullptr);
+  graveyard_.Bury(std::move(upstream_), {1, 0});
+}
+
 void Session::Shutdown() {
   if (closed_) return;
   if (flow_) RecordFailure("shutdown", "mitmd stopped while this exchange was in flight");
@@ -975,11 +1072,11 @@ void Session::Close(std::string_view reason) {
   evtimer_del(idle_timer_);
   evtimer_del(handshake_timer_);
   dial_.reset();
-  if (upstream_) {
-    upstream_->set_delegate(nullptr);
-    graveyard_.Bury(std::move(upstream_), {1, 0});
-  }
+  if (upstream_) ReleaseUpstream(std::string(reason));
   if (client_) {
+    ReportBytes();
+    ctx_.connections.Close(id_, client_peer_closed_ ? ClosedBy::kPeer : ClosedBy::kMitmd,
+                           std::string(reason));
     client_->set_delegate(nullptr);
     graveyard_.Bury(std::move(client_));
   }

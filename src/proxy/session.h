@@ -94,6 +94,14 @@ class Session : public net::Conn::Delegate, public ClientHandshakeHooks {
   void FinishExchange();
   void OnUpstreamEof();
   void DropIdleUpstream();
+  // Hands the upstream connection to the graveyard and closes it in the registry.
+  void ReleaseUpstream(const std::string& reason);
+  // Sends the byte counts since the last report to the connection registry.
+  void ReportBytes();
+  // Why this CONNECT target is tunnelled rather than intercepted, or nullopt.
+  std::optional<std::string> PassthroughReason() const;
+  // The 502 text for a failed upstream TLS connection, naming mutual TLS when that is the cause.
+  std::string UpstreamTlsFailure(const std::string& tls_error) const;
   void OnClientEof();
 
   // Responds with an error page to the client, records the flow in flight (or a new one) as
@@ -126,7 +134,13 @@ class Session : public net::Conn::Delegate, public ClientHandshakeHooks {
   std::unique_ptr<net::Conn> upstream_;
   std::unique_ptr<net::DialAttempt> dial_;
   uint64_t upstream_id_ = 0;
-  uint64_t upstream_requests_ = 0;  // requests sent on the current upstream connection
+  uint64_t upstream_requests_ = 0;  // responses received on the current upstream connection
+  uint64_t requests_seen_ = 0;      // requests from the client on this connection
+  bool client_peer_closed_ = false;    // the client closed first (for the registry)
+  bool upstream_peer_closed_ = false;  // the server closed first
+  std::pair<uint64_t, uint64_t> client_bytes_reported_{0, 0};
+  std::pair<uint64_t, uint64_t> upstream_bytes_reported_{0, 0};
+  std::string note_;                // why this connection is tunnelled
 
   // Where this session's traffic goes.
   std::string target_host_;

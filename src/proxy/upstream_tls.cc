@@ -67,6 +67,14 @@ enum ssl_verify_result_t VerifyCallback(SSL* ssl, uint8_t* out_alert) {
   return ssl_verify_invalid;
 }
 
+// Called on a client when the server sends a CertificateRequest.
+int CertRequestedCallback(SSL* ssl, void*) {
+  if (auto* v = static_cast<UpstreamVerification*>(SSL_get_app_data(ssl))) {
+    v->client_cert_requested = true;
+  }
+  return 1;
+}
+
 }  // namespace
 
 void VerifyServerChain(X509_STORE* store, const STACK_OF(CRYPTO_BUFFER)* chain,
@@ -113,7 +121,8 @@ void VerifyServerChain(X509_STORE* store, const STACK_OF(CRYPTO_BUFFER)* chain,
   ERR_clear_error();
 }
 
-Result<std::unique_ptr<UpstreamTls>> UpstreamTls::Create(const Config& config) {
+Result<std::unique_ptr<UpstreamTls>> UpstreamTls::Create(const Config& config,
+                                                         net::KeyLog* keylog) {
   bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
   if (!ctx) return Fail("cannot create the upstream TLS context");
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
@@ -133,16 +142,22 @@ Result<std::unique_ptr<UpstreamTls>> UpstreamTls::Create(const Config& config) {
     }
   }
   SSL_CTX_set_custom_verify(ctx.get(), SSL_VERIFY_PEER, VerifyCallback);
+  SSL_CTX_set_cert_cb(ctx.get(), CertRequestedCallback, nullptr);
+  if (keylog) net::KeyLog::Attach(ctx.get(), keylog);
   return std::unique_ptr<UpstreamTls>(new UpstreamTls(std::move(ctx)));
 }
 
 bssl::UniquePtr<SSL> UpstreamTls::NewSsl(const std::string& sni,
                                          const std::vector<std::string>& alpn,
-                                         UpstreamVerification* verification) const {
+                                         UpstreamVerification* verification,
+                                         const ClientCredential* client_cert) const {
   bssl::UniquePtr<SSL> ssl(SSL_new(ctx_.get()));
   if (!ssl) return nullptr;
   SSL_set_connect_state(ssl.get());
   SSL_set_app_data(ssl.get(), verification);
+  if (client_cert && ClientCertStore::Apply(ssl.get(), *client_cert)) {
+    verification->client_cert_source = client_cert->source;
+  }
   if (!sni.empty() && !IsIpLiteral(sni)) SSL_set_tlsext_host_name(ssl.get(), sni.c_str());
   if (!alpn.empty()) {
     std::string wire = EncodeAlpn(alpn);

@@ -12,6 +12,8 @@
 #include "core/config.h"
 #include "core/result.h"
 #include "flow/flow.h"
+#include "net/keylog.h"
+#include "proxy/client_certs.h"
 
 namespace mitmd::proxy {
 
@@ -23,16 +25,22 @@ struct UpstreamVerification {
   bool ok = false;
   std::optional<CertInfo> cert;
   std::string message;    // why verification failed, e.g. "upstream certificate has expired (...)"
+  bool client_cert_requested = false;  // the server sent a CertificateRequest (mutual TLS)
+  std::string client_cert_source;      // the file mitmd presented, empty when none
 };
 
 class UpstreamTls {
  public:
-  static Result<std::unique_ptr<UpstreamTls>> Create(const Config& config);
+  // |keylog| (may be null) must outlive the UpstreamTls.
+  static Result<std::unique_ptr<UpstreamTls>> Create(const Config& config,
+                                                     net::KeyLog* keylog = nullptr);
 
   // A client-mode SSL: SNI |sni| (none when empty), ALPN offer |alpn|, verification of the
-  // presented chain against |verification->host|. |verification| must outlive the SSL.
+  // presented chain against |verification->host|, and |client_cert| (may be null) for servers
+  // that ask for one. |verification| must outlive the SSL.
   bssl::UniquePtr<SSL> NewSsl(const std::string& sni, const std::vector<std::string>& alpn,
-                              UpstreamVerification* verification) const;
+                              UpstreamVerification* verification,
+                              const ClientCredential* client_cert = nullptr) const;
 
   X509_STORE* store() const { return SSL_CTX_get_cert_store(ctx_.get()); }
 

@@ -103,7 +103,7 @@ TEST(FlowJsonTest, InvalidUtf8InHeadersNeverThrows) {
   Flow f = SampleFlow();
   f.request->headers.emplace_back("X-Bad", std::string("\xc3\x28", 2));
   std::string line = FlowToJsonLine(f);
-  EXPECT_NO_THROW((void)nlohmann::json::parse(line));
+  EXPECT_TRUE(nlohmann::json::accept(line));
   EXPECT_EQ(line.find('\n'), std::string::npos);
 }
 
