@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -120,10 +121,11 @@ class Upstream:
                 self._note("a client finished the handshake but sent no request")
                 return
             body = self.respond(tls).encode()
-            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-                        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            # Noted before answering, so the event is there by the time the client has the answer.
             self._note(f"served {head.split(b' ', 2)[:2][-1].decode('latin-1')} "
                        f"over {tls.version()}")
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         except (ssl.SSLError, OSError) as e:
             self._note(f"connection failed after the handshake: {getattr(e, 'reason', None) or e}")
         finally:
@@ -324,7 +326,7 @@ class Demo:
         print(self.style.bold(title))
 
     def show_command(self, args):
-        shown = " ".join(a if " " not in a else repr(a) for a in args)
+        shown = " ".join(shlex.quote(a) for a in args)
         print(self.style.dim("  $ " + shown.replace(self.dir + "/", "")))
 
     def explain(self, text):
