@@ -36,8 +36,9 @@ class ErrorsTest : public ProxyTest {
     return reply;
   }
 
-  // The 502 that |url| should produce, with |phrase| in the body and in the flow's error.
-  void Expect502(const std::string& url, const std::string& phrase) {
+  // The 502 that |url| should produce, with |phrase| in the body and in the flow's error, which
+  // names |phase| (one of the phases flow.h lists).
+  void Expect502(const std::string& url, const std::string& phrase, const std::string& phase) {
     SCOPED_TRACE(url + " -> '" + phrase + "'");
     size_t flows_before = mitmd_.Flows().size();
     Reply r = Get(url);
@@ -50,17 +51,20 @@ class ErrorsTest : public ProxyTest {
     ASSERT_EQ(flows.size(), flows_before + 1) << "one failed flow per failure";
     const nlohmann::json& f = flows.back();
     ASSERT_TRUE(f.contains("error")) << f.dump();
-    EXPECT_FALSE(f["error"].value("phase", "").empty()) << f["error"].dump();
+    EXPECT_EQ(f["error"].value("phase", ""), phase) << f["error"].dump();
     EXPECT_NE(Lower(f["error"].value("message", "")).find(phrase), std::string::npos)
         << f["error"].dump();
+    last_body_ = r.body;
   }
+
+  std::string last_body_;  // the body of the last Expect502 reply
 };
 
 TEST_F(ErrorsTest, ConnectionRefused) {
   RefusingPort closed;
   ASSERT_NE(closed.port(), 0);
   ASSERT_NO_FATAL_FAILURE(StartMitmd());
-  Expect502(StrCat("https://localhost:", closed.port(), "/"), "refused");
+  Expect502(StrCat("https://localhost:", closed.port(), "/"), "refused", "connect");
 }
 
 TEST_F(ErrorsTest, TlsHandshakeTimeout) {
@@ -70,13 +74,13 @@ TEST_F(ErrorsTest, TlsHandshakeTimeout) {
   ASSERT_TRUE(up);
   ASSERT_NO_FATAL_FAILURE(StartMitmd({"--connect-timeout", "1"}));
   auto start = std::chrono::steady_clock::now();
-  Expect502(up->Url("/", "localhost"), "timed out");
+  Expect502(up->Url("/", "localhost"), "timed out", "upstream_tls");
   EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(8));
 }
 
 TEST_F(ErrorsTest, UnresolvableHost) {
   ASSERT_NO_FATAL_FAILURE(StartMitmd());
-  Expect502("https://nothing.invalid/", "cannot resolve");
+  Expect502("https://nothing.invalid/", "cannot resolve", "dns");
 }
 
 TEST_F(ErrorsTest, ExpiredCertificate) {
@@ -84,7 +88,8 @@ TEST_F(ErrorsTest, ExpiredCertificate) {
                                                   "expired"));
   ASSERT_TRUE(up);
   ASSERT_NO_FATAL_FAILURE(StartMitmd());
-  Expect502(up->Url("/", "localhost"), "has expired");
+  Expect502(up->Url("/", "localhost"), "has expired", "upstream_tls");
+  EXPECT_NE(last_body_.find("2020-01-01"), std::string::npos) << "name the notAfter date";
   EXPECT_EQ(up->requests_served(), 0u) << "no request may reach an unverified upstream";
 }
 
@@ -93,7 +98,7 @@ TEST_F(ErrorsTest, CertificateForAnotherHost) {
                                                   "wrong-host"));
   ASSERT_TRUE(up);
   ASSERT_NO_FATAL_FAILURE(StartMitmd());
-  Expect502(up->Url("/", "localhost"), "does not match");
+  Expect502(up->Url("/", "localhost"), "does not match", "upstream_tls");
   EXPECT_EQ(up->requests_served(), 0u);
 }
 
@@ -103,7 +108,7 @@ TEST_F(ErrorsTest, UnknownAuthority) {
       StartUpstream(UpstreamWith(unknown.Issue(LeafSpec::Localhost()), "unknown-ca"));
   ASSERT_TRUE(up);
   ASSERT_NO_FATAL_FAILURE(StartMitmd());
-  Expect502(up->Url("/", "localhost"), "unknown authority");
+  Expect502(up->Url("/", "localhost"), "unknown authority", "upstream_tls");
   EXPECT_EQ(up->requests_served(), 0u);
 }
 
@@ -112,7 +117,7 @@ TEST_F(ErrorsTest, SelfSignedCertificate) {
       StartUpstream(UpstreamWith(MakeSelfSigned(LeafSpec::Localhost()), "self-signed"));
   ASSERT_TRUE(up);
   ASSERT_NO_FATAL_FAILURE(StartMitmd());
-  Expect502(up->Url("/", "localhost"), "self-signed");
+  Expect502(up->Url("/", "localhost"), "self-signed", "upstream_tls");
   EXPECT_EQ(up->requests_served(), 0u);
 }
 
@@ -120,7 +125,7 @@ TEST_F(ErrorsTest, UpstreamAllowListBlocks) {
   UpstreamServer* up = StartUpstream(TlsUpstream());
   ASSERT_TRUE(up);
   ASSERT_NO_FATAL_FAILURE(StartMitmd({}, "::1"));
-  Expect502(up->Url("/bytes/10"), "not allowed");  // https://127.0.0.1:PORT
+  Expect502(up->Url("/bytes/10"), "not allowed", "policy");  // https://127.0.0.1:PORT
   EXPECT_EQ(up->connections_accepted(), 0u) << "mitmd connected to a blocked address";
 }
 
@@ -168,7 +173,7 @@ TEST_F(ErrorsTest, MalformedProxyRequestGets400) {
   ASSERT_EQ(flows.size(), 1u);
   ASSERT_TRUE(flows[0].contains("error")) << flows[0].dump();
   EXPECT_FALSE(flows[0]["error"].value("message", "").empty());
-  EXPECT_FALSE(flows[0]["error"].value("phase", "").empty());
+  EXPECT_EQ(flows[0]["error"].value("phase", ""), "proxy_request");
 }
 
 TEST_F(ErrorsTest, OriginFormRequestToTheProxyGets400) {
@@ -191,7 +196,9 @@ TEST_F(ErrorsTest, UnsupportedMethodWithAuthorityTargetGets405) {
   EXPECT_FALSE(body.empty());
   std::vector<nlohmann::json> flows = mitmd_.WaitForFlows(1);
   ASSERT_EQ(flows.size(), 1u);
-  EXPECT_TRUE(flows[0].contains("error")) << flows[0].dump();
+  ASSERT_TRUE(flows[0].contains("error")) << flows[0].dump();
+  EXPECT_EQ(flows[0]["error"].value("phase", ""), "proxy_request");
+  EXPECT_EQ(flows[0]["request"].value("method", ""), "POST");
 }
 
 TEST_F(ErrorsTest, BrokenClientsDoNotHurtTheNextOne) {
