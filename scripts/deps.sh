@@ -6,7 +6,11 @@ set -euo pipefail
 
 build_pkgs=(cmake ninja-build g++ pkg-config android-libboringssl-dev libevent-dev
   nlohmann-json3-dev libnghttp2-dev zlib1g-dev libbrotli-dev libzstd-dev)
-test_pkgs=(libgtest-dev libgmock-dev curl openssl ca-certificates python3)
+test_pkgs=(libgtest-dev libgmock-dev curl openssl ca-certificates python3
+  # tools tests: Chromium + certutil, tshark/dumpcap for the key log, GNOME settings in a
+  # private session bus for mitmd-proxy
+  chromium libnss3-tools tshark dbus-daemon libglib2.0-bin gsettings-desktop-schemas
+  dconf-gsettings-backend)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then want+=("${test_pkgs[@]}"); fi
