@@ -1,8 +1,7 @@
 #include "ca/authority.h"
 
-#include <unistd.h>
-
 #include <openssl/x509.h>
+#include <unistd.h>
 
 #include <ctime>
 #include <mutex>
@@ -30,8 +29,9 @@ Result<Root> LoadOrCreateRoot(const AuthorityOptions& options, const RootPaths& 
   if (!have_cert && !have_key) return CreateRoot(paths, options.root_key_type, Scope());
   const std::string& present = have_cert ? paths.cert : paths.key;
   const std::string& missing = have_cert ? paths.key : paths.cert;
-  return Fail(StrCat(present, " exists but ", missing,
-                     " does not: restore the missing file, or move both away to create a new root"));
+  return Fail(
+      StrCat(present, " exists but ", missing,
+             " does not: restore the missing file, or move both away to create a new root"));
 }
 
 }  // namespace
@@ -46,15 +46,18 @@ struct Authority::Impl {
   std::mutex reload_mu;  // one reload at a time
 
   mutable std::mutex mu;
-  std::shared_ptr<const Root> root;                    // guarded by mu
-  std::vector<std::shared_ptr<const Root>> retired;    // guarded by mu; keeps root() valid
-  uint64_t generation = 1;                             // guarded by mu
+  std::shared_ptr<const Root> root;                  // guarded by mu
+  std::vector<std::shared_ptr<const Root>> retired;  // guarded by mu; keeps root() valid
+  uint64_t generation = 1;                           // guarded by mu
 
   std::unique_ptr<FileWatcher> watcher;  // last member: stopped before the others go
 
   Impl(RootPaths p, bssl::UniquePtr<EVP_PKEY> k, const AuthorityOptions& options, Root r)
-      : paths(std::move(p)), leaf_key(std::move(k)), cache(options.cache_capacity),
-        logger(options.logger), on_reload(options.on_reload),
+      : paths(std::move(p)),
+        leaf_key(std::move(k)),
+        cache(options.cache_capacity),
+        logger(options.logger),
+        on_reload(options.on_reload),
         root(std::make_shared<const Root>(std::move(r))) {}
 
   std::shared_ptr<const Root> current() const {
@@ -119,14 +122,16 @@ Result<std::unique_ptr<Authority>> Authority::Open(const AuthorityOptions& optio
   auto root = LoadOrCreateRoot(options, paths);
   if (!root) return std::unexpected(root.error());
   if (IsRsa(options.leaf_key_type) && EVP_PKEY_id(root->key.get()) != EVP_PKEY_RSA) {
-    return Fail(StrCat("--leaf-key-type ", ToString(options.leaf_key_type),
-                       " needs an RSA root: create one with `mitmd ca regenerate --ca-key-type rsa2048`, "
-                       "or use --ca-cert/--ca-key"));
+    return Fail(
+        StrCat("--leaf-key-type ", ToString(options.leaf_key_type),
+               " needs an RSA root: create one with `mitmd ca regenerate --ca-key-type rsa2048`, "
+               "or use --ca-cert/--ca-key"));
   }
   auto leaf_key = GenerateKey(options.leaf_key_type);
   if (!leaf_key) return std::unexpected(leaf_key.error());
 
-  auto impl = std::make_unique<Impl>(std::move(paths), std::move(*leaf_key), options, std::move(*root));
+  auto impl =
+      std::make_unique<Impl>(std::move(paths), std::move(*leaf_key), options, std::move(*root));
   if (options.watch) {
     Impl* raw = impl.get();
     auto watcher = FileWatcher::Start({raw->paths.cert, raw->paths.key}, options.watch_settle,
@@ -140,7 +145,9 @@ Result<std::unique_ptr<Authority>> Authority::Open(const AuthorityOptions& optio
 Result<std::shared_ptr<const Leaf>> Authority::LeafFor(const LeafSpec& spec) {
   LeafNames names = NamesFor(spec);
   if (names.empty()) {
-    return Fail("no usable host name or IP address for the certificate (SNI, host and upstream names are empty or invalid)");
+    return Fail(
+        "no usable host name or IP address for the certificate (SNI, host and upstream names are "
+        "empty or invalid)");
   }
   std::string key = names.Key();
   LeafCache::Lookup found = impl_->cache.Find(key);
@@ -160,7 +167,9 @@ Result<std::shared_ptr<const Leaf>> Authority::LeafFor(const LeafSpec& spec) {
   return impl_->cache.Insert(key, std::make_shared<const Leaf>(std::move(*leaf)), found.epoch);
 }
 
-bool Authority::InScope(std::string_view host) const { return impl_->current()->scope.Permits(host); }
+bool Authority::InScope(std::string_view host) const {
+  return impl_->current()->scope.Permits(host);
+}
 std::string Authority::scope_description() const { return impl_->current()->scope.ToString(); }
 
 Result<ReloadEvent> Authority::Reload() { return impl_->Reload(); }
@@ -172,7 +181,9 @@ uint64_t Authority::root_generation() const {
 
 std::string Authority::root_cert_path() const { return impl_->paths.cert; }
 std::string Authority::root_key_path() const { return impl_->paths.key; }
-std::string Authority::root_fingerprint_sha256() const { return impl_->current()->fingerprint_sha256; }
+std::string Authority::root_fingerprint_sha256() const {
+  return impl_->current()->fingerprint_sha256;
+}
 std::string Authority::root_pem() const { return impl_->current()->pem; }
 X509* Authority::root() const { return impl_->current()->cert.get(); }
 CacheStats Authority::cache_stats() const { return impl_->cache.stats(); }

@@ -26,9 +26,9 @@ namespace mitmd::ca {
 
 // What a leaf must name. Built by the proxy from the ClientHello and the upstream certificate.
 struct LeafSpec {
-  std::string sni;                      // server name the client sent (may be empty)
-  std::string host;                     // CONNECT host (a name or an IP literal)
-  std::string upstream_cn;              // upstream certificate's subject CN (may be empty)
+  std::string sni;                        // server name the client sent (may be empty)
+  std::string host;                       // CONNECT host (a name or an IP literal)
+  std::string upstream_cn;                // upstream certificate's subject CN (may be empty)
   std::vector<std::string> upstream_dns;  // upstream DNS SANs
   std::vector<std::string> upstream_ips;  // upstream IP SANs, textual
 };
@@ -36,7 +36,7 @@ struct LeafSpec {
 // A minted leaf. Hand |chain| (leaf first, then the root) and |key| to SSL_set_chain_and_key.
 struct Leaf {
   std::vector<bssl::UniquePtr<CRYPTO_BUFFER>> chain;
-  bssl::UniquePtr<EVP_PKEY> key;  // the run's shared leaf key (up-ref'd)
+  bssl::UniquePtr<EVP_PKEY> key;       // the run's shared leaf key (up-ref'd)
   std::vector<std::string> dns_names;  // as put in the certificate
   std::vector<std::string> ip_names;
 };
@@ -51,9 +51,9 @@ struct CacheStats {
 
 // What a reload attempt did; passed to AuthorityOptions::on_reload.
 struct ReloadEvent {
-  bool changed = false;      // a new root is in use
-  bool rejected = false;     // the files on disk were unusable; the previous root stays
-  std::string message;       // why it was rejected
+  bool changed = false;            // a new root is in use
+  bool rejected = false;           // the files on disk were unusable; the previous root stays
+  std::string message;             // why it was rejected
   std::string fingerprint_sha256;  // of the root in use after the attempt
 };
 

@@ -18,8 +18,8 @@ constexpr char kFriendlyName[] = "mitmd root CA";
 constexpr int kUnencrypted = -1;
 
 Result<std::string> ToP12(X509* root) {
-  bssl::UniquePtr<PKCS12> p12(PKCS12_create("", kFriendlyName, nullptr, root, nullptr, 0, kUnencrypted,
-                                            0, 0, 0));
+  bssl::UniquePtr<PKCS12> p12(
+      PKCS12_create("", kFriendlyName, nullptr, root, nullptr, 0, kUnencrypted, 0, 0, 0));
   if (!p12) return Fail("cannot build the PKCS#12 file: " + SslErrors());
   uint8_t* der = nullptr;
   int len = i2d_PKCS12(p12.get(), &der);
@@ -40,7 +40,8 @@ Result<ExportFormat> ParseExportFormat(std::string_view text) {
 
 std::string AndroidFileName(X509* root) {
   char name[16];
-  snprintf(name, sizeof(name), "%08lx.0", X509_NAME_hash_old(X509_get_subject_name(root)) & 0xffffffffUL);
+  snprintf(name, sizeof(name), "%08lx.0",
+           X509_NAME_hash_old(X509_get_subject_name(root)) & 0xffffffffUL);
   return name;
 }
 

@@ -41,16 +41,21 @@ Result<std::unique_ptr<FileWatcher>> FileWatcher::Start(const std::vector<std::s
       return Fail(StrCat("cannot watch ", dir, ": ", why));
     }
     // The same directory twice yields the same watch descriptor.
-    auto it = std::find_if(watches.begin(), watches.end(), [wd](const Watch& w) { return w.wd == wd; });
+    auto it =
+        std::find_if(watches.begin(), watches.end(), [wd](const Watch& w) { return w.wd == wd; });
     if (it == watches.end()) it = watches.insert(watches.end(), Watch{wd, {}});
     it->names.push_back(p.filename().string());
   }
-  return std::unique_ptr<FileWatcher>(new FileWatcher(ifd, efd, std::move(watches), settle, std::move(on_change)));
+  return std::unique_ptr<FileWatcher>(
+      new FileWatcher(ifd, efd, std::move(watches), settle, std::move(on_change)));
 }
 
 FileWatcher::FileWatcher(int inotify_fd, int wake_fd, std::vector<Watch> watches,
                          std::chrono::milliseconds settle, std::function<void()> on_change)
-    : inotify_fd_(inotify_fd), wake_fd_(wake_fd), watches_(std::move(watches)), settle_(settle),
+    : inotify_fd_(inotify_fd),
+      wake_fd_(wake_fd),
+      watches_(std::move(watches)),
+      settle_(settle),
       on_change_(std::move(on_change)) {
   thread_ = std::thread([this] { Run(); });
 }

@@ -32,8 +32,8 @@ class FileWatcher {
     std::vector<std::string> names;  // base names watched in this directory
   };
 
-  FileWatcher(int inotify_fd, int wake_fd, std::vector<Watch> watches, std::chrono::milliseconds settle,
-              std::function<void()> on_change);
+  FileWatcher(int inotify_fd, int wake_fd, std::vector<Watch> watches,
+              std::chrono::milliseconds settle, std::function<void()> on_change);
   void Run();
   // Reads pending inotify events; true when one concerns a watched name.
   bool DrainEvents();

@@ -15,7 +15,8 @@ namespace {
 Result<bssl::UniquePtr<EVP_PKEY>> GenerateEc() {
   bssl::UniquePtr<EC_KEY> ec(EC_KEY_new_by_curve_name(NID_X9_62_prime256v1));
   bssl::UniquePtr<EVP_PKEY> key(EVP_PKEY_new());
-  if (!ec || !key || !EC_KEY_generate_key(ec.get()) || !EVP_PKEY_assign_EC_KEY(key.get(), ec.release())) {
+  if (!ec || !key || !EC_KEY_generate_key(ec.get()) ||
+      !EVP_PKEY_assign_EC_KEY(key.get(), ec.release())) {
     return Fail("cannot generate an ECDSA P-256 key");
   }
   return key;
@@ -79,7 +80,8 @@ Status CheckSigningKey(const EVP_PKEY* key) {
     }
     case EVP_PKEY_RSA: {
       unsigned bits = EVP_PKEY_bits(key);
-      if (bits < 2048) return Fail(StrCat("RSA keys need at least 2048 bits (this one has ", bits, ")"));
+      if (bits < 2048)
+        return Fail(StrCat("RSA keys need at least 2048 bits (this one has ", bits, ")"));
       return {};
     }
     default:

@@ -1,7 +1,6 @@
 #include "ca/leaf_minter.h"
 
 #include <arpa/inet.h>
-
 #include <openssl/asn1.h>
 #include <openssl/digest.h>
 #include <openssl/evp.h>
@@ -23,7 +22,8 @@ constexpr time_t kDaySeconds = 86400;
 Status AddDnsName(GENERAL_NAMES* sans, const std::string& name) {
   bssl::UniquePtr<GENERAL_NAME> gn(GENERAL_NAME_new());
   bssl::UniquePtr<ASN1_IA5STRING> ia5(ASN1_IA5STRING_new());
-  if (!gn || !ia5 || !ASN1_STRING_set(ia5.get(), name.data(), name.size())) return Fail("out of memory");
+  if (!gn || !ia5 || !ASN1_STRING_set(ia5.get(), name.data(), name.size()))
+    return Fail("out of memory");
   GENERAL_NAME_set0_value(gn.get(), GEN_DNS, ia5.release());
   if (!sk_GENERAL_NAME_push(sans, gn.get())) return Fail("out of memory");
   gn.release();
@@ -42,7 +42,8 @@ Status AddIpName(GENERAL_NAMES* sans, const std::string& ip) {
   }
   bssl::UniquePtr<GENERAL_NAME> gn(GENERAL_NAME_new());
   bssl::UniquePtr<ASN1_OCTET_STRING> octets(ASN1_OCTET_STRING_new());
-  if (!gn || !octets || !ASN1_OCTET_STRING_set(octets.get(), bytes, len)) return Fail("out of memory");
+  if (!gn || !octets || !ASN1_OCTET_STRING_set(octets.get(), bytes, len))
+    return Fail("out of memory");
   GENERAL_NAME_set0_value(gn.get(), GEN_IPADD, octets.release());
   if (!sk_GENERAL_NAME_push(sans, gn.get())) return Fail("out of memory");
   gn.release();
@@ -73,14 +74,16 @@ Status AddLeafExtensions(X509* cert, const Root& root, EVP_PKEY* leaf_key, const
   if (auto st = AddExtension(cert, NID_basic_constraints, bc.get(), false); !st) return st;
 
   bssl::UniquePtr<ASN1_BIT_STRING> usage(ASN1_BIT_STRING_new());
-  if (!usage || !ASN1_BIT_STRING_set_bit(usage.get(), 0, 1)) return Fail("out of memory");  // digitalSignature
+  if (!usage || !ASN1_BIT_STRING_set_bit(usage.get(), 0, 1))
+    return Fail("out of memory");  // digitalSignature
   if (EVP_PKEY_id(leaf_key) == EVP_PKEY_RSA && !ASN1_BIT_STRING_set_bit(usage.get(), 2, 1)) {
     return Fail("out of memory");  // keyEncipherment, for TLS 1.2 RSA key exchange
   }
   if (auto st = AddExtension(cert, NID_key_usage, usage.get(), true); !st) return st;
 
   bssl::UniquePtr<EXTENDED_KEY_USAGE> eku(sk_ASN1_OBJECT_new_null());
-  if (!eku || !sk_ASN1_OBJECT_push(eku.get(), OBJ_nid2obj(NID_server_auth))) return Fail("out of memory");
+  if (!eku || !sk_ASN1_OBJECT_push(eku.get(), OBJ_nid2obj(NID_server_auth)))
+    return Fail("out of memory");
   if (auto st = AddExtension(cert, NID_ext_key_usage, eku.get(), false); !st) return st;
 
   bssl::UniquePtr<GENERAL_NAMES> sans(sk_GENERAL_NAME_new_null());
@@ -116,7 +119,8 @@ Status AddLeafExtensions(X509* cert, const Root& root, EVP_PKEY* leaf_key, const
 Result<Leaf> MintLeaf(const Root& root, EVP_PKEY* leaf_key, const LeafNames& names, time_t now) {
   if (names.empty()) return Fail("no host name or IP address to put in the certificate");
   bssl::UniquePtr<X509> cert(X509_new());
-  if (!cert || !X509_set_version(cert.get(), X509_VERSION_3) || !X509_set_pubkey(cert.get(), leaf_key) ||
+  if (!cert || !X509_set_version(cert.get(), X509_VERSION_3) ||
+      !X509_set_pubkey(cert.get(), leaf_key) ||
       !X509_set_issuer_name(cert.get(), X509_get_subject_name(root.cert.get()))) {
     return Fail("cannot start the leaf certificate: " + SslErrors());
   }

@@ -40,13 +40,15 @@ Result<bssl::UniquePtr<X509>> MintRoot(EVP_PKEY* key, const RootSpec& spec, time
     return Fail("cannot start the root certificate: " + SslErrors());
   }
   if (auto st = SetRandomSerial(cert.get()); !st) return std::unexpected(st.error());
-  if (auto st = SetValidity(cert.get(), now - kBackdateSeconds, now + kRootValidityDays * kDaySeconds);
+  if (auto st =
+          SetValidity(cert.get(), now - kBackdateSeconds, now + kRootValidityDays * kDaySeconds);
       !st) {
     return std::unexpected(st.error());
   }
 
   X509_NAME* name = X509_get_subject_name(cert.get());
-  if (auto st = AddNameEntry(name, NID_organizationName, "mitmd"); !st) return std::unexpected(st.error());
+  if (auto st = AddNameEntry(name, NID_organizationName, "mitmd"); !st)
+    return std::unexpected(st.error());
   if (auto st = AddNameEntry(name, NID_commonName, "mitmd root CA " + spec.install_id); !st) {
     return std::unexpected(st.error());
   }
@@ -63,7 +65,7 @@ Result<bssl::UniquePtr<X509>> MintRoot(EVP_PKEY* key, const RootSpec& spec, time
 
   bssl::UniquePtr<ASN1_BIT_STRING> usage(ASN1_BIT_STRING_new());
   if (!usage || !ASN1_BIT_STRING_set_bit(usage.get(), 5, 1) ||  // keyCertSign
-      !ASN1_BIT_STRING_set_bit(usage.get(), 6, 1)) {              // cRLSign
+      !ASN1_BIT_STRING_set_bit(usage.get(), 6, 1)) {            // cRLSign
     return Fail("out of memory");
   }
   if (auto st = AddExtension(cert.get(), NID_key_usage, usage.get(), true); !st) {
@@ -81,7 +83,8 @@ Result<bssl::UniquePtr<X509>> MintRoot(EVP_PKEY* key, const RootSpec& spec, time
   }
 
   if (spec.name_constraints != nullptr) {
-    if (auto st = AddExtension(cert.get(), NID_name_constraints, spec.name_constraints, true); !st) {
+    if (auto st = AddExtension(cert.get(), NID_name_constraints, spec.name_constraints, true);
+        !st) {
       return std::unexpected(st.error());
     }
   }

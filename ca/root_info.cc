@@ -33,7 +33,8 @@ std::string KeyTypeText(X509* cert) {
   if (!key) return "unknown";
   switch (EVP_PKEY_id(key.get())) {
     case EVP_PKEY_EC:
-      return CheckSigningKey(key.get()) ? "ECDSA P-256" : StrCat("EC ", EVP_PKEY_bits(key.get()), " bits");
+      return CheckSigningKey(key.get()) ? "ECDSA P-256"
+                                        : StrCat("EC ", EVP_PKEY_bits(key.get()), " bits");
     case EVP_PKEY_RSA:
       return StrCat("RSA ", EVP_PKEY_bits(key.get()));
     default:

@@ -1,14 +1,13 @@
 #include "ca/root_store.h"
 
 #include <fcntl.h>
-#include <stdio.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <openssl/digest.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -107,8 +106,9 @@ Result<Root> RootFromPem(std::string_view cert_pem, std::string_view key_pem,
   }
   if (!X509_check_private_key(cert->get(), key->get())) {
     ERR_clear_error();
-    return Fail(StrCat(key_name, " is not the private key of ", cert_name,
-                       ": restore the matching pair, or move both files away to create a new root"));
+    return Fail(
+        StrCat(key_name, " is not the private key of ", cert_name,
+               ": restore the matching pair, or move both files away to create a new root"));
   }
   if (X509_check_ca(cert->get()) != 1) {
     return Fail(StrCat(cert_name, " is not a CA certificate (it needs basicConstraints CA:TRUE)"));
@@ -145,10 +145,12 @@ Result<Root> RootFromPem(std::string_view cert_pem, std::string_view key_pem,
 
 Result<Root> LoadRoot(const RootPaths& paths) {
   struct stat st;
-  if (stat(paths.key.c_str(), &st) != 0) return Fail(StrCat("cannot read ", paths.key, ": ", Errno()));
+  if (stat(paths.key.c_str(), &st) != 0)
+    return Fail(StrCat("cannot read ", paths.key, ": ", Errno()));
   if (st.st_mode & kGroupOtherBits) {
     return Fail(StrCat(paths.key, " (the CA private key) is accessible by other users (mode ",
-                       ModeString(st.st_mode), "); run `chmod 600 ", paths.key, "` and start again"));
+                       ModeString(st.st_mode), "); run `chmod 600 ", paths.key,
+                       "` and start again"));
   }
   auto key_pem = ReadSmallFile(paths.key);
   if (!key_pem) return std::unexpected(key_pem.error());
@@ -173,7 +175,8 @@ Status EnsurePrivateDir(const std::string& dir) {
   return {};
 }
 
-Status WriteRootFiles(const RootPaths& paths, const std::string& cert_pem, const std::string& key_pem) {
+Status WriteRootFiles(const RootPaths& paths, const std::string& cert_pem,
+                      const std::string& key_pem) {
   if (auto st = WriteNewFile(paths.key, key_pem, kPrivateFileMode); !st) return st;
   return WriteNewFile(paths.cert, cert_pem, kPublicFileMode);
 }
@@ -208,7 +211,8 @@ Result<RootPaths> BackUpRootFiles(const RootPaths& paths, time_t now) {
   char stamp[32];
   strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &utc);
   RootPaths backups;
-  for (auto [from, to] : {std::pair{&paths.cert, &backups.cert}, std::pair{&paths.key, &backups.key}}) {
+  for (auto [from, to] :
+       {std::pair{&paths.cert, &backups.cert}, std::pair{&paths.key, &backups.key}}) {
     if (access(from->c_str(), F_OK) != 0) continue;
     for (int attempt = 1;; ++attempt) {
       std::string name = attempt == 1 ? StrCat(*from, ".", stamp, ".bak")
@@ -231,7 +235,8 @@ Result<Regenerated> RegenerateRoot(const RootPaths& paths, KeyType type, const S
   auto backups = BackUpRootFiles(paths, time(nullptr));
   if (!backups) return std::unexpected(backups.error());
   if (auto st = WriteRootFiles(paths, files->cert_pem, files->key_pem); !st) {
-    for (auto [backup, original] : {std::pair{&backups->cert, &paths.cert}, std::pair{&backups->key, &paths.key}}) {
+    for (auto [backup, original] :
+         {std::pair{&backups->cert, &paths.cert}, std::pair{&backups->key, &paths.key}}) {
       if (!backup->empty()) rename(backup->c_str(), original->c_str());
     }
     return std::unexpected(st.error());

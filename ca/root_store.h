@@ -37,8 +37,8 @@ struct Root {
   std::vector<uint8_t> key_id;         // subject key identifier, the leaves' authority key id
   time_t not_after = 0;
   std::string pem;
-  std::string fingerprint_sha256;      // "AB:CD:..."
-  Scope scope;                         // from the certificate's name constraints
+  std::string fingerprint_sha256;  // "AB:CD:..."
+  Scope scope;                     // from the certificate's name constraints
 };
 
 // A new root as PEM text, not yet written anywhere.
@@ -61,7 +61,8 @@ Status EnsurePrivateDir(const std::string& dir);
 
 // Writes |cert_pem| and |key_pem| to |paths|: the key through a file created O_EXCL with mode
 // 0600, each file fsync'd and renamed into place without replacing an existing file.
-Status WriteRootFiles(const RootPaths& paths, const std::string& cert_pem, const std::string& key_pem);
+Status WriteRootFiles(const RootPaths& paths, const std::string& cert_pem,
+                      const std::string& key_pem);
 
 // A new root of |type| (see MintRoot), constrained to |scope|.
 Result<RootFiles> NewRootFiles(KeyType type, const Scope& scope);

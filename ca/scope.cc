@@ -1,7 +1,6 @@
 #include "ca/scope.h"
 
 #include <arpa/inet.h>
-
 #include <openssl/asn1.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -55,7 +54,8 @@ Result<IpRange> ParseNetwork(std::string_view text) {
   if (slash != std::string_view::npos) {
     std::string_view digits = text.substr(slash + 1);
     auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
-    if (ec != std::errc() || end != digits.data() + digits.size() || prefix < 0 || prefix > max_prefix) {
+    if (ec != std::errc() || end != digits.data() + digits.size() || prefix < 0 ||
+        prefix > max_prefix) {
       return Fail(StrCat("'", text, "': the prefix length must be 0 to ", max_prefix));
     }
   }
@@ -65,7 +65,8 @@ Result<IpRange> ParseNetwork(std::string_view text) {
 bool DnsMatches(std::string_view name, std::string_view base) {
   if (base.empty()) return true;
   if (name.size() < base.size()) return false;
-  if (name.size() > base.size() && base.front() != '.' && name[name.size() - base.size() - 1] != '.') {
+  if (name.size() > base.size() && base.front() != '.' &&
+      name[name.size() - base.size() - 1] != '.') {
     return false;
   }
   return name.substr(name.size() - base.size()) == base;
@@ -103,7 +104,8 @@ bssl::UniquePtr<GENERAL_NAME> IpName(const IpRange& range) {
   bytes.insert(bytes.end(), range.mask.begin(), range.mask.end());
   bssl::UniquePtr<GENERAL_NAME> gn(GENERAL_NAME_new());
   bssl::UniquePtr<ASN1_OCTET_STRING> octets(ASN1_OCTET_STRING_new());
-  if (!gn || !octets || !ASN1_OCTET_STRING_set(octets.get(), bytes.data(), bytes.size())) return nullptr;
+  if (!gn || !octets || !ASN1_OCTET_STRING_set(octets.get(), bytes.data(), bytes.size()))
+    return nullptr;
   GENERAL_NAME_set0_value(gn.get(), GEN_IPADD, octets.release());
   return gn;
 }
@@ -129,7 +131,8 @@ void ReadSubtrees(const STACK_OF(GENERAL_SUBTREE) * stack, std::vector<std::stri
 
 std::string Join(const std::vector<std::string>& dns, const std::vector<IpRange>& ips) {
   std::string out;
-  for (const auto& d : dns) out += (out.empty() ? "" : ", ") + (d.empty() ? std::string("(all names)") : d);
+  for (const auto& d : dns)
+    out += (out.empty() ? "" : ", ") + (d.empty() ? std::string("(all names)") : d);
   for (const auto& r : ips) out += (out.empty() ? "" : ", ") + r.ToString();
   return out;
 }
@@ -169,7 +172,8 @@ Result<Scope> Scope::Parse(std::string_view list) {
     bool subdomains_only = entry.front() == '.';
     std::string name = CanonicalDnsName(subdomains_only ? entry.substr(1) : entry);
     if (name.empty() || name.starts_with("*")) {
-      return Fail(StrCat("--scope: '", entry, "' is not a domain (use example.com, .example.com or a network)"));
+      return Fail(StrCat("--scope: '", entry,
+                         "' is not a domain (use example.com, .example.com or a network)"));
     }
     scope.permitted_dns_.push_back(subdomains_only ? "." + name : name);
   }
@@ -205,7 +209,8 @@ bool Scope::Permits(std::string_view host) const {
   if (!constrained_) return true;
   if (std::vector<uint8_t> ip = IpBytes(host); !ip.empty()) {
     auto contains = [&ip](const IpRange& r) { return r.Contains(ip); };
-    if (!permitted_ips_.empty() && std::none_of(permitted_ips_.begin(), permitted_ips_.end(), contains)) {
+    if (!permitted_ips_.empty() &&
+        std::none_of(permitted_ips_.begin(), permitted_ips_.end(), contains)) {
       return false;
     }
     return std::none_of(excluded_ips_.begin(), excluded_ips_.end(), contains);
@@ -213,7 +218,8 @@ bool Scope::Permits(std::string_view host) const {
   std::string name = CanonicalDnsName(host);
   if (name.empty()) return false;
   auto matches = [&name](const std::string& base) { return DnsMatches(name, base); };
-  if (!permitted_dns_.empty() && std::none_of(permitted_dns_.begin(), permitted_dns_.end(), matches)) {
+  if (!permitted_dns_.empty() &&
+      std::none_of(permitted_dns_.begin(), permitted_dns_.end(), matches)) {
     return false;
   }
   return std::none_of(excluded_dns_.begin(), excluded_dns_.end(), matches);

@@ -127,15 +127,16 @@ Result<std::string> CertToPem(X509* cert) {
 Result<bssl::UniquePtr<CRYPTO_BUFFER>> CertToBuffer(X509* cert) {
   auto der = CertToDer(cert);
   if (!der) return std::unexpected(der.error());
-  bssl::UniquePtr<CRYPTO_BUFFER> buf(CRYPTO_BUFFER_new(
-      reinterpret_cast<const uint8_t*>(der->data()), der->size(), nullptr));
+  bssl::UniquePtr<CRYPTO_BUFFER> buf(
+      CRYPTO_BUFFER_new(reinterpret_cast<const uint8_t*>(der->data()), der->size(), nullptr));
   if (!buf) return Fail("out of memory");
   return buf;
 }
 
 Result<std::string> KeyToPem(EVP_PKEY* key) {
   bssl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
-  if (!bio || !PEM_write_bio_PKCS8PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)) {
+  if (!bio ||
+      !PEM_write_bio_PKCS8PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)) {
     return Fail("cannot encode the private key: " + SslErrors());
   }
   return BioContents(bio.get());
@@ -147,7 +148,8 @@ Result<bssl::UniquePtr<X509>> ParseCertPem(std::string_view pem) {
   bssl::UniquePtr<X509> cert(PEM_read_bio_X509(bio.get(), nullptr, NoPassword, nullptr));
   if (!cert) {
     std::string why = SslErrors();
-    return Fail(why.empty() ? "no PEM certificate found" : "not a valid PEM certificate (" + why + ")");
+    return Fail(why.empty() ? "no PEM certificate found"
+                            : "not a valid PEM certificate (" + why + ")");
   }
   return cert;
 }
@@ -163,7 +165,8 @@ Result<bssl::UniquePtr<EVP_PKEY>> ParseKeyPem(std::string_view pem) {
   bssl::UniquePtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassword, nullptr));
   if (!key) {
     std::string why = SslErrors();
-    return Fail(why.empty() ? "no PEM private key found" : "not a valid PEM private key (" + why + ")");
+    return Fail(why.empty() ? "no PEM private key found"
+                            : "not a valid PEM private key (" + why + ")");
   }
   return key;
 }

@@ -66,18 +66,28 @@ Result<CaArgs> ParseCaArgs(const std::vector<std::string_view>& args, std::strin
     };
     std::string* slot = nullptr;
     std::optional<std::string>* opt = nullptr;
-    if (name == "--confdir") slot = &a.confdir;
-    else if (name == "--ca-cert") slot = &a.ca_cert;
-    else if (name == "--ca-key") slot = &a.ca_key;
-    else if (name == "--format") opt = &a.format;
-    else if (name == "--out") opt = &a.out;
-    else if (name == "--scope") opt = &a.scope;
-    else if (name == "--ca-key-type") opt = &a.key_type;
-    else return Fail(StrCat("unknown option ", name));
+    if (name == "--confdir")
+      slot = &a.confdir;
+    else if (name == "--ca-cert")
+      slot = &a.ca_cert;
+    else if (name == "--ca-key")
+      slot = &a.ca_key;
+    else if (name == "--format")
+      opt = &a.format;
+    else if (name == "--out")
+      opt = &a.out;
+    else if (name == "--scope")
+      opt = &a.scope;
+    else if (name == "--ca-key-type")
+      opt = &a.key_type;
+    else
+      return Fail(StrCat("unknown option ", name));
     auto v = take();
     if (!v) return std::unexpected(v.error());
-    if (slot) *slot = std::move(*v);
-    else *opt = std::move(*v);
+    if (slot)
+      *slot = std::move(*v);
+    else
+      *opt = std::move(*v);
   }
   if (a.help) return a;
   if (a.subcommand.empty()) return Fail("say what to do: info, export or regenerate");
@@ -86,12 +96,15 @@ Result<CaArgs> ParseCaArgs(const std::vector<std::string_view>& args, std::strin
   if (a.subcommand != "info" && !exporting && !regenerating) {
     return Fail(StrCat("unknown command 'ca ", a.subcommand, "': use info, export or regenerate"));
   }
-  if ((a.format || a.out) && !exporting) return Fail("--format and --out only apply to `ca export`");
+  if ((a.format || a.out) && !exporting)
+    return Fail("--format and --out only apply to `ca export`");
   if ((a.scope || a.key_type) && !regenerating) {
     return Fail("--scope and --ca-key-type only apply to `ca regenerate`");
   }
   if (regenerating && (!a.ca_cert.empty() || !a.ca_key.empty())) {
-    return Fail("`ca regenerate` makes a new root in the confdir; it never replaces --ca-cert/--ca-key files");
+    return Fail(
+        "`ca regenerate` makes a new root in the confdir; it never replaces --ca-cert/--ca-key "
+        "files");
   }
   return a;
 }
@@ -166,7 +179,8 @@ int Export(const CaArgs& a, std::ostream& out, std::ostream& err) {
   // PEM goes to stdout unless a file is asked for. The other formats go to their conventional
   // file name (the Android one is the point of that format; binary never lands on a terminal)
   // unless "-" asks for stdout.
-  std::string target = a.out.value_or(*format == ca::ExportFormat::kPem ? "-" : exported->file_name);
+  std::string target =
+      a.out.value_or(*format == ca::ExportFormat::kPem ? "-" : exported->file_name);
   if (target == "-") {
     out << exported->content;
     return kExitOk;
@@ -215,7 +229,8 @@ int Regenerate(const CaArgs& a, std::ostream& out, std::ostream& err) {
   if (!result->backups.cert.empty() || !result->backups.key.empty()) {
     out << "old root     " << result->backups.cert << "\n"
         << "old key      " << result->backups.key << "\n"
-        << "Clients still trust the old root until you remove it from their trust stores; trust the\n"
+        << "Clients still trust the old root until you remove it from their trust stores; trust "
+           "the\n"
         << "new one (`mitmd ca export`). A running mitmd switches to the new root by itself.\n";
   }
   return kExitOk;
@@ -243,8 +258,8 @@ options:
 )";
 }
 
-int RunCaCommand(const std::vector<std::string_view>& args, std::string_view home, std::ostream& out,
-                 std::ostream& err) {
+int RunCaCommand(const std::vector<std::string_view>& args, std::string_view home,
+                 std::ostream& out, std::ostream& err) {
   auto parsed = ParseCaArgs(args, home);
   if (!parsed) {
     err << "mitmd ca: " << parsed.error().message << " (see mitmd ca --help)\n";

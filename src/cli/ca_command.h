@@ -17,8 +17,8 @@ namespace mitmd::cli {
 int RunCaCommand(const std::vector<std::string_view>& args, std::string_view home);
 
 // The same, writing to |out| and |err|.
-int RunCaCommand(const std::vector<std::string_view>& args, std::string_view home, std::ostream& out,
-                 std::ostream& err);
+int RunCaCommand(const std::vector<std::string_view>& args, std::string_view home,
+                 std::ostream& out, std::ostream& err);
 
 // The text `mitmd ca --help` prints.
 std::string CaUsageText();

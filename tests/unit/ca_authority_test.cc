@@ -1,8 +1,3 @@
-#include "ca/authority.h"
-
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
@@ -13,12 +8,15 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <ctime>
 #include <set>
 #include <thread>
 
+#include "ca/authority.h"
 #include "ca/x509_util.h"
 #include "support/temp_dir.h"
 #include "unit/ca_test_util.h"
@@ -58,7 +56,8 @@ std::string SubjectCn(X509* cert) {
   int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
   if (idx < 0) return "";
   ASN1_STRING* s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
-  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s));
+  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                     ASN1_STRING_length(s));
 }
 
 std::string SerialHex(X509* cert) {
@@ -193,18 +192,20 @@ TEST_F(AuthorityTest, LeafCopiesWildcardUpstreamSan) {
                     .upstream_cn = "*.example.com",
                     .upstream_dns = {"*.example.com", "example.com"}});
   ASSERT_TRUE(leaf);
-  EXPECT_EQ(leaf->dns_names, (std::vector<std::string>{"*.example.com", "example.com", "a.example.com"}));
+  EXPECT_EQ(leaf->dns_names,
+            (std::vector<std::string>{"*.example.com", "example.com", "a.example.com"}));
   EXPECT_EQ(VerifyLeaf(*ca_, *leaf, {.host = "b.example.com"}), X509_V_OK);
   EXPECT_EQ(VerifyLeaf(*ca_, *leaf, {.host = "example.com"}), X509_V_OK);
   EXPECT_EQ(VerifyLeaf(*ca_, *leaf, {.host = "a.b.example.com"}), X509_V_ERR_HOSTNAME_MISMATCH);
 }
 
 TEST_F(AuthorityTest, SansAreDeduplicatedAndIpsNeverBecomeDnsNames) {
-  auto leaf = Mint({.sni = "Example.COM.",
-                    .host = "example.com",
-                    .upstream_cn = "EXAMPLE.com",
-                    .upstream_dns = {"example.com", "www.example.com", "10.0.0.1", "WWW.example.com"},
-                    .upstream_ips = {"10.0.0.1", "2001:db8::1", "2001:DB8:0::1"}});
+  auto leaf =
+      Mint({.sni = "Example.COM.",
+            .host = "example.com",
+            .upstream_cn = "EXAMPLE.com",
+            .upstream_dns = {"example.com", "www.example.com", "10.0.0.1", "WWW.example.com"},
+            .upstream_ips = {"10.0.0.1", "2001:db8::1", "2001:DB8:0::1"}});
   ASSERT_TRUE(leaf);
   EXPECT_EQ(leaf->dns_names, (std::vector<std::string>{"example.com", "www.example.com"}));
   EXPECT_EQ(leaf->ip_names, (std::vector<std::string>{"10.0.0.1", "2001:db8::1"}));
@@ -225,7 +226,8 @@ TEST_F(AuthorityTest, SansAreDeduplicatedAndIpsNeverBecomeDnsNames) {
 }
 
 TEST_F(AuthorityTest, CommonNameIsTheFirstShortDnsName) {
-  auto leaf = Mint({.sni = "api.example.com", .host = "api.example.com", .upstream_cn = "example.com"});
+  auto leaf =
+      Mint({.sni = "api.example.com", .host = "api.example.com", .upstream_cn = "example.com"});
   ASSERT_TRUE(leaf);
   EXPECT_EQ(SubjectCn(ParseBuffer(leaf->chain[0].get()).get()), "example.com");
 
@@ -255,7 +257,8 @@ TEST_F(AuthorityTest, LeafProfile) {
             *root_der);
 
   EXPECT_EQ(X509_check_ca(cert.get()), 0);
-  EXPECT_EQ(X509_get_extended_key_usage(cert.get()) & XKU_SSL_SERVER, static_cast<uint32_t>(XKU_SSL_SERVER));
+  EXPECT_EQ(X509_get_extended_key_usage(cert.get()) & XKU_SSL_SERVER,
+            static_cast<uint32_t>(XKU_SSL_SERVER));
   EXPECT_EQ(X509_get_key_usage(cert.get()), static_cast<uint32_t>(KU_DIGITAL_SIGNATURE));
   EXPECT_TRUE(ExtensionCritical(cert.get(), NID_key_usage));
   EXPECT_FALSE(ExtensionCritical(cert.get(), NID_basic_constraints));
@@ -300,14 +303,16 @@ TEST_F(AuthorityTest, LeavesHaveDistinctSerialsAndShareTheKey) {
 
 TEST_F(AuthorityTest, CacheReturnsTheSameLeafAndCounts) {
   EXPECT_EQ(ca_->cache_stats().size, 0u);
-  auto first = Mint({.sni = "example.com", .host = "example.com", .upstream_dns = {"www.example.com"}});
+  auto first =
+      Mint({.sni = "example.com", .host = "example.com", .upstream_dns = {"www.example.com"}});
   CacheStats after_miss = ca_->cache_stats();
   EXPECT_EQ(after_miss.misses, 1u);
   EXPECT_EQ(after_miss.hits, 0u);
   EXPECT_EQ(after_miss.size, 1u);
 
   // Same name set in another order and case: a hit.
-  auto second = Mint({.sni = "WWW.example.com", .host = "www.example.com", .upstream_cn = "example.com"});
+  auto second =
+      Mint({.sni = "WWW.example.com", .host = "www.example.com", .upstream_cn = "example.com"});
   EXPECT_EQ(first.get(), second.get());
   CacheStats after_hit = ca_->cache_stats();
   EXPECT_EQ(after_hit.hits, 1u);
@@ -358,7 +363,8 @@ class AuthorityFilesTest : public ::testing::Test {
 TEST_F(AuthorityFilesTest, MismatchedKeyIsRefusedNamingTheFiles) {
   ASSERT_TRUE(Authority::LoadOrCreate(Conf()));
   ASSERT_TRUE(Authority::LoadOrCreate(dir_.File("other")));
-  ::mitmd::testing::WriteFile(KeyPath(), ::mitmd::testing::ReadFile(dir_.File("other/mitmd-ca-key.pem")));
+  ::mitmd::testing::WriteFile(KeyPath(),
+                              ::mitmd::testing::ReadFile(dir_.File("other/mitmd-ca-key.pem")));
   auto ca = Authority::LoadOrCreate(Conf());
   ASSERT_FALSE(ca);
   EXPECT_NE(ca.error().message.find(KeyPath() + " is not the private key of " + CertPath()),
@@ -368,7 +374,8 @@ TEST_F(AuthorityFilesTest, MismatchedKeyIsRefusedNamingTheFiles) {
 
 TEST_F(AuthorityFilesTest, CorruptCertificateIsRefusedNamingTheFile) {
   ASSERT_TRUE(Authority::LoadOrCreate(Conf()));
-  ::mitmd::testing::WriteFile(CertPath(), "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n");
+  ::mitmd::testing::WriteFile(
+      CertPath(), "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n");
   auto ca = Authority::LoadOrCreate(Conf());
   ASSERT_FALSE(ca);
   EXPECT_TRUE(ca.error().message.starts_with(CertPath() + ": ")) << ca.error().message;

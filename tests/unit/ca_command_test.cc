@@ -1,10 +1,9 @@
 #include "cli/ca_command.h"
 
 #include <dirent.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <sstream>
 
@@ -58,8 +57,11 @@ TEST_F(CaCommandTest, InfoCreatesTheRootOnFirstUseAndDescribesIt) {
   auto ca = ca::Authority::LoadOrCreate(Conf());
   ASSERT_TRUE(ca);
   EXPECT_NE(r.out.find("certificate  " + Conf() + "/mitmd-ca.pem\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("private key  " + Conf() + "/mitmd-ca-key.pem\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("SHA-256      " + (*ca)->root_fingerprint_sha256() + "\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("private key  " + Conf() + "/mitmd-ca-key.pem\n"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("SHA-256      " + (*ca)->root_fingerprint_sha256() + "\n"),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("SHA-1        "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("key type     ECDSA P-256\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("subject      CN=mitmd root CA "), std::string::npos) << r.out;
@@ -68,7 +70,8 @@ TEST_F(CaCommandTest, InfoCreatesTheRootOnFirstUseAndDescribesIt) {
               r.out.find("(in 3650 days)") != std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("scope        unconstrained\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("android name " + ca::AndroidFileName((*ca)->root())), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("android name " + ca::AndroidFileName((*ca)->root())), std::string::npos)
+      << r.out;
   EXPECT_EQ(r.out.find("PRIVATE KEY"), std::string::npos);
 }
 
@@ -141,13 +144,15 @@ TEST_F(CaCommandTest, RegenerateKeepsDatedBackups) {
 TEST_F(CaCommandTest, RegenerateWithScopeAndKeyType) {
   CaRun r = Ca({"regenerate", "--scope", "example.com,.test", "--ca-key-type", "rsa3072"});
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("scope        permitted: example.com, .test; excluded: 0.0.0.0/0, ::/0"), std::string::npos)
+  EXPECT_NE(r.out.find("scope        permitted: example.com, .test; excluded: 0.0.0.0/0, ::/0"),
+            std::string::npos)
       << r.out;
   EXPECT_TRUE(Backups("mitmd-ca").empty());  // nothing to back up on a fresh confdir
   CaRun info = Ca({"info"});
   ASSERT_EQ(info.code, 0) << info.err;
   EXPECT_NE(info.out.find("key type     RSA 3072\n"), std::string::npos) << info.out;
-  EXPECT_NE(info.out.find("scope        permitted: example.com, .test;"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("scope        permitted: example.com, .test;"), std::string::npos)
+      << info.out;
   auto ca = ca::Authority::LoadOrCreate(Conf());
   ASSERT_TRUE(ca);
   EXPECT_TRUE((*ca)->InScope("www.example.com"));
@@ -157,9 +162,10 @@ TEST_F(CaCommandTest, RegenerateWithScopeAndKeyType) {
 TEST_F(CaCommandTest, UserSuppliedRootForInfo) {
   ASSERT_EQ(Ca({"info", "--confdir", home_.File("elsewhere")}).code, 0);
   CaRun r = Ca({"info", "--ca-cert", home_.File("elsewhere/mitmd-ca.pem"), "--ca-key",
-              home_.File("elsewhere/mitmd-ca-key.pem")});
+                home_.File("elsewhere/mitmd-ca-key.pem")});
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("certificate  " + home_.File("elsewhere/mitmd-ca.pem")), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("certificate  " + home_.File("elsewhere/mitmd-ca.pem")), std::string::npos)
+      << r.out;
   EXPECT_EQ(access((Conf() + "/mitmd-ca.pem").c_str(), F_OK), -1);
 }
 
@@ -188,7 +194,8 @@ TEST_F(CaCommandTest, UsageErrors) {
   }
   CaRun bad_format = Ca({"export", "--format", "jks"});
   EXPECT_EQ(bad_format.code, 2);
-  EXPECT_NE(bad_format.err.find("use pem, der, p12 or android"), std::string::npos) << bad_format.err;
+  EXPECT_NE(bad_format.err.find("use pem, der, p12 or android"), std::string::npos)
+      << bad_format.err;
   CaRun bad_scope = Ca({"regenerate", "--scope", "not a domain"});
   EXPECT_EQ(bad_scope.code, 2);
   EXPECT_NE(bad_scope.err.find("--scope: "), std::string::npos) << bad_scope.err;
@@ -200,7 +207,8 @@ TEST_F(CaCommandTest, UsageErrors) {
 TEST_F(CaCommandTest, HelpListsTheCommands) {
   CaRun r = Ca({"--help"});
   EXPECT_EQ(r.code, 0);
-  for (const char* word : {"info", "export", "regenerate", "--scope", "--format pem|der|p12|android"}) {
+  for (const char* word :
+       {"info", "export", "regenerate", "--scope", "--format pem|der|p12|android"}) {
     EXPECT_NE(r.out.find(word), std::string::npos) << word;
   }
 }

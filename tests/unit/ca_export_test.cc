@@ -1,12 +1,10 @@
-#include "ca/export.h"
-
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 #include <openssl/pkcs8.h>
 #include <openssl/x509.h>
+#include <unistd.h>
 
 #include "ca/authority.h"
+#include "ca/export.h"
 #include "ca/x509_util.h"
 #include "support/temp_dir.h"
 #include "unit/ca_test_util.h"
@@ -99,7 +97,8 @@ TEST_F(ExportTest, AndroidNameMatchesOpenSslSubjectHashOld) {
   EXPECT_TRUE(android.file_name.ends_with(".0"));
 
   if (access(kOpenSsl, X_OK) != 0) GTEST_SKIP() << kOpenSsl << " is not installed";
-  CommandResult r = RunCommand(std::string(kOpenSsl) + " x509 -noout -subject_hash_old -in " + ca_->root_cert_path());
+  CommandResult r = RunCommand(std::string(kOpenSsl) + " x509 -noout -subject_hash_old -in " +
+                               ca_->root_cert_path());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output, android.file_name.substr(0, 8) + "\n");
 }

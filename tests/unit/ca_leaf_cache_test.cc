@@ -1,8 +1,8 @@
-#include "ca/leaf_cache.h"
-
 #include <gtest/gtest.h>
 
 #include <thread>
+
+#include "ca/leaf_cache.h"
 
 namespace mitmd::ca {
 namespace {

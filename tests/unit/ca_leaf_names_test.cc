@@ -1,6 +1,6 @@
-#include "ca/leaf_names.h"
-
 #include <gtest/gtest.h>
+
+#include "ca/leaf_names.h"
 
 namespace mitmd::ca {
 namespace {
@@ -56,7 +56,9 @@ TEST(NamesForTest, OrderIsUpstreamCnSansThenSniThenHost) {
 }
 
 TEST(NamesForTest, IpLiteralsAnywhereBecomeIps) {
-  LeafNames n = NamesFor({.sni = "", .host = "[2001:db8::1]", .upstream_cn = "192.0.2.7",
+  LeafNames n = NamesFor({.sni = "",
+                          .host = "[2001:db8::1]",
+                          .upstream_cn = "192.0.2.7",
                           .upstream_dns = {"192.0.2.8"}});
   EXPECT_TRUE(n.dns.empty());
   EXPECT_EQ(n.ips, (Names{"192.0.2.7", "192.0.2.8", "2001:db8::1"}));
@@ -64,21 +66,23 @@ TEST(NamesForTest, IpLiteralsAnywhereBecomeIps) {
 }
 
 TEST(NamesForTest, DeduplicatesCaseInsensitively) {
-  LeafNames n = NamesFor({.sni = "Example.com", .host = "EXAMPLE.COM.", .upstream_cn = "example.com",
-                          .upstream_dns = {"example.COM"}, .upstream_ips = {"::1", "0::1"}});
+  LeafNames n = NamesFor({.sni = "Example.com",
+                          .host = "EXAMPLE.COM.",
+                          .upstream_cn = "example.com",
+                          .upstream_dns = {"example.COM"},
+                          .upstream_ips = {"::1", "0::1"}});
   EXPECT_EQ(n.dns, (Names{"example.com"}));
   EXPECT_EQ(n.ips, (Names{"::1"}));
 }
 
 TEST(NamesForTest, DropsAnUpstreamCnThatIsNotAHostName) {
-  LeafNames n = NamesFor({.sni = "example.com", .host = "example.com", .upstream_cn = "Example Server"});
+  LeafNames n =
+      NamesFor({.sni = "example.com", .host = "example.com", .upstream_cn = "Example Server"});
   EXPECT_EQ(n.dns, (Names{"example.com"}));
   EXPECT_EQ(n.common_name, "example.com");
 }
 
-TEST(NamesForTest, EmptySpecGivesNoNames) {
-  EXPECT_TRUE(NamesFor({}).empty());
-}
+TEST(NamesForTest, EmptySpecGivesNoNames) { EXPECT_TRUE(NamesFor({}).empty()); }
 
 TEST(NamesForTest, KeyIgnoresOrderButNotContent) {
   LeafNames a = NamesFor({.sni = "a.test", .host = "b.test"});

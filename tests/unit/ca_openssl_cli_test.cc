@@ -1,8 +1,7 @@
 // Debian's openssl CLI as an independent checker of the leaves mitmd mints.
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "ca/authority.h"
 #include "support/temp_dir.h"
@@ -38,7 +37,8 @@ class OpenSslCliTest : public ::testing::Test {
   }
 
   CommandResult Verify(const std::string& leaf, const std::string& extra = "") {
-    return RunCommand(std::string(kOpenSsl) + " verify -no-CApath -no-CAstore -purpose sslserver -CAfile " +
+    return RunCommand(std::string(kOpenSsl) +
+                      " verify -no-CApath -no-CAstore -purpose sslserver -CAfile " +
                       ca_->root_cert_path() + " " + extra + " " + leaf);
   }
 
@@ -55,9 +55,9 @@ class OpenSslCliTest : public ::testing::Test {
 };
 
 TEST_F(OpenSslCliTest, DnsLeafVerifiesAndMatchesItsNames) {
-  std::string leaf = LeafFile({.sni = "www.example.com", .host = "www.example.com",
-                               .upstream_dns = {"*.cdn.example.com"}},
-                              "leaf.pem");
+  std::string leaf = LeafFile(
+      {.sni = "www.example.com", .host = "www.example.com", .upstream_dns = {"*.cdn.example.com"}},
+      "leaf.pem");
   CommandResult r = Verify(leaf);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find(leaf + ": OK"), std::string::npos) << r.output;
@@ -104,12 +104,15 @@ TEST_F(OpenSslCliTest, LeafFromAnotherRootFails) {
 }
 
 TEST_F(OpenSslCliTest, RootParsesAsASelfSignedCa) {
-  CommandResult r = RunCommand(std::string(kOpenSsl) + " x509 -noout -text -in " + ca_->root_cert_path());
+  CommandResult r =
+      RunCommand(std::string(kOpenSsl) + " x509 -noout -text -in " + ca_->root_cert_path());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("CA:TRUE, pathlen:0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("Certificate Sign, CRL Sign"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("Subject: O = mitmd, CN = mitmd root CA "), std::string::npos) << r.output;
-  r = RunCommand(std::string(kOpenSsl) + " x509 -noout -fingerprint -sha256 -in " + ca_->root_cert_path());
+  EXPECT_NE(r.output.find("Subject: O = mitmd, CN = mitmd root CA "), std::string::npos)
+      << r.output;
+  r = RunCommand(std::string(kOpenSsl) + " x509 -noout -fingerprint -sha256 -in " +
+                 ca_->root_cert_path());
   EXPECT_NE(r.output.find(ca_->root_fingerprint_sha256()), std::string::npos) << r.output;
   r = RunCommand(std::string(kOpenSsl) + " pkey -noout -in " + ca_->root_key_path());
   EXPECT_EQ(r.exit_code, 0) << r.output;

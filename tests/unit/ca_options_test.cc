@@ -1,13 +1,13 @@
 // Authority::Open options: RSA roots and leaves, user-supplied roots, refused keys, cache size.
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <openssl/asn1.h>
 #include <openssl/evp.h>
 #include <openssl/nid.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ca/authority.h"
 #include "ca/keys.h"
@@ -63,13 +63,15 @@ TEST(AuthorityOptionsTest, RsaRootWithEcAndRsaLeaves) {
   ASSERT_TRUE(rsa_leaf);
   EXPECT_EQ(EVP_PKEY_id((*rsa_leaf)->key.get()), EVP_PKEY_RSA);
   auto cert = ParseBuffer((*rsa_leaf)->chain[0].get());
-  EXPECT_EQ(X509_get_key_usage(cert.get()), static_cast<uint32_t>(KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT));
+  EXPECT_EQ(X509_get_key_usage(cert.get()),
+            static_cast<uint32_t>(KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT));
   EXPECT_EQ(VerifyLeaf(**again, **rsa_leaf, {.host = "example.com"}), X509_V_OK);
 
   if (access(kOpenSsl, X_OK) != 0) GTEST_SKIP() << kOpenSsl << " is not installed";
   WriteFile(dir.File("leaf.pem"), ToPem((*rsa_leaf)->chain[0].get()));
-  CommandResult r = RunCommand(std::string(kOpenSsl) + " verify -no-CApath -no-CAstore -purpose sslserver -CAfile " +
-                               (*again)->root_cert_path() + " -verify_hostname example.com " + dir.File("leaf.pem"));
+  CommandResult r = RunCommand(
+      std::string(kOpenSsl) + " verify -no-CApath -no-CAstore -purpose sslserver -CAfile " +
+      (*again)->root_cert_path() + " -verify_hostname example.com " + dir.File("leaf.pem"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
@@ -91,7 +93,8 @@ TEST(AuthorityOptionsTest, CacheCapacityIsHonoured) {
   options.cache_capacity = 2;
   auto ca = Authority::Open(options);
   ASSERT_TRUE(ca);
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE((*ca)->LeafFor({.host = "h" + std::to_string(i) + ".test"}));
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE((*ca)->LeafFor({.host = "h" + std::to_string(i) + ".test"}));
   EXPECT_EQ((*ca)->cache_stats().size, 2u);
   EXPECT_EQ((*ca)->cache_stats().misses, 5u);
 }
@@ -113,10 +116,10 @@ class UserRootTest : public ::testing::Test {
 
   // Makes cert.pem/key.pem with |newkey| ("ec -pkeyopt ec_paramgen_curve:P-256", "rsa:2048").
   void MakeRoot(const std::string& newkey, const std::string& ca_ext = "critical,CA:TRUE") {
-    CommandResult r = RunCommand(std::string(kOpenSsl) + " req -x509 -newkey " + newkey + " -nodes -keyout " +
-                                 Key() + " -out " + Cert() + " -days 30 -subj '/O=Acme/CN=Acme Test Root'" +
-                                 " -addext basicConstraints=" + ca_ext +
-                                 " -addext keyUsage=critical,keyCertSign,cRLSign");
+    CommandResult r = RunCommand(
+        std::string(kOpenSsl) + " req -x509 -newkey " + newkey + " -nodes -keyout " + Key() +
+        " -out " + Cert() + " -days 30 -subj '/O=Acme/CN=Acme Test Root'" +
+        " -addext basicConstraints=" + ca_ext + " -addext keyUsage=critical,keyCertSign,cRLSign");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     ASSERT_EQ(chmod(Key().c_str(), 0600), 0);
   }
@@ -142,13 +145,21 @@ TEST_F(UserRootTest, EcRootWorksLikeOurOwn) {
   auto leaf = (*ca)->LeafFor({.host = "example.com"});
   ASSERT_TRUE(leaf);
   EXPECT_EQ(VerifyLeaf(**ca, **leaf, {.host = "example.com"}), X509_V_OK);
+  // The root expires in 30 days: the leaf must not outlive it.
+  auto cert = ParseBuffer((*leaf)->chain[0].get());
+  int days = -1, secs = -1;
+  ASSERT_TRUE(ASN1_TIME_diff(&days, &secs, X509_get0_notAfter((*ca)->root()),
+                             X509_get0_notAfter(cert.get())));
+  EXPECT_EQ(days, 0);
+  EXPECT_EQ(secs, 0);
   // Only the two files exist: nothing was created next to them.
   EXPECT_EQ(access(dir_.File("mitmd-ca.pem").c_str(), F_OK), -1);
 }
 
 TEST_F(UserRootTest, RsaRootWithTraditionalKeyFormat) {
   MakeRoot("rsa:2048");
-  CommandResult r = RunCommand(std::string(kOpenSsl) + " rsa -traditional -in " + Key() + " -out " + Key() + ".rsa");
+  CommandResult r = RunCommand(std::string(kOpenSsl) + " rsa -traditional -in " + Key() + " -out " +
+                               Key() + ".rsa");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ASSERT_EQ(rename((Key() + ".rsa").c_str(), Key().c_str()), 0);
   ASSERT_EQ(chmod(Key().c_str(), 0600), 0);
@@ -162,9 +173,10 @@ TEST_F(UserRootTest, RsaRootWithTraditionalKeyFormat) {
 
 TEST_F(UserRootTest, EncryptedKeysAskToBeDecrypted) {
   MakeRoot("ec -pkeyopt ec_paramgen_curve:P-256");
-  for (const std::string convert : {" pkey -aes256 -passout pass:secret",
-                                    " ec -aes256 -passout pass:secret"}) {
-    CommandResult r = RunCommand(std::string(kOpenSsl) + convert + " -in " + Key() + " -out " + dir_.File("enc.pem"));
+  for (const std::string convert :
+       {" pkey -aes256 -passout pass:secret", " ec -aes256 -passout pass:secret"}) {
+    CommandResult r = RunCommand(std::string(kOpenSsl) + convert + " -in " + Key() + " -out " +
+                                 dir_.File("enc.pem"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     ASSERT_EQ(chmod(dir_.File("enc.pem").c_str(), 0600), 0);
     AuthorityOptions options;
@@ -172,7 +184,8 @@ TEST_F(UserRootTest, EncryptedKeysAskToBeDecrypted) {
     options.ca_key = dir_.File("enc.pem");
     auto ca = Authority::Open(options);
     ASSERT_FALSE(ca) << convert;
-    EXPECT_TRUE(ca.error().message.starts_with(dir_.File("enc.pem") + ": the private key is encrypted; decrypt it first"))
+    EXPECT_TRUE(ca.error().message.starts_with(dir_.File("enc.pem") +
+                                               ": the private key is encrypted; decrypt it first"))
         << ca.error().message;
   }
 }
@@ -182,7 +195,10 @@ TEST_F(UserRootTest, ReadableKeyIsRefused) {
   ASSERT_EQ(chmod(Key().c_str(), 0640), 0);
   auto ca = Open();
   ASSERT_FALSE(ca);
-  EXPECT_NE(ca.error().message.find(Key() + " (the CA private key) is accessible by other users (mode 0640); run `chmod 600 " + Key() + "`"),
+  EXPECT_NE(ca.error().message.find(
+                Key() +
+                " (the CA private key) is accessible by other users (mode 0640); run `chmod 600 " +
+                Key() + "`"),
             std::string::npos)
       << ca.error().message;
 }
@@ -191,13 +207,15 @@ TEST_F(UserRootTest, NonCaCertificateIsRefused) {
   MakeRoot("ec -pkeyopt ec_paramgen_curve:P-256", "critical,CA:FALSE");
   auto ca = Open();
   ASSERT_FALSE(ca);
-  EXPECT_NE(ca.error().message.find(Cert() + " is not a CA certificate"), std::string::npos) << ca.error().message;
+  EXPECT_NE(ca.error().message.find(Cert() + " is not a CA certificate"), std::string::npos)
+      << ca.error().message;
 }
 
 TEST_F(UserRootTest, MissingFilesAreNotCreated) {
   auto ca = Open();
   ASSERT_FALSE(ca);
-  EXPECT_NE(ca.error().message.find("cannot read " + Key()), std::string::npos) << ca.error().message;
+  EXPECT_NE(ca.error().message.find("cannot read " + Key()), std::string::npos)
+      << ca.error().message;
   EXPECT_EQ(access(Cert().c_str(), F_OK), -1);
 }
 

@@ -2,11 +2,10 @@
 // are being minted on other threads.
 
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -191,7 +190,8 @@ TEST_F(ReloadTest, CorruptReplacementIsRejectedAndLogged) {
   const std::string before = ca_->root_fingerprint_sha256();
   auto leaf = ca_->LeafFor({.host = "kept.test"});
   ASSERT_TRUE(leaf);
-  ReplaceAtomically(CertPath(), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", 0644);
+  ReplaceAtomically(CertPath(), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                    0644);
   auto e = events_.WaitFor(1);
   ASSERT_TRUE(e);
   EXPECT_TRUE(e->rejected);
@@ -255,13 +255,15 @@ TEST_F(ReloadTest, ReloadDropsCachedLeavesButNotLeavesInUse) {
   // The leaf a connection still holds keeps its chain and key, and still verifies against the
   // old root, which root() handed out earlier and which stays valid.
   EXPECT_EQ((*old_leaf)->chain.size(), 2u);
-  EXPECT_EQ(VerifyWithBoringSsl(old_root, ParseBuffer((*old_leaf)->chain[0].get()).get(), {.host = "a.test"}),
+  EXPECT_EQ(VerifyWithBoringSsl(old_root, ParseBuffer((*old_leaf)->chain[0].get()).get(),
+                                {.host = "a.test"}),
             X509_V_OK);
   auto new_leaf = ca_->LeafFor({.host = "a.test"});
   ASSERT_TRUE(new_leaf);
   EXPECT_NE(new_leaf->get(), old_leaf->get());
   EXPECT_EQ(VerifyLeaf(*ca_, **new_leaf, {.host = "a.test"}), X509_V_OK);
-  EXPECT_NE(VerifyWithBoringSsl(old_root, ParseBuffer((*new_leaf)->chain[0].get()).get(), {.host = "a.test"}),
+  EXPECT_NE(VerifyWithBoringSsl(old_root, ParseBuffer((*new_leaf)->chain[0].get()).get(),
+                                {.host = "a.test"}),
             X509_V_OK);
 
   std::string log = ReadFile(log_path_);

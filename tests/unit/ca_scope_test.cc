@@ -1,5 +1,3 @@
-#include "ca/scope.h"
-
 #include <gtest/gtest.h>
 #include <openssl/x509.h>
 
@@ -7,6 +5,7 @@
 
 #include "ca/keys.h"
 #include "ca/root_cert.h"
+#include "ca/scope.h"
 
 namespace mitmd::ca {
 namespace {

@@ -1,10 +1,9 @@
 // A root with X.509 name constraints: leaves inside the scope verify, anything outside fails in
 // BoringSSL and in the openssl CLI, and the Authority never mints outside it.
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 #include <openssl/x509.h>
+#include <unistd.h>
 
 #include <ctime>
 
@@ -59,7 +58,8 @@ class ScopedRootTest : public ::testing::Test {
     std::string path = dir_.File(name);
     auto pem = CertToPem(leaf);
     WriteFile(path, pem ? *pem : "");
-    return RunCommand(std::string(kOpenSsl) + " verify -no-CApath -no-CAstore -purpose sslserver -CAfile " +
+    return RunCommand(std::string(kOpenSsl) +
+                      " verify -no-CApath -no-CAstore -purpose sslserver -CAfile " +
                       ca_->root_cert_path() + " " + extra + " " + path);
   }
 
@@ -98,7 +98,8 @@ TEST_F(ScopedRootTest, InScopeIpLeafVerifiesWithOpenSsl) {
   // under a root that has them; OpenSSL, Chrome and NSS check them.
   EXPECT_EQ(VerifyLeaf(*ca_, **leaf, {.ip = "127.0.0.1"}), X509_V_ERR_UNSUPPORTED_CONSTRAINT_TYPE);
   if (access(kOpenSsl, X_OK) != 0) GTEST_SKIP() << kOpenSsl << " is not installed";
-  CommandResult r = OpenSslVerify(ParseBuffer((*leaf)->chain[0].get()).get(), "ip.pem", "-verify_ip 127.0.0.1");
+  CommandResult r =
+      OpenSslVerify(ParseBuffer((*leaf)->chain[0].get()).get(), "ip.pem", "-verify_ip 127.0.0.1");
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 

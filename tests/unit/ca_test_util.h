@@ -6,7 +6,6 @@
 #include <openssl/pool.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -42,7 +41,8 @@ inline int VerifyWithBoringSsl(X509* root, X509* leaf, const VerifyTarget& targe
   X509_STORE_CTX_init(ctx.get(), store.get(), leaf, nullptr);
   X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_SERVER);
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
-  if (!target.host.empty()) X509_VERIFY_PARAM_set1_host(param, target.host.data(), target.host.size());
+  if (!target.host.empty())
+    X509_VERIFY_PARAM_set1_host(param, target.host.data(), target.host.size());
   if (!target.ip.empty()) X509_VERIFY_PARAM_set1_ip_asc(param, target.ip.c_str());
   if (X509_verify_cert(ctx.get()) == 1) return X509_V_OK;
   int err = X509_STORE_CTX_get_error(ctx.get());

@@ -54,11 +54,12 @@ std::unique_ptr<Authority> OpenAuthority(const std::string& dir, KeyType root, K
 LeafSpec TypicalSpec(uint64_t n) {
   // Shaped like a real site: SNI, CONNECT host, an upstream CN and a few SANs.
   std::string host = "host" + std::to_string(n) + ".example.com";
-  return LeafSpec{.sni = host,
-                  .host = host,
-                  .upstream_cn = host,
-                  .upstream_dns = {host, "*.cdn" + std::to_string(n) + ".example.com", "example.com"},
-                  .upstream_ips = {}};
+  return LeafSpec{
+      .sni = host,
+      .host = host,
+      .upstream_cn = host,
+      .upstream_dns = {host, "*.cdn" + std::to_string(n) + ".example.com", "example.com"},
+      .upstream_ips = {}};
 }
 
 // Every call a miss: a cache of capacity 0 keeps nothing.
@@ -96,7 +97,8 @@ Shared* shared = nullptr;
 void BM_MintLeaf_Threads(benchmark::State& state) {
   if (state.thread_index() == 0) {
     shared = new Shared;
-    shared->ca = OpenAuthority(shared->dir.path() + "/conf", KeyType::kEcdsaP256, KeyType::kEcdsaP256, 0);
+    shared->ca =
+        OpenAuthority(shared->dir.path() + "/conf", KeyType::kEcdsaP256, KeyType::kEcdsaP256, 0);
   }
   // Google Benchmark starts timing only after every thread has passed setup.
   for (auto _ : state) {
@@ -124,14 +126,15 @@ void BM_CacheHit(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
   CacheStats stats = ca->cache_stats();
-  state.counters["hit_ratio"] = static_cast<double>(stats.hits) / static_cast<double>(stats.hits + stats.misses);
+  state.counters["hit_ratio"] =
+      static_cast<double>(stats.hits) / static_cast<double>(stats.hits + stats.misses);
 }
 
 void BM_CacheHit_Threads(benchmark::State& state) {
   if (state.thread_index() == 0) {
     shared = new Shared;
-    shared->ca = OpenAuthority(shared->dir.path() + "/conf", KeyType::kEcdsaP256, KeyType::kEcdsaP256,
-                               kDefaultLeafCacheCapacity);
+    shared->ca = OpenAuthority(shared->dir.path() + "/conf", KeyType::kEcdsaP256,
+                               KeyType::kEcdsaP256, kDefaultLeafCacheCapacity);
     for (int i = 0; i < 100; ++i) (void)shared->ca->LeafFor(TypicalSpec(i));
   }
   uint64_t n = state.thread_index();
@@ -149,7 +152,11 @@ void BM_CacheHit_Threads(benchmark::State& state) {
 BENCHMARK(BM_MintLeaf_EcRoot_EcLeaf)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MintLeaf_Rsa2048Root_EcLeaf)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_MintLeaf_Rsa3072Root_Rsa2048Leaf)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_MintLeaf_Threads)->Threads(1)->Threads(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_MintLeaf_Threads)
+    ->Threads(1)
+    ->Threads(2)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 BENCHMARK(BM_CacheHit)->Arg(1)->Arg(100)->Arg(10'000)->Unit(benchmark::kNanosecond);
 BENCHMARK(BM_CacheHit_Threads)->Threads(1)->Threads(2)->Unit(benchmark::kNanosecond)->UseRealTime();
 
