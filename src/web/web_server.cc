@@ -31,6 +31,7 @@
 #include "web/ca_page.h"
 #include "web/filter.h"
 #include "web/flow_index.h"
+#include "web/pac.h"
 #include "web/static_files.h"
 #include "web/tls_filter.h"
 
@@ -464,6 +465,14 @@ void WebServer::Impl::Route(evhttp_request* req) {
 
   if (!HostAllowed(req)) {
     return SendError(req, 421, "this viewer answers only to loopback host names (127.0.0.1, localhost, [::1])");
+  }
+  // Before the token check: a browser or desktop fetching its proxy configuration cannot send a
+  // token, and the file holds nothing but the proxy's address.
+  if (path == "/proxy.pac") {
+    if (method != EVHTTP_REQ_GET) return SendError(req, 405, "use GET");
+    auto proxy = ParseHostPort(opts.proxy_address);
+    if (!proxy) return SendError(req, 503, "the viewer does not know mitmd's proxy address");
+    return Send(req, 200, kPacContentType, BuildPac(*proxy));
   }
   bool from_query = false;
   if (!Authorized(req, params, &from_query)) {
