@@ -279,25 +279,39 @@ MitmdProcess::MitmdProcess() = default;
 MitmdProcess::~MitmdProcess() { child_.Kill(); }
 
 std::string MitmdProcess::proxy_url() const { return StrCat("http://127.0.0.1:", port_); }
-std::string MitmdProcess::confdir() const { return dir_.File("conf"); }
+std::string MitmdProcess::home() const { return dir_.File("home"); }
+std::string MitmdProcess::confdir() const {
+  return default_confdir_ ? home() + "/.mitmd" : dir_.File("conf");
+}
 std::string MitmdProcess::ca_cert_path() const { return confdir() + "/mitmd-ca.pem"; }
-std::string MitmdProcess::flows_path() const { return dir_.File("flows.jsonl"); }
+std::string MitmdProcess::flows_path() const {
+  return default_confdir_ ? confdir() + "/flows.jsonl" : dir_.File("flows.jsonl");
+}
 std::string MitmdProcess::StdoutText() const { return ReadOrEmpty(dir_.File("stdout")); }
 std::string MitmdProcess::StderrText() const { return ReadOrEmpty(dir_.File("stderr")); }
 
 Status MitmdProcess::Start(const MitmdOptions& options) {
   if (options.binary.empty()) return Fail("MitmdOptions.binary is not set");
-  std::string home = dir_.File("home");
-  if (mkdir(home.c_str(), 0700) != 0) return Fail("cannot create " + home);
-  std::vector<std::string> argv = {options.binary,    "--confdir",        confdir(),
-                                   "--listen",        "127.0.0.1:0",      "--upstream-allow",
-                                   options.upstream_allow, "--flows",     flows_path()};
+  default_confdir_ = options.default_confdir;
+  std::string home_dir = home();
+  if (mkdir(home_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Fail("cannot create " + home_dir);
+  }
+  std::vector<std::string> argv = {options.binary, "--listen", "127.0.0.1:0", "--upstream-allow",
+                                   options.upstream_allow};
+  if (!default_confdir_) {
+    argv.insert(argv.end(), {"--confdir", confdir(), "--flows", flows_path()});
+  }
+  bool web_chosen = false;
+  for (const auto& a : options.extra_args) web_chosen |= a == "--web" || a == "--no-web";
+  if (!web_chosen) argv.push_back("--no-web");
   if (!options.upstream_ca.empty()) {
     argv.push_back("--upstream-ca");
     argv.push_back(options.upstream_ca);
   }
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
-  Status started = child_.Start(argv, {{"HOME", home}}, dir_.File("stdout"), dir_.File("stderr"));
+  Status started =
+      child_.Start(argv, {{"HOME", home_dir}}, dir_.File("stdout"), dir_.File("stderr"));
   if (!started) return started;
 
   auto deadline = std::chrono::steady_clock::now() + options.startup_timeout;

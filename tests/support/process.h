@@ -87,6 +87,8 @@ struct MitmdOptions {
   std::string upstream_allow = "127.0.0.0/8,::1";  // --upstream-allow
   std::vector<std::string> extra_args;
   std::chrono::milliseconds startup_timeout = std::chrono::seconds(10);
+  // Omit --confdir and --flows: mitmd uses $HOME/.mitmd (HOME is the test's own directory).
+  bool default_confdir = false;
 };
 
 // The mitmd binary (MITMD_BINARY) run for one test, with its own confdir, HOME and flows file
@@ -97,7 +99,9 @@ class MitmdProcess {
   ~MitmdProcess();  // Kill()s a mitmd still running, without asserting anything
 
   // Starts mitmd with --confdir, --listen 127.0.0.1:0, --upstream-allow, --upstream-ca, --flows
-  // and |options.extra_args|, and waits for the "proxy listening on HOST:PORT" line.
+  // and |options.extra_args|, and waits for the "proxy listening on HOST:PORT" line. Unless
+  // extra_args say --web or --no-web, it adds --no-web: tests never take the viewer's fixed
+  // default port.
   Status Start(const MitmdOptions& options);
   // Sends |sig| (SIGTERM), then waits up to |timeout|; adds a test failure (with mitmd's
   // stderr) unless it exits 0. Returns the exit code, -1 on timeout (then the process is killed).
@@ -105,7 +109,8 @@ class MitmdProcess {
 
   uint16_t port() const { return port_; }
   std::string proxy_url() const;      // "http://127.0.0.1:PORT"
-  std::string confdir() const;        // what --confdir names
+  std::string home() const;           // $HOME of the mitmd process
+  std::string confdir() const;        // what --confdir names, or $HOME/.mitmd
   std::string ca_cert_path() const;   // <confdir>/mitmd-ca.pem
   std::string flows_path() const;
   pid_t pid() const { return child_.pid(); }
@@ -127,6 +132,7 @@ class MitmdProcess {
   TempDir dir_;
   ChildProcess child_;
   uint16_t port_ = 0;
+  bool default_confdir_ = false;
 };
 
 // The "HOST:PORT" in a "proxy listening on HOST:PORT" line of |text|, as the port, or nullopt.
