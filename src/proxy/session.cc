@@ -281,7 +281,9 @@ void Session::OnClientEvent(net::ConnEvent event) {
                          why, "): the client does not trust mitmd's root, or pins the server's key")
                 : StrCat("the client TLS handshake failed: ", why);
         if (rejected && ctx_.passthrough.RecordRejection(target_host_, why, ctx_.now())) {
-          message += StrCat("; ", target_host_, " is tunnelled from now on (auto-passthrough)");
+          message += StrCat("; ", target_host_, " is tunnelled for now (auto-passthrough). If this "
+                            "client should trust mitmd, install the root (tools/mitmd-trust, or "
+                            "the viewer's /ca page), or run with --no-auto-passthrough");
         }
         RecordFailure("client_tls", message);
       } else if (flow_) {

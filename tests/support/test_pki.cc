@@ -189,7 +189,8 @@ TestCert TestCa::Issue(const LeafSpec& spec) const {
                                        NotBefore(spec), NotAfter(spec));
   AddExtension(cert.get(), root_.cert(), NID_basic_constraints, "critical,CA:FALSE");
   AddExtension(cert.get(), root_.cert(), NID_key_usage, "critical,digitalSignature");
-  AddExtension(cert.get(), root_.cert(), NID_ext_key_usage, "serverAuth");
+  AddExtension(cert.get(), root_.cert(), NID_ext_key_usage,
+               spec.client_auth ? "serverAuth,clientAuth" : "serverAuth");
   AddExtension(cert.get(), root_.cert(), NID_subject_key_identifier, "hash");
   AddExtension(cert.get(), root_.cert(), NID_authority_key_identifier, "keyid:always");
   std::string san = SanValue(spec);

@@ -28,6 +28,7 @@ struct LeafSpec {
   std::vector<std::string> ips;        // subjectAltName IP entries ("127.0.0.1", "::1")
   time_t not_before = 0;               // 0: one day ago
   time_t not_after = 0;                // 0: thirty days from now
+  bool client_auth = false;            // also clientAuth EKU (a client certificate for mTLS)
 
   // A leaf for localhost, 127.0.0.1 and ::1, valid now.
   static LeafSpec Localhost();

@@ -473,6 +473,16 @@ Status UpstreamServer::Start() {
         !SSL_CTX_use_PrivateKey_file(ctx_.get(), options_.key_file.c_str(), SSL_FILETYPE_PEM)) {
       return Fail("upstream: cannot load " + options_.cert_file + " / " + options_.key_file);
     }
+    if (!options_.client_ca_file.empty()) {
+      bssl::UniquePtr<STACK_OF(X509_NAME)> names(
+          SSL_load_client_CA_file(options_.client_ca_file.c_str()));
+      X509_STORE* store = SSL_CTX_get_cert_store(ctx_.get());
+      if (!names || !X509_STORE_load_locations(store, options_.client_ca_file.c_str(), nullptr)) {
+        return Fail("cannot load the client CA " + options_.client_ca_file);
+      }
+      SSL_CTX_set_client_CA_list(ctx_.get(), names.release());
+      SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    }
     SSL_CTX_set_alpn_select_cb(ctx_.get(), AlpnSelect, nullptr);
   }
 

@@ -54,6 +54,8 @@ struct UpstreamOptions {
   std::string key_file;   // PEM key, when tls
   uint16_t min_tls_version = TLS1_2_VERSION;
   uint16_t max_tls_version = TLS1_3_VERSION;
+  // When set, the server demands a client certificate issued by this CA (mutual TLS).
+  std::string client_ca_file;
 };
 
 class UpstreamServer {
