@@ -1,9 +1,9 @@
 #include "core/log.h"
 
-#include <sys/time.h>
-#include <unistd.h>
+#include "core/fd_io.h"
 
-#include <cerrno>
+#include <sys/time.h>
+
 
 namespace mitmd {
 
@@ -34,15 +34,7 @@ void Logger::Log(LogLevel level, std::string_view message, nlohmann::json fields
   std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   text.push_back('\n');
   std::lock_guard lock(mu_);
-  const char* p = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd_, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
+  WriteAll(fd_, text);
 }
 
 }  // namespace mitmd

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/fd_io.h"
 #include "core/strings.h"
 
 namespace mitmd::net {
@@ -21,15 +22,7 @@ KeyLog::~KeyLog() { ::close(fd_); }
 void KeyLog::Write(const char* line) {
   std::string text = StrCat(line, "\n");
   std::lock_guard lock(mu_);
-  const char* p = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd_, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
+  WriteAll(fd_, text);
 }
 
 void KeyLog::Attach(SSL_CTX* ctx, KeyLog* log) {
