@@ -11,6 +11,8 @@
 #include <cstring>
 #include <cstdlib>
 #include <string>
+#include <mutex>
+#include <optional>
 #include <vector>
 
 #include "ca/authority.h"
@@ -28,6 +30,7 @@
 #include "proxy/passthrough.h"
 #include "proxy/proxy_server.h"
 #include "proxy/upstream_tls.h"
+#include "web/ca_page.h"
 #include "web/web_server.h"
 
 namespace mitmd {
@@ -150,6 +153,23 @@ int Run(Config config) {
   proxy::ProxyContext ctx{config,       log,         **authority,    **flows,
                           **upstream_tls, **client_tls, connections,   **passthrough,
                           **client_certs, WallClock};
+  // http://mitmd.cert/ through the proxy: the root's page, rebuilt when the root is reloaded.
+  struct CertPage {
+    std::mutex mu;
+    uint64_t generation = 0;
+    std::optional<web::CaDownloads> downloads;
+  } cert_page;
+  ca::Authority& ca = **authority;
+  ctx.cert_page = [&cert_page, &ca](std::string_view path) -> std::optional<web::StaticResponse> {
+    std::lock_guard lock(cert_page.mu);
+    if (!cert_page.downloads || cert_page.generation != ca.root_generation()) {
+      auto built = web::CaDownloads::Create(ca.root(), ca.root_pem(), ca.root_fingerprint_sha256());
+      if (!built) return std::nullopt;
+      cert_page.downloads = std::move(*built);
+      cert_page.generation = ca.root_generation();
+    }
+    return cert_page.downloads->Serve(path);
+  };
   auto server = proxy::ProxyServer::Start(ctx);
   if (!server) return Die(server.error().message);
 

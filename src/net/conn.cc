@@ -292,12 +292,14 @@ class ConnGraveyard::Closer : public Conn::Delegate {
     evtimer_add(timer_, &linger);
     conn_->ShutdownWrite();
     conn_->SetReading(true);  // what is already buffered is discarded on the next event
+    FinishIfDone();
   }
   ~Closer() override { event_free(timer_); }
 
   void OnConnEvent(Conn&, ConnEvent event) override {
     if (event == ConnEvent::kReadable) Discard();
     if (event == ConnEvent::kEof || event == ConnEvent::kError) Finish();
+    if (event == ConnEvent::kDrained) FinishIfDone();
   }
 
  private:
@@ -308,6 +310,10 @@ class ConnGraveyard::Closer : public Conn::Delegate {
       return;
     }
     self->Finish();
+  }
+  // The peer has closed already and everything is written: nothing to linger for.
+  void FinishIfDone() {
+    if (conn_->socket_eof_ && conn_->output_pending() == 0) Finish();
   }
   void Discard() { evbuffer_drain(conn_->input(), evbuffer_get_length(conn_->input())); }
   void Finish() {

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <string_view>
 
 #include "ca/authority.h"
 #include "core/config.h"
@@ -15,6 +17,7 @@
 #include "proxy/client_tls.h"
 #include "proxy/passthrough.h"
 #include "proxy/upstream_tls.h"
+#include "web/ca_page.h"
 
 namespace mitmd::proxy {
 
@@ -29,6 +32,9 @@ struct ProxyContext {
   PassthroughPolicy& passthrough;
   const ClientCertStore& client_certs;
   std::function<double()> now;      // wall clock, epoch seconds
+  // Answers http://mitmd.cert/<path> through the proxy (the root's page and downloads, like
+  // mitmproxy's mitm.it); nullopt for an unknown path. May be empty: then nothing is served.
+  std::function<std::optional<web::StaticResponse>(std::string_view path)> cert_page = {};
 };
 
 }  // namespace mitmd::proxy

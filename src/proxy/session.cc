@@ -17,6 +17,7 @@ namespace {
 constexpr size_t kHighWater = 256 * 1024;   // pause the source when the sink holds this much
 constexpr size_t kPendingLimit = 64 * 1024; // request bytes held while the upstream connects
 constexpr size_t kMaxIovecs = 16;
+constexpr std::string_view kCertHost = "mitmd.cert";  // answered by mitmd itself
 
 std::string LocalAddress(int fd) {
   sockaddr_storage ss{};
@@ -438,9 +439,59 @@ void Session::HandleProxyRequest(const http::RequestHead& head, std::string_view
     reject(400, target.error().message);
     return;
   }
+  if (target->scheme == "http" && EqualsIgnoreCase(target->host, kCertHost)) {
+    ServeCertPage(head, *target);
+    return;
+  }
   plain_http_ = true;
   state_ = State::kHttp;
   OnRequestHead(head, raw);
+}
+
+void Session::ServeCertPage(const http::RequestHead& head, const Target& target) {
+  flow_ = NewFlow();
+  flow_->server_host = target.host;
+  flow_->server_port = target.port;
+  flow_->timings.request_start = ctx_.now();
+  HttpRequest& req = flow_->request.emplace();
+  req.method = head.method;
+  req.scheme = target.scheme;
+  req.host = target.host;
+  req.port = target.port;
+  req.target = head.target;
+  req.path = target.path;
+  req.version = head.version;
+  req.headers = head.headers;
+  std::string path = target.path.substr(0, target.path.find('?'));
+  auto page = ctx_.cert_page ? ctx_.cert_page(path) : std::nullopt;
+  if (!page) {
+    RespondError(404, "proxy_request", StrCat("http://", kCertHost, " has nothing at ", path,
+                                              " (try http://", kCertHost, "/)"));
+    return;
+  }
+  HttpResponse& resp = flow_->response.emplace();
+  resp.status = page->status;
+  resp.reason = page->status == 200 ? "OK" : std::string(ReasonPhrase(page->status));
+  resp.version = "HTTP/1.1";
+  resp.headers = {{"Content-Type", page->content_type},
+                  {"Content-Length", StrCat(page->body.size())},
+                  {"Cache-Control", "no-store"},
+                  {"Connection", "close"}};
+  if (!page->filename.empty()) {
+    resp.headers.emplace_back("Content-Disposition",
+                              StrCat("attachment; filename=\"", page->filename, "\""));
+  }
+  std::string wire = StrCat("HTTP/1.1 ", resp.status, " ", resp.reason, "\r\n");
+  for (const auto& [k, v] : resp.headers) wire += StrCat(k, ": ", v, "\r\n");
+  wire += "\r\n";
+  if (!EqualsIgnoreCase(head.method, "HEAD")) wire += page->body;
+  resp.body.Append(page->body.data(), page->body.size(), ctx_.config.max_body_record);
+  flow_->timings.request_end = flow_->timings.response_start = flow_->timings.response_end =
+      ctx_.now();
+  flow_->note = "served by mitmd itself";
+  RecordFlow();
+  client_->Write(wire);
+  Close("served the root CA page");
 }
 
 std::optional<std::string> Session::PassthroughReason() const {

@@ -17,6 +17,7 @@
 #include "proxy/client_hello.h"
 #include "proxy/client_tls.h"
 #include "proxy/proxy_context.h"
+#include "proxy/request_target.h"
 #include "proxy/upstream_tls.h"
 
 namespace mitmd::proxy {
@@ -69,6 +70,8 @@ class Session : public net::Conn::Delegate, public ClientHandshakeHooks {
   void ReadProxyRequest();
   void HandleProxyRequest(const http::RequestHead& head, std::string_view raw);
   void DetectProtocol();
+  // Answers http://mitmd.cert/... with the root CA page or a download, then closes.
+  void ServeCertPage(const http::RequestHead& head, const Target& target);
   void StartClientTls();
   void ConnectUpstream();
   void OnDialed(std::expected<net::Dialed, net::DialError> result);

@@ -83,5 +83,26 @@ TEST_F(CaProxyTest, RegeneratedRootIsUsedWithoutARestart) {
   EXPECT_TRUE(mitmd_.running());
 }
 
+TEST_F(CaProxyTest, MitmdCertServesTheRootThroughTheProxy) {
+  ASSERT_NO_FATAL_FAILURE(StartMitmd());
+  ProcessResult page = RunCurl({"--proxy", mitmd_.proxy_url(), "-sS", "http://mitmd.cert/"});
+  ASSERT_EQ(page.exit_code, 0) << page.err;
+  EXPECT_NE(page.out.find("<html"), std::string::npos);
+  EXPECT_NE(page.out.find("mitmd-ca.pem"), std::string::npos);
+  ProcessResult pem = RunCurl({"--proxy", mitmd_.proxy_url(), "-sS", "-D", dir_.File("headers"),
+                               "http://mitmd.cert/ca/mitmd-ca.pem"});
+  ASSERT_EQ(pem.exit_code, 0) << pem.err;
+  EXPECT_EQ(pem.out, ReadFile(mitmd_.ca_cert_path()));
+  EXPECT_NE(ReadFile(dir_.File("headers")).find("attachment"), std::string::npos);
+  ProcessResult missing = RunCurl({"--proxy", mitmd_.proxy_url(), "-sS", "-o", "/dev/null", "-w",
+                                   "%{http_code}", "http://mitmd.cert/nothing-here"});
+  EXPECT_EQ(missing.out, "404");
+  auto flows = mitmd_.WaitForFlows(3);
+  ASSERT_EQ(flows.size(), 3u);
+  EXPECT_EQ(flows[0]["request"]["url"], "http://mitmd.cert/");
+  EXPECT_EQ(flows[0]["response"]["status"], 200);
+  EXPECT_EQ(flows[2]["response"]["status"], 404);
+}
+
 }  // namespace
 }  // namespace mitmd::testing
