@@ -90,7 +90,11 @@ Result<Target> ParseAbsoluteForm(std::string_view target) {
   }
   t.path = path_at == std::string_view::npos ? "/" : std::string(rest.substr(path_at));
   if (size_t hash = t.path.find('#'); hash != std::string::npos) t.path.resize(hash);
-  if (t.path.empty() || t.path[0] != '/') t.path.insert(0, "/");
+  if (t.path.empty() || t.path[0] != '/') {
+    std::string rooted(1, '/');  // (insert(0, "/") trips a GCC 12 -Wrestrict false positive)
+    rooted += t.path;
+    t.path = std::move(rooted);
+  }
   return t;
 }
 
