@@ -5,12 +5,16 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 
 namespace mitmd::web {
 namespace {
 
 constexpr size_t kRecord = 16 * 1024;
+// Ciphertext queued on the socket before the filter stops encrypting more: back-pressure from a
+// slow client reaches evhttp's (plaintext) output buffer, where the server can see it.
+constexpr size_t kSocketHighWater = 256 * 1024;
 
 struct TlsFilter {
   bssl::UniquePtr<SSL> ssl;
@@ -102,11 +106,13 @@ bufferevent_filter_result Input(evbuffer* src, evbuffer* dst, ev_ssize_t, buffer
   return produced ? BEV_OK : BEV_NEED_MORE;
 }
 
-bufferevent_filter_result Output(evbuffer* src, evbuffer* dst, ev_ssize_t,
+bufferevent_filter_result Output(evbuffer* src, evbuffer* dst, ev_ssize_t dst_limit,
                                  bufferevent_flush_mode mode, void* ctx) {
   auto& t = *static_cast<TlsFilter*>(ctx);
   if (!SSL_is_init_finished(t.ssl.get())) return BEV_NEED_MORE;
-  while (evbuffer_get_length(src) > 0) {
+  size_t budget = dst_limit < 0 ? SIZE_MAX : std::max<size_t>(static_cast<size_t>(dst_limit), kRecord);
+  size_t taken = 0;
+  while (evbuffer_get_length(src) > 0 && (mode != BEV_NORMAL || taken < budget)) {
     size_t take = std::min(evbuffer_get_length(src), kRecord);
     unsigned char* data = evbuffer_pullup(src, static_cast<ev_ssize_t>(take));
     int n = SSL_write(t.ssl.get(), data, static_cast<int>(take));
@@ -115,6 +121,7 @@ bufferevent_filter_result Output(evbuffer* src, evbuffer* dst, ev_ssize_t,
       return BEV_ERROR;
     }
     evbuffer_drain(src, static_cast<size_t>(n));
+    taken += static_cast<size_t>(n);
   }
   if (mode == BEV_FINISHED) SSL_shutdown(t.ssl.get());
   FlushRecords(t, dst);
@@ -139,9 +146,13 @@ bufferevent* NewTlsServerBufferevent(event_base* base, SSL_CTX* ctx) {
   SSL_set_accept_state(t->ssl.get());
   bufferevent* sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
   if (sock == nullptr) return nullptr;
+  bufferevent_setwatermark(sock, EV_WRITE, 0, kSocketHighWater);
   TlsFilter* raw = t.get();
-  bufferevent* filter =
-      bufferevent_filter_new(sock, Input, Output, BEV_OPT_CLOSE_ON_FREE, FreeFilter, raw);
+  // Deferred callbacks: the filter can drain evhttp's output synchronously, inside the very
+  // call that queued it, before evhttp has set the callback that should run once it is sent.
+  bufferevent* filter = bufferevent_filter_new(sock, Input, Output,
+                                               BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
+                                               FreeFilter, raw);
   if (filter == nullptr) {
     bufferevent_free(sock);
     return nullptr;

@@ -48,6 +48,7 @@ constexpr size_t kClosedConnsInStream = 300;
 constexpr timeval kConnsPoll = {0, 500'000};
 constexpr int kHttpTimeoutSeconds = 60;
 constexpr int kStreamTimeoutSeconds = 24 * 3600;
+constexpr size_t kStreamWriteChunk = 1 << 20;
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
 constexpr char kCookieName[] = "mitmd_token";
 
@@ -153,6 +154,12 @@ std::string DownloadName(const Flow& f, std::string_view side, std::string_view 
   return name;
 }
 
+double MonotonicSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
+}
+
 std::string TimestampForFile() {
   time_t now = time(nullptr);
   tm t{};
@@ -222,6 +229,17 @@ struct WebServer::Impl {
     bool conns = false;
     bool flows = true;
     std::string pending;
+    double stalled_since = 0;  // monotonic seconds; 0 while it keeps up
+  };
+
+  // A HAR download in progress: entries are serialized a batch at a time, each batch once the
+  // previous one is on the wire, so a large session never sits in memory as one document.
+  struct HarExport {
+    evhttp_request* req = nullptr;
+    std::vector<std::shared_ptr<const Flow>> flows;
+    size_t next = 0;
+    HarOptions options;
+    std::string tail;  // what closes the document after the last entry
   };
 
   Impl(event_base* b, WebOptions o, FlowStore& s, ca::Authority& a, ConnectionRegistry& c, Logger& l)
@@ -237,9 +255,16 @@ struct WebServer::Impl {
   }
   static void InboxCb(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->DrainInbox(); }
   static void HeartbeatCb(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->Heartbeat(); }
-  static void ConnsCb(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->PushConnections(false); }
+  static void ConnsCb(evutil_socket_t, short, void* arg) {
+    auto* impl = static_cast<Impl*>(arg);
+    impl->CheckStalls();
+    impl->PushConnections(false);
+  }
   static void ViewerClosedCb(evhttp_connection* conn, void* arg) {
     static_cast<Impl*>(arg)->ViewerClosed(conn);
+  }
+  static void ExportChunkSentCb(evhttp_connection* conn, void* arg) {
+    static_cast<Impl*>(arg)->ContinueExport(conn);
   }
 
   void Route(evhttp_request* req);
@@ -258,6 +283,7 @@ struct WebServer::Impl {
   void Clear(evhttp_request* req);
   void Import(evhttp_request* req);
   void ExportHar(evhttp_request* req, const Params& params);
+  void ContinueExport(evhttp_connection* conn);
   void Connections(evhttp_request* req);
   void CheckFilter(evhttp_request* req, const Params& params);
   void Events(evhttp_request* req, const Params& params);
@@ -271,6 +297,8 @@ struct WebServer::Impl {
   json ConnectionsJson(size_t max_closed) const;
   void Broadcast(std::string_view text);
   void Flush(Viewer& v);  // sends v.pending; may drop the viewer (erases it)
+  bool KeepsUp(Viewer& v);  // false when it was dropped (erased)
+  void CheckStalls();
   size_t Backlog(evhttp_connection* conn) const;
   void Drop(evhttp_connection* conn, std::string_view why);
   void ViewerClosed(evhttp_connection* conn);
@@ -294,6 +322,7 @@ struct WebServer::Impl {
   uint64_t store_token = 0;
   bool subscribed = false;
   std::unordered_map<evhttp_connection*, std::unique_ptr<Viewer>> viewers;
+  std::unordered_map<evhttp_connection*, std::unique_ptr<HarExport>> exports;
   uint64_t next_viewer_id = 1;
   uint64_t dropped_viewers = 0;
   uint64_t dropped_flows = 0;
@@ -306,8 +335,9 @@ WebServer::Impl::~Impl() {
   for (event* ev : {inbox_ev, heartbeat_ev, conns_ev}) {
     if (ev != nullptr) event_free(ev);
   }
-  // evhttp_free closes every connection; their close callbacks find no viewers left.
+  // evhttp_free closes every connection; their close callbacks find no streams left.
   viewers.clear();
+  exports.clear();
   if (http != nullptr) evhttp_free(http);
 }
 
@@ -676,35 +706,55 @@ void WebServer::Impl::Import(evhttp_request* req) {
 void WebServer::Impl::ExportHar(evhttp_request* req, const Params& params) {
   auto filter = Filter::Parse(params.Get("filter"));
   if (!filter) return SendError(req, 400, filter.error().message);
-  HarOptions har_options;
-  har_options.creator_version = opts.version;
-  // Entries are serialized one at a time: no document tree for the whole session in memory.
-  std::vector<std::shared_ptr<const Flow>> flows = index.Matching(*filter);
-  evbuffer* buf = evbuffer_new();
-  json head = BuildHar({}, har_options);
-  std::string prefix = Dump(head);
-  // {"log":{...,"entries":[]}} -> splice the entries in before the closing "]}}".
-  size_t cut = prefix.rfind("\"entries\":[]");
-  std::string before = prefix.substr(0, cut + 11);
-  std::string after = prefix.substr(cut + 11);
-  evbuffer_add(buf, before.data(), before.size());
-  bool first = true;
-  for (const auto& f : flows) {
-    std::string entry = Dump(BuildHarEntry(*f, har_options));
-    if (!first) evbuffer_add(buf, ",", 1);
-    evbuffer_add(buf, entry.data(), entry.size());
-    first = false;
-  }
-  evbuffer_add(buf, after.data(), after.size());
+  evhttp_connection* conn = evhttp_request_get_connection(req);
+  if (conn == nullptr) return;
+  auto x = std::make_unique<HarExport>();
+  x->req = req;
+  x->options.creator_version = opts.version;
+  x->flows = index.Matching(*filter);
   evkeyvalq* h = evhttp_request_get_output_headers(req);
   AddCommonHeaders(req, kAppCsp);
   evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");
   evhttp_add_header(h, "Cache-Control", "no-store");
   std::string disp = StrCat("attachment; filename=\"mitmd-", TimestampForFile(), ".har\"");
   evhttp_add_header(h, "Content-Disposition", disp.c_str());
-  evhttp_add_header(h, "X-Mitmd-Entries", std::to_string(flows.size()).c_str());
-  evhttp_send_reply(req, 200, "OK", buf);
+  evhttp_add_header(h, "X-Mitmd-Entries", std::to_string(x->flows.size()).c_str());
+  // {"log":{...,"entries":[]}}: the entries go between the brackets.
+  std::string doc = Dump(BuildHar({}, x->options));
+  size_t cut = doc.rfind("\"entries\":[]") + std::string_view("\"entries\":[").size();
+  x->tail = doc.substr(cut);
+  evhttp_send_reply_start(req, 200, "OK");
+  evhttp_connection_set_closecb(conn, &Impl::ViewerClosedCb, this);
+  exports[conn] = std::move(x);
+  evbuffer* head = evbuffer_new();
+  evbuffer_add(head, doc.data(), cut);
+  evhttp_send_reply_chunk_with_cb(req, head, &Impl::ExportChunkSentCb, this);
+  evbuffer_free(head);
+}
+
+void WebServer::Impl::ContinueExport(evhttp_connection* conn) {
+  auto it = exports.find(conn);
+  if (it == exports.end()) return;
+  HarExport& x = *it->second;
+  constexpr size_t kBatchBytes = 1 << 20;
+  evbuffer* buf = evbuffer_new();
+  while (x.next < x.flows.size() && evbuffer_get_length(buf) < kBatchBytes) {
+    std::string entry = Dump(BuildHarEntry(*x.flows[x.next], x.options));
+    if (x.next > 0) evbuffer_add(buf, ",", 1);
+    evbuffer_add(buf, entry.data(), entry.size());
+    ++x.next;
+  }
+  if (x.next < x.flows.size()) {
+    evhttp_send_reply_chunk_with_cb(x.req, buf, &Impl::ExportChunkSentCb, this);
+    evbuffer_free(buf);
+    return;
+  }
+  evbuffer_add(buf, x.tail.data(), x.tail.size());
+  evhttp_request* req = x.req;
+  exports.erase(it);
+  evhttp_send_reply_chunk(req, buf);
   evbuffer_free(buf);
+  evhttp_send_reply_end(req);
 }
 
 json WebServer::Impl::ConnectionsJson(size_t max_closed) const {
@@ -744,6 +794,11 @@ void WebServer::Impl::Events(evhttp_request* req, const Params& params) {
   evhttp_send_reply_start(req, 200, "OK");
   evhttp_connection_set_closecb(conn, &Impl::ViewerClosedCb, this);
   evhttp_connection_set_timeout(conn, kStreamTimeoutSeconds);
+  // libevent writes 16 KiB per loop turn by default: far less than a busy proxy produces, which
+  // would count against even a fast viewer.
+  bufferevent* bev = evhttp_connection_get_bufferevent(conn);
+  bufferevent_set_max_single_write(bev, kStreamWriteChunk);
+  if (bufferevent* under = bufferevent_get_underlying(bev)) bufferevent_set_max_single_write(under, kStreamWriteChunk);
   auto v = std::make_unique<Viewer>();
   v->id = next_viewer_id++;
   v->req = req;
@@ -769,14 +824,42 @@ size_t WebServer::Impl::Backlog(evhttp_connection* conn) const {
   return n;
 }
 
+bool WebServer::Impl::KeepsUp(Viewer& v) {
+  size_t backlog = Backlog(v.conn);
+  if (backlog > opts.max_viewer_buffer) {
+    Drop(v.conn, StrCat(backlog, " bytes of its event stream are unsent"));
+    return false;
+  }
+  if (backlog <= opts.max_viewer_backlog) {
+    v.stalled_since = 0;
+    return true;
+  }
+  double now = MonotonicSeconds();
+  if (v.stalled_since == 0) v.stalled_since = now;
+  if (now - v.stalled_since > opts.viewer_stall_seconds) {
+    Drop(v.conn, "it stopped reading its event stream");
+    return false;
+  }
+  return true;
+}
+
+void WebServer::Impl::CheckStalls() {
+  std::vector<evhttp_connection*> conns_now;
+  for (auto& [conn, v] : viewers) conns_now.push_back(conn);
+  for (evhttp_connection* conn : conns_now) {
+    auto it = viewers.find(conn);
+    if (it != viewers.end()) KeepsUp(*it->second);
+  }
+}
+
 void WebServer::Impl::Flush(Viewer& v) {
   if (v.pending.empty()) return;
+  if (!KeepsUp(v)) return;
   evbuffer* buf = evbuffer_new();
   evbuffer_add(buf, v.pending.data(), v.pending.size());
   v.pending.clear();
   evhttp_send_reply_chunk(v.req, buf);
   evbuffer_free(buf);
-  if (Backlog(v.conn) > opts.max_viewer_backlog) Drop(v.conn, "its event stream backed up");
 }
 
 void WebServer::Impl::Drop(evhttp_connection* conn, std::string_view why) {
@@ -789,6 +872,12 @@ void WebServer::Impl::Drop(evhttp_connection* conn, std::string_view why) {
 }
 
 void WebServer::Impl::ViewerClosed(evhttp_connection* conn) {
+  if (auto x = exports.find(conn); x != exports.end()) {
+    evhttp_request* req = x->second->req;
+    exports.erase(x);
+    if (evhttp_request_get_connection(req) == nullptr) evhttp_send_reply_end(req);
+    return;
+  }
   auto it = viewers.find(conn);
   if (it == viewers.end()) return;
   evhttp_request* req = it->second->req;

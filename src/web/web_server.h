@@ -27,8 +27,9 @@
 //
 // Threading: everything runs on the event_base passed to Start (one thread). Flows recorded on
 // worker threads reach it through a bounded queue and an eventfd; the proxy never waits for the
-// viewer. A viewer whose stream backs up beyond WebOptions::max_viewer_backlog is disconnected
-// (its page reconnects and reloads).
+// viewer. A viewer that does not keep up (more than WebOptions::max_viewer_backlog unsent for
+// viewer_stall_seconds, or more than max_viewer_buffer at any time) is disconnected; its page
+// reconnects and reloads.
 
 #include <event2/event.h>
 
@@ -59,7 +60,9 @@ struct WebOptions {
   std::string version = "0.1.0";
   std::string proxy_address;  // shown in the page, e.g. "127.0.0.1:8080"
   std::string session_log;    // shown in the page
-  size_t max_viewer_backlog = 8 << 20;  // bytes queued to one event stream before dropping it
+  size_t max_viewer_backlog = 8 << 20;   // unsent bytes of one event stream that count as stalled
+  double viewer_stall_seconds = 5;       // how long a stream may stay stalled
+  size_t max_viewer_buffer = 64 << 20;   // unsent bytes that drop a stream at once
   size_t max_import_bytes = 256 << 20;
   size_t max_pending_flows = 100'000;   // recorded flows waiting for the web thread
   int heartbeat_seconds = 15;           // event-stream keep-alive comment

@@ -191,6 +191,24 @@ TEST_F(WebServerTest, HarExportFollowsTheFilter) {
   EXPECT_EQ(har["log"]["entries"][1]["response"]["status"], 404);  // oldest first
 }
 
+TEST_F(WebServerTest, HarExportOfALargeSessionStreamsInBatches) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  constexpr int kFlows = 1200;
+  const std::string body = "{\"blob\":\"" + std::string(4000, 'b') + "\"}";
+  for (int i = 0; i < kFlows; ++i) Record(MakeFlow({.path = StrCat("/n/", i), .response_body = body}));
+  WaitForFlowCount(kFlows);
+  HttpResult r = Fetch("/api/export.har");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_GT(r.body.size(), 5u << 20);  // several 1 MiB batches
+  EXPECT_EQ(r.headers["x-mitmd-entries"], std::to_string(kFlows));
+  json har = r.Json();
+  ASSERT_EQ(har["log"]["entries"].size(), static_cast<size_t>(kFlows));
+  EXPECT_EQ(har["log"]["entries"][0]["request"]["url"], "https://api.example.com/n/0");
+  EXPECT_EQ(har["log"]["entries"][kFlows - 1]["response"]["content"]["text"], body);
+  // The connection stays usable after a streamed export.
+  EXPECT_EQ(Fetch("/api/info").status, 200);
+}
+
 TEST_F(WebServerTest, ServesThePageWithEtagsAndStrictHeaders) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   HttpResult page = Fetch("/");

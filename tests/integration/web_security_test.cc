@@ -74,6 +74,14 @@ TEST_F(WebServerTest, ServesHttpsWithALeafFromTheRoot) {
                                      StrCat("https://127.0.0.1:", port_, "/api/info")});
   EXPECT_NE(untrusted.exit_code, 0);
 
+  // A HAR export large enough to need several batches arrives whole over TLS.
+  const std::string big = std::string(20000, 'x');
+  for (int i = 0; i < 300; ++i) Record(MakeFlow({.response_body = big}));
+  WaitForFlowCount(301);
+  HttpResult har = Fetch("/api/export.har");
+  ASSERT_EQ(har.status, 200) << har.error;
+  EXPECT_EQ(har.Json()["log"]["entries"].size(), 301u);
+
   // The live stream works over TLS too.
   ProcessResult stream = RunCurl({"-N", "--max-time", "2", "--cacert", ca_->root_cert_path(),
                                   StrCat("https://127.0.0.1:", port_, "/api/events")},
