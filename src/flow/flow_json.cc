@@ -2,6 +2,8 @@
 
 #include <openssl/base64.h>
 
+#include "flow/json_writer.h"
+
 namespace mitmd {
 namespace {
 
@@ -270,8 +272,261 @@ Result<Flow> FlowFromJson(const json& j) {
   }
 }
 
+namespace {
+
+// The streaming form of FlowToJson: the same members in the same (sorted, as nlohmann's std::map
+// orders them) sequence, so the line is the text FlowToJson(f).dump() would print.
+
+void WriteHeaders(JsonWriter& w, const HeaderList& headers) {
+  w.Raw("[");
+  for (size_t i = 0; i < headers.size(); ++i) {
+    w.Raw(i == 0 ? "[" : ",[");
+    w.String(headers[i].first);
+    w.Raw(",");
+    w.String(headers[i].second);
+    w.Raw("]");
+  }
+  w.Raw("]");
+}
+
+void WriteStrings(JsonWriter& w, const std::vector<std::string>& strings) {
+  w.Raw("[");
+  for (size_t i = 0; i < strings.size(); ++i) {
+    if (i > 0) w.Raw(",");
+    w.String(strings[i]);
+  }
+  w.Raw("]");
+}
+
+void WriteBody(JsonWriter& w, const BodyRecord& b) {
+  w.Raw("{\"content\":");
+  bool text = w.StringIfUtf8(b.content);
+  if (!text) w.Base64String(b.content);
+  w.Raw(text ? ",\"encoding\":\"text\",\"size\":" : ",\"encoding\":\"base64\",\"size\":");
+  w.Uint(b.size);
+  w.Raw(",\"truncated\":");
+  w.Bool(b.truncated);
+  w.Raw("}");
+}
+
+void WriteTls(JsonWriter& w, const TlsInfo& t) {
+  w.Raw("{\"alpn\":");
+  w.String(t.alpn);
+  if (!t.alpn_offered.empty()) {
+    w.Raw(",\"alpn_offered\":");
+    WriteStrings(w, t.alpn_offered);
+  }
+  w.Raw(",\"cipher\":");
+  w.String(t.cipher);
+  w.Raw(",\"sni\":");
+  w.String(t.sni);
+  w.Raw(",\"version\":");
+  w.String(t.version);
+  w.Raw("}");
+}
+
+void WriteCert(JsonWriter& w, const CertInfo& c) {
+  w.Raw("{\"issuer\":");
+  w.String(c.issuer);
+  w.Raw(",\"not_after\":");
+  w.String(c.not_after);
+  w.Raw(",\"not_before\":");
+  w.String(c.not_before);
+  w.Raw(",\"sans\":");
+  WriteStrings(w, c.sans);
+  w.Raw(",\"sha256\":");
+  w.String(c.sha256);
+  w.Raw(",\"subject\":");
+  w.String(c.subject);
+  w.Raw(",\"verified\":");
+  w.Bool(c.verified);
+  w.Raw(",\"verify_error\":");
+  w.String(c.verify_error);
+  w.Raw("}");
+}
+
+void WriteTimings(JsonWriter& w, const Timings& t) {
+  w.Raw("{\"accepted\":");
+  w.Double(t.accepted);
+  w.Raw(",\"client_tls_end\":");
+  w.Double(t.client_tls_end);
+  w.Raw(",\"request_end\":");
+  w.Double(t.request_end);
+  w.Raw(",\"request_start\":");
+  w.Double(t.request_start);
+  w.Raw(",\"response_end\":");
+  w.Double(t.response_end);
+  w.Raw(",\"response_start\":");
+  w.Double(t.response_start);
+  w.Raw(",\"upstream_connect_end\":");
+  w.Double(t.upstream_connect_end);
+  w.Raw(",\"upstream_connect_start\":");
+  w.Double(t.upstream_connect_start);
+  w.Raw(",\"upstream_tls_end\":");
+  w.Double(t.upstream_tls_end);
+  w.Raw("}");
+}
+
+void WriteRequest(JsonWriter& w, const HttpRequest& r) {
+  w.Raw("{\"body\":");
+  WriteBody(w, r.body);
+  w.Raw(",\"headers\":");
+  WriteHeaders(w, r.headers);
+  w.Raw(",\"host\":");
+  w.String(r.host);
+  w.Raw(",\"method\":");
+  w.String(r.method);
+  w.Raw(",\"path\":");
+  w.String(r.path);
+  w.Raw(",\"port\":");
+  w.Uint(r.port);
+  w.Raw(",\"scheme\":");
+  w.String(r.scheme);
+  w.Raw(",\"target\":");
+  w.String(r.target);
+  if (!r.trailers.empty()) {
+    w.Raw(",\"trailers\":");
+    WriteHeaders(w, r.trailers);
+  }
+  w.Raw(",\"url\":");
+  w.String(r.Url());
+  w.Raw(",\"version\":");
+  w.String(r.version);
+  w.Raw("}");
+}
+
+void WriteResponse(JsonWriter& w, const HttpResponse& r) {
+  w.Raw("{\"body\":");
+  WriteBody(w, r.body);
+  w.Raw(",\"headers\":");
+  WriteHeaders(w, r.headers);
+  if (!r.informational.empty()) {
+    w.Raw(",\"informational\":[");
+    for (size_t i = 0; i < r.informational.size(); ++i) {
+      if (i > 0) w.Raw(",");
+      w.Int(r.informational[i]);
+    }
+    w.Raw("]");
+  }
+  w.Raw(",\"reason\":");
+  w.String(r.reason);
+  w.Raw(",\"status\":");
+  w.Int(r.status);
+  if (!r.trailers.empty()) {
+    w.Raw(",\"trailers\":");
+    WriteHeaders(w, r.trailers);
+  }
+  w.Raw(",\"version\":");
+  w.String(r.version);
+  w.Raw("}");
+}
+
+// Enough for the line in the common case (text bodies without many escapes), so that the
+// output grows once.
+size_t EstimateLineSize(const Flow& f) {
+  constexpr size_t kFixed = 1024;       // keys, punctuation, numbers, TLS and cert names
+  constexpr size_t kPerHeader = 8;      // ["",""],
+  size_t n = kFixed + f.id.size() + f.client_addr.size() + f.server_host.size() +
+             f.server_addr.size() + f.note.size();
+  auto headers = [&](const HeaderList& h) {
+    for (const auto& [k, v] : h) n += k.size() + v.size() + kPerHeader;
+  };
+  auto body = [&](const BodyRecord& b) { n += b.content.size() + (b.content.size() + 2) / 3; };
+  if (f.server_cert) {
+    for (const auto& san : f.server_cert->sans) n += san.size() + 3;
+    n += f.server_cert->subject.size() + f.server_cert->issuer.size() +
+         f.server_cert->verify_error.size();
+  }
+  if (f.request) {
+    const HttpRequest& r = *f.request;
+    n += 2 * r.host.size() + 2 * r.path.size() + r.target.size() + r.method.size();
+    headers(r.headers);
+    headers(r.trailers);
+    body(r.body);
+  }
+  if (f.response) {
+    n += f.response->reason.size();
+    headers(f.response->headers);
+    headers(f.response->trailers);
+    body(f.response->body);
+  }
+  if (f.error) n += f.error->phase.size() + f.error->message.size();
+  return n;
+}
+
+}  // namespace
+
+void AppendFlowJsonLine(const Flow& f, std::string& out) {
+  out.reserve(out.size() + EstimateLineSize(f));
+  JsonWriter w(out);
+  w.Raw("{\"body_record_cap\":");
+  w.Uint(f.body_record_cap);
+  w.Raw(",\"bytes\":{\"down\":");
+  w.Uint(f.bytes_down);
+  w.Raw(",\"up\":");
+  w.Uint(f.bytes_up);
+  w.Raw("},\"client\":{\"addr\":");
+  w.String(f.client_addr);
+  w.Raw(",\"conn\":");
+  w.Uint(f.client_conn_id);
+  if (f.client_tls) {
+    w.Raw(",\"tls\":");
+    WriteTls(w, *f.client_tls);
+  }
+  w.Raw("}");
+  if (f.error) {
+    w.Raw(",\"error\":{\"message\":");
+    w.String(f.error->message);
+    w.Raw(",\"phase\":");
+    w.String(f.error->phase);
+    w.Raw("}");
+  }
+  w.Raw(",\"id\":");
+  w.String(f.id);
+  w.Raw(",\"insecure\":");
+  w.Bool(f.insecure);
+  w.Raw(f.kind == Flow::Kind::kTunnel ? ",\"kind\":\"tunnel\"" : ",\"kind\":\"http\"");
+  if (!f.note.empty()) {
+    w.Raw(",\"note\":");
+    w.String(f.note);
+  }
+  if (f.request) {
+    w.Raw(",\"request\":");
+    WriteRequest(w, *f.request);
+  }
+  if (f.response) {
+    w.Raw(",\"response\":");
+    WriteResponse(w, *f.response);
+  }
+  w.Raw(",\"schema\":");
+  w.Int(kSchemaVersion);
+  w.Raw(",\"server\":{\"addr\":");
+  w.String(f.server_addr);
+  if (f.server_cert) {
+    w.Raw(",\"cert\":");
+    WriteCert(w, *f.server_cert);
+  }
+  w.Raw(",\"conn\":");
+  w.Uint(f.upstream_conn_id);
+  w.Raw(",\"host\":");
+  w.String(f.server_host);
+  w.Raw(",\"port\":");
+  w.Uint(f.server_port);
+  w.Raw(",\"reused\":");
+  w.Bool(f.upstream_reused);
+  if (f.server_tls) {
+    w.Raw(",\"tls\":");
+    WriteTls(w, *f.server_tls);
+  }
+  w.Raw("},\"timings\":");
+  WriteTimings(w, f.timings);
+  w.Raw("}");
+}
+
 std::string FlowToJsonLine(const Flow& flow) {
-  return FlowToJson(flow).dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string line;
+  AppendFlowJsonLine(flow, line);
+  return line;
 }
 
 }  // namespace mitmd

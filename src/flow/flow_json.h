@@ -21,6 +21,11 @@ nlohmann::json FlowToJson(const Flow& flow);
 Result<Flow> FlowFromJson(const nlohmann::json& j);
 
 // One line, no trailing newline; invalid UTF-8 in headers is replaced, never thrown.
+// Written without building the DOM; the text is what FlowToJson(flow).dump() with
+// error_handler_t::replace prints (each ill-formed UTF-8 subpart becomes one U+FFFD).
 std::string FlowToJsonLine(const Flow& flow);
+
+// Appends FlowToJsonLine(flow) to |out| (no newline), so a caller can reuse one buffer.
+void AppendFlowJsonLine(const Flow& flow, std::string& out);
 
 }  // namespace mitmd

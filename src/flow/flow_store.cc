@@ -51,39 +51,55 @@ FlowStore::~FlowStore() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+void FlowStore::WriteLine(const std::string& line) {
+  std::lock_guard lock(log_mu_);
+  // O_APPEND puts the whole line at the end in one write(); the loop only finishes a short write
+  // (a signal, a full disk) before any other line can start.
+  const char* p = line.data();
+  size_t left = line.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd_, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
 void FlowStore::Record(std::shared_ptr<const Flow> flow) {
-  std::string line = FlowToJsonLine(*flow);
-  line.push_back('\n');
-  std::vector<Listener> to_notify;
+  if (fd_ >= 0) {
+    // Each recording thread serializes into the same buffer, so a line costs no allocation; a
+    // buffer that a huge flow grew is given back.
+    constexpr size_t kKeptLineCapacity = 256u << 10;
+    thread_local std::string line;
+    line.clear();
+    AppendFlowJsonLine(*flow, line);
+    line.push_back('\n');
+    WriteLine(line);
+    if (line.capacity() > kKeptLineCapacity) std::string().swap(line);
+  }
+  const size_t cost = ApproxBytes(*flow);
+  std::shared_ptr<const ListenerList> listeners;
   {
     std::lock_guard lock(mu_);
-    if (fd_ >= 0) {
-      // O_APPEND makes each write land whole at the end; loop only on a short write.
-      const char* p = line.data();
-      size_t left = line.size();
-      while (left > 0) {
-        ssize_t n = ::write(fd_, p, left);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        p += n;
-        left -= static_cast<size_t>(n);
-      }
-    }
     ++recorded_;
-    recent_.push_back(flow);
-    bytes_ += ApproxBytes(*flow);
+    recent_.push_back(Entry{flow, cost});
+    bytes_ += cost;
     while (!recent_.empty() && (recent_.size() > max_flows_ || bytes_ > max_bytes_)) {
-      bytes_ -= ApproxBytes(*recent_.front());
+      bytes_ -= recent_.front().bytes;
       recent_.pop_front();
     }
-    for (auto& [token, listener] : listeners_) to_notify.push_back(listener);
+    listeners = listeners_;
   }
-  for (auto& listener : to_notify) listener(flow);
+  for (const auto& [token, listener] : *listeners) listener(flow);
 }
 
 std::vector<std::shared_ptr<const Flow>> FlowStore::Snapshot() const {
   std::lock_guard lock(mu_);
-  return {recent_.begin(), recent_.end()};
+  std::vector<std::shared_ptr<const Flow>> out;
+  out.reserve(recent_.size());
+  for (const Entry& e : recent_) out.push_back(e.flow);
+  return out;
 }
 
 size_t FlowStore::memory_bytes() const {
@@ -99,13 +115,17 @@ uint64_t FlowStore::recorded_count() const {
 uint64_t FlowStore::Subscribe(Listener listener) {
   std::lock_guard lock(mu_);
   uint64_t token = next_token_++;
-  listeners_.emplace_back(token, std::move(listener));
+  auto next = std::make_shared<ListenerList>(*listeners_);
+  next->emplace_back(token, std::move(listener));
+  listeners_ = std::move(next);
   return token;
 }
 
 void FlowStore::Unsubscribe(uint64_t token) {
   std::lock_guard lock(mu_);
-  std::erase_if(listeners_, [token](const auto& p) { return p.first == token; });
+  auto next = std::make_shared<ListenerList>(*listeners_);
+  std::erase_if(*next, [token](const auto& p) { return p.first == token; });
+  listeners_ = std::move(next);
 }
 
 }  // namespace mitmd

@@ -40,18 +40,32 @@ class FlowStore {
   void Unsubscribe(uint64_t token);
 
  private:
+  struct Entry {
+    std::shared_ptr<const Flow> flow;
+    size_t bytes;  // its ApproxBytes, counted once
+  };
+  using ListenerList = std::vector<std::pair<uint64_t, Listener>>;
+
   FlowStore(int fd, size_t max_flows, size_t max_bytes)
       : fd_(fd), max_flows_(max_flows), max_bytes_(max_bytes) {}
+
+  // Appends |line| (newline included) to the log with one write(); see Record.
+  void WriteLine(const std::string& line);
 
   int fd_;
   size_t max_flows_;
   size_t max_bytes_;
-  size_t bytes_ = 0;  // ApproxBytes of the flows in recent_
+  // Serializes writers so that the rare short write can be completed before another line
+  // starts; kept apart from mu_ so that Snapshot() and the index never wait for the disk.
+  std::mutex log_mu_;
   mutable std::mutex mu_;
-  std::deque<std::shared_ptr<const Flow>> recent_;
+  size_t bytes_ = 0;  // sum of Entry::bytes in recent_
+  std::deque<Entry> recent_;
   uint64_t recorded_ = 0;
   uint64_t next_token_ = 1;
-  std::vector<std::pair<uint64_t, Listener>> listeners_;
+  // Copy on write: Record takes a reference under mu_ and calls the listeners outside it, with
+  // no allocation per flow.
+  std::shared_ptr<const ListenerList> listeners_ = std::make_shared<ListenerList>();
 };
 
 }  // namespace mitmd
