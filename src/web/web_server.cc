@@ -247,11 +247,18 @@ struct WebServer::Impl {
   ~Impl();
 
   Status Init();
+  // Rebuilds the root's downloads when the root was reloaded since they were made.
+  Status RefreshCaFiles();
+  // Mints the viewer's leaf from the current root into tls_ctx.
+  Status BuildTlsContext();
 
   // ---- plumbing ----
   static void HandleCb(evhttp_request* req, void* arg) { static_cast<Impl*>(arg)->Route(req); }
   static bufferevent* TlsBevCb(event_base* base, void* arg) {
-    return NewTlsServerBufferevent(base, static_cast<Impl*>(arg)->tls_ctx.get());
+    auto* impl = static_cast<Impl*>(arg);
+    // A reloaded root: serve a leaf from the new one (keep the old on failure).
+    if (impl->ca.root_generation() != impl->tls_generation) (void)impl->BuildTlsContext();
+    return NewTlsServerBufferevent(base, impl->tls_ctx.get());
   }
   static void InboxCb(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->DrainInbox(); }
   static void HeartbeatCb(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->Heartbeat(); }
@@ -311,7 +318,9 @@ struct WebServer::Impl {
   Logger& log;
   FlowIndex index;
   std::optional<CaDownloads> ca_files;
+  uint64_t ca_generation = 0;
   bssl::UniquePtr<SSL_CTX> tls_ctx;
+  uint64_t tls_generation = 0;
   evhttp* http = nullptr;
   HostPort bound;
   std::vector<std::string> allowed_hosts;  // empty: any (token mode)
@@ -348,26 +357,10 @@ Status WebServer::Impl::Init() {
                        ", beyond loopback, without a token: give --web-token TOKEN (or listen on "
                        "127.0.0.1) so that only you can read the recorded traffic"));
   }
-  auto files = CaDownloads::Create(ca.root(), ca.root_pem(), ca.root_fingerprint_sha256());
-  if (!files) return std::unexpected(files.error());
-  ca_files = std::move(*files);
+  if (auto st = RefreshCaFiles(); !st) return st;
 
   if (opts.tls) {
-    ca::LeafSpec spec;
-    bool wildcard = opts.listen.host == "0.0.0.0" || opts.listen.host == "::";
-    spec.host = wildcard ? "localhost" : opts.listen.host;
-    spec.upstream_dns = {"localhost"};
-    spec.upstream_ips = {"127.0.0.1", "::1"};
-    auto leaf = ca.LeafFor(spec);
-    if (!leaf) return Fail(StrCat("cannot mint the viewer's TLS certificate: ", leaf.error().message));
-    tls_ctx.reset(SSL_CTX_new(TLS_method()));
-    if (!tls_ctx) return Fail("cannot create the viewer's TLS context");
-    SSL_CTX_set_min_proto_version(tls_ctx.get(), TLS1_2_VERSION);
-    std::vector<CRYPTO_BUFFER*> chain;
-    for (const auto& b : (*leaf)->chain) chain.push_back(b.get());
-    if (!SSL_CTX_set_chain_and_key(tls_ctx.get(), chain.data(), chain.size(), (*leaf)->key.get(), nullptr)) {
-      return Fail("cannot load the viewer's TLS certificate");
-    }
+    if (auto st = BuildTlsContext(); !st) return st;
   }
 
   http = evhttp_new(base);
@@ -412,6 +405,38 @@ Status WebServer::Impl::Init() {
   store_token = store.Subscribe([box = inbox](const std::shared_ptr<const Flow>& f) { box->Push(f); });
   subscribed = true;
   for (auto& f : store.Snapshot()) index.Put(std::move(f));
+  return {};
+}
+
+Status WebServer::Impl::BuildTlsContext() {
+  ca::LeafSpec spec;
+  bool wildcard = opts.listen.host == "0.0.0.0" || opts.listen.host == "::";
+  spec.host = wildcard ? "localhost" : opts.listen.host;
+  spec.upstream_dns = {"localhost"};
+  spec.upstream_ips = {"127.0.0.1", "::1"};
+  uint64_t generation = ca.root_generation();
+  auto leaf = ca.LeafFor(spec);
+  if (!leaf) return Fail(StrCat("cannot mint the viewer's TLS certificate: ", leaf.error().message));
+  bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
+  if (!ctx) return Fail("cannot create the viewer's TLS context");
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  std::vector<CRYPTO_BUFFER*> chain;
+  for (const auto& b : (*leaf)->chain) chain.push_back(b.get());
+  if (!SSL_CTX_set_chain_and_key(ctx.get(), chain.data(), chain.size(), (*leaf)->key.get(), nullptr)) {
+    return Fail("cannot load the viewer's TLS certificate");
+  }
+  tls_ctx = std::move(ctx);
+  tls_generation = generation;
+  return {};
+}
+
+Status WebServer::Impl::RefreshCaFiles() {
+  uint64_t generation = ca.root_generation();
+  if (ca_files && generation == ca_generation) return {};
+  auto files = CaDownloads::Create(ca.root(), ca.root_pem(), ca.root_fingerprint_sha256());
+  if (!files) return std::unexpected(files.error());
+  ca_files = std::move(*files);
+  ca_generation = generation;
   return {};
 }
 
@@ -563,6 +588,7 @@ void WebServer::Impl::Route(evhttp_request* req) {
   if (path.starts_with("/api/")) return SendError(req, 404, "unknown API path");
   if (path == "/ca" || path.starts_with("/ca/")) {
     if (!get_only()) return;
+    if (auto st = RefreshCaFiles(); !st) return SendError(req, 500, st.error().message);
     auto resp = ca_files->Serve(path);
     if (!resp) return SendError(req, 404, "no such file; see /ca");
     AddCommonHeaders(req, kCaPageCsp);
@@ -600,6 +626,7 @@ void WebServer::Impl::Static(evhttp_request* req, const StaticFile& file) {
 // ---- handlers ----------------------------------------------------------------------------------
 
 void WebServer::Impl::Info(evhttp_request* req) {
+  (void)RefreshCaFiles();
   SendJson(req, 200,
            {{"version", opts.version},
             {"proxy", opts.proxy_address},

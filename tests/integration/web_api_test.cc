@@ -255,6 +255,30 @@ TEST_F(WebServerTest, RootCertificatePageAndDownloads) {
   EXPECT_EQ(Fetch("/ca/other.0").status, 404);
 }
 
+TEST_F(WebServerTest, RootPageFollowsAReloadedRoot) {
+  web::WebOptions options;
+  options.tls = true;
+  ASSERT_NO_FATAL_FAILURE(StartServer(std::move(options)));
+  std::string old_pem = ca_->root_pem();
+  ASSERT_EQ(Fetch("/ca/mitmd-ca.pem").body, old_pem);
+
+  // Another install's root replaces this one's files, and mitmd reloads them.
+  TempDir other_dir;
+  auto other = ca::Authority::LoadOrCreate(other_dir.File("conf"));
+  ASSERT_TRUE(other) << other.error().message;
+  WriteFile(ca_->root_cert_path(), ReadFile((*other)->root_cert_path()));
+  WriteFile(ca_->root_key_path(), ReadFile((*other)->root_key_path()));
+  auto reloaded = ca_->Reload();
+  ASSERT_TRUE(reloaded) << reloaded.error().message;
+  ASSERT_NE(ca_->root_pem(), old_pem);
+
+  // curl trusts the new root file now: the viewer's own certificate must come from it too.
+  HttpResult pem = Fetch("/ca/mitmd-ca.pem");
+  ASSERT_EQ(pem.status, 200) << pem.error;
+  EXPECT_EQ(pem.body, ca_->root_pem());
+  EXPECT_NE(Fetch("/ca").body.find(ca_->root_fingerprint_sha256()), std::string::npos);
+}
+
 TEST_F(WebServerTest, ConnectionsListTheRegistry) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   uint64_t client = conns_.OpenClient("127.0.0.1:50000", "127.0.0.1:8080");
