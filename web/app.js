@@ -1125,7 +1125,7 @@
         h('td', {text: c.tls ? `${c.tls.version}${c.tls.alpn ? ' · ' + c.tls.alpn : ''}` : ''}),
         h('td', {class: 'num', text: fmtAge(age)}),
         h('td', {class: 'num', text: fmtAge(idle)}),
-        h('td', {text: closer + (c.close_reason ? ` — ${c.close_reason}` : '')}));
+        h('td', null, closer, c.close_reason ? h('span', {class: 'muted', text: ` · ${c.close_reason}`}) : ''));
       tr.addEventListener('click', () => {
         setView('flows');
         setFilterText(c.side === 'client' ? `conn:${c.id}` : `upstream:${c.id}`);

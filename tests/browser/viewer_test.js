@@ -224,6 +224,18 @@ test('HAR export downloads and validates against the HAR 1.2 schema', async () =
   await setFilter(page, '');
 });
 
+test('a session log picked in the viewer is imported and shown', async () => {
+  const {page} = viewer;
+  const file = path.join(dir, 'colleague.jsonl');
+  fs.writeFileSync(file, make(25, false).map((f) => JSON.stringify(f)).join('\n') + '\n');
+  const before = Number((await page.textContent('#count')).replace(/[^\d]/g, ''));
+  await page.setInputFiles('#import-file', file);
+  await page.waitForSelector('#toast:not([hidden])');
+  assert.match(await page.textContent('#toast'), /Imported 25 flows from colleague\.jsonl/);
+  await page.waitForFunction((n) => document.getElementById('count').textContent === `${n} flows`, before + 25);
+  await shot(page, '07-imported');
+});
+
 test('the root certificate page explains every platform', async () => {
   const page = await viewer.context.newPage();
   await page.goto(new URL('/ca', mitmd.viewer).href);
@@ -231,7 +243,7 @@ test('the root certificate page explains every platform', async () => {
   for (const platform of ['Linux', 'Firefox', 'macOS', 'Windows', 'Android', 'iOS']) {
     assert.ok(text.includes(platform), platform);
   }
-  await page.screenshot({path: path.join(ARTIFACTS, '07-root-ca-page.png'), fullPage: true});
+  await page.screenshot({path: path.join(ARTIFACTS, '08-root-ca-page.png'), fullPage: true});
   const [pem] = await Promise.all([page.waitForEvent('download'), page.click('a[href="/ca/mitmd-ca.pem"]')]);
   assert.equal(fs.readFileSync(await pem.path(), 'utf8'), fs.readFileSync(mitmd.root, 'utf8'));
   await page.close();
@@ -241,17 +253,24 @@ test('dark theme and the connections view', async () => {
   const {page} = viewer;
   await page.click('#btn-theme');
   assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+  await setFilter(page, 'host:localhost');
   const row = await rowWithPath(page, '/api/data.json');
   await row.click();
   await page.keyboard.press('3');
   await page.waitForSelector('#response-json');
-  await shot(page, '08-dark');
+  await shot(page, '09-dark');
   await page.click('#tab-conns');
   await page.waitForSelector('#view-conns:not([hidden])');
   await page.waitForFunction(() => document.getElementById('conns-count').textContent !== '');
-  await shot(page, '09-connections');
+  // Every curl above was one client connection and one upstream connection, both closed now.
+  const sides = await page.$$eval('#conns-body tr', (rows) => rows.map((r) => r.dataset.side));
+  assert.ok(sides.filter((s) => s === 'client').length >= 7, `sides: ${sides}`);
+  assert.ok(sides.filter((s) => s === 'upstream').length >= 7, `sides: ${sides}`);
+  assert.match(await page.textContent('#conns-body'), /TLSv1\.3/);
+  await shot(page, '10-connections');
   await page.click('#tab-flows');
   await page.click('#btn-theme');
+  await setFilter(page, '');
 });
 
 test('50,000 flows: the table stays virtualised and fast', async () => {
@@ -294,7 +313,7 @@ test('50,000 flows: the table stays virtualised and fast', async () => {
     const filterMs = Date.now() - f0;
     const count = await page.textContent('#count');
     assert.match(count, /^[\d,]+ flows? matching$/);
-    await shot(page, '10-fifty-thousand-filtered');
+    await shot(page, '11-fifty-thousand-filtered');
     fs.writeFileSync(path.join(ARTIFACTS, 'fifty-thousand.json'),
       JSON.stringify({load_ms: loadMs, scroll_p90_ms: stepMs, filter_ms: filterMs, rendered_rows: rendered, filtered: count}, null, 2));
     console.log(`# 50k flows: loaded in ${loadMs} ms, p90 scroll step ${stepMs.toFixed(1)} ms, ` +
