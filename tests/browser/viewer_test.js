@@ -230,7 +230,9 @@ test('a session log picked in the viewer is imported and shown', async () => {
   fs.writeFileSync(file, make(25, false).map((f) => JSON.stringify(f)).join('\n') + '\n');
   const before = Number((await page.textContent('#count')).replace(/[^\d]/g, ''));
   await page.setInputFiles('#import-file', file);
-  await page.waitForSelector('#toast:not([hidden])');
+  // An earlier test's toast may still be showing: wait for this one's text.
+  await page.waitForFunction(() => /Imported 25 flows from colleague\.jsonl/.test(
+      document.getElementById('toast').textContent), null, {timeout: 15000});
   assert.match(await page.textContent('#toast'), /Imported 25 flows from colleague\.jsonl/);
   await page.waitForFunction((n) => document.getElementById('count').textContent === `${n} flows`, before + 25);
   await shot(page, '07-imported');
