@@ -33,6 +33,12 @@ std::string StrCat(const Args&... args) {
   return out;
 }
 
+// Whether |s| is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+
+// Standard base64 with padding.
+std::string Base64Encode(std::string_view bytes);
+
 // Lower-case hex of |len| bytes.
 std::string HexEncode(const unsigned char* data, size_t len);
 

@@ -16,40 +16,7 @@ namespace {
 
 using nlohmann::json;
 
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0, n = s.size();
-  while (i < n) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) { ++i; continue; }
-    if ((c >> 5) == 0x6) { len = 2; cp = c & 0x1f; }
-    else if ((c >> 4) == 0xe) { len = 3; cp = c & 0x0f; }
-    else if ((c >> 3) == 0x1e) { len = 4; cp = c & 0x07; }
-    else return false;
-    if (i + len > n) return false;
-    for (size_t k = 1; k < len; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc >> 6) != 0x2) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    i += len;
-  }
-  return true;
-}
 
-std::string Base64(std::string_view in) {
-  size_t len = 0;
-  EVP_EncodedLength(&len, in.size());
-  std::string out(len, '\0');
-  out.resize(EVP_EncodeBlock(reinterpret_cast<uint8_t*>(out.data()),
-                             reinterpret_cast<const uint8_t*>(in.data()), in.size()));
-  return out;
-}
 
 std::string UnBase64(std::string_view in) {
   size_t max = 0;
@@ -230,7 +197,7 @@ json ContentJson(const HttpResponse& resp, const HarOptions& options) {
     if (IsValidUtf8(text)) {
       content["text"] = std::move(text);
     } else {
-      content["text"] = Base64(text);
+      content["text"] = Base64Encode(text);
       content["encoding"] = "base64";
     }
   }
@@ -350,7 +317,7 @@ json BuildHarEntry(const Flow& f, const HarOptions& options) {
         post["text"] = r.body.content;
         if (mime.starts_with("application/x-www-form-urlencoded")) post["params"] = NameValues(r.body.content);
       } else {
-        post["text"] = Base64(r.body.content);
+        post["text"] = Base64Encode(r.body.content);
         post["comment"] = "binary body, base64-encoded";
       }
       request["postData"] = std::move(post);
