@@ -30,6 +30,16 @@ std::string LocalAddress(int fd) {
 // likely refused the certificate after checking a pin (curl --pinnedpubkey, pinned apps).
 constexpr double kPinnedHangupSeconds = 1.0;
 
+// The parts of a flow's request that come straight from the request head.
+HttpRequest RequestFromHead(const http::RequestHead& head) {
+  HttpRequest req;
+  req.method = head.method;
+  req.target = head.target;
+  req.version = head.version;
+  req.headers = head.headers;
+  return req;
+}
+
 bool IsIpLiteral(const std::string& host) {
   in6_addr a6;
   in_addr a4;
@@ -376,11 +386,7 @@ void Session::HandleProxyRequest(const http::RequestHead& head, std::string_view
   auto reject = [&](int status, const std::string& message, std::string_view detail = {},
                     std::string_view extra_headers = {}) {
     flow_ = NewFlow();
-    HttpRequest& req = flow_->request.emplace();
-    req.method = head.method;
-    req.target = head.target;
-    req.version = head.version;
-    req.headers = head.headers;
+    flow_->request = RequestFromHead(head);
     RespondErrorWith(status, "proxy_request", message, detail, extra_headers);
   };
   // Clients beyond loopback must prove they know the token.
@@ -453,15 +459,11 @@ void Session::ServeCertPage(const http::RequestHead& head, const Target& target)
   flow_->server_host = target.host;
   flow_->server_port = target.port;
   flow_->timings.request_start = ctx_.now();
-  HttpRequest& req = flow_->request.emplace();
-  req.method = head.method;
+  HttpRequest& req = flow_->request.emplace(RequestFromHead(head));
   req.scheme = target.scheme;
   req.host = target.host;
   req.port = target.port;
-  req.target = head.target;
   req.path = target.path;
-  req.version = head.version;
-  req.headers = head.headers;
   std::string path = target.path.substr(0, target.path.find('?'));
   auto page = ctx_.cert_page ? ctx_.cert_page(path) : std::nullopt;
   if (!page) {
@@ -776,11 +778,7 @@ void Session::OnRequestHead(const http::RequestHead& head, std::string_view raw)
   request_done_ = false;
   response_started_ = false;
   flow_->timings.request_start = ctx_.now();
-  HttpRequest& req = flow_->request.emplace();
-  req.method = head.method;
-  req.target = head.target;
-  req.version = head.version;
-  req.headers = head.headers;
+  HttpRequest& req = flow_->request.emplace(RequestFromHead(head));
 
   std::string forward_target = head.target;
   if (plain_http_) {
