@@ -8,6 +8,22 @@
 
 namespace mitmd {
 
+std::string_view ToString(FlowState state) {
+  switch (state) {
+    case FlowState::kLive: return "live";
+    case FlowState::kHeld: return "held";
+    case FlowState::kDone: return "done";
+  }
+  return "done";
+}
+
+std::optional<FlowState> FlowStateFromString(std::string_view text) {
+  if (text == "live") return FlowState::kLive;
+  if (text == "held") return FlowState::kHeld;
+  if (text == "done") return FlowState::kDone;
+  return std::nullopt;
+}
+
 void BodyRecord::Append(const char* data, size_t len, size_t cap) {
   size += len;
   if (content.size() < cap) {

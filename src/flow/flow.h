@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -86,11 +87,24 @@ struct FlowError {
   std::string message;  // in words a user understands
 };
 
+// Where a flow is in its life. A live flow is published to the viewer while it runs (request
+// head seen, response streaming, a WebSocket open); a held one waits for the user (hold/edit);
+// a done flow is final and is the only kind written to the session log.
+enum class FlowState { kLive, kHeld, kDone };
+// "live", "held", "done": the JSON "state" value.
+std::string_view ToString(FlowState state);
+// The inverse of ToString; nullopt for anything else.
+std::optional<FlowState> FlowStateFromString(std::string_view text);
+
 struct Flow {
   enum class Kind { kHttp, kTunnel };
 
   std::string id;  // random UUID
   Kind kind = Kind::kHttp;
+  FlowState state = FlowState::kDone;
+  // Grows with every published snapshot of a live flow (1, 2, ...), so a consumer that sees
+  // snapshots out of order keeps the newest; the recorded (done) flow has the highest.
+  uint64_t revision = 0;
   uint64_t client_conn_id = 0;
   uint64_t upstream_conn_id = 0;
   bool upstream_reused = false;

@@ -148,6 +148,7 @@ json FlowToJson(const Flow& f) {
             {"client", std::move(client)},
             {"server", std::move(server)},
             {"insecure", f.insecure},
+            {"state", ToString(f.state)},
             {"timings", TimingsToJson(f.timings)},
             {"bytes", {{"up", f.bytes_up}, {"down", f.bytes_down}}},
             {"body_record_cap", f.body_record_cap}};
@@ -194,6 +195,8 @@ Result<Flow> FlowFromJson(const json& j) {
     if (server.contains("cert")) f.server_cert = CertFromJson(server["cert"]);
     f.insecure = j.value("insecure", false);
     f.note = j.value("note", "");
+    // Logs from before the state field hold only finished flows.
+    if (auto state = FlowStateFromString(j.value("state", "done"))) f.state = *state;
     if (j.contains("timings")) f.timings = TimingsFromJson(j["timings"]);
     if (j.contains("bytes")) {
       f.bytes_up = j["bytes"].value("up", uint64_t{0});
@@ -486,7 +489,9 @@ void AppendFlowJsonLine(const Flow& f, std::string& out) {
     w.Raw(",\"tls\":");
     WriteTls(w, *f.server_tls);
   }
-  w.Raw("},\"timings\":");
+  w.Raw("},\"state\":\"");
+  w.Raw(ToString(f.state));
+  w.Raw("\",\"timings\":");
   WriteTimings(w, f.timings);
   w.Raw("}");
 }

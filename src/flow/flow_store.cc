@@ -94,6 +94,15 @@ void FlowStore::Record(std::shared_ptr<const Flow> flow) {
   for (const auto& [token, listener] : *listeners) listener(flow);
 }
 
+void FlowStore::Publish(std::shared_ptr<const Flow> snapshot) {
+  std::shared_ptr<const ListenerList> listeners;
+  {
+    std::lock_guard lock(mu_);
+    listeners = listeners_;
+  }
+  for (const auto& [token, listener] : *listeners) listener(snapshot);
+}
+
 std::vector<std::shared_ptr<const Flow>> FlowStore::Snapshot() const {
   std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<const Flow>> out;

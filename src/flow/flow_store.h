@@ -13,10 +13,11 @@
 
 #include "core/result.h"
 #include "flow/flow.h"
+#include "flow/flow_sink.h"
 
 namespace mitmd {
 
-class FlowStore {
+class FlowStore : public FlowSink {
  public:
   // Opens (creating, mode 0600) |path| for appending. An empty path keeps flows in memory only.
   // The in-memory index keeps at most |max_flows| flows and about |max_bytes| of them (body
@@ -24,17 +25,20 @@ class FlowStore {
   static Result<std::unique_ptr<FlowStore>> Open(const std::string& path, size_t max_flows,
                                                  size_t max_bytes = kDefaultMemoryBytes);
   static constexpr size_t kDefaultMemoryBytes = 256u << 20;
-  ~FlowStore();
+  ~FlowStore() override;
 
   // Records a finished flow: one line in the log, then into the index, then to subscribers.
-  void Record(std::shared_ptr<const Flow> flow);
+  void Record(std::shared_ptr<const Flow> flow) override;
+  // A running flow's snapshot: to subscribers only (not the log, not the index).
+  void Publish(std::shared_ptr<const Flow> snapshot) override;
 
   // Snapshot of the in-memory index, oldest first.
   std::vector<std::shared_ptr<const Flow>> Snapshot() const;
   size_t memory_bytes() const;
   uint64_t recorded_count() const;
 
-  // Called (on the recording thread) after each Record. Returns a token for Unsubscribe.
+  // Called (on the recording thread) after each Record and each Publish; the flow's state says
+  // which (kDone for a record). Returns a token for Unsubscribe.
   using Listener = std::function<void(const std::shared_ptr<const Flow>&)>;
   uint64_t Subscribe(Listener listener);
   void Unsubscribe(uint64_t token);

@@ -29,6 +29,7 @@ nlohmann::json FlowSummaryJson(const Flow& f, uint64_t seq) {
                       {"id", f.id},
                       {"t", FlowStartTime(f)},
                       {"kind", f.kind == Flow::Kind::kTunnel ? "tunnel" : "http"},
+                      {"state", ToString(f.state)},
                       {"conn", f.client_conn_id},
                       {"up", f.upstream_conn_id},
                       {"reused", f.upstream_reused},

@@ -119,7 +119,7 @@ constexpr std::string_view kFullFlowGolden =
     R"g("CN=bücher.example,O=\"Quotes\\Inc\"","verified":false,"verify_error":)g"
     R"g("self-signed certificate"},"conn":18446744073709551615,"host":"bücher.example",)g"
     R"g("port":8443,"reused":true,"tls":{"alpn":"","cipher":"ECDHE-ECDSA-AES128-GCM-SHA256",)g"
-    R"g("sni":"","version":"TLSv1.2"}},"timings":{"accepted":1700000000.5,"client_tls_end":)g"
+    R"g("sni":"","version":"TLSv1.2"}},"state":"done","timings":{"accepted":1700000000.5,"client_tls_end":)g"
     R"g(1e-07,"request_end":1700000001.0625,"request_start":1700000001.125,"response_end":)g"
     R"g(-0.0,"response_start":1.2345678901234568e+17,"upstream_connect_end":1700000000.75,)g"
     R"g("upstream_connect_start":1700000000.25,"upstream_tls_end":0.001}})g";
