@@ -394,8 +394,15 @@ TEST(ProcStats, SeesEstablishedAndCloseWaitSockets) {
   sin.sin_port = htons(server.port());
   inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
   ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
-  // Both ends live in this process: ours and the server's accepted socket.
-  EXPECT_GE(CountTcpSockets(getpid(), kTcpEstablished), 2);
+  // Both ends live in this process: ours and the server's accepted socket. connect() returns
+  // once the kernel completed the handshake, before the server thread has accepted its end, so
+  // wait for that as for CLOSE_WAIT below.
+  int established = 0;
+  for (int i = 0; i < 100 && established < 2; ++i) {
+    established = CountTcpSockets(getpid(), kTcpEstablished);
+    if (established < 2) std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_GE(established, 2);
   server.Stop();  // the server closes its end; ours, still open, sits in CLOSE_WAIT
   int cw = 0;
   for (int i = 0; i < 100 && cw <= before_cw; ++i) {
