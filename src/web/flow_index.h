@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "flow/flow.h"
-#include "web/filter.h"
+#include "flow/filter.h"
 
 namespace mitmd::web {
 

@@ -29,7 +29,7 @@
 #include "http/headers.h"
 #include "web/api_json.h"
 #include "web/ca_page.h"
-#include "web/filter.h"
+#include "flow/filter.h"
 #include "web/flow_index.h"
 #include "web/pac.h"
 #include "web/static_files.h"
@@ -805,7 +805,7 @@ void WebServer::Impl::Connections(evhttp_request* req) {
 
 void WebServer::Impl::CheckFilter(evhttp_request* req, const Params& params) {
   auto filter = Filter::Parse(params.Get("q"));
-  if (!filter) return SendJson(req, 200, {{"ok", false}, {"error", filter.error().message}});
+  if (!filter) return SendJson(req, 400, {{"ok", false}, {"error", filter.error().message}});
   SendJson(req, 200, {{"ok", true}, {"empty", filter->empty()}});
 }
 

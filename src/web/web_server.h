@@ -2,7 +2,7 @@
 // The viewer's HTTP server (libevent evhttp): the page compiled from web/, a JSON API over the
 // flows, a live event stream, HAR export, the root-certificate page, optional TLS.
 //
-// API (all JSON unless noted; "filter" is the language of web/filter.h):
+// API (all JSON unless noted; "filter" is the language of flow/filter.h):
 //   GET  /api/info                              version, addresses, counts, root fingerprint
 //   GET  /api/flows?filter=&before=SEQ&limit=N  summaries, newest first, paged by seq
 //   GET  /api/flows/ID[?bodies=1]               one flow in the session-log schema
@@ -16,7 +16,7 @@
 //                                               dropped; flows=0 leaves out flow events
 //   GET  /api/export.har?filter=                HAR 1.2 download of the (filtered) flows
 //   GET  /api/connections                       open and recently closed connections
-//   GET  /api/filter?q=                         {"ok":true} or {"ok":false,"error":…}
+//   GET  /api/filter?q=                         {"ok":true}, or 400 {"ok":false,"error":…}
 //   GET  /ca, /ca/mitmd-ca.pem, /ca/mitmd-ca.cer, /ca/<hash>.0   trusting the root
 // POSTs need the header "X-Mitmd: 1" (a cross-site form cannot send it).
 //

@@ -1,4 +1,4 @@
-#include "web/filter.h"
+#include "flow/filter.h"
 
 #include <algorithm>
 #include <charconv>
@@ -10,11 +10,17 @@
 #include "http/body_decoder.h"
 #include "http/headers.h"
 
-namespace mitmd::web {
+namespace mitmd {
 namespace {
 
 // Body search decodes at most this much of a recorded body.
 constexpr size_t kMaxSearchDecoded = 8 << 20;
+
+// The parser and the matcher recurse once per nesting level; a filter arrives in a URL from any
+// web page, so the nesting, the number of terms and the text itself are bounded.
+constexpr size_t kMaxDepth = 32;
+constexpr size_t kMaxTerms = 256;
+constexpr size_t kMaxFilterBytes = 16 << 10;
 
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
@@ -361,10 +367,18 @@ class Parser {
     return node;
   }
 
+  // Entering a group or a negation: one level deeper, within kMaxDepth.
+  std::optional<Error> Descend(size_t column) {
+    if (++depth_ <= kMaxDepth) return std::nullopt;
+    return Error{StrCat("column ", column, ": groups and negations nest deeper than ", kMaxDepth,
+                        " levels")};
+  }
+
   Result<std::unique_ptr<Node>> ParseUnary() {
     const Token& t = Peek();
     if (t.kind == Token::Kind::kOpen) {
       size_t col = t.column;
+      if (auto e = Descend(col)) return std::unexpected(*e);
       ++pos_;
       auto inner = ParseOr();
       if (!inner) return inner;
@@ -372,15 +386,21 @@ class Parser {
         return Fail(StrCat("column ", col, ": the parenthesis is never closed"));
       }
       ++pos_;
+      --depth_;
       return inner;
     }
     // kWord
     Token word = tokens_[pos_++];
     if (word.negates_group) {
       // "-(" : negate the following group.
+      if (auto e = Descend(word.column)) return std::unexpected(*e);
       auto inner = ParseUnary();
       if (!inner) return inner;
+      --depth_;
       return Negate(std::move(*inner));
+    }
+    if (++terms_ > kMaxTerms) {
+      return Fail(StrCat("column ", word.column, ": more than ", kMaxTerms, " terms"));
     }
     auto term = ParseTerm(word.text);
     if (!term) return Fail(StrCat("column ", word.column, ": ", term.error().message));
@@ -400,6 +420,8 @@ class Parser {
 
   std::vector<Token> tokens_;
   size_t pos_ = 0;
+  size_t depth_ = 0;
+  size_t terms_ = 0;
 };
 
 // ---- matching ------------------------------------------------------------------------------
@@ -596,6 +618,9 @@ Filter::Filter(Filter&&) noexcept = default;
 Filter& Filter::operator=(Filter&&) noexcept = default;
 
 Result<Filter> Filter::Parse(std::string_view text) {
+  if (text.size() > kMaxFilterBytes) {
+    return Fail(StrCat("the filter is ", text.size(), " bytes long; the limit is ", kMaxFilterBytes));
+  }
   Filter f;
   f.text_ = std::string(text);
   auto tokens = Lex(text);
@@ -638,4 +663,4 @@ bool ContainsIgnoreCase(std::string_view haystack, std::string_view needle) {
   return it != haystack.end();
 }
 
-}  // namespace mitmd::web
+}  // namespace mitmd

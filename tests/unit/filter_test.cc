@@ -1,10 +1,10 @@
-#include "web/filter.h"
+#include "flow/filter.h"
 
 #include <gtest/gtest.h>
 
 #include "unit/web_test_flows.h"
 
-namespace mitmd::web {
+namespace mitmd {
 namespace {
 
 using testing::FlowSpec;
@@ -22,14 +22,14 @@ std::string ParseError(std::string_view filter) {
   return parsed ? "" : parsed.error().message;
 }
 
-TEST(WebFilterTest, EmptyFilterMatchesEverything) {
+TEST(FilterTest, EmptyFilterMatchesEverything) {
   auto f = Filter::Parse("   ");
   ASSERT_TRUE(f);
   EXPECT_TRUE(f->empty());
   EXPECT_TRUE(f->Matches(MakeFlow({})));
 }
 
-TEST(WebFilterTest, HostMatchesDomainAndSubdomainsOnly) {
+TEST(FilterTest, HostMatchesDomainAndSubdomainsOnly) {
   Flow f = MakeFlow({.host = "api.example.com"});
   EXPECT_TRUE(M("host:example.com", f));
   EXPECT_TRUE(M("host:API.example.com", f));
@@ -40,14 +40,14 @@ TEST(WebFilterTest, HostMatchesDomainAndSubdomainsOnly) {
   EXPECT_FALSE(M("host:*.example.org", f));
 }
 
-TEST(WebFilterTest, MethodIsExact) {
+TEST(FilterTest, MethodIsExact) {
   Flow f = MakeFlow({.method = "POST"});
   EXPECT_TRUE(M("method:post", f));
   EXPECT_FALSE(M("method:PO", f));
   EXPECT_TRUE(M("~method:PO", f));
 }
 
-TEST(WebFilterTest, StatusForms) {
+TEST(FilterTest, StatusForms) {
   Flow f = MakeFlow({.status = 404});
   EXPECT_TRUE(M("status:404", f));
   EXPECT_TRUE(M("status:4xx", f));
@@ -65,7 +65,7 @@ TEST(WebFilterTest, StatusForms) {
   EXPECT_TRUE(M("-status:>=0", failed));
 }
 
-TEST(WebFilterTest, TypeFamiliesAndFullTypes) {
+TEST(FilterTest, TypeFamiliesAndFullTypes) {
   Flow json = MakeFlow({.content_type = "application/problem+json; charset=utf-8"});
   Flow png = MakeFlow({.content_type = "image/png"});
   Flow js = MakeFlow({.content_type = "text/javascript"});
@@ -81,7 +81,7 @@ TEST(WebFilterTest, TypeFamiliesAndFullTypes) {
   EXPECT_TRUE(M("~type:problem", json));
 }
 
-TEST(WebFilterTest, PathIsAPrefixUrlIsASubstring) {
+TEST(FilterTest, PathIsAPrefixUrlIsASubstring) {
   Flow f = MakeFlow({.path = "/v1/items?page=2"});
   EXPECT_TRUE(M("path:/v1", f));
   EXPECT_FALSE(M("path:/items", f));
@@ -93,7 +93,7 @@ TEST(WebFilterTest, PathIsAPrefixUrlIsASubstring) {
   EXPECT_TRUE(M("https://api.example.com/v1", f));
 }
 
-TEST(WebFilterTest, HeadersByNameAndValue) {
+TEST(FilterTest, HeadersByNameAndValue) {
   Flow f = MakeFlow({});
   EXPECT_TRUE(M("header:user-agent", f));
   EXPECT_TRUE(M("header:user-agent=CURL", f));
@@ -104,7 +104,7 @@ TEST(WebFilterTest, HeadersByNameAndValue) {
   EXPECT_FALSE(M("header:x-missing", f));
 }
 
-TEST(WebFilterTest, BodySearchLooksInsideCompressedBodies) {
+TEST(FilterTest, BodySearchLooksInsideCompressedBodies) {
   Flow plain = MakeFlow({.response_body = "{\"token\":\"abc\"}"});
   Flow gz = MakeFlow({.response_body = "{\"hidden\":\"Needle\"}", .gzip = true});
   EXPECT_TRUE(M("~body:token", plain));
@@ -118,7 +118,7 @@ TEST(WebFilterTest, BodySearchLooksInsideCompressedBodies) {
   EXPECT_TRUE(M("body:\"user=alice&pass\"", post));
 }
 
-TEST(WebFilterTest, SizeAndDurationWithUnits) {
+TEST(FilterTest, SizeAndDurationWithUnits) {
   Flow f = MakeFlow({.response_body = std::string(3000, 'x'), .duration = 1.5});
   EXPECT_TRUE(M("size:>2k", f));
   EXPECT_FALSE(M("size:>3k", f));
@@ -129,7 +129,7 @@ TEST(WebFilterTest, SizeAndDurationWithUnits) {
   EXPECT_TRUE(M("dur:<2s", f));
 }
 
-TEST(WebFilterTest, ConnectionsErrorsAndIs) {
+TEST(FilterTest, ConnectionsErrorsAndIs) {
   Flow ok = MakeFlow({});
   ok.upstream_reused = true;
   Flow failed = testing::MakeErrorFlow("expired.test", "upstream_tls",
@@ -150,7 +150,7 @@ TEST(WebFilterTest, ConnectionsErrorsAndIs) {
   EXPECT_TRUE(M("is:http", ok));
 }
 
-TEST(WebFilterTest, BooleanStructure) {
+TEST(FilterTest, BooleanStructure) {
   Flow get = MakeFlow({.method = "GET", .status = 200});
   Flow post = MakeFlow({.method = "POST", .status = 500});
   const char* either = "method:GET OR status:5xx";
@@ -167,7 +167,7 @@ TEST(WebFilterTest, BooleanStructure) {
   EXPECT_FALSE(M("method:PUT status:500 OR method:DELETE", post));
 }
 
-TEST(WebFilterTest, ErrorsNameTheTermAndColumn) {
+TEST(FilterTest, ErrorsNameTheTermAndColumn) {
   std::string e = ParseError("host:a hots:b");
   EXPECT_NE(e.find("column 8"), std::string::npos) << e;
   EXPECT_NE(e.find("unknown field 'hots'"), std::string::npos) << e;
@@ -183,7 +183,7 @@ TEST(WebFilterTest, ErrorsNameTheTermAndColumn) {
   EXPECT_NE(ParseError("host:").find("needs a value"), std::string::npos);
 }
 
-TEST(WebFilterTest, GlobIsLinearOnPathologicalPatterns) {
+TEST(FilterTest, GlobIsLinearOnPathologicalPatterns) {
   std::string text(20000, 'a');
   EXPECT_FALSE(GlobMatch("*a*a*a*a*a*a*a*a*b", text));
   EXPECT_TRUE(GlobMatch("a*a?a", "aXXaYa"));
@@ -191,5 +191,39 @@ TEST(WebFilterTest, GlobIsLinearOnPathologicalPatterns) {
   EXPECT_TRUE(GlobMatch("*", ""));
 }
 
+TEST(FilterTest, DeepNestingIsAnErrorNotACrash) {
+  // 10,000 levels overflowed the recursive parser's stack (a 20 KB URL from any web page).
+  for (std::string_view open : {"(", "-(", "(-("}) {
+    std::string deep;
+    while (deep.size() + open.size() <= 8000) deep += open;
+    deep += "host:a";
+    std::string closed = deep + std::string(8000, ')');
+    for (const std::string& text : {deep, closed}) {
+      std::string e = ParseError(text);
+      EXPECT_NE(e.find("nest deeper than 32 levels"), std::string::npos) << e.substr(0, 200);
+    }
+  }
+  // 32 levels still parse and match.
+  std::string ok;
+  for (int i = 0; i < 32; ++i) ok += '(';
+  ok += "host:a.test";
+  for (int i = 0; i < 32; ++i) ok += ')';
+  EXPECT_TRUE(M(ok, MakeFlow({.host = "a.test"})));
+  EXPECT_NE(ParseError("(" + ok + ")").find("column 33:"), std::string::npos);
+}
+
+TEST(FilterTest, TermCountAndLengthAreBounded) {
+  std::string many;
+  for (int i = 0; i < 256; ++i) many += "host:a OR ";
+  many += "host:b.test";
+  EXPECT_NE(ParseError(many).find("more than 256 terms"), std::string::npos);
+  many.resize(many.size() - std::string_view(" OR host:b.test").size());
+  EXPECT_FALSE(M(many, MakeFlow({.host = "b.test"})));
+
+  std::string longest = "url:" + std::string(16 * 1024 - 4, 'x');
+  EXPECT_FALSE(M(longest, MakeFlow({})));
+  EXPECT_NE(ParseError(longest + "x").find("the limit is 16384"), std::string::npos);
+}
+
 }  // namespace
-}  // namespace mitmd::web
+}  // namespace mitmd

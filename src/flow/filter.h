@@ -1,6 +1,6 @@
 #pragma once
-// The viewer's filter language, parsed and matched on the server so that the table, the live
-// stream and the HAR export all follow the same filter. Sans-I/O.
+// The filter language, parsed and matched on the server so that the viewer's table, live stream
+// and HAR export, and the proxy's hooks, all follow the same filter. Sans-I/O.
 //
 //   host:example.com status:>=400 method:POST ~body:token -type:image
 //
@@ -27,6 +27,10 @@
 //   is:K          error, tls, tunnel, http, insecure, truncated, reused, h2
 // A `~` before a field (~host:ample, ~body:token) makes its value a plain "contains" match.
 // Text matching ignores case.
+//
+// A filter comes from a URL any web page can make a browser request, so parsing is bounded: at
+// most 32 levels of groups and negations, 256 terms and 16 KiB of text; beyond that Parse fails
+// with the reason, and matching (which recurses once per level) stays shallow.
 
 #include <cstddef>
 #include <memory>
@@ -36,7 +40,7 @@
 #include "core/result.h"
 #include "flow/flow.h"
 
-namespace mitmd::web {
+namespace mitmd {
 
 class Filter {
  public:
@@ -46,7 +50,8 @@ class Filter {
   Filter(Filter&&) noexcept;
   Filter& operator=(Filter&&) noexcept;
 
-  // Parses |text|. The error names the offending term and its column (1-based).
+  // Parses |text|. The error names the offending term and its column (1-based), or the limit
+  // the filter exceeds.
   static Result<Filter> Parse(std::string_view text);
 
   bool Matches(const Flow& flow) const;
@@ -67,4 +72,4 @@ bool GlobMatch(std::string_view pattern, std::string_view text);
 // True when |haystack| contains |needle|, ignoring ASCII case.
 bool ContainsIgnoreCase(std::string_view haystack, std::string_view needle);
 
-}  // namespace mitmd::web
+}  // namespace mitmd
