@@ -529,7 +529,7 @@ void Session::StartClientTls() {
   intercepting_ = true;
   upstream_tls_wanted_ = true;
   ArmHandshakeTimer();
-  client_->StartTls(ctx_.client_tls.NewSsl(this));
+  client_->StartTls(ctx_.client_tls.NewSsl(this, StrCat(target_host_, ":", target_port_)));
 }
 
 ssl_select_cert_result_t Session::OnClientHello(const SSL_CLIENT_HELLO* hello) {

@@ -126,7 +126,7 @@ class TlsConnTest : public ConnTest {
 
   // a_ is the TLS client (like mitmd's upstream side), b_ the server (mitmd's client side).
   void Handshake() {
-    b_->StartTls(client_tls_->NewSsl(&hooks_));
+    b_->StartTls(client_tls_->NewSsl(&hooks_, "localhost:443"));
     a_->StartTls(upstream_->NewSsl("localhost", {"h2", "http/1.1"}, &verification_));
     ASSERT_TRUE(RunUntil([&] { return rb_.Saw(ConnEvent::kHandshakePaused); }));
     ASSERT_TRUE(hooks_.info);
@@ -203,7 +203,7 @@ TEST_F(TlsConnTest, BackPressureBoundsWhatIsBuffered) {
 
 TEST_F(TlsConnTest, ClientRejectingTheCertificateIsAnError) {
   verification_.host = "not-this-name.test";
-  b_->StartTls(client_tls_->NewSsl(&hooks_));
+  b_->StartTls(client_tls_->NewSsl(&hooks_, "localhost:443"));
   a_->StartTls(upstream_->NewSsl("localhost", {}, &verification_));
   ASSERT_TRUE(RunUntil([&] { return rb_.Saw(ConnEvent::kHandshakePaused); }));
   ca::LeafSpec spec;
@@ -239,7 +239,7 @@ TEST_F(TlsConnTest, ClientHelloSpanningManyReads) {
   BIO_read(out.get(), hello.data(), static_cast<int>(hello.size()));
   ASSERT_GT(hello.size(), 2000u);  // more than one 1460-byte TCP segment
 
-  b_->StartTls(client_tls_->NewSsl(&hooks_));
+  b_->StartTls(client_tls_->NewSsl(&hooks_, "localhost:443"));
   for (size_t at = 0; at < hello.size(); at += 200) {
     size_t n = std::min<size_t>(200, hello.size() - at);
     ASSERT_EQ(::write(a_->fd(), hello.data() + at, n), static_cast<ssize_t>(n));
