@@ -41,7 +41,7 @@ std::string SslErrorText() {
 
 }  // namespace
 
-Result<bssl::UniquePtr<SSL_CTX>> MakeClientContext(const std::string& ca_file) {
+Result<bssl::UniquePtr<SSL_CTX>> MakeClientContext(const std::string& ca_file, bool resume) {
   bssl::UniquePtr<SSL_CTX> ctx(SSL_CTX_new(TLS_method()));
   if (!ctx || !SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION)) {
     return Fail("creating the client TLS context failed");
@@ -50,8 +50,13 @@ Result<bssl::UniquePtr<SSL_CTX>> MakeClientContext(const std::string& ca_file) {
     return Fail(StrCat("cannot load the root to trust from ", ca_file, ": ", SslErrorText()));
   }
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+  if (resume) {
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+    SSL_CTX_sess_set_new_cb(ctx.get(), ClientConn::OnNewSession);
+  } else {
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+  }
   if (SSL_CTX_set_alpn_protos(ctx.get(), kAlpnHttp11, sizeof(kAlpnHttp11)) != 0) {
     return Fail("setting the client ALPN offer failed");
   }
@@ -67,6 +72,13 @@ ClientConn::ClientConn(const Endpoint& endpoint, SSL_CTX* ctx, const std::string
 }
 
 ClientConn::~ClientConn() { Close(); }
+
+int ClientConn::OnNewSession(SSL* ssl, SSL_SESSION* session) {
+  auto* self = static_cast<ClientConn*>(SSL_get_app_data(ssl));
+  if (self == nullptr) return 0;
+  self->session_.reset(session);
+  return 1;  // we took the reference
+}
 
 void ClientConn::Close() {
   if (ssl_ && (state_ == State::kWriteRequest || state_ == State::kReadResponse ||
@@ -88,8 +100,10 @@ void ClientConn::Open() {
     error_ = StrCat("socket(): ", std::strerror(errno));
     return;
   }
-  int one = 1;
-  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (!endpoint_.nagle) {
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
   state_ = State::kConnecting;
   written_ = 0;
   proxy_reply_.clear();
@@ -204,6 +218,8 @@ ClientConn::Step ClientConn::Drive() {
           ssl_.reset(SSL_new(ctx_));
           if (!ssl_ || !SSL_set_fd(ssl_.get(), fd_)) return Fail("SSL_new failed");
           SSL_set_connect_state(ssl_.get());
+          SSL_set_app_data(ssl_.get(), this);
+          if (endpoint_.resume && session_) SSL_set_session(ssl_.get(), session_.get());
           X509_VERIFY_PARAM* param = SSL_get0_param(ssl_.get());
           const std::string& host = endpoint_.origin_host;
           if (IsIpLiteral(host)) {

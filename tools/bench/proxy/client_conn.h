@@ -26,11 +26,19 @@ struct Endpoint {
   std::string origin_host = "127.0.0.1";
   uint16_t origin_port = 0;
   std::string trust_ca_file;  // the only root the client trusts
+  // Leave Nagle on, as Python requests, bare ssl sockets and wget do towards a proxy (curl,
+  // Go and browsers set TCP_NODELAY).
+  bool nagle = false;
+  // Offer the last session the server handed this connection (TLS 1.3 tickets, TLS 1.2 tickets
+  // or session IDs) when it reconnects, as browsers and curl do. Needs a context made with
+  // |resume|.
+  bool resume = false;
 };
 
-// A client TLS context trusting only |ca_file|, offering http/1.1, without session resumption
-// (so that every new connection is a full handshake).
-Result<bssl::UniquePtr<SSL_CTX>> MakeClientContext(const std::string& ca_file);
+// A client TLS context trusting only |ca_file|, offering http/1.1. Without |resume| every new
+// connection is a full handshake; with it each ClientConn keeps the sessions it is handed.
+Result<bssl::UniquePtr<SSL_CTX>> MakeClientContext(const std::string& ca_file,
+                                                   bool resume = false);
 
 class ClientConn {
  public:
@@ -65,6 +73,11 @@ class ClientConn {
   uint64_t body_bytes() const { return reader_.body_bytes(); }
   Clock::time_point opened_at() const { return opened_at_; }
   Clock::time_point request_started_at() const { return request_started_at_; }
+  // Whether the current connection resumed a session.
+  bool resumed() const { return ssl_ && SSL_session_reused(ssl_.get()); }
+
+  // The context's new-session callback: keeps |session| for the next connection.
+  static int OnNewSession(SSL* ssl, SSL_SESSION* session);
 
  private:
   enum class State { kClosed, kConnecting, kProxyWrite, kProxyRead, kHandshake, kWriteRequest,
@@ -82,6 +95,7 @@ class ClientConn {
   State state_ = State::kClosed;
   int fd_ = -1;
   bssl::UniquePtr<SSL> ssl_;
+  bssl::UniquePtr<SSL_SESSION> session_;  // the last one the server handed us (with resume)
   short events_ = 0;
   size_t written_ = 0;
   std::string proxy_reply_;

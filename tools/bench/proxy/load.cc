@@ -20,6 +20,7 @@ constexpr int kPollSliceMs = 50;
 
 struct ThreadStats {
   std::vector<uint32_t> latencies_us;
+  uint64_t resumed = 0;
   uint64_t errors = 0;
   std::string first_error;
 };
@@ -59,6 +60,7 @@ void Pump(Slot& slot, LoadKind kind, const Shared& shared, ThreadStats& stats) {
           kind == LoadKind::kNewConnection ? c.opened_at() : c.request_started_at();
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
       stats.latencies_us.push_back(static_cast<uint32_t>(us.count()));
+      if (c.resumed()) ++stats.resumed;
     }
     if (kind == LoadKind::kNewConnection || c.must_close()) {
       c.Open();
@@ -114,7 +116,7 @@ double Percentile(const std::vector<uint32_t>& sorted, double q) {
 }  // namespace
 
 Result<LoadResult> RunLoad(const Endpoint& endpoint, const LoadOptions& options) {
-  auto ctx = MakeClientContext(endpoint.trust_ca_file);
+  auto ctx = MakeClientContext(endpoint.trust_ca_file, endpoint.resume);
   if (!ctx) return std::unexpected(ctx.error());
   int connections = std::max(1, options.connections);
   int threads = std::clamp(options.threads, 1, connections);
@@ -149,6 +151,7 @@ Result<LoadResult> RunLoad(const Endpoint& endpoint, const LoadOptions& options)
   std::vector<uint32_t> all;
   for (ThreadStats& s : stats) {
     all.insert(all.end(), s.latencies_us.begin(), s.latencies_us.end());
+    result.resumed += s.resumed;
     if (result.errors == 0 && s.errors > 0) result.first_error = s.first_error;
     result.errors += s.errors;
   }
@@ -164,26 +167,51 @@ Result<LoadResult> RunLoad(const Endpoint& endpoint, const LoadOptions& options)
   return result;
 }
 
-Result<DownloadResult> RunDownload(const Endpoint& endpoint, uint64_t bytes,
-                                   std::chrono::seconds timeout) {
-  auto ctx = MakeClientContext(endpoint.trust_ca_file);
-  if (!ctx) return std::unexpected(ctx.error());
-  ClientConn conn(endpoint, ctx->get(), StrCat("/stream/", bytes));
+namespace {
+
+// Drives |conn| (already opened) to the end of one response, or fails after |timeout|.
+Status DriveToResponse(ClientConn& conn, std::chrono::seconds timeout, const char* what) {
   Clock::time_point deadline = Clock::now() + timeout;
-  conn.Open();
   for (;;) {
     ClientConn::Step step = conn.Drive();
-    if (step == ClientConn::Step::kFailed) return Fail("download failed: " + conn.error());
-    if (step == ClientConn::Step::kResponse) break;
+    if (step == ClientConn::Step::kFailed) return Fail(StrCat(what, " failed: ", conn.error()));
+    if (step == ClientConn::Step::kResponse) return {};
     Clock::time_point now = Clock::now();
     if (now >= deadline) {
-      return Fail(StrCat("download did not finish within ", timeout.count(), " s (",
+      return Fail(StrCat(what, " did not finish within ", timeout.count(), " s (",
                          conn.body_bytes(), " bytes received)"));
     }
     int wait_ms = static_cast<int>(
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()) + 1;
     pollfd pfd{conn.fd(), conn.poll_events(), 0};
     poll(&pfd, 1, std::min(wait_ms, kPollSliceMs));
+  }
+}
+
+}  // namespace
+
+Result<double> TimeOneConnection(const Endpoint& endpoint, const std::string& path,
+                                 std::chrono::seconds timeout) {
+  auto ctx = MakeClientContext(endpoint.trust_ca_file, endpoint.resume);
+  if (!ctx) return std::unexpected(ctx.error());
+  ClientConn conn(endpoint, ctx->get(), path);
+  conn.Open();
+  if (auto st = DriveToResponse(conn, timeout, "the request"); !st) {
+    return std::unexpected(st.error());
+  }
+  double ms = std::chrono::duration<double, std::milli>(Clock::now() - conn.opened_at()).count();
+  if (conn.status() != 200) return Fail(StrCat("the request answered HTTP ", conn.status()));
+  return ms;
+}
+
+Result<DownloadResult> RunDownload(const Endpoint& endpoint, uint64_t bytes,
+                                   std::chrono::seconds timeout) {
+  auto ctx = MakeClientContext(endpoint.trust_ca_file, endpoint.resume);
+  if (!ctx) return std::unexpected(ctx.error());
+  ClientConn conn(endpoint, ctx->get(), StrCat("/stream/", bytes));
+  conn.Open();
+  if (auto st = DriveToResponse(conn, timeout, "download"); !st) {
+    return std::unexpected(st.error());
   }
   DownloadResult result;
   result.seconds =

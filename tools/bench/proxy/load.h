@@ -38,6 +38,7 @@ struct LoadResult {
   double p50_ms = 0;   // latency: request sent to response complete (keep-alive), or
   double p99_ms = 0;   // connect() to response complete (new connection per request)
   double max_ms = 0;
+  uint64_t resumed = 0;  // of |requests|, on a connection that resumed a TLS session
 
   double rps() const { return seconds > 0 ? static_cast<double>(requests) / seconds : 0; }
 };
@@ -53,5 +54,10 @@ struct DownloadResult {
 // GETs /stream/|bytes| on one connection, discarding the body.
 Result<DownloadResult> RunDownload(const Endpoint& endpoint, uint64_t bytes,
                                    std::chrono::seconds timeout);
+
+// Opens one fresh connection (CONNECT and TLS through the proxy, when there is one), sends one
+// GET of |path| and returns the milliseconds from connect() to the end of the response.
+Result<double> TimeOneConnection(const Endpoint& endpoint, const std::string& path,
+                                 std::chrono::seconds timeout);
 
 }  // namespace mitmd::bench

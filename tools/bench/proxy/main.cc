@@ -24,6 +24,7 @@
 #include "bench_upstream.h"
 #include "core/strings.h"
 #include "load.h"
+#include "nginx_origin.h"
 #include "process.h"
 
 namespace mitmd::bench {
@@ -34,6 +35,8 @@ constexpr double kMaxDownloadGib = 16;
 constexpr double kMaxWarmupSeconds = 10;
 constexpr double kMaxServeSeconds = 600;
 constexpr int kMaxRepeat = 9;
+constexpr int kMaxSamples = 1000;
+constexpr auto kOneConnectionTimeout = std::chrono::seconds(30);
 constexpr int kMaxConnections = 1000;
 constexpr int kMaxThreads = 64;
 constexpr double kMaxBodyBytes = 16 << 20;
@@ -47,8 +50,13 @@ constexpr char kUsage[] = R"(mitmd_bench: load generator for mitmd (loopback onl
 Usage: mitmd_bench --mitmd PATH [OPTIONS]
 
   --mitmd PATH           the mitmd binary to measure (required)
-  --mode LIST            comma-separated: keepalive, newconn, download, hey, or all
-                         (default: keepalive; --download-gib adds download)
+  --mode LIST            comma-separated: keepalive, newconn, download, firstconn, nagle,
+                         hey, or all (keepalive, newconn, download; default: keepalive;
+                         --download-gib adds download)
+                         firstconn: one connection to a proxy just started (nothing cached,
+                           no pooled upstream), connect() to response end, --samples times
+                         nagle: tools/bench/nagle_client.py (Python, Nagle on) opens
+                           --samples fresh connections one after another
   --connections N        concurrent client connections (default 4)
   --threads N            client threads the connections are spread over (default 2)
   --duration SECS        measured window per run, at most 60 (default 5)
@@ -57,6 +65,15 @@ Usage: mitmd_bench --mitmd PATH [OPTIONS]
   --download-gib X       size of the streamed download, at most 16 (default 1)
   --repeat N             runs per measurement; medians are reported (default 1, at most 9)
   --host NAME            origin name clients use: 127.0.0.1 (no SNI) or localhost (SNI)
+  --origin NAME          builtin (default) or nginx: Debian's nginx-light, started on
+                         loopback with the bench's certificate, serves /bytes for keepalive,
+                         newconn, firstconn and nagle (downloads stay on the builtin origin)
+  --nginx PATH           the nginx binary (default: nginx from PATH, else /usr/sbin/nginx)
+  --client-nagle         the C++ client leaves Nagle on (default: TCP_NODELAY, as curl)
+  --client-resume        the C++ client offers the last TLS session it was handed on each new
+                         connection, as browsers and curl do (default: full handshakes)
+  --samples N            connections measured by firstconn and nagle (default 20)
+  --python PATH          the interpreter for nagle (default /usr/bin/python3)
   --max-rss-mib N        fail when mitmd's peak RSS in the download exceeds N MiB (default 64)
   --targets LIST         comma-separated: direct, mitmd, mitmproxy (default direct,mitmd)
   --compare-mitmproxy    adds mitmproxy: Debian's mitmdump (skipped with a message if missing)
@@ -90,6 +107,13 @@ struct Options {
   std::string mitmdump = "mitmdump";
   std::string hey = "hey";
   std::vector<std::string> mitmd_args;
+  std::string origin = "builtin";
+  std::string nginx = "nginx";
+  bool client_nagle = false;
+  bool client_resume = false;
+  int samples = 20;
+  std::string python = "/usr/bin/python3";
+  std::string nagle_script = MITMD_BENCH_DIR "/nagle_client.py";
 };
 
 Result<double> ParseNumber(std::string_view flag, std::string_view text, double min, double max) {
@@ -138,6 +162,7 @@ Result<std::optional<Options>> ParseOptions(int argc, char** argv) {
        }},
       {"--serve", 1, kMaxServeSeconds, [&](double v) { o.serve_s = v; }},
       {"--repeat", 1, kMaxRepeat, [&](double v) { o.repeat = static_cast<int>(v); }},
+      {"--samples", 1, kMaxSamples, [&](double v) { o.samples = static_cast<int>(v); }},
       {"--max-rss-mib", 1, kMaxRssLimitMib, [&](double v) { o.max_rss_mib = static_cast<int64_t>(v); }},
   };
 
@@ -152,6 +177,14 @@ Result<std::optional<Options>> ParseOptions(int argc, char** argv) {
     if (flag == "--help" || flag == "-h") return std::optional<Options>();
     if (flag == "--compare-mitmproxy") {
       o.compare_mitmproxy = true;
+      continue;
+    }
+    if (flag == "--client-nagle") {
+      o.client_nagle = true;
+      continue;
+    }
+    if (flag == "--client-resume") {
+      o.client_resume = true;
       continue;
     }
     std::string value;
@@ -178,6 +211,13 @@ Result<std::optional<Options>> ParseOptions(int argc, char** argv) {
       o.mitmdump = value;
     } else if (flag == "--hey") {
       o.hey = value;
+    } else if (flag == "--origin") {
+      if (value != "builtin" && value != "nginx") return Fail("--origin: give builtin or nginx");
+      o.origin = value;
+    } else if (flag == "--nginx") {
+      o.nginx = value;
+    } else if (flag == "--python") {
+      o.python = value;
     } else if (flag == "--mitmd-arg") {
       o.mitmd_args.push_back(value);
     } else {
@@ -207,7 +247,8 @@ Result<std::optional<Options>> ParseOptions(int argc, char** argv) {
   }
   if (o.targets.empty()) return Fail("--targets: name at least one target");
   for (const auto& m : o.modes) {
-    if (m != "keepalive" && m != "newconn" && m != "download" && m != "hey") {
+    if (m != "keepalive" && m != "newconn" && m != "download" && m != "hey" &&
+        m != "firstconn" && m != "nagle") {
       return Fail("--mode: unknown mode " + m);
     }
   }
@@ -257,8 +298,9 @@ double MedianOf(const Row& row, F field) {
 
 class Bench {
  public:
-  Bench(const Options& options, const BenchPki& pki, BenchUpstream& upstream)
-      : o_(options), pki_(pki), upstream_(upstream) {}
+  // Small-body loads go to |load_port| (the builtin origin or nginx), downloads to |upstream|.
+  Bench(const Options& options, const BenchPki& pki, BenchUpstream& upstream, uint16_t load_port)
+      : o_(options), pki_(pki), upstream_(upstream), load_port_(load_port) {}
 
   // Starts the proxy for |target| (none for "direct"); nullopt plus |error| on failure.
   std::optional<ProxyProcess> StartProxy(const std::string& target, bool large_bodies,
@@ -273,12 +315,14 @@ class Bench {
     return std::move(*p);
   }
 
-  Endpoint EndpointFor(const std::optional<ProxyProcess>& proxy) const {
+  Endpoint EndpointFor(const std::optional<ProxyProcess>& proxy, bool download = false) const {
     Endpoint ep;
     ep.proxy_port = proxy ? proxy->port : 0;
     ep.origin_host = o_.host;
-    ep.origin_port = upstream_.port();
+    ep.origin_port = download ? upstream_.port() : load_port_;
     ep.trust_ca_file = proxy ? proxy->root_ca : pki_.ca_pem_path;
+    ep.nagle = o_.client_nagle;
+    ep.resume = o_.client_resume;
     return ep;
   }
 
@@ -326,6 +370,10 @@ class Bench {
     s.count = r->requests;
     s.errors = r->errors;
     if (r->errors) s.note += StrCat("first error: ", r->first_error);
+    if (o_.client_resume && kind == LoadKind::kNewConnection && r->requests > 0) {
+      s.note += StrCat(s.note.empty() ? "" : "; ", target, ": ", 100 * r->resumed / r->requests,
+                       "% of the connections resumed a TLS session");
+    }
     if (proxy && cpu_end >= cpu_start) {
       s.proxy_cpu_pct = 100 * (cpu_end - cpu_start) / r->seconds;
       s.proxy_cpu_us_op = 1e6 * (cpu_end - cpu_start) / static_cast<double>(r->requests);
@@ -339,7 +387,7 @@ class Bench {
     if (!proxy && target != "direct") return Fail(error);
     uint64_t bytes = static_cast<uint64_t>(o_.download_gib * static_cast<double>(kGib));
     double cpu_start = proxy ? CpuSeconds(proxy->child->pid()) : 0;
-    auto r = RunDownload(EndpointFor(proxy), bytes, kDownloadTimeout);
+    auto r = RunDownload(EndpointFor(proxy, true), bytes, kDownloadTimeout);
     Sample s;
     if (proxy) {
       s.peak_rss_kib = PeakRssKib(proxy->child->pid());
@@ -356,6 +404,56 @@ class Bench {
     s.p50_ms = -1;
     s.p99_ms = -1;
     return s;
+  }
+
+  // The first connection to a host: each sample starts a fresh proxy (no leaf cached, no pooled
+  // upstream connection, no session) and times one connection from connect() to the end of
+  // the response. Direct: one fresh connection to the origin.
+  Result<Sample> MeasureFirstConnection(const std::string& target) {
+    std::vector<double> ms;
+    Sample s;
+    for (int i = 0; i < o_.samples; ++i) {
+      std::string error;
+      std::optional<ProxyProcess> proxy = StartProxy(target, false, error);
+      if (!proxy && target != "direct") return Fail(error);
+      auto r = TimeOneConnection(EndpointFor(proxy), "/bytes", kOneConnectionTimeout);
+      if (proxy) s.peak_rss_kib = std::max(s.peak_rss_kib, PeakRssKib(proxy->child->pid()));
+      StopProxy(proxy, s);
+      if (!r) return Fail(r.error().message + (s.note.empty() ? "" : " [" + s.note + "]"));
+      ms.push_back(*r);
+    }
+    return LatencySample(std::move(ms), s);
+  }
+
+  // tools/bench/nagle_client.py (Nagle on, like Python requests): --samples fresh connections,
+  // one after another, through one proxy (or straight to the origin).
+  Result<Sample> MeasureNagleClient(const std::string& target) {
+    std::string error;
+    std::optional<ProxyProcess> proxy = StartProxy(target, false, error);
+    if (!proxy && target != "direct") return Fail(error);
+    Endpoint ep = EndpointFor(proxy);
+    std::vector<std::string> argv = {o_.python, o_.nagle_script, "--host", o_.host, "--port",
+                                     StrCat(ep.origin_port), "--cafile", ep.trust_ca_file,
+                                     "--count", StrCat(o_.samples)};
+    if (proxy) {
+      argv.push_back("--proxy-port");
+      argv.push_back(StrCat(proxy->port));
+    }
+    auto out = RunTool(argv, {}, kOneConnectionTimeout * o_.samples);
+    Sample s;
+    if (proxy) s.peak_rss_kib = PeakRssKib(proxy->child->pid());
+    StopProxy(proxy, s);
+    if (!out) return std::unexpected(out.error());
+    if (out->exit_code != 0) {
+      return Fail(StrCat("nagle_client.py exited ", out->exit_code, ": ", Tail(out->err, 300)));
+    }
+    auto doc = nlohmann::json::parse(out->out, nullptr, false);
+    if (doc.is_discarded() || !doc.contains("ms") || !doc["ms"].is_array()) {
+      return Fail("cannot read nagle_client.py's output: " + Tail(out->out, 300));
+    }
+    std::vector<double> ms;
+    for (const auto& v : doc["ms"]) ms.push_back(v.get<double>());
+    return LatencySample(std::move(ms), s);
   }
 
   // Runs hey through the proxy (keep-alive, or a new connection per request).
@@ -412,6 +510,18 @@ class Bench {
   const Options& o_;
   const BenchPki& pki_;
   BenchUpstream& upstream_;
+  uint16_t load_port_;
+
+  // A row whose value is the median latency of |ms| (milliseconds, lower is better).
+  static Result<Sample> LatencySample(std::vector<double> ms, Sample s) {
+    if (ms.empty()) return Fail("no connection measured");
+    std::sort(ms.begin(), ms.end());
+    s.value = Median(ms);
+    s.p50_ms = s.value;
+    s.p99_ms = ms[std::min(ms.size() - 1, static_cast<size_t>(0.99 * static_cast<double>(ms.size())))];
+    s.count = ms.size();
+    return s;
+  }
 };
 
 bool Executable(const std::string& name) {
@@ -436,9 +546,12 @@ std::string Pad(const std::string& s, size_t width) {
 
 void PrintTable(const Options& o, const std::vector<Row>& rows) {
   std::printf("\nmitmd_bench: %d connections over %d client threads, %.1f s window (+%.1f s "
-              "warm-up), %zu-byte body, host %s, %d run(s) each: median (min..max)\n",
+              "warm-up), %zu-byte body, host %s, origin %s, client %s%s, %d run(s) each: "
+              "median (min..max)\n",
               o.connections, std::min(o.threads, o.connections), o.duration_s, o.warmup_s,
-              o.body_bytes, o.host.c_str(), o.repeat);
+              o.body_bytes, o.host.c_str(), o.origin.c_str(),
+              o.client_nagle ? "Nagle on" : "TCP_NODELAY",
+              o.client_resume ? ", resuming sessions" : "", o.repeat);
   std::printf("%s%s%s%s%s%s%s%s\n", Pad("mode", 15).c_str(), Pad("target", 10).c_str(),
               Pad("result", 34).c_str(), Pad("p50 ms", 8).c_str(), Pad("p99 ms", 8).c_str(),
               Pad("proxy CPU", 10).c_str(), Pad("CPU us/op", 10).c_str(),
@@ -454,7 +567,7 @@ void PrintTable(const Options& o, const std::vector<Row>& rows) {
       lo = std::min(lo, s.value);
       hi = std::max(hi, s.value);
     }
-    int dec = row.unit == "MB/s" ? 1 : 0;
+    int dec = row.unit == "MB/s" || row.unit == "ms" ? 1 : 0;
     std::string result = StrCat(Fixed(MedianOf(row, [](auto& s) { return s.value; }), dec), " ",
                                 row.unit);
     if (row.runs.size() > 1) result += StrCat(" (", Fixed(lo, dec), "..", Fixed(hi, dec), ")");
@@ -512,7 +625,9 @@ nlohmann::json ToJson(const Options& o, const std::vector<Row>& rows) {
   return {{"mitmd_bench",
            {{"connections", o.connections}, {"threads", std::min(o.threads, o.connections)},
             {"duration_s", o.duration_s}, {"body_bytes", o.body_bytes}, {"host", o.host},
-            {"repeat", o.repeat}, {"download_gib", o.download_gib},
+            {"repeat", o.repeat}, {"download_gib", o.download_gib}, {"origin", o.origin},
+            {"client_nagle", o.client_nagle}, {"client_resume", o.client_resume},
+            {"samples", o.samples},
             {"cores", std::thread::hardware_concurrency()}, {"results", results}}}};
 }
 
@@ -551,7 +666,17 @@ int Run(const Options& o) {
   if (!upstream) {
     return std::fprintf(stderr, "mitmd_bench: %s\n", upstream.error().message.c_str()), 1;
   }
-  Bench bench(o, *pki, **upstream);
+  std::unique_ptr<NginxOrigin> nginx;
+  if (o.origin == "nginx") {
+    std::string binary = o.nginx;
+    if (binary == "nginx" && !Executable(binary)) binary = "/usr/sbin/nginx";  // not in PATH
+    auto started = NginxOrigin::Start(binary, *pki, o.body_bytes);
+    if (!started) {
+      return std::fprintf(stderr, "mitmd_bench: %s\n", started.error().message.c_str()), 1;
+    }
+    nginx = std::move(*started);
+  }
+  Bench bench(o, *pki, **upstream, nginx ? nginx->port() : (*upstream)->port());
   if (o.serve_s > 0) return Serve(o, *pki, **upstream);
 
   std::vector<std::string> targets;
@@ -595,6 +720,16 @@ int Run(const Options& o) {
       add_rows("newconn", "conn/s", targets, [&](const std::string& t) {
         return bench.MeasureLoad(t, LoadKind::kNewConnection);
       });
+    } else if (mode == "firstconn") {
+      add_rows("firstconn", "ms", targets,
+               [&](const std::string& t) { return bench.MeasureFirstConnection(t); });
+    } else if (mode == "nagle") {
+      std::vector<std::string> nagle_targets;
+      for (const std::string& t : targets) {
+        if (t != "mitmproxy") nagle_targets.push_back(t);
+      }
+      add_rows("nagle-python", "ms", nagle_targets,
+               [&](const std::string& t) { return bench.MeasureNagleClient(t); });
     } else if (mode == "download") {
       add_rows("download", "MB/s", targets, [&](const std::string& t) { return bench.MeasureDownload(t); });
     } else if (mode == "hey") {
@@ -614,6 +749,7 @@ int Run(const Options& o) {
     }
   }
   (*upstream)->Stop();
+  if (nginx) nginx->Stop();
 
   PrintTable(o, rows);
   int status = 0;

@@ -61,6 +61,8 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
   return out;
 }
 
+}  // namespace
+
 bool CanConnect(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
@@ -72,8 +74,6 @@ bool CanConnect(uint16_t port) {
   close(fd);
   return ok;
 }
-
-}  // namespace
 
 Result<std::unique_ptr<TempDir>> TempDir::Create(const std::string& prefix) {
   const char* base = std::getenv("TMPDIR");

@@ -62,6 +62,8 @@ class Child {
 int64_t PeakRssKib(pid_t pid);
 // User + system CPU seconds the process has used so far, or -1.
 double CpuSeconds(pid_t pid);
+// Whether something accepts TCP connections on 127.0.0.1:|port|.
+bool CanConnect(uint16_t port);
 // A TCP port on 127.0.0.1 that was free a moment ago.
 Result<uint16_t> PickFreePort();
 std::string ReadFileOrEmpty(const std::string& path);
