@@ -10,7 +10,9 @@ test_pkgs=(libgtest-dev libgmock-dev curl openssl ca-certificates python3
   # tools tests: Chromium + certutil, tshark/dumpcap for the key log, GNOME settings in a
   # private session bus for mitmd-proxy
   chromium libnss3-tools tshark dbus-daemon libglib2.0-bin gsettings-desktop-schemas
-  dconf-gsettings-backend)
+  dconf-gsettings-backend
+  # browser tests run the viewer's copied snippets with the clients they are for
+  httpie python3-requests)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then want+=("${test_pkgs[@]}"); fi

@@ -1,5 +1,6 @@
-// mitmd viewer: a virtualised flow table fed by the server's JSON API and event stream, a detail
-// pane, and the Connections view. Plain JS, no build step. Untrusted data (anything recorded from
+// mitmd viewer: a virtualised, sortable flow table fed by the server's JSON API and event stream,
+// a detail pane that opens on selection, a context menu, and the Connections view. Plain JS, no
+// build step (snippets.js and bodyview.js load first). Untrusted data (anything recorded from
 // traffic) only ever reaches the DOM through textContent or attribute setters, never innerHTML.
 (() => {
   'use strict';
@@ -8,9 +9,17 @@
   const PAGE = 2000;
   const OVERSCAN = 12;
   const SLOW_MS = 1000;
-  const MAX_PRETTY = 400 * 1024;   // highlight JSON up to this size; plain text beyond
+  const MAX_PRETTY = 400 * 1024;   // fold and highlight JSON/XML up to this size; plain text beyond
   const MAX_HEX = 64 * 1024;
+  // The table holds at most this many summaries; the server's sort decides which ones.
+  const MAX_LOADED = 100000;
+  const TICK_MS = 250;             // how often a live row's elapsed time is redrawn
+  const UNDO_MS = 30000;           // the server keeps a cleared session restorable this long
+  const MIN_TABLE_W = 420;
+  const MIN_DETAIL_W = 340;
 
+  const SNIP = window.mitmdSnippets;
+  const BODY = window.mitmdBody;
   const $ = (id) => document.getElementById(id);
 
   // h('div', {class: 'x', text: 'hi', onclick: fn}, child, 'text', ...)
@@ -33,6 +42,18 @@
     return el;
   }
 
+  function loadJson(key, fallback) {
+    try {
+      const v = JSON.parse(localStorage.getItem(key));
+      return v === null || v === undefined ? fallback : v;
+    } catch (e) {
+      return fallback;
+    }
+  }
+  function saveJson(key, value) {
+    try { localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* storage off */ }
+  }
+
   // ---------------------------------------------------------------- formatting
 
   const nf = new Intl.NumberFormat();
@@ -51,16 +72,38 @@
     if (ms < 60000) return (ms / 1000).toFixed(2) + ' s';
     return (ms / 60000).toFixed(1) + ' min';
   }
+  // A running flow's age: tenths of seconds, so it visibly ticks.
+  function fmtElapsed(ms) {
+    if (ms < 60000) return (Math.max(ms, 0) / 1000).toFixed(1) + ' s';
+    return Math.floor(ms / 60000) + ' min ' + Math.floor((ms % 60000) / 1000) + ' s';
+  }
   const pad = (n, w = 2) => String(n).padStart(w, '0');
   function fmtTime(t) {
     if (!t) return '';
     const d = new Date(t * 1000);
     return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
   }
+  function fmtDate(t) {
+    const d = new Date(t * 1000);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  }
   function fmtDateTime(t) {
     if (!t) return '';
+    return `${fmtDate(t)} ${fmtTime(t)}`;
+  }
+  // The Time column: the time of day for today's flows, the date too for older (imported) ones.
+  const todayStart = () => new Date().setHours(0, 0, 0, 0) / 1000;
+  function fmtRowTime(t) {
+    if (!t) return '';
+    if (t >= todayStart()) return fmtTime(t);
     const d = new Date(t * 1000);
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${fmtTime(t)}`;
+    return `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+  // Session dates may come as epoch seconds or as ISO text.
+  function toEpoch(v) {
+    if (typeof v === 'number') return v > 1e12 ? v / 1000 : v;
+    const ms = Date.parse(v || '');
+    return Number.isNaN(ms) ? 0 : ms / 1000;
   }
   function fmtAge(s) {
     if (s === undefined || s === null || s < 0) return '';
@@ -94,14 +137,25 @@
     const dflt = (scheme === 'https' && port === 443) || (scheme === 'http' && port === 80);
     return port && !dflt ? `${h6}:${port}` : h6;
   }
+  const isLive = (f) => f.state === 'live' || f.state === 'held';
 
   // ---------------------------------------------------------------- state
 
+  const SORT_KEYS = ['time', 'method', 'host', 'path', 'status', 'type', 'size', 'dur'];
+  function loadSort() {
+    const s = loadJson('mitmd-sort', null);
+    if (s && SORT_KEYS.includes(s.key) && (s.order === 'asc' || s.order === 'desc')) return s;
+    return {key: 'time', order: 'desc'};
+  }
+
   const state = {
-    flows: [],              // summaries, newest first
-    bySeq: new Map(),
+    flows: [],              // summaries in display order (state.sort)
+    byId: new Map(),
     filter: '',
-    selected: null,         // seq
+    sort: loadSort(),
+    total: 0,               // flows on the server (unfiltered)
+    capped: false,          // more flows match than the table holds
+    selected: null,         // id
     detail: null,           // full flow of the selection
     detailTab: 'overview',
     paused: false,
@@ -117,25 +171,54 @@
     conns: null,
     connsAt: 0,
     bodyView: {},           // side -> 'pretty' | 'raw' | 'hex'
+    bodySearch: {},         // side -> {query, result}
+    store: false,           // the session store's API (marks, comments, delete, sessions) answers
+    sessions: null,         // GET /api/sessions
+    session: '',            // the session being viewed when it is not the current one
   };
+
+  // Read endpoints take ?session= to look at another session; recording stays in the current one.
+  function withSession(path) {
+    if (!state.session) return path;
+    return path + (path.includes('?') ? '&' : '?') + 'session=' + encodeURIComponent(state.session);
+  }
 
   async function api(path, opts) {
     const res = await fetch(path, opts);
     const text = await res.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-    if (!res.ok) throw new Error((data && data.error) || `${res.status} ${res.statusText}`);
+    if (!res.ok) {
+      const err = new Error((data && data.error) || `${res.status} ${res.statusText}`);
+      err.status = res.status;
+      throw err;
+    }
     return data;
+  }
+  function post(path, body, method = 'POST') {
+    const opts = {method, headers: {'X-Mitmd': '1'}};
+    if (body !== undefined) {
+      opts.headers['Content-Type'] = 'application/json';
+      opts.body = JSON.stringify(body);
+    }
+    return api(path, opts);
   }
 
   let toastTimer = 0;
-  function toast(message, isError) {
+  // A message at the bottom; |action| = {label, run} adds a button (Undo) for |ms|.
+  function toast(message, isError, action, ms) {
     const t = $('toast');
-    t.textContent = message;
+    t.replaceChildren(h('span', {text: message}));
+    if (action) {
+      t.append(h('button', {class: 'toast-action', id: 'toast-action', text: action.label, onclick: () => {
+        t.hidden = true;
+        action.run();
+      }}));
+    }
     t.classList.toggle('error', !!isError);
     t.hidden = false;
     clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => { t.hidden = true; }, isError ? 6000 : 2600);
+    toastTimer = setTimeout(() => { t.hidden = true; }, ms || (isError ? 6000 : 2600));
   }
 
   // ---------------------------------------------------------------- theme
@@ -157,11 +240,148 @@
     });
   }
 
-  // ---------------------------------------------------------------- the table
+  // ---------------------------------------------------------------- columns
 
+  // w: default width; min: narrowest a drag or the layout may make it; drop: when the table is
+  // too narrow, columns with a drop rank are hidden, lowest first. Path takes what is left.
+  const COLUMNS = [
+    {id: 'seq', label: '#', w: 58, min: 34, sort: 'time', drop: 4, title: 'Arrival order'},
+    {id: 'time', label: 'Time', w: 112, min: 70, sort: 'time', drop: 2},
+    {id: 'method', label: 'Method', w: 76, min: 50, sort: 'method'},
+    {id: 'host', label: 'Host', w: 210, min: 90, sort: 'host', title: 'Host and port'},
+    {id: 'path', label: 'Path', w: 160, min: 100, sort: 'path', flex: true},
+    {id: 'status', label: 'Status', w: 64, min: 46, sort: 'status'},
+    {id: 'type', label: 'Type', w: 80, min: 40, sort: 'type', drop: 1},
+    {id: 'size', label: 'Size', w: 80, min: 50, sort: 'size', title: 'Decoded body size (hover: on the wire)'},
+    {id: 'dur', label: 'Duration', w: 84, min: 56, sort: 'dur', title: 'Request start to last byte; live flows tick'},
+    {id: 'flags', label: 'Flags', w: 84, min: 40, drop: 3, title: 'TLS, reuse, truncation, errors, comments, imports'},
+  ];
+  const colWidths = loadJson('mitmd-cols', {});
+  const tablePane = $('table-pane');
+  const thead = $('thead');
   const scroller = $('scroller');
   const rowsEl = $('rows');
   const spacer = $('spacer');
+
+  function colWidth(c) {
+    const w = Number(colWidths[c.id]);
+    return w >= c.min ? w : c.w;
+  }
+
+  function buildHeader() {
+    thead.replaceChildren();
+    for (const c of COLUMNS) {
+      const rz = h('div', {class: 'rz', title: 'Drag to resize; double-click for the default width'});
+      const cell = h('div', {class: `c ${c.id}` + (c.sort ? ' sortable' : ''), role: 'columnheader', title: c.title,
+        dataset: {col: c.id}}, h('span', {class: 'lbl', text: c.label}), h('span', {class: 'sort-ind'}), rz);
+      if (c.sort) {
+        cell.addEventListener('click', (ev) => {
+          if (!ev.target.classList.contains('rz')) toggleSort(c.sort);
+        });
+      }
+      rz.addEventListener('mousedown', (ev) => startColumnResize(ev, c, cell));
+      rz.addEventListener('dblclick', (ev) => {
+        ev.stopPropagation();
+        delete colWidths[c.id];
+        saveJson('mitmd-cols', colWidths);
+        layoutColumns();
+      });
+      thead.append(cell);
+    }
+    renderSortIndicator();
+  }
+
+  function startColumnResize(ev, c, cell) {
+    ev.preventDefault();
+    ev.stopPropagation();
+    const startX = ev.clientX;
+    const startW = cell.getBoundingClientRect().width;
+    document.body.classList.add('col-resizing');
+    const move = (e) => {
+      colWidths[c.id] = Math.round(Math.max(c.min, startW + e.clientX - startX));
+      layoutColumns();
+    };
+    const up = () => {
+      document.body.classList.remove('col-resizing');
+      window.removeEventListener('mousemove', move);
+      window.removeEventListener('mouseup', up);
+      saveJson('mitmd-cols', colWidths);
+    };
+    window.addEventListener('mousemove', move);
+    window.addEventListener('mouseup', up);
+  }
+
+  // Fits the columns to the table's width: hides the least useful ones first, then narrows Host,
+  // so no two columns ever overlap and Path keeps a readable minimum.
+  function layoutColumns() {
+    const avail = tablePane.clientWidth - (scroller.offsetWidth - scroller.clientWidth) - 2;
+    if (avail <= 0) return;
+    const visible = new Set(COLUMNS.map((c) => c.id));
+    const widths = {};
+    for (const c of COLUMNS) widths[c.id] = c.flex ? Math.max(c.min, Number(colWidths[c.id]) || c.w) : colWidth(c);
+    const sum = () => COLUMNS.reduce((a, c) => a + (visible.has(c.id) ? widths[c.id] : 0), 0);
+    for (const c of COLUMNS.filter((x) => x.drop).sort((a, b) => a.drop - b.drop)) {
+      if (sum() <= avail) break;
+      visible.delete(c.id);
+    }
+    const host = COLUMNS.find((c) => c.id === 'host');
+    if (sum() > avail) widths.host = Math.max(host.min, widths.host - (sum() - avail));
+    const path = COLUMNS.find((c) => c.id === 'path');
+    if (sum() > avail) widths.path = Math.max(path.min, widths.path - (sum() - avail));
+    const tpl = COLUMNS.filter((c) => visible.has(c.id))
+      .map((c) => (c.flex ? `minmax(${widths[c.id]}px, 1fr)` : `${widths[c.id]}px`)).join(' ');
+    tablePane.style.setProperty('--cols', tpl);
+    for (const c of COLUMNS) tablePane.classList.toggle('hide-' + c.id, !visible.has(c.id));
+  }
+  new ResizeObserver(() => { layoutColumns(); scheduleRender(); }).observe(tablePane);
+
+  function renderSortIndicator() {
+    for (const cell of thead.children) {
+      const c = COLUMNS.find((x) => x.id === cell.dataset.col);
+      const on = c.sort === state.sort.key && (c.id !== 'seq' || state.sort.key !== 'time');
+      cell.classList.toggle('sorted', on);
+      cell.querySelector('.sort-ind').textContent = on ? (state.sort.order === 'asc' ? '▲' : '▼') : '';
+      if (c.sort) cell.setAttribute('aria-sort', on ? (state.sort.order === 'asc' ? 'ascending' : 'descending') : 'none');
+    }
+  }
+
+  // Numbers and times sort largest first on the first click, words A to Z.
+  function toggleSort(key) {
+    if (state.sort.key === key) {
+      state.sort = {key, order: state.sort.order === 'asc' ? 'desc' : 'asc'};
+    } else {
+      state.sort = {key, order: ['time', 'status', 'size', 'dur'].includes(key) ? 'desc' : 'asc'};
+    }
+    saveJson('mitmd-sort', state.sort);
+    renderSortIndicator();
+    scroller.scrollTop = 0;
+    loadAll();
+  }
+
+  function sortValue(f, key) {
+    switch (key) {
+      case 'method': return f.method || '';
+      case 'host': return (f.host || '') + ':' + String(f.port || 0).padStart(5, '0');
+      case 'path': return f.path || '';
+      case 'status': return f.err ? -1 : (f.status || 0);
+      case 'type': return f.type || '';
+      case 'size': return f.size || 0;
+      case 'dur': return f.dur === null || f.dur === undefined ? -1 : f.dur;
+      default: return f.t || 0;
+    }
+  }
+  // The server sorts the same way (sort=, order=); this keeps live rows and a server that does
+  // not sort in the same order. Ties go by arrival.
+  function compare(a, b) {
+    const va = sortValue(a, state.sort.key), vb = sortValue(b, state.sort.key);
+    let c = va < vb ? -1 : va > vb ? 1 : 0;
+    if (!c) c = (a.seq || 0) - (b.seq || 0);
+    if (!c) c = a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+    return state.sort.order === 'desc' ? -c : c;
+  }
+
+  // ---------------------------------------------------------------- the table
+
   const pool = [];
   let renderQueued = false;
 
@@ -170,13 +390,19 @@
   function makeRow() {
     const cells = {};
     const row = h('div', {class: 'row'});
-    for (const name of ['seq', 'time', 'method', 'host', 'path', 'status', 'type', 'size', 'dur', 'flags']) {
-      cells[name] = h('div', {class: 'c ' + name});
-      row.append(cells[name]);
+    for (const c of COLUMNS) {
+      cells[c.id] = h('div', {class: 'c ' + c.id});
+      row.append(cells[c.id]);
     }
     row._cells = cells;
     row.addEventListener('mousedown', (ev) => {
-      if (ev.button === 0 && row._seq !== undefined) select(row._seq, true);
+      if (ev.button === 0 && row._id !== undefined) select(row._id, true);
+    });
+    row.addEventListener('contextmenu', (ev) => {
+      if (row._id === undefined) return;
+      ev.preventDefault();
+      if (state.selected !== row._id) select(row._id, true);
+      openMenu(ev.clientX, ev.clientY, row._id);
     });
     return row;
   }
@@ -196,22 +422,35 @@
     return el;
   }
 
+  function sizeTitle(f) {
+    if (f.wire_size === undefined || f.wire_size === null || f.wire_size === f.size) return '';
+    return `decoded ${fmtSize(f.size)} · ${fmtSize(f.wire_size)} on the wire`;
+  }
+
   function fillRow(row, f) {
     const c = row._cells;
-    row._seq = f.seq;
-    row.className = 'row' + (f.seq === state.selected ? ' sel' : '') + (f.err ? ' failed' : '');
-    c.seq.textContent = f.seq;
-    c.time.textContent = fmtTime(f.t);
+    const live = isLive(f);
+    row._id = f.id;
+    row.className = 'row' + (f.id === state.selected ? ' sel' : '') + (f.err ? ' failed' : '') +
+      (f.marked ? ' marked' : '') + (live ? ' live-flow' : '');
+    row.dataset.id = f.id;
+    c.seq.textContent = f.seq === undefined ? '' : f.seq;
+    c.time.textContent = fmtRowTime(f.t);
+    c.time.title = fmtDateTime(f.t);
     c.method.textContent = f.method || '';
     c.method.className = 'c method m-' + (f.method || '');
     c.host.textContent = hostPort(f.host, f.port, f.scheme);
     c.host.title = c.host.textContent;
     c.path.textContent = f.kind === 'tunnel' ? '(tunnel)' : f.path;
-    c.path.title = f.path;
+    c.path.title = f.comment ? `${f.path}\n💬 ${f.comment}` : f.path;
     if (f.err) {
       c.status.textContent = 'ERR';
       c.status.className = 'c status s0';
       c.status.title = f.err;
+    } else if (live && !f.status) {
+      c.status.textContent = f.state === 'held' ? 'held' : '…';
+      c.status.className = 'c status s1';
+      c.status.title = f.state === 'held' ? 'held: waiting for you' : 'waiting for the response';
     } else {
       c.status.textContent = f.status || '';
       c.status.className = 'c status ' + statusClass(f.status);
@@ -220,15 +459,36 @@
     c.type.textContent = shortType(f.type);
     c.type.title = f.type || '';
     c.size.textContent = f.kind === 'tunnel' || f.status ? fmtSize(f.size) : '';
-    c.dur.textContent = f.dur === null ? '' : fmtMs(f.dur);
-    c.dur.className = 'c dur' + (f.dur > SLOW_MS ? ' slow' : '');
+    c.size.title = sizeTitle(f);
+    if (live) {
+      c.dur.textContent = fmtElapsed(Date.now() - f.t * 1000);
+      c.dur.className = 'c dur running';
+      c.dur.title = 'running';
+    } else {
+      c.dur.textContent = f.dur === null ? '' : fmtMs(f.dur);
+      c.dur.className = 'c dur' + (f.dur > SLOW_MS ? ' slow' : '');
+      c.dur.title = '';
+    }
     c.flags.replaceChildren(
       f.tls ? flagEl('tls', `${f.tls}${f.alpn ? ' · ' + f.alpn : ''}`, '', LOCK_SVG) : '',
       f.reused ? flagEl('reused', `upstream connection #${f.up} reused`, '↻') : '',
       f.trunc ? flagEl('trunc', 'body copy truncated at the record cap', '✂') : '',
       f.insecure ? flagEl('insecure', 'upstream certificate NOT verified (--insecure)', '!') : '',
+      f.comment ? flagEl('comment', f.comment, '💬') : '',
+      f.source ? flagEl('source', `imported from ${f.source}`, '⇩') : '',
       f.err ? flagEl('err', f.err, '!') : '');
   }
+
+  // Redraws the elapsed time of the running rows on screen.
+  setInterval(() => {
+    if (state.view !== 'flows') return;
+    const now = Date.now();
+    for (const r of pool) {
+      if (r.hidden || r._id === undefined) continue;
+      const f = state.byId.get(r._id);
+      if (f && isLive(f)) r._cells.dur.textContent = fmtElapsed(now - f.t * 1000);
+    }
+  }, TICK_MS);
 
   function scheduleRender() {
     if (renderQueued) return;
@@ -260,7 +520,7 @@
         r.hidden = false;
       } else {
         r.hidden = true;
-        r._seq = undefined;
+        r._id = undefined;
       }
     }
     rowsEl.style.transform = `translateY(${first * ROW_H}px)`;
@@ -271,6 +531,7 @@
   function renderCount() {
     const n = state.flows.length;
     let text = `${nf.format(n)} flow${n === 1 ? '' : 's'}`;
+    if (state.capped) text = `first ${nf.format(n)} flows in this order`;
     if (state.filter) text += ' matching';
     if (state.loading) text += ' …';
     $('count').textContent = text;
@@ -289,6 +550,11 @@
       body.replaceChildren(h('p', {text: 'New flows that match appear here as they happen. Press ? for the filter language.'}));
       return;
     }
+    if (state.session) {
+      $('empty-title').textContent = `Session ${state.session} is empty`;
+      body.replaceChildren();
+      return;
+    }
     $('empty-title').textContent = 'Waiting for traffic';
     const proxy = (state.info && state.info.proxy) || '127.0.0.1:8080';
     body.replaceChildren(
@@ -303,14 +569,27 @@
   });
   window.addEventListener('resize', scheduleRender);
 
-  // Keeps flows sorted by seq, newest first.
-  function indexOfSeq(seq) {
+  // Where |f| goes (or is) in state.flows: the first index not ordered before it.
+  function positionOf(f) {
     let lo = 0, hi = state.flows.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (state.flows[mid].seq > seq) lo = mid + 1; else hi = mid;
+      if (compare(state.flows[mid], f) < 0) lo = mid + 1; else hi = mid;
     }
     return lo;
+  }
+  function indexOfId(id) {
+    const f = state.byId.get(id);
+    if (!f) return -1;
+    const i = positionOf(f);
+    return state.flows[i] === f ? i : state.flows.indexOf(f);
+  }
+
+  // A live flow is published many times; keep the newest snapshot. A done flow is final.
+  const revisionOf = (f) => Number(f.revision ?? f.rev ?? 0);
+  function supersedes(f, old) {
+    if (old.state === 'done' && f.state && f.state !== 'done') return false;
+    return !(old.state === f.state && revisionOf(f) < revisionOf(old));
   }
 
   function insertFlows(list) {
@@ -318,18 +597,38 @@
     let above = 0;
     const firstVisible = Math.floor(scroller.scrollTop / ROW_H);
     for (const f of list) {
-      if (state.bySeq.has(f.seq)) {
-        const i = indexOfSeq(f.seq);
-        if (state.flows[i] && state.flows[i].seq === f.seq) state.flows[i] = f;
-        state.bySeq.set(f.seq, f);
-        continue;
+      const old = state.byId.get(f.id);
+      if (old) {
+        if (!supersedes(f, old)) continue;
+        const i = indexOfId(f.id);
+        if (i >= 0) state.flows.splice(i, 1);
       }
-      state.bySeq.set(f.seq, f);
-      const i = indexOfSeq(f.seq);
-      if (i === 0) state.flows.unshift(f); else state.flows.splice(i, 0, f);
-      if (i <= firstVisible) above++;
+      state.byId.set(f.id, f);
+      const i = positionOf(f);
+      state.flows.splice(i, 0, f);
+      if (!old && i <= firstVisible) above++;
     }
     return above;
+  }
+
+  // A page from the server: appended, then ordered once (already in order when the server sorts).
+  function appendPage(list) {
+    const updates = [];
+    for (const f of list) {
+      if (state.byId.has(f.id)) { updates.push(f); continue; }
+      state.byId.set(f.id, f);
+      state.flows.push(f);
+    }
+    state.flows.sort(compare);
+    if (updates.length) insertFlows(updates);
+  }
+
+  function removeFlow(id) {
+    const i = indexOfId(id);
+    if (i >= 0) state.flows.splice(i, 1);
+    state.byId.delete(id);
+    if (state.selected === id) closeDetail();
+    scheduleRender();
   }
 
   function flushIncoming() {
@@ -344,8 +643,8 @@
       state.unseen += above;
       showNewPill();
     }
-    if (state.selected !== null && batch.some((f) => f.seq === state.selected)) {
-      loadDetail(state.selected);
+    if (state.selected !== null && batch.some((f) => f.id === state.selected)) {
+      loadDetail(state.selected, true);
     }
   }
 
@@ -370,10 +669,11 @@
 
   function resetFlows() {
     state.flows = [];
-    state.bySeq = new Map();
+    state.byId = new Map();
     state.incoming = [];
     state.held = [];
     state.unseen = 0;
+    state.capped = false;
     $('new-flows').hidden = true;
   }
 
@@ -384,22 +684,32 @@
     state.loading = true;
     resetFlows();
     scheduleRender();
-    const q = encodeURIComponent(state.filter);
-    let before = 0;
+    const base = `/api/flows?limit=${PAGE}&filter=${encodeURIComponent(state.filter)}` +
+      `&sort=${state.sort.key}&order=${state.sort.order}`;
+    let before = null;
+    const seen = new Set();
     try {
-      do {
-        const page = await api(`/api/flows?limit=${PAGE}&before=${before}&filter=${q}`);
+      for (;;) {
+        const page = await api(withSession(base + (before ? `&before=${encodeURIComponent(before)}` : '')));
         if (gen !== state.gen) return;
-        insertFlows(page.flows);
-        before = page.next_before;
+        appendPage(page.flows);
+        state.total = page.total || 0;
         scheduleRender();
-      } while (before);
+        before = page.next_before;
+        if (!before || seen.has(String(before))) break;
+        seen.add(String(before));
+        if (state.flows.length >= MAX_LOADED) {
+          state.capped = true;
+          break;
+        }
+      }
     } catch (e) {
       if (gen === state.gen) toast('Could not load flows: ' + e.message, true);
     } finally {
       if (gen === state.gen) {
         state.loading = false;
         scheduleRender();
+        if (state.selected !== null && !state.byId.has(state.selected)) closeDetail();
       }
     }
   }
@@ -412,15 +722,21 @@
 
   function openStream() {
     if (state.es) state.es.close();
-    const es = new EventSource(`/api/events?filter=${encodeURIComponent(state.filter)}`);
+    const es = new EventSource(withSession(`/api/events?filter=${encodeURIComponent(state.filter)}`));
     state.es = es;
     es.addEventListener('hello', () => {
-      setLive(state.paused ? 'paused' : 'on', state.paused ? 'paused' : 'live');
+      if (state.session) setLive('paused', `viewing ${state.session}`);
+      else setLive(state.paused ? 'paused' : 'on', state.paused ? 'paused' : 'live');
       loadAll();
     });
     es.addEventListener('flow', (ev) => onLiveFlow(JSON.parse(ev.data)));
     es.addEventListener('update', (ev) => onLiveFlow(JSON.parse(ev.data)));
+    es.addEventListener('delete', (ev) => {
+      const d = JSON.parse(ev.data);
+      if (d && d.id) removeFlow(d.id);
+    });
     es.addEventListener('clear', () => {
+      if (state.session) return;
       resetFlows();
       closeDetail();
       scheduleRender();
@@ -435,7 +751,9 @@
   }
 
   function onLiveFlow(f) {
-    if (state.paused && !state.bySeq.has(f.seq)) {
+    // Recording goes to the current session; another one being viewed does not change.
+    if (state.session) return;
+    if (state.paused && !state.byId.has(f.id)) {
       state.held.push(f);
       showNewPill();
       return;
@@ -449,7 +767,7 @@
     const btn = $('btn-pause');
     btn.textContent = p ? 'Resume' : 'Pause';
     btn.classList.toggle('on', p);
-    setLive(p ? 'paused' : 'on', p ? 'paused' : 'live');
+    if (!state.session) setLive(p ? 'paused' : 'on', p ? 'paused' : 'live');
     if (!p && state.held.length) {
       state.incoming.push(...state.held);
       state.held = [];
@@ -488,16 +806,21 @@
     }
   }
 
+  function updateLocation() {
+    const url = new URL(location.href);
+    if (state.filter) url.searchParams.set('filter', state.filter); else url.searchParams.delete('filter');
+    if (state.session) url.searchParams.set('session', state.session); else url.searchParams.delete('session');
+    url.searchParams.delete('token');
+    history.replaceState(null, '', url.pathname + url.search + url.hash);
+    $('btn-har').href = withSession('/api/export.har' + (state.filter ? '?filter=' + encodeURIComponent(state.filter) : ''));
+  }
+
   function applyFilter(text) {
     state.filter = text;
     state.loading = true;  // until the new stream's list has arrived
     renderCount();
     filterInput.classList.toggle('active', !!text);
-    const url = new URL(location.href);
-    if (text) url.searchParams.set('filter', text); else url.searchParams.delete('filter');
-    url.searchParams.delete('token');
-    history.replaceState(null, '', url.pathname + url.search + url.hash);
-    $('btn-har').href = '/api/export.har' + (text ? '?filter=' + encodeURIComponent(text) : '');
+    updateLocation();
     openStream();
   }
 
@@ -534,18 +857,23 @@
     if (!help.hidden && !help.contains(ev.target)) help.hidden = true;
   });
 
-  // ---------------------------------------------------------------- selection and detail
+  // ---------------------------------------------------------------- selection and detail pane
 
-  function select(seq, fromMouse) {
-    if (seq === null || seq === undefined) return;
-    state.selected = seq;
+  const detailPane = $('detail');
+  const splitter = $('splitter');
+
+  function select(id, fromMouse) {
+    if (id === null || id === undefined) return;
+    state.selected = id;
+    openDetailPane();
     renderRows();
-    if (!fromMouse) ensureVisible(seq);
-    loadDetail(seq);
+    if (!fromMouse) ensureVisible(id);
+    loadDetail(id);
   }
 
-  function ensureVisible(seq) {
-    const i = indexOfSeq(seq);
+  function ensureVisible(id) {
+    const i = indexOfId(id);
+    if (i < 0) return;
     const top = i * ROW_H;
     if (top < scroller.scrollTop) scroller.scrollTop = top;
     else if (top + ROW_H > scroller.scrollTop + scroller.clientHeight) {
@@ -556,22 +884,26 @@
 
   function moveSelection(delta) {
     if (!state.flows.length) return;
-    let i = state.selected === null ? -1 : indexOfSeq(state.selected);
-    if (state.selected !== null && (!state.flows[i] || state.flows[i].seq !== state.selected)) i = -1;
-    i = i < 0 ? (delta > 0 ? 0 : state.flows.length - 1) : Math.min(state.flows.length - 1, Math.max(0, i + delta));
-    select(state.flows[i].seq, false);
+    let i = state.selected === null ? -1 : indexOfId(state.selected);
+    if (i < 0) i = delta > 0 ? 0 : state.flows.length - 1;
+    else i = Math.min(state.flows.length - 1, Math.max(0, i + delta));
+    select(state.flows[i].id, false);
   }
+  const pageRows = () => Math.max(1, Math.floor(scroller.clientHeight / ROW_H) - 1);
 
   let detailGen = 0;
-  async function loadDetail(seq) {
-    const f = state.bySeq.get(seq);
+  async function loadDetail(id, refresh) {
+    const f = state.byId.get(id);
     if (!f) return;
     const gen = ++detailGen;
     try {
-      const d = await api(`/api/flows/${encodeURIComponent(f.id)}`);
+      const d = await api(withSession(`/api/flows/${encodeURIComponent(f.id)}`));
       if (gen !== detailGen) return;
+      // A flow is published again as it progresses; when nothing shown changed, keep the open
+      // body with its folds and search.
+      const same = refresh && state.detail && state.detail.id === d.id && detailSignature(d) === detailSignature(state.detail);
       state.detail = d;
-      renderDetail();
+      if (!same) renderDetail();
     } catch (e) {
       if (gen === detailGen) {
         state.detail = null;
@@ -582,18 +914,66 @@
     }
   }
 
+  function detailSignature(d) {
+    const r = d.response;
+    return [d.state, r && r.status, r && r.body.size, d.request && d.request.body.size, d.error && d.error.message,
+      d.comment, d.marked, d.timings.response_end].join('|');
+  }
+
+  function detailWidth() {
+    const stored = Number(loadJson('mitmd-detail-width', 0));
+    const want = stored >= MIN_DETAIL_W ? stored : Math.round(window.innerWidth * 0.42);
+    return Math.max(MIN_DETAIL_W, Math.min(want, window.innerWidth - MIN_TABLE_W));
+  }
+
+  function openDetailPane() {
+    if (!detailPane.hidden) return;
+    detailPane.style.flexBasis = detailWidth() + 'px';
+    detailPane.hidden = false;
+    splitter.hidden = false;
+    layoutColumns();
+  }
+
   function closeDetail() {
     state.selected = null;
     state.detail = null;
     detailGen++;
+    BODY.clearHighlights();
     $('detail-body').hidden = true;
-    const ph = $('detail-placeholder');
-    ph.hidden = false;
-    ph.replaceChildren(
-      h('p', {text: 'Select a flow to see its request, response, TLS details and timing.'}),
-      h('p', {class: 'muted'}, h('kbd', {text: 'j'}), ' ', h('kbd', {text: 'k'}), ' move   ', h('kbd', {text: '/'}), ' filter'));
+    $('detail-placeholder').hidden = true;
+    detailPane.hidden = true;
+    splitter.hidden = true;
+    layoutColumns();
     renderRows();
   }
+
+  window.addEventListener('resize', () => {
+    if (!detailPane.hidden) detailPane.style.flexBasis = detailWidth() + 'px';
+  });
+
+  // The splitter between the table and the detail pane.
+  splitter.addEventListener('mousedown', (ev) => {
+    ev.preventDefault();
+    splitter.classList.add('drag');
+    document.body.classList.add('col-resizing');
+    const move = (e) => {
+      const w = Math.min(Math.max(window.innerWidth - e.clientX, MIN_DETAIL_W), window.innerWidth - MIN_TABLE_W);
+      detailPane.style.flexBasis = w + 'px';
+    };
+    const up = () => {
+      splitter.classList.remove('drag');
+      document.body.classList.remove('col-resizing');
+      window.removeEventListener('mousemove', move);
+      window.removeEventListener('mouseup', up);
+      saveJson('mitmd-detail-width', parseInt(detailPane.style.flexBasis, 10));
+    };
+    window.addEventListener('mousemove', move);
+    window.addEventListener('mouseup', up);
+  });
+  splitter.addEventListener('dblclick', () => {
+    saveJson('mitmd-detail-width', 0);
+    detailPane.style.flexBasis = detailWidth() + 'px';
+  });
 
   function flowUrl(d) {
     if (d.request) return d.request.url;
@@ -603,6 +983,7 @@
   function renderDetail() {
     const d = state.detail;
     if (!d) return;
+    BODY.clearHighlights();
     $('detail-placeholder').hidden = true;
     const body = $('detail-body');
     body.hidden = false;
@@ -611,12 +992,14 @@
     let pill;
     if (d.error) pill = h('span', {class: 'pill s0', text: 'failed'});
     else if (resp) pill = h('span', {class: 'pill ' + statusClass(resp.status), text: `${resp.status} ${resp.reason || ''}`.trim()});
+    else if (isLive(d)) pill = h('span', {class: 'pill s1 running', text: d.state === 'held' ? 'held' : 'waiting'});
     else if (d.kind === 'tunnel') pill = h('span', {class: 'pill s1', text: 'tunnel'});
 
     const meta = [];
     const start = (d.timings.request_start || d.timings.accepted);
     meta.push(h('span', {text: fmtDateTime(start)}));
-    if (d.duration_ms !== null && d.duration_ms !== undefined) meta.push(h('span', {text: fmtMs(d.duration_ms)}));
+    if (isLive(d)) meta.push(h('span', {class: 'running', text: `running for ${fmtElapsed(Date.now() - start * 1000)}`}));
+    else if (d.duration_ms !== null && d.duration_ms !== undefined) meta.push(h('span', {text: fmtMs(d.duration_ms)}));
     if (resp) meta.push(h('span', {text: fmtSize(resp.body.size) + (resp.body.content_encoding ? ` (${resp.body.content_encoding})` : '')}));
     if (req) meta.push(h('span', {text: req.version + (d.client.tls && d.client.tls.alpn ? ` · ALPN ${d.client.tls.alpn}` : '')}));
     meta.push(h('span', {class: 'link', title: 'Show every flow of this client connection', text: `client conn #${d.client.conn}`,
@@ -626,6 +1009,7 @@
         text: `upstream #${d.server.conn}${d.server.reused ? ' (reused)' : ''}`,
         onclick: () => setFilterText(`upstream:${d.server.conn}`)}));
     }
+    if (d.source) meta.push(h('span', {class: 'tag', title: 'where this flow was imported from', text: d.source}));
 
     const tabs = [
       ['overview', 'Overview'],
@@ -639,25 +1023,41 @@
         onclick: () => { state.detailTab = id; renderDetail(); },
       }, label, badge ? h('span', {class: 'badge', text: badge}) : null)));
 
+    const summary = state.byId.get(d.id) || {};
     const actions = h('div', {class: 'd-actions'},
-      req ? h('button', {class: 'btn small', id: 'btn-curl', title: 'Copy this request as a curl command (c)', text: 'Copy as curl', onclick: copyCurl}) : null,
+      req ? h('button', {class: 'btn small', id: 'btn-curl', title: 'Copy this request as a curl command (c)', text: 'Copy as curl',
+        onclick: () => copySnippet(d.id, 'curl')}) : null,
       req ? h('button', {class: 'btn small', text: 'Copy URL', onclick: () => copyText(req.url, 'URL copied')}) : null,
       resp && resp.body.size > 0 ? h('a', {class: 'btn small', id: 'btn-download', text: 'Download body',
-        href: `/api/flows/${encodeURIComponent(d.id)}/response/body?decode=1&download=1`}) : null,
-      h('button', {class: 'btn small', text: 'Same host', title: 'Filter on this host',
-        onclick: () => setFilterText(`host:${req ? req.host : d.server.host}`)}),
-      h('button', {class: 'btn small ghost', text: 'Close', title: 'Esc', onclick: closeDetail}));
+        href: withSession(`/api/flows/${encodeURIComponent(d.id)}/response/body?decode=1&download=1`)}) : null,
+      state.store ? h('button', {class: 'btn small' + (summary.marked ? ' on' : ''), id: 'btn-mark', title: 'Mark this flow (m)',
+        text: summary.marked ? '★ Marked' : '☆ Mark', onclick: () => toggleMark(d.id)}) : null,
+      h('button', {class: 'btn small', id: 'btn-more', title: 'More actions (right-click a row)', text: 'More…',
+        onclick: (ev) => {
+          const r = ev.currentTarget.getBoundingClientRect();
+          openMenu(r.left, r.bottom + 4, d.id);
+        }}));
+
+    const notices = h('div', {class: 'd-notices'});
+    if (d.error) notices.append(errorBox(d));
+    if (d.note) notices.append(h('div', {class: 'note', id: 'flow-note'}, h('b', {text: 'Note: '}), d.note));
+    if (summary.comment || d.comment) {
+      notices.append(h('div', {class: 'note comment', id: 'flow-comment'}, h('b', {text: '💬 '}), summary.comment || d.comment));
+    }
 
     const head = h('div', {class: 'd-head'},
       h('div', {class: 'd-title'},
         h('span', {class: 'method m-' + method, text: method}),
         h('span', {class: 'd-url', text: flowUrl(d)}),
-        pill),
+        pill,
+        h('button', {class: 'icon-btn', id: 'btn-close-detail', text: '✕', title: 'Close (Esc)',
+          'aria-label': 'Close the detail pane', onclick: closeDetail})),
       h('div', {class: 'd-meta'}, meta),
       actions,
+      notices,
       tabBar);
 
-    const content = h('div', {class: 'd-content', id: 'detail-content'});
+    const content = h('div', {class: 'd-content', id: 'detail-content', tabindex: '-1'});
     if (state.detailTab === 'overview') renderOverview(content, d);
     else if (state.detailTab === 'request') renderMessage(content, d, 'request');
     else if (state.detailTab === 'response') renderMessage(content, d, 'response');
@@ -685,40 +1085,57 @@
       h('div', {class: 'msg', text: d.error.message}));
   }
 
+  // "12.0 KiB (gzip) · 48.2 KiB decoded" when both are known.
+  function bodySizes(b, decoded) {
+    if (!b) return null;
+    let s = fmtSize(b.size) + (b.content_encoding ? ` on the wire (${b.content_encoding})` : '');
+    const dec = b.decoded_size ?? decoded;
+    if (b.content_encoding && dec !== undefined && dec !== null) s += ` · ${fmtSize(dec)} decoded`;
+    if (b.truncated) s += ' · copy truncated';
+    return s;
+  }
+
   function renderOverview(el, d) {
-    el.append(errorBox(d) || '');
     if (d.insecure) el.append(h('div', {class: 'note warn', text: 'Upstream certificate verification was disabled (--insecure) for this flow.'}));
     const req = d.request, resp = d.response;
     el.append(section('Summary', kvGrid([
       ['URL', req ? req.url : null],
       ['Method', req ? req.method : (d.kind === 'tunnel' ? 'CONNECT (not intercepted)' : null)],
-      ['Status', resp ? `${resp.status} ${resp.reason}` : null],
+      ['Status', resp ? `${resp.status} ${resp.reason}` : (isLive(d) ? 'waiting for the response' : null)],
       ['Interim', resp && resp.informational ? resp.informational.join(', ') : null],
       ['Client', `${d.client.addr}  ·  connection #${d.client.conn}`],
       ['Server', `${hostPort(d.server.host, d.server.port)}${d.server.addr ? '  ·  ' + d.server.addr : ''}`],
       ['Upstream conn', d.server.conn ? `#${d.server.conn}${d.server.reused ? ' (reused)' : ' (new)'}` : null],
-      ['Request body', req ? fmtSize(req.body.size) + (req.body.truncated ? ' (copy truncated)' : '') : null],
-      ['Response body', resp ? fmtSize(resp.body.size) + (resp.body.truncated ? ' (copy truncated)' : '') : null],
+      ['Request body', req ? bodySizes(req.body) : null],
+      ['Response body', resp ? bodySizes(resp.body) : null],
       ['Tunnel bytes', d.kind === 'tunnel' ? `↑ ${fmtSize(d.bytes.up)}  ↓ ${fmtSize(d.bytes.down)}` : null],
+      ['Imported from', d.source || null],
       ['Flow id', d.id],
     ])));
     el.append(section('Timing', waterfall(d)));
   }
 
+  // The phases of this exchange. On a reused upstream connection there was no connect and no TLS
+  // for this request (the timings of those belong to the connection's first exchange), and the
+  // client's TLS handshake counts only when it belonged to the same setup.
   function waterfall(d) {
     const t = d.timings;
     const steps = [];
     const add = (cls, label, a, b) => { if (a > 0 && b > 0 && b >= a) steps.push({cls, label, a, b}); };
-    add('connect', 'Upstream connect', t.upstream_connect_start, t.upstream_connect_end);
-    add('tls', 'Upstream TLS', t.upstream_connect_end, t.upstream_tls_end);
-    add('client-tls', 'Client TLS', Math.max(t.upstream_tls_end || 0, t.accepted || 0), t.client_tls_end);
+    const fresh = !d.server.reused && t.upstream_connect_start > 0;
+    if (fresh) {
+      add('connect', 'Upstream connect', t.upstream_connect_start, t.upstream_connect_end);
+      add('tls', 'Upstream TLS', t.upstream_connect_end, t.upstream_tls_end);
+    }
+    const clientTlsHere = t.client_tls_end > 0 && (fresh ? t.client_tls_end >= t.upstream_connect_start
+      : !(t.request_start > 0) || t.client_tls_end >= t.request_start - 0.001);
+    if (clientTlsHere) add('client-tls', 'Client TLS', Math.max(fresh ? t.upstream_tls_end || 0 : 0, t.accepted || 0), t.client_tls_end);
     add('send', 'Request', t.request_start, t.request_end);
     add('wait', 'Waiting (TTFB)', t.request_end, t.response_start);
     add('receive', 'Response', t.response_start, t.response_end);
-    const all = Object.values(t).filter((v) => v > 0);
-    if (!all.length || !steps.length) return h('div', {class: 'muted', text: 'No timing recorded.'});
-    const origin = Math.min(...all);
-    const end = Math.max(...all);
+    if (!steps.length) return h('div', {class: 'muted', text: 'No timing recorded.'});
+    const origin = Math.min(...steps.map((s) => s.a));
+    const end = Math.max(...steps.map((s) => s.b));
     const span = Math.max(end - origin, 1e-6);
     const grid = h('div', {class: 'waterfall', id: 'waterfall'});
     for (const s of steps) {
@@ -727,10 +1144,10 @@
       bar.style.width = Math.max((s.b - s.a) / span * 100, 0.4).toFixed(3) + '%';
       grid.append(h('div', {class: 'lbl', text: s.label}), h('div', {class: 'track'}, bar), h('div', {class: 'ms', text: fmtMs((s.b - s.a) * 1000)}));
     }
-    const total = h('div', {class: 'muted'},
-      `Total ${fmtMs(span * 1000)} from connection accepted to last byte`,
-      d.server.reused ? ` · upstream connection #${d.server.conn} was reused, so there was no connect` : '');
-    total.style.marginTop = '8px';
+    const from = steps[0].cls === 'send' ? 'request start' : 'connection setup';
+    const total = h('div', {class: 'muted wf-total'},
+      `Total ${fmtMs(span * 1000)} from ${from} to last byte`,
+      d.server.reused ? ` · upstream connection #${d.server.conn} was reused: no connect or TLS for this request` : '');
     return h('div', null, grid, total);
   }
 
@@ -744,7 +1161,8 @@
   function renderMessage(el, d, side) {
     const m = d[side];
     if (!m) {
-      el.append(errorBox(d) || '', h('div', {class: 'muted', text: side === 'response' ? 'No response was received.' : 'No request was parsed.'}));
+      el.append(h('div', {class: 'muted', text: side === 'response'
+        ? (isLive(d) ? 'Waiting for the response…' : 'No response was received.') : 'No request was parsed.'}));
       return;
     }
     const first = side === 'request' ? `${m.method} ${m.target || m.path} ${m.version}` : `${m.version} ${m.status} ${m.reason}`;
@@ -758,10 +1176,11 @@
 
   function classify(type) {
     const t = (type || '').toLowerCase().split(';')[0].trim();
-    if (t.startsWith('image/')) return 'image';
+    if (t.startsWith('image/') && t !== 'image/svg+xml') return 'image';
     if (t.includes('json')) return 'json';
     if (t === 'application/x-www-form-urlencoded') return 'form';
-    if (t.includes('xml') || t === 'text/html') return 'markup';
+    if (t === 'text/html') return 'html';
+    if (t.includes('xml')) return 'xml';
     if (t.startsWith('text/') || t.includes('javascript') || t.includes('ecmascript') || t === 'application/graphql') return 'text';
     if (!t) return 'unknown';
     return 'binary';
@@ -797,33 +1216,6 @@
     return lines.join('\n');
   }
 
-  function highlightJson(value, out, indent) {
-    const pad1 = '  '.repeat(indent + 1), pad0 = '  '.repeat(indent);
-    if (value === null || typeof value === 'boolean') { out.push(h('span', {class: 'j-lit', text: String(value)})); return; }
-    if (typeof value === 'number') { out.push(h('span', {class: 'j-num', text: String(value)})); return; }
-    if (typeof value === 'string') { out.push(h('span', {class: 'j-str', text: JSON.stringify(value)})); return; }
-    if (Array.isArray(value)) {
-      if (!value.length) { out.push('[]'); return; }
-      out.push('[\n');
-      value.forEach((v, i) => {
-        out.push(pad1);
-        highlightJson(v, out, indent + 1);
-        out.push(i < value.length - 1 ? ',\n' : '\n');
-      });
-      out.push(pad0 + ']');
-      return;
-    }
-    const keys = Object.keys(value);
-    if (!keys.length) { out.push('{}'); return; }
-    out.push('{\n');
-    keys.forEach((k, i) => {
-      out.push(pad1, h('span', {class: 'j-key', text: JSON.stringify(k)}), ': ');
-      highlightJson(value[k], out, indent + 1);
-      out.push(i < keys.length - 1 ? ',\n' : '\n');
-    });
-    out.push(pad0 + '}');
-  }
-
   function prettyMarkup(text) {
     // Line breaks between tags for minified XML/HTML; text stays text (never parsed as HTML).
     if (text.length > MAX_PRETTY || text.split('\n').length > 20) return text;
@@ -837,35 +1229,94 @@
     }).join('\n');
   }
 
+  // The body's search box: highlights every match in the rendered body; Enter / Shift+Enter (or
+  // the arrows) go to the next / previous one, opening folds on the way.
+  function searchBox(side, getRoot) {
+    const saved = state.bodySearch[side] || {query: ''};
+    state.bodySearch[side] = saved;
+    const input = h('input', {type: 'search', class: 'body-search', id: `${side}-search`, placeholder: 'Find in body (f)',
+      spellcheck: 'false', autocomplete: 'off', 'aria-label': 'Find in body'});
+    input.value = saved.query;
+    const count = h('span', {class: 'search-count', id: `${side}-search-count`});
+    const run = (move) => {
+      saved.query = input.value;
+      const root = getRoot();
+      if (!saved.result || saved.result.root !== root || saved.result.query !== saved.query) {
+        saved.result = BODY.search(root, saved.query);
+        saved.result.root = root;
+        saved.result.query = saved.query;
+        if (saved.result.count) saved.result.go(1);
+      } else if (move) {
+        saved.result.go(move);
+      }
+      const r = saved.result;
+      count.textContent = !saved.query ? '' : r.count
+        ? `${r.index + 1}/${nf.format(r.count)}${r.capped ? '+' : ''}` : 'no match';
+      count.classList.toggle('none', !!saved.query && !r.count);
+    };
+    let timer = 0;
+    input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => run(0), 120); });
+    input.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter') { ev.preventDefault(); clearTimeout(timer); run(ev.shiftKey ? -1 : 1); }
+      if (ev.key === 'Escape') { input.value = ''; run(0); input.blur(); ev.stopPropagation(); }
+    });
+    const prev = h('button', {class: 'icon-btn small', title: 'Previous match (Shift+Enter)', text: '↑', id: `${side}-search-prev`, onclick: () => run(-1)});
+    const next = h('button', {class: 'icon-btn small', title: 'Next match (Enter)', text: '↓', id: `${side}-search-next`, onclick: () => run(1)});
+    return {el: h('span', {class: 'search-wrap'}, input, count, prev, next), refresh: () => { saved.result = null; if (saved.query) run(0); }};
+  }
+
   async function renderBody(el, d, side) {
     const m = d[side];
     const b = m.body;
     const type = headerValue(m.headers, 'content-type') || '';
     const kind = classify(type);
-    const base = `/api/flows/${encodeURIComponent(d.id)}/${side}/body`;
+    const base = withSession(`/api/flows/${encodeURIComponent(d.id)}/${side}/body`);
+    const q = base.includes('?') ? '&' : '?';
     const title = h('h4', null, 'Body', h('span', {class: 'spacer-x'}));
     el.replaceChildren(title);
     if (!b.size && !b.truncated) {
-      el.append(h('div', {class: 'muted', text: 'No body.'}));
+      el.append(h('div', {class: 'muted', text: isLive(d) ? 'No body yet.' : 'No body.'}));
       return;
     }
-    const info = [fmtSize(b.size)];
-    if (b.content_encoding) info.push(b.content_encoding);
-    if (type) info.push(type);
-    if (b.truncated) info.push(`recorded copy cut at ${fmtSize(d.body_record_cap)}`);
+    const info = h('span', {class: 'body-info', id: `${side}-body-info`});
+    const setInfo = (decoded) => {
+      const parts = [bodySizes(b, decoded)];
+      if (type) parts.push(type);
+      if (b.truncated) parts.push(`recorded copy cut at ${fmtSize(d.body_record_cap)}`);
+      info.textContent = parts.join(' · ');
+    };
+    setInfo();
     const mode = state.bodyView[side] || 'pretty';
     const seg = h('div', {class: 'seg'}, ['pretty', 'raw', 'hex'].map((m2) => h('button', {
       class: mode === m2 ? 'active' : '', text: m2[0].toUpperCase() + m2.slice(1),
       onclick: () => { state.bodyView[side] = m2; renderBody(el, d, side); },
     })));
-    const bar = h('div', {class: 'body-bar'}, seg, h('span', {class: 'body-info', text: info.join(' · ')}),
-      h('a', {class: 'btn small', href: base + '?decode=1&download=1', text: 'Download'}));
-    el.append(bar);
     const holder = h('div', {class: 'body-view'}, h('div', {class: 'muted', text: 'Loading…'}));
-    el.append(holder);
+    const finder = searchBox(side, () => holder.querySelector('pre') || holder);
+    const foldBtns = h('span', {class: 'fold-btns', hidden: true},
+      h('button', {class: 'btn small', text: 'Fold all', id: `${side}-fold-all`, onclick: () => {
+        const pre = holder.querySelector('.foldable');
+        // The top level stays open so the fold shows what is inside.
+        if (pre) { BODY.setAllFolds(pre, false); const top = pre.querySelector('.fold'); if (top) top.classList.add('open'); }
+      }}),
+      h('button', {class: 'btn small', text: 'Unfold all', id: `${side}-unfold-all`, onclick: () => {
+        const pre = holder.querySelector('.foldable');
+        if (pre) BODY.setAllFolds(pre, true);
+      }}));
+    const bar = h('div', {class: 'body-bar'}, seg, foldBtns, finder.el, info,
+      h('a', {class: 'btn small', href: base + q + 'decode=1&download=1', text: 'Download'}));
+    el.append(bar, holder);
+
+    const show = (...nodes) => {
+      holder.replaceChildren(...nodes);
+      const foldable = holder.querySelector('.foldable');
+      foldBtns.hidden = !foldable;
+      if (foldable) foldable.addEventListener('click', BODY.onFoldClick);
+      finder.refresh();
+    };
 
     if (kind === 'image' && mode === 'pretty') {
-      const img = h('img', {src: base + '?decode=1', alt: 'response image', id: 'body-image'});
+      const img = h('img', {src: base + q + 'decode=1', alt: 'response image', id: 'body-image'});
       const dims = h('div', {class: 'muted'});
       img.addEventListener('load', () => { dims.textContent = `${img.naturalWidth} × ${img.naturalHeight} px`; });
       img.addEventListener('error', () => { dims.textContent = 'The image could not be displayed (it may be truncated or not an image).'; });
@@ -874,7 +1325,7 @@
     }
     let bytes, res;
     try {
-      res = await fetch(base + '?decode=1');
+      res = await fetch(base + q + 'decode=1');
       bytes = new Uint8Array(await res.arrayBuffer());
     } catch (e) {
       holder.replaceChildren(h('div', {class: 'muted', text: 'Could not load the body: ' + e.message}));
@@ -883,28 +1334,28 @@
     const notes = [];
     const decodeError = res.headers.get('X-Mitmd-Decode-Error');
     if (decodeError) notes.push(h('div', {class: 'note warn', text: decodeError + ' — shown as recorded.'}));
-    if (res.headers.get('X-Mitmd-Decoded') === 'partial') notes.push(h('div', {class: 'note', text: 'Decoded as far as the recorded copy goes.'}));
+    const decoded = res.headers.get('X-Mitmd-Decoded');
+    if (decoded === 'partial') notes.push(h('div', {class: 'note', text: 'Decoded as far as the recorded copy goes.'}));
+    if (decoded === '1' && !b.truncated) setInfo(bytes.length);
     if (mode === 'hex' || ((kind === 'binary' || kind === 'unknown' || kind === 'image') && looksBinary(bytes))) {
-      holder.replaceChildren(...notes, h('pre', {class: 'code hex', text: hexDump(bytes)}));
+      show(...notes, h('pre', {class: 'code hex', text: hexDump(bytes)}));
       return;
     }
     const text = new TextDecoder('utf-8').decode(bytes);
     if (mode === 'raw') {
-      holder.replaceChildren(...notes, h('pre', {class: 'code', text}));
+      show(...notes, h('pre', {class: 'code', text}));
       return;
     }
     if (kind === 'json' || (kind === 'unknown' && /^\s*[[{]/.test(text))) {
       try {
         const value = JSON.parse(text);
-        const pre = h('pre', {class: 'code json', id: `${side}-json`});
-        if (text.length <= MAX_PRETTY) {
-          const parts = [];
-          highlightJson(value, parts, 0);
-          pre.append(...parts);
-        } else {
-          pre.textContent = JSON.stringify(value, null, 2);
+        let pre = text.length <= MAX_PRETTY ? BODY.jsonTree(value) : null;
+        if (!pre) {
+          pre = h('pre', {class: 'code json', text: JSON.stringify(value, null, 2)});
+          notes.push(h('div', {class: 'note', text: 'Large document: shown without folding.'}));
         }
-        holder.replaceChildren(...notes, pre);
+        pre.id = `${side}-json`;
+        show(...notes, pre);
         return;
       } catch (e) {
         notes.push(h('div', {class: 'note', text: 'Not valid JSON (' + e.message + '); shown as text.'}));
@@ -914,14 +1365,23 @@
       const params = new URLSearchParams(text);
       const table = h('table', {class: 'headers'});
       for (const [k, v] of params) table.append(h('tr', null, h('td', {class: 'hn', text: k}), h('td', {text: v})));
-      holder.replaceChildren(...notes, table, h('pre', {class: 'code', text}));
+      show(...notes, table, h('pre', {class: 'code', text}));
       return;
     }
-    if (kind === 'markup') {
-      holder.replaceChildren(...notes, h('pre', {class: 'code', text: prettyMarkup(text)}));
+    if (kind === 'xml' || (kind === 'unknown' && /^\s*<\?xml/.test(text))) {
+      const pre = text.length <= MAX_PRETTY ? BODY.xmlTree(text) : null;
+      if (pre) {
+        pre.id = `${side}-xml`;
+        show(...notes, pre);
+        return;
+      }
+      notes.push(h('div', {class: 'note', text: 'Not well-formed XML; shown as text.'}));
+    }
+    if (kind === 'xml' || kind === 'html') {
+      show(...notes, h('pre', {class: 'code', text: prettyMarkup(text)}));
       return;
     }
-    holder.replaceChildren(...notes, h('pre', {class: 'code', text}));
+    show(...notes, h('pre', {class: 'code', text}));
   }
 
   function tlsCard(title, t) {
@@ -951,44 +1411,37 @@
     } else if (d.server.tls) {
       el.append(section('Server certificate', h('div', {class: 'muted', text: 'Not recorded.'})));
     }
-    if (d.error && /tls/.test(d.error.phase)) el.prepend(errorBox(d));
   }
 
-  // ---------------------------------------------------------------- copy as curl
+  // ---------------------------------------------------------------- copy as code
 
-  function shellQuote(s) {
-    return `'${String(s).replace(/'/g, `'\\''`)}'`;
+  const SNIPPETS = {
+    curl: ['curl', 'curl command'],
+    python: ['Python requests', 'Python code'],
+    fetch: ['JavaScript fetch', 'fetch code'],
+    httpie: ['HTTPie', 'HTTPie command'],
+    raw: ['raw HTTP', 'raw HTTP request'],
+  };
+
+  async function flowDetail(id) {
+    if (state.detail && state.detail.id === id) return state.detail;
+    return api(withSession(`/api/flows/${encodeURIComponent(id)}`));
   }
-  const SKIP_HEADERS = new Set(['host', 'content-length', 'connection', 'proxy-connection', 'keep-alive', 'transfer-encoding', 'te', 'upgrade']);
 
-  async function buildCurl(d) {
+  // The request of flow |id| in the shape snippets.js takes, with its recorded body bytes.
+  async function requestFor(id) {
+    const d = await flowDetail(id);
     const r = d.request;
-    const parts = ['curl'];
-    if (r.method !== 'GET' || r.body.size > 0) {
-      if (!(r.method === 'POST' && r.body.size > 0)) parts.push('-X ' + shellQuote(r.method));
+    if (!r) throw new Error('this flow has no request');
+    let body = null;
+    if (r.body.size > 0 || r.body.truncated) {
+      const res = await fetch(withSession(`/api/flows/${encodeURIComponent(id)}/request/body`));
+      if (!res.ok) throw new Error(`the request body could not be loaded (${res.status})`);
+      body = new Uint8Array(await res.arrayBuffer());
     }
-    parts.push(shellQuote(r.url));
-    let compressed = false;
-    for (const [k, v] of r.headers) {
-      const lk = k.toLowerCase();
-      if (SKIP_HEADERS.has(lk)) continue;
-      if (lk === 'accept-encoding') compressed = true;
-      parts.push('-H ' + shellQuote(`${k}: ${v}`));
-    }
-    const host = headerValue(r.headers, 'host');
-    if (host && host !== hostPort(r.host, r.port, r.scheme)) parts.push('-H ' + shellQuote(`Host: ${host}`));
-    if (r.body.size > 0) {
-      const res = await fetch(`/api/flows/${encodeURIComponent(d.id)}/request/body`);
-      const bytes = new Uint8Array(await res.arrayBuffer());
-      if (looksBinary(bytes)) {
-        parts.push(`--data-binary @request-body.bin  # ${fmtSize(bytes.length)} binary body: download it from the viewer`);
-      } else {
-        parts.push('--data-raw ' + shellQuote(new TextDecoder().decode(bytes)));
-      }
-    }
-    if (compressed) parts.push('--compressed');
-    if (r.version === 'HTTP/2' || r.version === 'HTTP/2.0') parts.push('--http2');
-    return parts.join(' \\\n  ');
+    return {method: r.method, url: r.url, version: r.version, host: r.host, port: r.port, scheme: r.scheme,
+      target: r.target || r.path, authority: hostPort(r.host, r.port, r.scheme), headers: r.headers, body,
+      truncated: !!r.body.truncated};
   }
 
   async function copyText(text, done) {
@@ -1005,24 +1458,170 @@
     toast(done);
   }
 
-  async function copyCurl() {
-    const d = state.detail;
-    if (!d || !d.request) return;
-    const cmd = await buildCurl(d);
-    window.__mitmdLastCurl = cmd;  // read by the browser tests
-    await copyText(cmd, 'curl command copied');
+  async function copySnippet(id, kind) {
+    try {
+      const r = await requestFor(id);
+      const text = SNIP[kind](r);
+      await copyText(text, `${SNIPPETS[kind][1]} copied` + (r.truncated ? ' (the body was truncated when recorded)' : ''));
+    } catch (e) {
+      toast(`Could not copy as ${SNIPPETS[kind][0]}: ${e.message}`, true);
+    }
   }
 
-  // ---------------------------------------------------------------- actions
+  // ---------------------------------------------------------------- marks, comments, delete
+
+  function updateSummary(id, change) {
+    const f = state.byId.get(id);
+    if (!f) return;
+    insertFlows([{...f, ...change}]);
+    scheduleRender();
+    if (state.detail && state.detail.id === id) {
+      Object.assign(state.detail, change);
+      renderDetail();
+    }
+  }
+
+  async function toggleMark(id) {
+    const f = state.byId.get(id);
+    if (!f || !state.store) return;
+    try {
+      await post(`/api/flows/${encodeURIComponent(id)}/mark`, {marked: !f.marked});
+      updateSummary(id, {marked: !f.marked});
+    } catch (e) {
+      toast('Could not mark the flow: ' + e.message, true);
+    }
+  }
+
+  function editComment(id) {
+    const f = state.byId.get(id);
+    if (!f || !state.store) return;
+    const dlg = $('comment-dialog');
+    const ta = $('comment-text');
+    ta.value = f.comment || '';
+    $('comment-title').textContent = `Comment on ${f.method || ''} ${hostPort(f.host, f.port, f.scheme)}${f.path || ''}`;
+    dlg.hidden = false;
+    ta.focus();
+    const close = () => {
+      dlg.hidden = true;
+      $('comment-save').onclick = null;
+      $('comment-cancel').onclick = null;
+      ta.onkeydown = null;
+    };
+    const save = async () => {
+      const text = ta.value.trim();
+      try {
+        await post(`/api/flows/${encodeURIComponent(id)}/comment`, {comment: text});
+        close();
+        updateSummary(id, {comment: text});
+      } catch (e) {
+        toast('Could not save the comment: ' + e.message, true);
+      }
+    };
+    $('comment-save').onclick = save;
+    $('comment-cancel').onclick = close;
+    ta.onkeydown = (ev) => {
+      if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) save();
+      if (ev.key === 'Escape') { ev.stopPropagation(); close(); }
+    };
+  }
+
+  async function deleteFlow(id) {
+    if (!state.store) return;
+    const i = indexOfId(id);
+    try {
+      await post(`/api/flows/${encodeURIComponent(id)}`, undefined, 'DELETE');
+    } catch (e) {
+      toast('Could not delete the flow: ' + e.message, true);
+      return;
+    }
+    const wasSelected = state.selected === id;
+    removeFlow(id);
+    if (wasSelected && state.flows.length) select(state.flows[Math.min(i, state.flows.length - 1)].id, false);
+    toast('Flow deleted');
+  }
+
+  // ---------------------------------------------------------------- context menu
+
+  const menu = $('ctx-menu');
+  function closeMenu() {
+    if (menu.hidden) return;
+    menu.hidden = true;
+    menu.replaceChildren();
+  }
+
+  function openMenu(x, y, id) {
+    const f = state.byId.get(id);
+    if (!f) return;
+    const item = (action, label, run, opts = {}) => h('button', {class: 'ctx-item' + (opts.danger ? ' danger' : ''),
+      role: 'menuitem', dataset: {action}, disabled: opts.disabled, title: opts.title,
+      onclick: () => { closeMenu(); run(); }}, h('span', {text: label}), opts.key ? h('kbd', {text: opts.key}) : null);
+    const hasRequest = f.kind !== 'tunnel' && !!f.method;
+    const items = [
+      item('copy-url', 'Copy URL', async () => {
+        const d = await flowDetail(id);
+        copyText(d.request ? d.request.url : flowUrl(d), 'URL copied');
+      }),
+      h('div', {class: 'ctx-sep'}),
+    ];
+    for (const [kind, [label]] of Object.entries(SNIPPETS)) {
+      items.push(item(`copy-${kind}`, `Copy as ${label}`, () => copySnippet(id, kind),
+        {disabled: !hasRequest, key: kind === 'curl' ? 'c' : null}));
+    }
+    items.push(h('div', {class: 'ctx-sep'}),
+      item('filter-host', `Filter by host ${f.host}`, () => setFilterText(`host:${f.host}`)));
+    if (state.store && !state.session) {
+      items.push(h('div', {class: 'ctx-sep'}),
+        item('mark', f.marked ? 'Unmark' : 'Mark', () => toggleMark(id), {key: 'm'}),
+        item('comment', f.comment ? 'Edit comment…' : 'Comment…', () => editComment(id)),
+        item('delete', 'Delete', () => deleteFlow(id), {danger: true, key: 'Del'}));
+    }
+    menu.replaceChildren(...items);
+    menu.hidden = false;
+    const r = menu.getBoundingClientRect();
+    menu.style.left = Math.max(4, Math.min(x, window.innerWidth - r.width - 4)) + 'px';
+    menu.style.top = Math.max(4, Math.min(y, window.innerHeight - r.height - 4)) + 'px';
+    const first = menu.querySelector('.ctx-item:not([disabled])');
+    if (first) first.focus();
+  }
+  document.addEventListener('mousedown', (ev) => { if (!menu.contains(ev.target)) closeMenu(); });
+  window.addEventListener('blur', closeMenu);
+  scroller.addEventListener('scroll', closeMenu);
+  menu.addEventListener('keydown', (ev) => {
+    const items = [...menu.querySelectorAll('.ctx-item:not([disabled])')];
+    const i = items.indexOf(document.activeElement);
+    if (ev.key === 'ArrowDown') { ev.preventDefault(); items[(i + 1) % items.length].focus(); }
+    else if (ev.key === 'ArrowUp') { ev.preventDefault(); items[(i - 1 + items.length) % items.length].focus(); }
+    else if (ev.key === 'Escape') { ev.preventDefault(); ev.stopPropagation(); closeMenu(); scroller.focus(); }
+  });
+
+  // ---------------------------------------------------------------- clear, import, sessions
 
   $('btn-clear').addEventListener('click', async () => {
     try {
-      const r = await api('/api/clear', {method: 'POST', headers: {'X-Mitmd': '1'}});
-      toast(`Cleared ${nf.format(r.cleared)} flows from the viewer (the session log keeps them)`);
+      const r = await post('/api/clear');
+      const n = r.cleared !== undefined ? r.cleared : state.flows.length;
+      if (r.undo) {
+        resetFlows();
+        closeDetail();
+        scheduleRender();
+        toast(`Cleared ${nf.format(n)} flows`, false, {label: 'Undo', run: () => undoClear(r.undo)}, UNDO_MS);
+      } else {
+        toast(`Cleared ${nf.format(n)} flows from the viewer (the session log keeps them)`);
+      }
     } catch (e) {
       toast('Clear failed: ' + e.message, true);
     }
   });
+
+  async function undoClear(token) {
+    try {
+      const r = await post('/api/clear/undo', {undo: token});
+      await loadAll();
+      toast(r && r.restored !== undefined ? `Restored ${nf.format(r.restored)} flows` : 'Restored');
+    } catch (e) {
+      toast('Could not undo the clear: ' + e.message, true);
+    }
+  }
 
   $('btn-import').addEventListener('click', () => $('import-file').click());
   $('import-file').addEventListener('change', async (ev) => {
@@ -1032,37 +1631,69 @@
     try {
       const r = await api('/api/import', {method: 'POST', headers: {'X-Mitmd': '1', 'Content-Type': 'application/octet-stream'}, body: file});
       toast(`Imported ${nf.format(r.added)} flows from ${file.name}${r.skipped ? ` (${r.skipped} unreadable skipped)` : ''}`);
+      if (state.store) loadSessions();
     } catch (e) {
       toast(`Could not import ${file.name}: ${e.message}`, true);
     }
   });
 
-  // Splitter between table and detail pane.
-  (() => {
-    const split = $('splitter');
-    const detail = $('detail');
+  // The session switcher: hidden until GET /api/sessions answers (the session store is there).
+  async function loadSessions() {
+    let data;
     try {
-      const w = Number(localStorage.getItem('mitmd-detail-width'));
-      if (w > 300) detail.style.flexBasis = w + 'px';
-    } catch (e) { /* storage off */ }
-    split.addEventListener('mousedown', (ev) => {
-      ev.preventDefault();
-      split.classList.add('drag');
-      const move = (e) => {
-        const w = Math.min(Math.max(window.innerWidth - e.clientX, 340), window.innerWidth - 360);
-        detail.style.flexBasis = w + 'px';
-        scheduleRender();
-      };
-      const up = () => {
-        split.classList.remove('drag');
-        window.removeEventListener('mousemove', move);
-        window.removeEventListener('mouseup', up);
-        try { localStorage.setItem('mitmd-detail-width', parseInt(detail.style.flexBasis, 10)); } catch (e) { /* storage off */ }
-      };
-      window.addEventListener('mousemove', move);
-      window.addEventListener('mouseup', up);
-    });
-  })();
+      data = await api('/api/sessions');
+    } catch (e) {
+      if (e.status !== 404 && e.status !== 405) toast('Could not list sessions: ' + e.message, true);
+      return false;
+    }
+    if (!data || !Array.isArray(data.sessions)) return false;
+    state.sessions = data;
+    renderSessions();
+    return true;
+  }
+
+  function sessionLabel(s, current) {
+    const parts = [`${nf.format(s.flows || 0)} flows`];
+    const created = toEpoch(s.created), modified = toEpoch(s.modified);
+    if (created) {
+      const a = fmtDate(created), b = modified ? fmtDate(modified) : a;
+      parts.push(a === b ? a : `${a} → ${b}`);
+    }
+    if (s.bytes) parts.push(fmtSize(s.bytes));
+    return `${s.name}${s.name === current ? ' (recording)' : ''} · ${parts.join(' · ')}`;
+  }
+
+  function renderSessions() {
+    const data = state.sessions;
+    const sel = $('session');
+    const current = data.current;
+    const viewing = state.session || current;
+    const names = data.sessions.map((s) => s.name);
+    if (!names.includes(current)) data.sessions.unshift({name: current, flows: 0});
+    sel.replaceChildren(...data.sessions.map((s) => h('option', {value: s.name, text: sessionLabel(s, current),
+      selected: s.name === viewing})));
+    $('session-wrap').hidden = false;
+    const banner = $('session-banner');
+    banner.hidden = !state.session;
+    if (state.session) {
+      const s = data.sessions.find((x) => x.name === state.session);
+      $('session-banner-text').textContent = `Viewing session "${state.session}"` +
+        (s ? ` (${sessionLabel(s, current).split(' · ').slice(1).join(' · ')})` : '') +
+        `. New traffic is recorded in "${current}".`;
+    }
+  }
+
+  function switchSession(name) {
+    const current = state.sessions ? state.sessions.current : '';
+    state.session = name && name !== current ? name : '';
+    closeDetail();
+    updateLocation();
+    if (state.sessions) renderSessions();
+    $('btn-clear').disabled = !!state.session;
+    openStream();
+  }
+  $('session').addEventListener('change', (ev) => switchSession(ev.target.value));
+  $('session-back').addEventListener('click', () => switchSession(''));
 
   // ---------------------------------------------------------------- connections view
 
@@ -1142,14 +1773,19 @@
 
   document.addEventListener('keydown', (ev) => {
     const target = ev.target;
-    const typing = target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement;
+    const typing = target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement ||
+      target instanceof HTMLSelectElement;
     if (ev.key === 'Escape') {
+      if (!menu.hidden) { closeMenu(); return; }
       if (!help.hidden) { help.hidden = true; return; }
       if (typing) return;
       if (state.selected !== null) closeDetail();
       return;
     }
     if (typing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (!menu.hidden) return;
+    const inDetail = detailPane.contains(target);
+    const flowsKey = state.view === 'flows';
     switch (ev.key) {
       case '/':
         ev.preventDefault();
@@ -1161,20 +1797,29 @@
         help.hidden = !help.hidden;
         break;
       case 'j': case 'ArrowDown':
-        if (state.view !== 'flows') return;
+        if (!flowsKey || (inDetail && ev.key === 'ArrowDown')) return;
         ev.preventDefault();
         moveSelection(1);
         break;
       case 'k': case 'ArrowUp':
-        if (state.view !== 'flows') return;
+        if (!flowsKey || (inDetail && ev.key === 'ArrowUp')) return;
         ev.preventDefault();
         moveSelection(-1);
         break;
-      case 'g':
-        if (state.flows.length) select(state.flows[0].seq, false);
+      case 'PageDown': case 'PageUp':
+        if (!flowsKey || inDetail) return;
+        ev.preventDefault();
+        moveSelection((ev.key === 'PageDown' ? 1 : -1) * pageRows());
         break;
-      case 'G':
-        if (state.flows.length) select(state.flows[state.flows.length - 1].seq, false);
+      case 'Home': case 'g':
+        if (!flowsKey || (inDetail && ev.key === 'Home')) return;
+        ev.preventDefault();
+        if (state.flows.length) select(state.flows[0].id, false);
+        break;
+      case 'End': case 'G':
+        if (!flowsKey || (inDetail && ev.key === 'End')) return;
+        ev.preventDefault();
+        if (state.flows.length) select(state.flows[state.flows.length - 1].id, false);
         break;
       case 'Enter':
         if (state.selected !== null) loadDetail(state.selected);
@@ -1185,8 +1830,27 @@
           renderDetail();
         }
         break;
+      case 'f': {
+        const box = document.querySelector('.body-search');
+        if (box) { ev.preventDefault(); box.focus(); box.select(); }
+        break;
+      }
       case 'c':
-        copyCurl();
+        if (state.selected !== null) copySnippet(state.selected, 'curl');
+        break;
+      case 'm':
+        if (state.selected !== null) toggleMark(state.selected);
+        break;
+      case 'Delete':
+        if (state.selected !== null && !state.session) deleteFlow(state.selected);
+        break;
+      case 'ContextMenu': case 'F10':
+        if (state.selected !== null && (ev.key === 'ContextMenu' || ev.shiftKey)) {
+          ev.preventDefault();
+          const i = indexOfId(state.selected);
+          const box = scroller.getBoundingClientRect();
+          openMenu(box.left + 80, box.top + (i * ROW_H - scroller.scrollTop) + ROW_H, state.selected);
+        }
         break;
       case ' ':
         if (target === document.body || target === scroller) {
@@ -1203,23 +1867,35 @@
 
   async function start() {
     initTheme();
+    buildHeader();
+    layoutColumns();
     const params = new URLSearchParams(location.search);
     const initial = params.get('filter') || '';
     filterInput.value = initial;
     state.filter = initial;
+    state.session = params.get('session') || '';
     filterInput.classList.toggle('active', !!initial);
     if (params.has('token')) {
       params.delete('token');
       const rest = params.toString();
       history.replaceState(null, '', location.pathname + (rest ? '?' + rest : ''));
     }
-    $('btn-har').href = '/api/export.har' + (initial ? '?filter=' + encodeURIComponent(initial) : '');
     try {
       state.info = await api('/api/info');
       document.title = `mitmd · ${state.info.proxy || 'viewer'}`;
     } catch (e) {
       toast('Could not reach mitmd: ' + e.message, true);
     }
+    state.store = await loadSessions();
+    if (state.store) {
+      $('btn-clear').title = 'Remove every flow of this session (you can undo it for 30 s)';
+      if (state.session === state.sessions.current) state.session = '';
+      renderSessions();
+    } else {
+      state.session = '';
+    }
+    $('btn-clear').disabled = !!state.session;
+    updateLocation();
     openStream();
     scheduleRender();
   }
