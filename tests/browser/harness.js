@@ -44,10 +44,39 @@ const UPSTREAM_JSON = {
   secret: 'needle-42',
 };
 
+// A nested document for folding and search.
+const NESTED_JSON = {
+  service: 'inventory',
+  warehouses: [
+    {name: 'north', bins: [{sku: 'A-1', qty: 4}, {sku: 'A-2', qty: 0}], tags: ['cold', 'needle-in-north']},
+    {name: 'south', bins: [{sku: 'B-1', qty: 9}], tags: ['dry']},
+  ],
+  meta: {generated: '2026-01-01T00:00:00Z', deep: {deeper: {deepest: 'needle-deep'}}},
+};
+const XML_DOC = '<?xml version="1.0"?><feed><title>Orders</title><entry id="1"><sku>A-1</sku><qty>4</qty></entry>' +
+  '<entry id="2"><sku>needle-sku</sku><qty>0</qty></entry></feed>';
+
 function startUpstream(pki, png) {
   const server = https.createServer({key: fs.readFileSync(pki.key), cert: fs.readFileSync(pki.cert)}, (req, res) => {
     const url = new URL(req.url, 'https://localhost');
-    if (url.pathname === '/api/data.json') {
+    if (url.pathname === '/echo') {
+      // Records what arrived, so a test can compare what a copied snippet sent.
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        server.requests.push({method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks)});
+        const body = Buffer.from(JSON.stringify({received: Buffer.concat(chunks).length}));
+        res.writeHead(200, {'Content-Type': 'application/json', 'Content-Length': body.length});
+        res.end(body);
+      });
+    } else if (url.pathname === '/api/nested.json') {
+      const body = Buffer.from(JSON.stringify(NESTED_JSON));
+      res.writeHead(200, {'Content-Type': 'application/json', 'Content-Length': body.length});
+      res.end(body);
+    } else if (url.pathname === '/feed.xml') {
+      res.writeHead(200, {'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(XML_DOC)});
+      res.end(XML_DOC);
+    } else if (url.pathname === '/api/data.json') {
       const body = zlib.gzipSync(Buffer.from(JSON.stringify(UPSTREAM_JSON)));
       res.writeHead(200, {'Content-Type': 'application/json', 'Content-Encoding': 'gzip', 'Content-Length': body.length});
       res.end(body);
@@ -72,6 +101,7 @@ function startUpstream(pki, png) {
       res.end(body);
     }
   });
+  server.requests = [];
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
@@ -141,12 +171,15 @@ async function launchBrowser() {
 
 // A page that records console errors, warnings and page errors for the final assertion.
 async function openViewer(browser, url, opts = {}) {
-  const context = await browser.newContext({acceptDownloads: true, viewport: {width: 1440, height: 900},
+  const context = await browser.newContext({acceptDownloads: true, viewport: opts.viewport || {width: 1440, height: 900},
     colorScheme: opts.colorScheme || 'light'});
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], {origin: new URL(url).origin});
   const page = await context.newPage();
   const problems = [];
   page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+    // Probing an endpoint that a server without the session store lacks is expected to 404.
+    if (/\/api\/sessions$/.test(m.location().url || '')) return;
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()} (${m.location().url})`);
   });
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
   let navigations = 0;
@@ -156,4 +189,5 @@ async function openViewer(browser, url, opts = {}) {
   return {page, context, problems, navigations: () => navigations};
 }
 
-module.exports = {cleanEnv, tempDir, makePki, startUpstream, startMitmd, curlThrough, launchBrowser, openViewer, UPSTREAM_JSON};
+module.exports = {cleanEnv, tempDir, makePki, startUpstream, startMitmd, curlThrough, launchBrowser, openViewer, UPSTREAM_JSON,
+  NESTED_JSON, XML_DOC};

@@ -166,6 +166,7 @@ function make(count, light) {
       flow.server.tls = undefined;
       flow.server.cert = undefined;
       flow.bytes = {up: 5120 + Math.floor(r() * 9000), down: 20000 + Math.floor(r() * 90000)};
+      flow.note = 'pinned.example.com:443 tunnelled untouched: the client rejected mitmd\'s certificate earlier (auto-passthrough)';
     }
     if (light) flow.server.cert = undefined;
     for (const k of Object.keys(flow.server)) if (flow.server[k] === undefined) delete flow.server[k];

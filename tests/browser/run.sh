@@ -16,6 +16,9 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The copied snippets are run with the clients they are for.
+command -v http >/dev/null 2>&1 || need+=(httpie)
+/usr/bin/python3 -c 'import requests' >/dev/null 2>&1 || need+=(python3-requests)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
