@@ -361,23 +361,24 @@
   function sortValue(f, key) {
     switch (key) {
       case 'method': return f.method || '';
-      case 'host': return (f.host || '') + ':' + String(f.port || 0).padStart(5, '0');
+      case 'host': return f.host || '';
       case 'path': return f.path || '';
-      case 'status': return f.err ? -1 : (f.status || 0);
+      case 'status': return f.status || 0;
       case 'type': return f.type || '';
       case 'size': return f.size || 0;
       case 'dur': return f.dur === null || f.dur === undefined ? -1 : f.dur;
-      default: return f.t || 0;
+      default: return 0;  // time: arrival order
     }
   }
-  // The server sorts the same way (sort=, order=); this keeps live rows and a server that does
-  // not sort in the same order. Ties go by arrival.
+  // The server sorts the same way (sort=, order=): by the column, then newest first; "time" is
+  // arrival order. This keeps live rows, and a server that does not sort, in the same order.
   function compare(a, b) {
     const va = sortValue(a, state.sort.key), vb = sortValue(b, state.sort.key);
     let c = va < vb ? -1 : va > vb ? 1 : 0;
-    if (!c) c = (a.seq || 0) - (b.seq || 0);
+    if (state.sort.order === 'desc') c = -c;
+    if (!c) c = (state.sort.key === 'time' && state.sort.order === 'asc' ? 1 : -1) * ((a.seq || 0) - (b.seq || 0));
     if (!c) c = a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-    return state.sort.order === 'desc' ? -c : c;
+    return c;
   }
 
   // ---------------------------------------------------------------- the table
@@ -488,6 +489,10 @@
       const f = state.byId.get(r._id);
       if (f && isLive(f)) r._cells.dur.textContent = fmtElapsed(now - f.t * 1000);
     }
+    const running = $('detail-running');
+    if (running && state.detail && isLive(state.detail)) {
+      running.textContent = `running for ${fmtElapsed(now - detailStart(state.detail) * 1000)}`;
+    }
   }, TICK_MS);
 
   function scheduleRender() {
@@ -531,7 +536,10 @@
   function renderCount() {
     const n = state.flows.length;
     let text = `${nf.format(n)} flow${n === 1 ? '' : 's'}`;
-    if (state.capped) text = `first ${nf.format(n)} flows in this order`;
+    if (state.capped) {
+      text = `first ${nf.format(n)}` + (state.total > n && !state.filter ? ` of ${nf.format(state.total)}` : '') +
+        ' flows in this order (sort the other way for the rest)';
+    }
     if (state.filter) text += ' matching';
     if (state.loading) text += ' …';
     $('count').textContent = text;
@@ -686,18 +694,22 @@
     scheduleRender();
     const base = `/api/flows?limit=${PAGE}&filter=${encodeURIComponent(state.filter)}` +
       `&sort=${state.sort.key}&order=${state.sort.order}`;
-    let before = null;
+    let cursor = '';
     const seen = new Set();
     try {
       for (;;) {
-        const page = await api(withSession(base + (before ? `&before=${encodeURIComponent(before)}` : '')));
+        const page = await api(withSession(base + cursor));
         if (gen !== state.gen) return;
         appendPage(page.flows);
         state.total = page.total || 0;
         scheduleRender();
-        before = page.next_before;
-        if (!before || seen.has(String(before))) break;
-        seen.add(String(before));
+        // The next page: by offset for column sorts, after a seq for oldest first, else before one.
+        const [name, value] = 'next_offset' in page ? ['offset', page.next_offset]
+          : 'next_after' in page ? ['after', page.next_after] : ['before', page.next_before];
+        if (!value || !page.flows.length) break;
+        cursor = `&${name}=${encodeURIComponent(value)}`;
+        if (seen.has(cursor)) break;
+        seen.add(cursor);
         if (state.flows.length >= MAX_LOADED) {
           state.capped = true;
           break;
@@ -735,8 +747,14 @@
       const d = JSON.parse(ev.data);
       if (d && d.id) removeFlow(d.id);
     });
-    es.addEventListener('clear', () => {
+    es.addEventListener('clear', (ev) => {
       if (state.session) return;
+      const d = ev.data ? JSON.parse(ev.data) : {};
+      // An undone clear or an import changed the session under the list: load it again.
+      if (d.undo || d.reload) {
+        loadAll();
+        return;
+      }
       resetFlows();
       closeDetail();
       scheduleRender();
@@ -975,6 +993,8 @@
     detailPane.style.flexBasis = detailWidth() + 'px';
   });
 
+  const detailStart = (d) => d.timings.request_start || d.timings.accepted;
+
   function flowUrl(d) {
     if (d.request) return d.request.url;
     return `${hostPort(d.server.host, d.server.port)}`;
@@ -996,9 +1016,11 @@
     else if (d.kind === 'tunnel') pill = h('span', {class: 'pill s1', text: 'tunnel'});
 
     const meta = [];
-    const start = (d.timings.request_start || d.timings.accepted);
+    const start = detailStart(d);
     meta.push(h('span', {text: fmtDateTime(start)}));
-    if (isLive(d)) meta.push(h('span', {class: 'running', text: `running for ${fmtElapsed(Date.now() - start * 1000)}`}));
+    if (isLive(d)) {
+      meta.push(h('span', {class: 'running', id: 'detail-running', text: `running for ${fmtElapsed(Date.now() - start * 1000)}`}));
+    }
     else if (d.duration_ms !== null && d.duration_ms !== undefined) meta.push(h('span', {text: fmtMs(d.duration_ms)}));
     if (resp) meta.push(h('span', {text: fmtSize(resp.body.size) + (resp.body.content_encoding ? ` (${resp.body.content_encoding})` : '')}));
     if (req) meta.push(h('span', {text: req.version + (d.client.tls && d.client.tls.alpn ? ` · ALPN ${d.client.tls.alpn}` : '')}));

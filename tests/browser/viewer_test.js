@@ -175,7 +175,9 @@ test('the detail pane shows a decoded gzip JSON body', async () => {
   assert.ok(text.includes('\n  "message"'), 'pretty-printed with indentation');
   assert.ok(await page.$('#response-json .j-key'), 'keys are highlighted');
   const info = await page.textContent('#response-body .body-info');
-  assert.match(info, /gzip/);
+  // Sizes: what crossed the wire (gzip) and what it decodes to.
+  assert.match(info, /^\d+ B on the wire \(gzip\) · (\d+) B decoded/);
+  assert.equal(Number(/· (\d+) B decoded/.exec(info)[1]), Buffer.byteLength(JSON.stringify(h.UPSTREAM_JSON)));
   await shot(page, '02-detail-gzip-json');
 
   await page.keyboard.press('1');  // Overview: timing waterfall
@@ -602,6 +604,12 @@ test('a live flow ticks while it runs and becomes a normal row when done', async
   const e2 = await elapsed();
   assert.ok(e2 > e1, `the elapsed time ticks: ${e1} → ${e2}`);
   await assertColumnsReadable(page, 'with a live row');
+  await row.click();
+  const running = await page.waitForSelector('#detail-running');
+  const r1 = await running.textContent();
+  assert.match(r1, /^running for \d+\.\d s$/);
+  await page.waitForFunction((t) => document.getElementById('detail-running').textContent !== t, r1);
+  assert.equal(await page.textContent('#detail .pill'), 'waiting');
   await shot(page, '23-live-flow');
 
   // The final record replaces the row in place.
@@ -615,6 +623,8 @@ test('a live flow ticks while it runs and becomes a normal row when done', async
   const rows = await page.$$eval('.row:not([hidden])', (rs) => rs.filter((r) => r.querySelector('.path').textContent === '/live/long-poll')
     .map((r) => ({status: r.querySelector('.status').textContent, dur: r.querySelector('.dur').textContent})));
   assert.equal(rows.length, 1, 'one row, updated in place');
+  await page.waitForFunction(() => !document.getElementById('detail-running'));
+  assert.equal(await page.textContent('#detail .pill'), `${done.response.status} ${done.response.reason}`);
   assert.equal(rows[0].status, String(done.response.status));
   assert.match(rows[0].dur, /^3\.\d+ s$/);
   const d1 = rows[0].dur;
