@@ -1847,9 +1847,10 @@
         if (state.selected !== null) loadDetail(state.selected);
         break;
       case '1': case '2': case '3': case '4':
-        if (state.detail) {
+        // Also right after a click, before the flow has loaded: it opens on that tab.
+        if (state.selected !== null) {
           state.detailTab = ['overview', 'request', 'response', 'tls'][Number(ev.key) - 1];
-          renderDetail();
+          if (state.detail) renderDetail();
         }
         break;
       case 'f': {
