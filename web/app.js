@@ -1325,9 +1325,10 @@
         const pre = holder.querySelector('.foldable');
         if (pre) BODY.setAllFolds(pre, true);
       }}));
-    const bar = h('div', {class: 'body-bar'}, seg, foldBtns, finder.el, info,
+    const bar = h('div', {class: 'body-bar'}, seg, foldBtns, finder.el);
+    const meta = h('div', {class: 'body-meta'}, info,
       h('a', {class: 'btn small', href: base + q + 'decode=1&download=1', text: 'Download'}));
-    el.append(bar, holder);
+    el.append(bar, meta, holder);
 
     const show = (...nodes) => {
       holder.replaceChildren(...nodes);
