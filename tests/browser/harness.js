@@ -191,5 +191,54 @@ async function openViewer(browser, url, opts = {}) {
   return {page, context, problems, navigations: () => navigations};
 }
 
-module.exports = {cleanEnv, tempDir, makePki, startUpstream, startMitmd, curlThrough, launchBrowser, openViewer, UPSTREAM_JSON,
+// The viewer's page served from web/ by a scripted stand-in for mitmd's API, for orderings that
+// real traffic cannot produce on demand (snapshots of a running flow arriving out of order).
+// flows: the list; details: id -> full flow; push(event, data) sends on every event stream.
+function startScriptedViewer(webDir) {
+  const http = require('http');
+  const streams = new Set();
+  const api = {flows: [], details: new Map()};
+  const types = {'.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml'};
+  const json = (res, code, body) => {
+    res.writeHead(code, {'Content-Type': 'application/json'});
+    res.end(JSON.stringify(body));
+  };
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://127.0.0.1');
+    const p = url.pathname;
+    if (p === '/api/info') return json(res, 200, {proxy: '127.0.0.1:8080', version: 'scripted'});
+    if (p === '/api/filter') return json(res, 200, {ok: true, empty: !url.searchParams.get('q')});
+    if (p === '/api/flows') return json(res, 200, {flows: api.flows, next_before: 0, total: api.flows.length});
+    if (p.startsWith('/api/flows/')) {
+      const d = api.details.get(p.slice('/api/flows/'.length));
+      return d ? json(res, 200, d) : json(res, 404, {error: 'no such flow'});
+    }
+    if (p === '/api/events') {
+      res.writeHead(200, {'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store'});
+      res.write('event: hello\ndata: {}\n\n');
+      streams.add(res);
+      req.on('close', () => streams.delete(res));
+      return undefined;
+    }
+    if (p.startsWith('/api/')) return json(res, 404, {error: 'unknown API path'});
+    const file = path.join(webDir, p === '/' ? 'index.html' : path.basename(p));
+    if (!fs.existsSync(file)) { res.writeHead(404); res.end(); return undefined; }
+    res.writeHead(200, {'Content-Type': types[path.extname(file)] || 'application/octet-stream'});
+    res.end(fs.readFileSync(file));
+    return undefined;
+  });
+  api.push = (event, data) => {
+    for (const res of streams) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+  api.close = () => new Promise((resolve) => {
+    for (const res of streams) res.end();
+    server.close(resolve);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
+    api.url = `http://127.0.0.1:${server.address().port}/`;
+    resolve(api);
+  }));
+}
+
+module.exports = {startScriptedViewer, cleanEnv, tempDir, makePki, startUpstream, startMitmd, curlThrough, launchBrowser, openViewer, UPSTREAM_JSON,
   NESTED_JSON, XML_DOC};

@@ -552,7 +552,8 @@ test('marks, comments and delete from the context menu (hidden without the sessi
   const id = await page.$eval('.row.marked', (r) => r.dataset.id);
   await menuAction(page, '/page.html', 'delete');
   await page.waitForFunction((i) => !document.querySelector(`.row[data-id="${i}"]`), id);
-  assert.equal((await page.evaluate(async (i) => (await fetch(`/api/flows/${i}`)).status, id)), 404);
+  const left = await page.evaluate(async (i) => (await (await fetch(`/api/flows?filter=id:${i}`)).json()).flows.length, id);
+  assert.equal(left, 0, 'the flow is gone on the server');
 });
 
 test('the waterfall of a request on a reused connection has no connect or TLS phase', async () => {
@@ -561,10 +562,14 @@ test('the waterfall of a request on a reused connection has no connect or TLS ph
     '-o', '/dev/null', '-o', '/dev/null', `${upstreamUrl}/page.html?wf=1`, `${upstreamUrl}/page.html?wf=2`], {});
   assert.equal(res.code, 0, res.stderr);
   await (await rowWithPath(page, '/page.html?wf=1')).click();
-  await page.waitForSelector('.d-url');
   await page.keyboard.press('1');
-  await page.waitForSelector('#waterfall .bar.connect');
-  assert.ok(await page.$('#waterfall .bar.tls'), 'the first request set the connection up');
+  await page.waitForFunction(() => document.querySelector('.d-url').textContent.endsWith('wf=1') &&
+    document.querySelector('#waterfall .bar'));
+  const first = await page.evaluate(async (id) => (await (await fetch(`/api/flows/${id}`)).json()),
+    await page.$eval('.row.sel', (r) => r.dataset.id));
+  const why = JSON.stringify({server: first.server, timings: first.timings});
+  assert.ok(await page.$('#waterfall .bar.connect'), `the first request connected: ${why}`);
+  assert.ok(await page.$('#waterfall .bar.tls'), `the first request set up TLS: ${why}`);
   await (await rowWithPath(page, '/page.html?wf=2')).click();
   await page.waitForFunction(() => document.querySelector('.d-url').textContent.endsWith('wf=2'));
   await page.waitForSelector('#waterfall .bar.wait');
@@ -579,58 +584,73 @@ test('the waterfall of a request on a reused connection has no connect or TLS ph
   await page.keyboard.press('Escape');
 });
 
-test('a live flow ticks while it runs and becomes a normal row when done', async () => {
-  const {page} = viewer;
-  const [flow] = make(1, false);
-  const now = Date.now() / 1000;
-  flow.id = 'c0ffee00-0000-4000-a000-000000000001';
-  flow.state = 'live';
-  flow.revision = 1;
-  flow.request.path = flow.request.target = '/live/long-poll';
-  flow.request.url = `https://${flow.request.host}/live/long-poll`;
-  delete flow.response;
-  delete flow.error;
-  flow.timings = {accepted: now - 3.2, client_tls_end: now - 3.1, request_start: now - 3, request_end: now - 2.9};
-  const file = path.join(dir, 'live.jsonl');
-  fs.writeFileSync(file, JSON.stringify(flow) + '\n');
-  await page.setInputFiles('#import-file', file);
-  const row = await rowWithPath(page, '/live/long-poll');
-  assert.match(await row.getAttribute('class'), /\blive-flow\b/);
-  assert.equal(await (await row.$('.status')).textContent(), '…');
-  const elapsed = async () => parseFloat(await (await row.$('.dur')).textContent());
-  const e1 = await elapsed();
-  assert.ok(e1 >= 2.5 && e1 < 30, `elapsed ${e1} s`);
-  await sleep(700);
-  const e2 = await elapsed();
-  assert.ok(e2 > e1, `the elapsed time ticks: ${e1} → ${e2}`);
-  await assertColumnsReadable(page, 'with a live row');
-  await row.click();
-  const running = await page.waitForSelector('#detail-running');
-  const r1 = await running.textContent();
-  assert.match(r1, /^running for \d+\.\d s$/);
-  await page.waitForFunction((t) => document.getElementById('detail-running').textContent !== t, r1);
-  assert.equal(await page.textContent('#detail .pill'), 'waiting');
-  await shot(page, '23-live-flow');
+test('a live flow ticks while it runs, keeps its newest snapshot, and becomes a normal row when done', async () => {
+  // A scripted event stream: snapshots of a running flow, one of them late, as the proxy's
+  // publishing can deliver them.
+  const fake = await h.startScriptedViewer(path.join(__dirname, '..', '..', 'web'));
+  const v = await h.openViewer(browser, fake.url);
+  try {
+    const {page} = v;
+    const now = Date.now() / 1000;
+    const id = 'c0ffee00-0000-4000-a000-000000000001';
+    const summary = (over) => ({seq: 1, id, t: now - 3, kind: 'http', method: 'GET', scheme: 'https', host: 'api.example.com',
+      port: 443, path: '/live/long-poll', status: 0, type: '', size: 0, dur: null, tls: 'TLSv1.3', alpn: 'h2',
+      state: 'live', revision: 1, ...over});
+    const detail = (over) => ({id, kind: 'http', state: 'live', client: {conn: 1, addr: '127.0.0.1:50000'},
+      server: {host: 'api.example.com', port: 443, conn: 2, reused: false},
+      request: {method: 'GET', url: 'https://api.example.com/live/long-poll', version: 'HTTP/2', scheme: 'https',
+        host: 'api.example.com', port: 443, path: '/live/long-poll', target: '/live/long-poll',
+        headers: [['user-agent', 'browser-test']], body: {size: 0, truncated: false}},
+      timings: {request_start: now - 3, request_end: now - 2.99}, duration_ms: null, ...over});
+    fake.details.set(id, detail());
+    fake.push('flow', summary());
+    const row = await rowWithPath(page, '/live/long-poll');
+    assert.match(await row.getAttribute('class'), /\blive-flow\b/);
+    assert.equal(await (await row.$('.status')).textContent(), '…');
+    const elapsed = async () => parseFloat(await (await row.$('.dur')).textContent());
+    const e1 = await elapsed();
+    assert.ok(e1 >= 2.5 && e1 < 30, `elapsed ${e1} s`);
+    await sleep(700);
+    const e2 = await elapsed();
+    assert.ok(e2 > e1, `the elapsed time ticks: ${e1} → ${e2}`);
+    await assertColumnsReadable(page, 'with a live row');
+    await row.click();
+    const running = await page.waitForSelector('#detail-running');
+    const r1 = await running.textContent();
+    assert.match(r1, /^running for \d+\.\d s$/);
+    await page.waitForFunction((t) => document.getElementById('detail-running').textContent !== t, r1);
+    assert.equal(await page.textContent('#detail .pill'), 'waiting');
+    await shot(page, '23-live-flow');
 
-  // The final record replaces the row in place.
-  const done = make(1, false)[0];
-  Object.assign(flow, {state: 'done', revision: 2, response: done.response,
-    timings: {...flow.timings, response_start: now - 0.5, response_end: now}});
-  fs.writeFileSync(file, JSON.stringify(flow) + '\n');
-  await page.setInputFiles('#import-file', file);
-  await page.waitForFunction(() => [...document.querySelectorAll('.row')].some((r) =>
-    r.querySelector('.path').textContent === '/live/long-poll' && !r.classList.contains('live-flow')));
-  const rows = await page.$$eval('.row:not([hidden])', (rs) => rs.filter((r) => r.querySelector('.path').textContent === '/live/long-poll')
-    .map((r) => ({status: r.querySelector('.status').textContent, dur: r.querySelector('.dur').textContent})));
-  assert.equal(rows.length, 1, 'one row, updated in place');
-  await page.waitForFunction(() => !document.getElementById('detail-running'));
-  assert.equal(await page.textContent('#detail .pill'), `${done.response.status} ${done.response.reason}`);
-  assert.equal(rows[0].status, String(done.response.status));
-  assert.match(rows[0].dur, /^3\.\d+ s$/);
-  const d1 = rows[0].dur;
-  await sleep(400);
-  assert.equal(await page.$eval('.row[data-id="c0ffee00-0000-4000-a000-000000000001"] .dur', (e) => e.textContent), d1,
-    'a finished flow no longer ticks');
+    // Revision 3 (response head) overtakes a late revision 2: the row keeps revision 3.
+    fake.push('update', summary({revision: 3, status: 200, type: 'text/event-stream'}));
+    fake.push('update', summary({revision: 2}));
+    await page.waitForFunction(() => document.querySelector('.row .status').textContent === '200');
+    await sleep(300);
+    assert.equal(await page.textContent('.row .status'), '200', 'a late snapshot does not go back');
+    assert.match(await page.getAttribute('.row', 'class'), /\blive-flow\b/, 'still running');
+
+    // The record: a normal row, in place, that no longer ticks; a live snapshot after it is ignored.
+    fake.details.set(id, detail({state: 'done', duration_ms: 3000,
+      response: {status: 200, reason: 'OK', version: 'HTTP/2', headers: [['content-type', 'text/event-stream']],
+        body: {size: 42, truncated: false}},
+      timings: {request_start: now - 3, request_end: now - 2.99, response_start: now - 2.5, response_end: now}}));
+    fake.push('update', summary({state: 'done', revision: 4, status: 200, size: 42, dur: 3000, type: 'text/event-stream'}));
+    fake.push('update', summary({revision: 3, status: 200}));
+    await page.waitForFunction(() => !document.querySelector('.row').classList.contains('live-flow'));
+    await page.waitForFunction(() => !document.getElementById('detail-running'));
+    assert.equal(await page.textContent('#detail .pill'), '200 OK');
+    const rows = await page.$$eval('.row:not([hidden])', (rs) => rs.map((r) => ({
+      status: r.querySelector('.status').textContent, dur: r.querySelector('.dur').textContent, cls: r.className})));
+    assert.equal(rows.length, 1, 'one row, updated in place');
+    assert.deepEqual(rows[0], {status: '200', dur: '3.00 s', cls: 'row sel'});
+    await sleep(400);
+    assert.equal(await page.textContent('.row .dur'), '3.00 s', 'a finished flow no longer ticks');
+    assert.deepEqual(v.problems, []);
+  } finally {
+    await v.context.close();
+    await fake.close();
+  }
 });
 
 test('HAR export downloads and validates against the HAR 1.2 schema', async () => {
