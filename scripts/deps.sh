@@ -2,6 +2,7 @@
 # Installs the Debian packages mitmd needs that are not installed yet.
 #   scripts/deps.sh build   what building and running mitmd needs
 #   scripts/deps.sh test    that, plus what the test suite drives (curl, openssl, chromium, ...)
+#   scripts/deps.sh bench   the build list, plus the benchmark's origin and clients
 set -euo pipefail
 
 build_pkgs=(cmake ninja-build g++ pkg-config android-libboringssl-dev libevent-dev
@@ -14,8 +15,12 @@ test_pkgs=(libgtest-dev libgmock-dev curl openssl ca-certificates python3
   # browser tests run the viewer's copied snippets with the clients they are for
   httpie python3-requests)
 
+# tools/bench/run.sh: nginx as the direct origin, Python for the Nagle client.
+bench_pkgs=(nginx-light python3)
+
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then want+=("${test_pkgs[@]}"); fi
+if [ "${1:-build}" = bench ]; then want+=("${bench_pkgs[@]}"); fi
 
 missing=()
 for p in "${want[@]}"; do

@@ -75,7 +75,10 @@ Usage: mitmd_bench --mitmd PATH [OPTIONS]
   --samples N            connections measured by firstconn and nagle (default 20)
   --python PATH          the interpreter for nagle (default /usr/bin/python3)
   --max-rss-mib N        fail when mitmd's peak RSS in the download exceeds N MiB (default 64)
-  --targets LIST         comma-separated: direct, mitmd, mitmproxy (default direct,mitmd)
+  --targets LIST         comma-separated: direct, mitmd, baseline, mitmproxy (default
+                         direct,mitmd; --baseline adds baseline)
+  --baseline PATH        another mitmd binary (e.g. a build of an older commit), measured as
+                         target "baseline" in the same run, alternating with the others
   --compare-mitmproxy    adds mitmproxy: Debian's mitmdump (skipped with a message if missing)
   --mitmdump PATH        the mitmdump to use (default: mitmdump from PATH)
   --hey PATH             the hey binary for mode hey (default: hey from PATH)
@@ -107,6 +110,7 @@ struct Options {
   std::string mitmdump = "mitmdump";
   std::string hey = "hey";
   std::vector<std::string> mitmd_args;
+  std::string baseline;  // another mitmd binary, target "baseline"
   std::string origin = "builtin";
   std::string nginx = "nginx";
   bool client_nagle = false;
@@ -211,6 +215,8 @@ Result<std::optional<Options>> ParseOptions(int argc, char** argv) {
       o.mitmdump = value;
     } else if (flag == "--hey") {
       o.hey = value;
+    } else if (flag == "--baseline") {
+      o.baseline = value;
     } else if (flag == "--origin") {
       if (value != "builtin" && value != "nginx") return Fail("--origin: give builtin or nginx");
       o.origin = value;
@@ -242,8 +248,15 @@ Result<std::optional<Options>> ParseOptions(int argc, char** argv) {
       std::find(o.targets.begin(), o.targets.end(), "mitmproxy") == o.targets.end()) {
     o.targets.push_back("mitmproxy");
   }
+  if (!o.baseline.empty() &&
+      std::find(o.targets.begin(), o.targets.end(), "baseline") == o.targets.end()) {
+    o.targets.push_back("baseline");
+  }
   for (const auto& t : o.targets) {
-    if (t != "direct" && t != "mitmd" && t != "mitmproxy") return Fail("--targets: unknown " + t);
+    if (t != "direct" && t != "mitmd" && t != "baseline" && t != "mitmproxy") {
+      return Fail("--targets: unknown " + t);
+    }
+    if (t == "baseline" && o.baseline.empty()) return Fail("--targets baseline needs --baseline PATH");
   }
   if (o.targets.empty()) return Fail("--targets: name at least one target");
   for (const auto& m : o.modes) {
@@ -306,8 +319,9 @@ class Bench {
   std::optional<ProxyProcess> StartProxy(const std::string& target, bool large_bodies,
                                          std::string& error) {
     if (target == "direct") return std::nullopt;
-    auto p = target == "mitmd" ? StartMitmd(o_.mitmd, pki_.ca_pem_path, o_.mitmd_args)
-                               : StartMitmdump(o_.mitmdump, pki_.ca_pem_path, large_bodies);
+    auto p = target == "mitmd"      ? StartMitmd(o_.mitmd, pki_.ca_pem_path, o_.mitmd_args)
+             : target == "baseline" ? StartMitmd(o_.baseline, pki_.ca_pem_path, o_.mitmd_args)
+                                    : StartMitmdump(o_.mitmdump, pki_.ca_pem_path, large_bodies);
     if (!p) {
       error = p.error().message;
       return std::nullopt;
@@ -762,7 +776,7 @@ int Run(const Options& o) {
         status = 1;
       }
     }
-    if (row.mode == "download" && row.target == "mitmd") {
+    if (row.mode == "download" && (row.target == "mitmd" || row.target == "baseline")) {
       for (const Sample& s : row.runs) {
         if (s.peak_rss_kib > o.max_rss_mib * 1024) {
           std::printf("FAIL: mitmd's peak RSS %.1f MiB in the download exceeds %lld MiB\n",
