@@ -80,7 +80,8 @@ Result<std::vector<std::shared_ptr<const Flow>>> InitialFlows(const Config& conf
     auto loaded = LoadFlowsFile(path, kFlowsInMemory);
     if (!loaded) return Fail(loaded.error().message);
     if (loaded->skipped > 0) {
-      log.Warn("some lines of a flow file could not be read", {{"file", path}, {"skipped", loaded->skipped}});
+      log.Warn("some lines of a flow file could not be read",
+               {{"file", path}, {"skipped", loaded->skipped}, {"problems", loaded->warnings}});
     }
     for (auto& f : loaded->flows) out.push_back(std::make_shared<const Flow>(std::move(f)));
     return {};

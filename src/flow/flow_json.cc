@@ -4,6 +4,7 @@
 
 #include <openssl/base64.h>
 
+#include "flow/json_fields.h"
 #include "flow/json_writer.h"
 
 namespace mitmd {
@@ -34,15 +35,17 @@ json HeadersToJson(const HeaderList& headers) {
   return arr;
 }
 
-HeaderList HeadersFromJson(const json& j) {
-  HeaderList out;
-  if (!j.is_array()) return out;
-  for (const auto& h : j) {
-    if (h.is_array() && h.size() == 2) out.emplace_back(h[0].get<std::string>(), h[1].get<std::string>());
+void HeadersFromJson(JsonFields& parent, std::string_view key, HeaderList& out) {
+  const json* arr = parent.Array(key);
+  if (arr == nullptr) return;
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const json& h = (*arr)[i];
+    if (!h.is_array() || h.size() != 2 || !h[0].is_string() || !h[1].is_string()) {
+      return parent.Bad(StrCat(parent.PathOf(key), "[", i, "]"), "expected [\"name\", \"value\"]");
+    }
+    out.emplace_back(h[0].get_ref<const std::string&>(), h[1].get_ref<const std::string&>());
   }
-  return out;
 }
-
 json BodyToJson(const BodyRecord& b) {
   json j = {{"size", b.size}, {"truncated", b.truncated}};
   if (IsValidUtf8(b.content)) {
@@ -55,20 +58,21 @@ json BodyToJson(const BodyRecord& b) {
   return j;
 }
 
-Result<BodyRecord> BodyFromJson(const json& j) {
-  BodyRecord b;
-  if (!j.is_object()) return b;
-  b.size = j.value("size", uint64_t{0});
-  b.truncated = j.value("truncated", false);
-  std::string content = j.value("content", std::string());
-  if (j.value("encoding", std::string("text")) == "base64") {
+void BodyFromJson(JsonFields& parent, BodyRecord& b) {
+  auto j = parent.Object("body");
+  if (!j) return;
+  j->Integer("size", b.size);
+  j->Bool("truncated", b.truncated);
+  std::string content, encoding = "text";
+  j->String("content", content);
+  j->String("encoding", encoding);
+  if (encoding == "base64") {
     auto decoded = Base64Decode(content);
-    if (!decoded) return std::unexpected(decoded.error());
+    if (!decoded) return j->Bad(j->PathOf("content"), decoded.error().message);
     b.content = std::move(*decoded);
   } else {
     b.content = std::move(content);
   }
-  return b;
 }
 
 json TlsToJson(const TlsInfo& t) {
@@ -77,13 +81,15 @@ json TlsToJson(const TlsInfo& t) {
   return j;
 }
 
-TlsInfo TlsFromJson(const json& j) {
+std::optional<TlsInfo> TlsFromJson(JsonFields& parent) {
+  auto j = parent.Object("tls");
+  if (!j) return std::nullopt;
   TlsInfo t;
-  t.version = j.value("version", "");
-  t.cipher = j.value("cipher", "");
-  t.alpn = j.value("alpn", "");
-  t.sni = j.value("sni", "");
-  if (j.contains("alpn_offered")) t.alpn_offered = j["alpn_offered"].get<std::vector<std::string>>();
+  j->String("version", t.version);
+  j->String("cipher", t.cipher);
+  j->String("alpn", t.alpn);
+  j->String("sni", t.sni);
+  j->StringList("alpn_offered", t.alpn_offered);
   return t;
 }
 
@@ -93,16 +99,18 @@ json CertToJson(const CertInfo& c) {
           {"verified", c.verified}, {"verify_error", c.verify_error}};
 }
 
-CertInfo CertFromJson(const json& j) {
+std::optional<CertInfo> CertFromJson(JsonFields& parent) {
+  auto j = parent.Object("cert");
+  if (!j) return std::nullopt;
   CertInfo c;
-  c.subject = j.value("subject", "");
-  c.issuer = j.value("issuer", "");
-  if (j.contains("sans")) c.sans = j["sans"].get<std::vector<std::string>>();
-  c.sha256 = j.value("sha256", "");
-  c.not_before = j.value("not_before", "");
-  c.not_after = j.value("not_after", "");
-  c.verified = j.value("verified", false);
-  c.verify_error = j.value("verify_error", "");
+  j->String("subject", c.subject);
+  j->String("issuer", c.issuer);
+  j->StringList("sans", c.sans);
+  j->String("sha256", c.sha256);
+  j->String("not_before", c.not_before);
+  j->String("not_after", c.not_after);
+  j->Bool("verified", c.verified);
+  j->String("verify_error", c.verify_error);
   return c;
 }
 
@@ -118,18 +126,18 @@ json TimingsToJson(const Timings& t) {
           {"response_end", t.response_end}};
 }
 
-Timings TimingsFromJson(const json& j) {
-  Timings t;
-  t.accepted = j.value("accepted", 0.0);
-  t.upstream_connect_start = j.value("upstream_connect_start", 0.0);
-  t.upstream_connect_end = j.value("upstream_connect_end", 0.0);
-  t.upstream_tls_end = j.value("upstream_tls_end", 0.0);
-  t.client_tls_end = j.value("client_tls_end", 0.0);
-  t.request_start = j.value("request_start", 0.0);
-  t.request_end = j.value("request_end", 0.0);
-  t.response_start = j.value("response_start", 0.0);
-  t.response_end = j.value("response_end", 0.0);
-  return t;
+void TimingsFromJson(JsonFields& parent, Timings& t) {
+  auto j = parent.Object("timings");
+  if (!j) return;
+  j->Double("accepted", t.accepted);
+  j->Double("upstream_connect_start", t.upstream_connect_start);
+  j->Double("upstream_connect_end", t.upstream_connect_end);
+  j->Double("upstream_tls_end", t.upstream_tls_end);
+  j->Double("client_tls_end", t.client_tls_end);
+  j->Double("request_start", t.request_start);
+  j->Double("request_end", t.request_end);
+  j->Double("response_start", t.response_start);
+  j->Double("response_end", t.response_end);
 }
 
 }  // namespace
@@ -174,73 +182,82 @@ json FlowToJson(const Flow& f) {
 
 Result<Flow> FlowFromJson(const json& j) {
   if (!j.is_object()) return Fail("a flow must be a JSON object");
-  if (j.value("schema", 0) != kSchemaVersion) {
-    return Fail("unsupported flow schema version (expected 1)");
+  std::string error;
+  JsonFields top(j, "", error);
+  int schema = 0;
+  top.Integer("schema", schema);
+  if (!error.empty()) return Fail(error);
+  if (schema != kSchemaVersion) {
+    return Fail(StrCat("unsupported flow schema version ", schema, " (expected ", kSchemaVersion, ")"));
   }
-  try {
-    Flow f;
-    f.id = j.at("id").get<std::string>();
-    f.kind = j.value("kind", "http") == "tunnel" ? Flow::Kind::kTunnel : Flow::Kind::kHttp;
-    const json& client = j.at("client");
-    f.client_conn_id = client.value("conn", uint64_t{0});
-    f.client_addr = client.value("addr", "");
-    if (client.contains("tls")) f.client_tls = TlsFromJson(client["tls"]);
-    const json& server = j.at("server");
-    f.server_host = server.value("host", "");
-    f.server_port = server.value("port", uint16_t{0});
-    f.server_addr = server.value("addr", "");
-    f.upstream_conn_id = server.value("conn", uint64_t{0});
-    f.upstream_reused = server.value("reused", false);
-    if (server.contains("tls")) f.server_tls = TlsFromJson(server["tls"]);
-    if (server.contains("cert")) f.server_cert = CertFromJson(server["cert"]);
-    f.insecure = j.value("insecure", false);
-    f.note = j.value("note", "");
-    // Logs from before the state field hold only finished flows.
-    if (auto state = FlowStateFromString(j.value("state", "done"))) f.state = *state;
-    if (j.contains("timings")) f.timings = TimingsFromJson(j["timings"]);
-    if (j.contains("bytes")) {
-      f.bytes_up = j["bytes"].value("up", uint64_t{0});
-      f.bytes_down = j["bytes"].value("down", uint64_t{0});
+  Flow f;
+  if (top.Require("id")) top.String("id", f.id);
+  std::string kind = "http";
+  top.String("kind", kind);
+  f.kind = kind == "tunnel" ? Flow::Kind::kTunnel : Flow::Kind::kHttp;
+  if (top.Require("client")) {
+    if (auto client = top.Object("client")) {
+      client->Integer("conn", f.client_conn_id);
+      client->String("addr", f.client_addr);
+      f.client_tls = TlsFromJson(*client);
     }
-    f.body_record_cap = j.value("body_record_cap", size_t{0});
-    if (j.contains("request")) {
-      const json& r = j["request"];
-      HttpRequest req;
-      req.method = r.value("method", "");
-      req.scheme = r.value("scheme", "");
-      req.host = r.value("host", "");
-      req.port = r.value("port", uint16_t{0});
-      req.target = r.value("target", "");
-      req.path = r.value("path", "");
-      req.version = r.value("version", "");
-      req.headers = HeadersFromJson(r.value("headers", json::array()));
-      req.trailers = HeadersFromJson(r.value("trailers", json::array()));
-      auto body = BodyFromJson(r.value("body", json::object()));
-      if (!body) return std::unexpected(body.error());
-      req.body = std::move(*body);
-      f.request = std::move(req);
-    }
-    if (j.contains("response")) {
-      const json& r = j["response"];
-      HttpResponse resp;
-      resp.status = r.value("status", 0);
-      resp.reason = r.value("reason", "");
-      resp.version = r.value("version", "");
-      resp.headers = HeadersFromJson(r.value("headers", json::array()));
-      resp.trailers = HeadersFromJson(r.value("trailers", json::array()));
-      if (r.contains("informational")) resp.informational = r["informational"].get<std::vector<int>>();
-      auto body = BodyFromJson(r.value("body", json::object()));
-      if (!body) return std::unexpected(body.error());
-      resp.body = std::move(*body);
-      f.response = std::move(resp);
-    }
-    if (j.contains("error")) {
-      f.error = FlowError{j["error"].value("phase", ""), j["error"].value("message", "")};
-    }
-    return f;
-  } catch (const json::exception& e) {
-    return Fail(std::string("malformed flow record: ") + e.what());
   }
+  if (top.Require("server")) {
+    if (auto server = top.Object("server")) {
+      server->String("host", f.server_host);
+      server->Integer("port", f.server_port);
+      server->String("addr", f.server_addr);
+      server->Integer("conn", f.upstream_conn_id);
+      server->Bool("reused", f.upstream_reused);
+      f.server_tls = TlsFromJson(*server);
+      f.server_cert = CertFromJson(*server);
+    }
+  }
+  top.Bool("insecure", f.insecure);
+  top.String("note", f.note);
+  // Logs from before the state field hold only finished flows.
+  std::string state = "done";
+  top.String("state", state);
+  if (auto s = FlowStateFromString(state)) f.state = *s;
+  TimingsFromJson(top, f.timings);
+  if (auto bytes = top.Object("bytes")) {
+    bytes->Integer("up", f.bytes_up);
+    bytes->Integer("down", f.bytes_down);
+  }
+  top.Integer("body_record_cap", f.body_record_cap);
+  if (auto r = top.Object("request")) {
+    HttpRequest req;
+    r->String("method", req.method);
+    r->String("scheme", req.scheme);
+    r->String("host", req.host);
+    r->Integer("port", req.port);
+    r->String("target", req.target);
+    r->String("path", req.path);
+    r->String("version", req.version);
+    HeadersFromJson(*r, "headers", req.headers);
+    HeadersFromJson(*r, "trailers", req.trailers);
+    BodyFromJson(*r, req.body);
+    f.request = std::move(req);
+  }
+  if (auto r = top.Object("response")) {
+    HttpResponse resp;
+    r->Integer("status", resp.status);
+    r->String("reason", resp.reason);
+    r->String("version", resp.version);
+    HeadersFromJson(*r, "headers", resp.headers);
+    HeadersFromJson(*r, "trailers", resp.trailers);
+    r->IntList("informational", resp.informational);
+    BodyFromJson(*r, resp.body);
+    f.response = std::move(resp);
+  }
+  if (auto e = top.Object("error")) {
+    FlowError fe;
+    e->String("phase", fe.phase);
+    e->String("message", fe.message);
+    f.error = std::move(fe);
+  }
+  if (!error.empty()) return Fail(error);
+  return f;
 }
 
 namespace {

@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "core/strings.h"
+#include "flow/json_fields.h"
 #include "http/body_decoder.h"
 #include "http/headers.h"
 
@@ -205,6 +206,67 @@ json ContentJson(const HttpResponse& resp, const HarOptions& options) {
   return content;
 }
 
+// RFC 3986 character classes, as har-validator's "uri" format checks them.
+bool IsUnreservedOrSubDelim(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
+}
+
+bool IsHexDigit(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+void AppendPercent(std::string& out, char c) {
+  constexpr char kHex[] = "0123456789ABCDEF";
+  auto b = static_cast<unsigned char>(c);
+  out += '%';
+  out += kHex[b >> 4];
+  out += kHex[b & 15];
+}
+
+// The host as a URI authority: an IPv6 literal in brackets; anything else a reg-name with every
+// other byte percent-encoded. The Host header is the client's word, so it can hold anything.
+std::string UriHost(std::string_view host) {
+  bool ipv6 = host.find(':') != std::string_view::npos &&
+              host.find_first_not_of("0123456789abcdefABCDEF:.") == std::string_view::npos;
+  if (ipv6) return StrCat("[", host, "]");
+  std::string out;
+  for (char c : host) {
+    if (IsUnreservedOrSubDelim(c)) out += c;
+    else AppendPercent(out, c);
+  }
+  return out;
+}
+
+// Path and query with every byte RFC 3986 does not allow there percent-encoded; existing
+// %XX escapes are kept.
+std::string UriPathAndQuery(std::string_view path) {
+  if (path.empty()) return "/";
+  std::string out;
+  bool in_query = false;
+  for (size_t i = 0; i < path.size(); ++i) {
+    char c = path[i];
+    bool ok = IsUnreservedOrSubDelim(c) || c == ':' || c == '@' || c == '/' || (in_query && c == '?');
+    if (c == '?' && !in_query) {
+      in_query = true;
+      ok = true;
+    }
+    if (c == '%' && i + 2 < path.size() && IsHexDigit(path[i + 1]) && IsHexDigit(path[i + 2])) ok = true;
+    if (ok) out += c;
+    else AppendPercent(out, c);
+  }
+  if (!out.starts_with('/')) out.insert(0, "/");
+  return out;
+}
+
+std::string HarUrl(std::string_view scheme, std::string_view host, uint16_t port,
+                   std::string_view path) {
+  bool default_port = (scheme == "https" && port == 443) || (scheme == "http" && port == 80);
+  std::string scheme_text = scheme == "https" || scheme == "http" ? std::string(scheme) : "http";
+  return StrCat(scheme_text, "://", UriHost(host), default_port || port == 0 ? "" : StrCat(":", port),
+                UriPathAndQuery(path));
+}
+
 json TlsJson(const std::optional<TlsInfo>& t) {
   if (!t) return nullptr;
   return {{"version", t->version}, {"cipher", t->cipher}, {"alpn", t->alpn}, {"sni", t->sni}};
@@ -303,7 +365,7 @@ json BuildHarEntry(const Flow& f, const HarOptions& options) {
     std::string query;
     if (size_t q = r.path.find('?'); q != std::string::npos) query = r.path.substr(q + 1);
     request = {{"method", r.method},
-               {"url", r.Url()},
+               {"url", HarUrl(r.scheme, r.host, r.port, r.path)},
                {"httpVersion", r.version.empty() ? "HTTP/1.1" : r.version},
                {"cookies", RequestCookies(r.headers)},
                {"headers", HeadersJson(r.headers)},
@@ -323,9 +385,8 @@ json BuildHarEntry(const Flow& f, const HarOptions& options) {
       request["postData"] = std::move(post);
     }
   } else {
-    std::string authority = f.server_host.find(':') != std::string::npos ? "[" + f.server_host + "]" : f.server_host;
     request = {{"method", "CONNECT"},
-               {"url", StrCat("https://", authority, ":", f.server_port, "/")},
+               {"url", StrCat("https://", UriHost(f.server_host), ":", f.server_port, "/")},
                {"httpVersion", "HTTP/1.1"},
                {"cookies", json::array()},
                {"headers", json::array()},
@@ -391,18 +452,18 @@ json BuildHar(const std::vector<std::shared_ptr<const Flow>>& flows, const HarOp
 
 namespace {
 
-HeaderList HeadersFromHar(const json& arr) {
-  HeaderList out;
-  if (!arr.is_array()) return out;
-  for (const auto& h : arr) {
-    if (!h.is_object()) continue;
-    auto name = h.value("name", std::string());
-    auto value = h.value("value", std::string());
+void HeadersFromHar(JsonFields& parent, HeaderList& out) {
+  const json* arr = parent.Array("headers");
+  if (arr == nullptr) return;
+  for (size_t i = 0; i < arr->size(); ++i) {
+    std::string name, value;
+    JsonFields h = parent.Nested((*arr)[i], StrCat(parent.PathOf("headers"), "[", i, "]"));
+    h.String("name", name);
+    h.String("value", value);
     // HTTP/2 pseudo-headers are not headers in the HTTP/1.1 sense.
     if (name.empty() || name[0] == ':') continue;
     out.emplace_back(std::move(name), std::move(value));
   }
-  return out;
 }
 
 struct ParsedUrl {
@@ -445,36 +506,43 @@ std::optional<ParsedUrl> ParseUrl(std::string_view url) {
   return u;
 }
 
-double NonNegative(const json& timings, const char* key) {
-  if (!timings.is_object() || !timings.contains(key) || !timings[key].is_number()) return 0;
-  double v = timings[key].get<double>();
+// A HAR timing in milliseconds as seconds; -1 (not applicable) and absent are 0.
+double NonNegative(JsonFields& timings, std::string_view key) {
+  double v = 0;
+  timings.Double(key, v);
   return v > 0 ? v / 1000.0 : 0;
 }
 
 Result<Flow> FlowFromHarEntry(const json& e) {
-  if (!e.is_object() || !e.contains("request") || !e["request"].is_object()) {
-    return Fail("entry has no request");
-  }
-  const json& rq = e["request"];
-  auto url = ParseUrl(rq.value("url", std::string()));
-  if (!url) return Fail("entry has no absolute request URL");
+  const json absent;  // stands for an optional object the entry leaves out
+  std::string error;
+  JsonFields entry(e, "", error);
+  auto rq = entry.Object("request");
+  if (!rq) return Fail(error.empty() ? "the entry has no request" : error);
+  std::string url_text;
+  rq->String("url", url_text);
+  auto url = ParseUrl(url_text);
+  if (!url) return Fail(error.empty() ? "request.url: not an absolute URL" : error);
   Flow f;
-  f.id = e.value("_flowId", std::string());
+  entry.String("_flowId", f.id);
   if (f.id.empty()) f.id = NewFlowId();
-  f.client_conn_id = e.value("_clientConnection", uint64_t{0});
-  f.upstream_conn_id = e.value("_upstreamConnection", uint64_t{0});
-  f.upstream_reused = e.value("_upstreamReused", false);
+  entry.Integer("_clientConnection", f.client_conn_id);
+  entry.Integer("_upstreamConnection", f.upstream_conn_id);
+  entry.Bool("_upstreamReused", f.upstream_reused);
   f.server_host = url->host;
   f.server_port = url->port;
-  if (e.contains("serverIPAddress") && e["serverIPAddress"].is_string()) {
-    f.server_addr = e["serverIPAddress"].get<std::string>();
-  }
-  std::string method = rq.value("method", std::string("GET"));
-  const json& rs = e.value("response", json::object());
+  entry.String("serverIPAddress", f.server_addr);
+  std::string method = "GET";
+  rq->String("method", method);
+  auto rs = entry.Object("response");
+  if (!rs) rs.emplace(entry.Nested(absent, "response"));
   if (method == "CONNECT") {
     f.kind = Flow::Kind::kTunnel;
-    f.bytes_up = std::max<int64_t>(0, rq.value("bodySize", int64_t{0}));
-    f.bytes_down = std::max<int64_t>(0, rs.value("bodySize", int64_t{0}));
+    int64_t up = 0, down = 0;
+    rq->Integer("bodySize", up);
+    rs->Integer("bodySize", down);
+    f.bytes_up = static_cast<uint64_t>(std::max<int64_t>(0, up));
+    f.bytes_down = static_cast<uint64_t>(std::max<int64_t>(0, down));
   } else {
     HttpRequest req;
     req.method = std::move(method);
@@ -483,24 +551,29 @@ Result<Flow> FlowFromHarEntry(const json& e) {
     req.port = url->port;
     req.path = url->path;
     req.target = url->path;
-    req.version = rq.value("httpVersion", std::string("HTTP/1.1"));
-    req.headers = HeadersFromHar(rq.value("headers", json::array()));
-    if (rq.contains("postData") && rq["postData"].is_object()) {
-      std::string text = rq["postData"].value("text", std::string());
-      req.body.content = text;
-      req.body.size = text.size();
+    req.version = "HTTP/1.1";
+    rq->String("httpVersion", req.version);
+    HeadersFromHar(*rq, req.headers);
+    if (auto post = rq->Object("postData")) {
+      post->String("text", req.body.content);
+      req.body.size = req.body.content.size();
     }
     f.request = std::move(req);
-    int status = rs.value("status", 0);
+    int status = 0;
+    rs->Integer("status", status);
     if (status > 0) {
       HttpResponse resp;
       resp.status = status;
-      resp.reason = rs.value("statusText", std::string());
-      resp.version = rs.value("httpVersion", std::string("HTTP/1.1"));
-      resp.headers = HeadersFromHar(rs.value("headers", json::array()));
-      const json& content = rs.value("content", json::object());
-      std::string text = content.value("text", std::string());
-      if (content.value("encoding", std::string()) == "base64") text = UnBase64(text);
+      rs->String("statusText", resp.reason);
+      resp.version = "HTTP/1.1";
+      rs->String("httpVersion", resp.version);
+      HeadersFromHar(*rs, resp.headers);
+      std::string text, encoding;
+      if (auto content = rs->Object("content")) {
+        content->String("text", text);
+        content->String("encoding", encoding);
+      }
+      if (encoding == "base64") text = UnBase64(text);
       // HAR bodies are already decoded: a Content-Encoding header would make the viewer
       // decode them twice, so it is kept under a name that says what happened.
       for (auto& [name, value] : resp.headers) {
@@ -511,30 +584,38 @@ Result<Flow> FlowFromHarEntry(const json& e) {
       f.response = std::move(resp);
     }
   }
-  if (e.contains("_error") && e["_error"].is_object()) {
-    f.error = FlowError{e["_error"].value("phase", std::string("response")),
-                        e["_error"].value("message", std::string())};
+  if (auto err = entry.Object("_error")) {
+    FlowError fe{"response", ""};
+    err->String("phase", fe.phase);
+    err->String("message", fe.message);
+    f.error = std::move(fe);
   } else if (f.kind == Flow::Kind::kHttp && !f.response) {
-    f.error = FlowError{"response", rs.value("_error", std::string("no response in the HAR file"))};
+    FlowError fe{"response", "no response in the HAR file"};
+    rs->String("_error", fe.message);
+    f.error = std::move(fe);
   }
-  const json& t = e.value("timings", json::object());
-  double at = ParseIsoTime(e.value("startedDateTime", std::string()));
+  std::string started;
+  entry.String("startedDateTime", started);
+  double at = ParseIsoTime(started);
+  auto t = entry.Object("timings");
+  if (!t) t.emplace(entry.Nested(absent, "timings"));
   Timings& ft = f.timings;
   ft.accepted = at;
-  at += NonNegative(t, "blocked") + NonNegative(t, "dns");
-  double connect = NonNegative(t, "connect");
+  at += NonNegative(*t, "blocked") + NonNegative(*t, "dns");
+  double connect = NonNegative(*t, "connect");
   if (connect > 0) {
-    double ssl = std::min(NonNegative(t, "ssl"), connect);
+    double ssl = std::min(NonNegative(*t, "ssl"), connect);
     ft.upstream_connect_start = at;
     ft.upstream_connect_end = at + connect - ssl;
     if (ssl > 0) ft.upstream_tls_end = at + connect;
     at += connect;
   }
   ft.request_start = at;
-  ft.request_end = at += NonNegative(t, "send");
-  ft.response_start = at += NonNegative(t, "wait");
-  ft.response_end = at + NonNegative(t, "receive");
+  ft.request_end = at += NonNegative(*t, "send");
+  ft.response_start = at += NonNegative(*t, "wait");
+  ft.response_end = at + NonNegative(*t, "receive");
   if (!f.response && f.kind == Flow::Kind::kHttp) ft.response_start = ft.response_end = 0;
+  if (!error.empty()) return Fail(error);
   return f;
 }
 
@@ -546,16 +627,16 @@ Result<HarImport> FlowsFromHar(const json& har) {
     return Fail("not a HAR file: no log.entries array");
   }
   HarImport out;
-  for (const auto& e : har["log"]["entries"]) {
-    try {
-      auto f = FlowFromHarEntry(e);
-      if (f) {
-        out.flows.push_back(std::move(*f));
-      } else {
-        ++out.skipped;
-      }
-    } catch (const json::exception&) {
-      ++out.skipped;
+  const json& entries = har["log"]["entries"];
+  for (size_t i = 0; i < entries.size(); ++i) {
+    auto f = FlowFromHarEntry(entries[i]);
+    if (f) {
+      out.flows.push_back(std::move(*f));
+      continue;
+    }
+    ++out.skipped;
+    if (out.warnings.size() < kMaxLoadWarnings) {
+      out.warnings.push_back(StrCat("entry ", i + 1, ": ", f.error().message));
     }
   }
   return out;

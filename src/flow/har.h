@@ -36,10 +36,14 @@ std::string IsoTimeMillis(double epoch_seconds);
 // Parses what IsoTimeMillis writes and the offsets other tools write (+02:00). 0 on failure.
 double ParseIsoTime(std::string_view text);
 
-// Flows from a parsed HAR document. Entries that lack a request are skipped and counted.
+// Flows from a parsed HAR document. An entry without a request, or with a member of the wrong
+// type anywhere, is skipped and counted; the first few reasons are kept, naming the entry
+// ("entry 3: request.headers[0].name: expected a string, got number").
+inline constexpr size_t kMaxLoadWarnings = 20;
 struct HarImport {
   std::vector<Flow> flows;
   size_t skipped = 0;
+  std::vector<std::string> warnings;  // at most kMaxLoadWarnings
 };
 Result<HarImport> FlowsFromHar(const nlohmann::json& har);
 

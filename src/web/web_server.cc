@@ -725,9 +725,11 @@ void WebServer::Impl::Import(evhttp_request* req) {
   for (auto& f : loaded->flows) flows.push_back(std::make_shared<const Flow>(std::move(f)));
   Ingest(flows);
   const char* format = loaded->format == LoadedFlows::Format::kHar ? "har" : "jsonl";
-  log.Info("viewer imported flows", {{"flows", flows.size()}, {"format", format}, {"skipped", loaded->skipped}});
+  log.Info("viewer imported flows", {{"flows", flows.size()}, {"format", format},
+                                     {"skipped", loaded->skipped}, {"problems", loaded->warnings}});
   SendJson(req, 200, {{"added", flows.size()}, {"skipped", loaded->skipped},
-                      {"dropped", loaded->dropped}, {"format", format}});
+                      {"dropped", loaded->dropped}, {"format", format},
+                      {"problems", loaded->warnings}});
 }
 
 void WebServer::Impl::ExportHar(evhttp_request* req, const Params& params) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include "unit/web_test_flows.h"
 
 namespace mitmd {
@@ -170,6 +172,38 @@ TEST(HarTest, ImportSkipsEntriesWithoutARequest) {
   EXPECT_EQ(imported->skipped, 2u);
   EXPECT_EQ(imported->flows[0].request->port, 80);
   EXPECT_FALSE(FlowsFromHar(json::parse(R"({"nolog":1})")));
+}
+
+// har-validator's "uri" format (ajv, RFC 3986) for a reg-name or IPv6 host, without userinfo.
+bool IsRfc3986Uri(const std::string& url) {
+  static const std::regex kUri(
+      R"(^[a-z][a-z0-9+\-.]*://(\[[0-9a-f:.]+\]|([a-z0-9\-._~!$&'()*+,;=]|%[0-9a-f]{2})*)(:\d*)?)"
+      R"((/([a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})*)*(\?([a-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9a-f]{2})*)?$)",
+      std::regex::icase);
+  return std::regex_match(url, kUri);
+}
+
+TEST(HarTest, UrlIsAValidUriForAHostileHostAndPath) {
+  Flow f = MakeFlow({.host = "evil host\"<>{}|\\^`\x01\xff%", .port = 8443,
+                     .path = "/a b/|{}^`\"<>#frag?q=1 2&x=%41%zz?\xc3\xa9"});
+  Flow tunnel = MakeFlow({.host = "t\"unnel"});
+  tunnel.kind = Flow::Kind::kTunnel;
+  tunnel.request.reset();
+  tunnel.response.reset();
+  tunnel.server_host = "t\"unnel";
+  Flow v6 = MakeFlow({.host = "::1", .port = 80});
+  v6.request->scheme = "http";
+  json har = BuildHar(Share({f, tunnel, v6}), {});
+  ASSERT_EQ(har["log"]["entries"].size(), 3u);
+  std::string url = har["log"]["entries"][0]["request"]["url"];
+  EXPECT_TRUE(IsRfc3986Uri(url)) << url;
+  EXPECT_EQ(url, "http://evil%20host%22%3C%3E%7B%7D%7C%5C%5E%60%01%FF%25:8443"
+                 "/a%20b/%7C%7B%7D%5E%60%22%3C%3E%23frag?q=1%202&x=%41%25zz?%C3%A9");
+  std::string connect = har["log"]["entries"][1]["request"]["url"];
+  EXPECT_TRUE(IsRfc3986Uri(connect)) << connect;
+  EXPECT_EQ(connect, "https://t%22unnel:443/");
+  EXPECT_EQ(har["log"]["entries"][2]["request"]["url"], "http://[::1]/v1/items?page=2");
+  EXPECT_FALSE(IsRfc3986Uri("https://evil host/"));  // the check itself can fail
 }
 
 }  // namespace

@@ -84,5 +84,42 @@ TEST(WebFlowLoaderTest, ForeignFilesAreActionableErrors) {
   EXPECT_NE(other_json.error().message.find("no flow"), std::string::npos);
 }
 
+TEST(WebFlowLoaderTest, BadLinesAnywhereAreSkippedWithTheirLineNumber) {
+  std::string good = Jsonl({MakeFlow({.path = "/ok"})});
+  nlohmann::json wrong = nlohmann::json::parse(good);
+  wrong["schema"] = "1";  // threw nlohmann::type_error out of the loader: mitmd did not start
+  std::string text = "garbage first line\n" + good + wrong.dump() + "\n\n" + good;
+  for (bool from_file : {false, true}) {
+    testing::TempDir dir;
+    testing::WriteFile(dir.File("log.jsonl"), text);
+    auto loaded = from_file ? LoadFlowsFile(dir.File("log.jsonl"), 10) : LoadFlowsFromText(text, 10);
+    ASSERT_TRUE(loaded) << loaded.error().message;
+    EXPECT_EQ(loaded->flows.size(), 2u);
+    EXPECT_EQ(loaded->skipped, 2u);
+    ASSERT_EQ(loaded->warnings.size(), 2u);
+    EXPECT_EQ(loaded->warnings[0], "line 1: not valid JSON (a torn or foreign line)");
+    EXPECT_EQ(loaded->warnings[1],
+              "line 3: schema: expected an integer from -2147483648 to 2147483647, got string");
+  }
+}
+
+TEST(WebFlowLoaderTest, HarEntriesWithWrongTypesAreSkippedNamingTheEntry) {
+  std::string har = R"({"log":{"version":"1.2","entries":[
+      {"request":{"method":"GET","url":"http://a.test/x","headers":[{"name":1,"value":"v"}]}},
+      {"request":{"method":"GET","url":"http://a.test/y"},"response":{"status":"200"}},
+      {"request":{"method":"GET","url":"http://a.test/z"},"timings":{"wait":"5"}},
+      {"request":{"method":"GET","url":"http://a.test/ok"},"response":{"status":200.0}}]}})";
+  auto loaded = LoadFlowsFromText(har, 10);
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  ASSERT_EQ(loaded->flows.size(), 1u);
+  EXPECT_EQ(loaded->flows[0].response->status, 200);
+  EXPECT_EQ(loaded->skipped, 3u);
+  EXPECT_EQ(loaded->warnings, (std::vector<std::string>{
+      "entry 1: request.headers[0].name: expected a string, got number",
+      "entry 2: response.status: expected an integer from -2147483648 to 2147483647, got string",
+      "entry 3: timings.wait: expected a number, got string"}));
+  EXPECT_FALSE(LoadFlowsFromText(R"({"log": {"entries": [)", 10));
+}
+
 }  // namespace
 }  // namespace mitmd
