@@ -45,14 +45,16 @@ bool HasControlChar(std::string_view s) {
   });
 }
 
-// A decimal Content-Length element: 1*DIGIT, bounded.
+// A decimal Content-Length element: 1*DIGIT, at most kMaxBodyLength. Checked before each step:
+// 18446744073709551621 used to wrap to 5, so mitmd and the peer framed the message differently.
 bool ParseLength(std::string_view s, uint64_t& out) {
   if (s.empty()) return false;
   uint64_t v = 0;
   for (char c : s) {
     if (!IsDigit(c)) return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-    if (v > kMaxBodyLength) return false;
+    auto digit = static_cast<uint64_t>(c - '0');
+    if (v > (kMaxBodyLength - digit) / 10) return false;
+    v = v * 10 + digit;
   }
   out = v;
   return true;

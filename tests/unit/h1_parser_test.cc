@@ -260,6 +260,16 @@ TEST(H1RequestTest, ContentLengthBody) {
   EXPECT_EQ(o.raw, in);
 }
 
+TEST(H1RequestTest, ContentLengthAtTheLimitIsAccepted) {
+  // 2^62, the largest length the parser takes; leading zeros do not count against it.
+  Outcome o = ParseAll(Kind::kRequest,
+                       "POST / HTTP/1.1\r\nContent-Length: 0004611686018427387904\r\n\r\nab");
+  ASSERT_FALSE(o.error) << *o.error;
+  ASSERT_EQ(o.messages.size(), 1u);
+  EXPECT_EQ(o.messages[0].payload, "ab");
+  EXPECT_FALSE(o.messages[0].complete);
+}
+
 TEST(H1RequestTest, ContentLengthZeroAndRepeatedEqualValues) {
   Outcome zero = ParseAll(Kind::kRequest, "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
   ASSERT_FALSE(zero.error) << *zero.error;
@@ -520,6 +530,15 @@ TEST(H1RequestTest, MalformedRequestsAreRejectedWithAReason) {
       {"POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", "invalid Content-Length ''"},
       {"POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n", "invalid Content-Length"},
       {"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+       "invalid Content-Length"},
+      // 2^64 + 5 wrapped to 5; 2^62 + 1 is past the limit.
+      {"POST / HTTP/1.1\r\nContent-Length: 18446744073709551621\r\n\r\n",
+       "invalid Content-Length '18446744073709551621'"},
+      {"POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n",
+       "invalid Content-Length"},
+      {"POST / HTTP/1.1\r\nContent-Length: 5, 18446744073709551621\r\n\r\n",
+       "invalid Content-Length"},
+      {"POST / HTTP/1.1\r\nContent-Length: 4611686018427387905\r\n\r\n",
        "invalid Content-Length"},
       {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
        "chunked must be the final coding"},
@@ -930,6 +949,10 @@ TEST(H1ResponseTest, MalformedResponsesAreRejectedWithAReason) {
       {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n",
        "conflicting Content-Length values in the response"},
       {"HTTP/1.1 200 OK\r\nContent-Length: five\r\n\r\n", "invalid Content-Length 'five'"},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551621\r\n\r\n",
+       "invalid Content-Length '18446744073709551621'"},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 36893488147419103237\r\n\r\n",
+       "invalid Content-Length"},
       {"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
        "Transfer-Encoding is not allowed in an HTTP/1.0 response"},
       {"HTTP/1.1 200 OK\r\nX: 1\r\n folded\r\n\r\n", "obsolete line folding"},
