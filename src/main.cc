@@ -24,6 +24,7 @@
 #include "flow/flow_loader.h"
 #include "flow/flow_store.h"
 #include "net/keylog.h"
+#include "net/listener.h"
 #include "net/worker.h"
 #include "proxy/client_certs.h"
 #include "proxy/client_tls.h"
@@ -98,6 +99,7 @@ Result<std::vector<std::shared_ptr<const Flow>>> InitialFlows(const Config& conf
 
 int Run(Config config) {
   Logger log(2, ParseLevel(config.log_level));
+  if (auto fds = net::RaiseOpenFileLimit(); !fds) log.Warn(fds.error().message);
 
   // Signals go to sigwait below, never to a worker thread.
   sigset_t stop_signals;

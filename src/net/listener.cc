@@ -4,9 +4,13 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -59,6 +63,74 @@ void TuneAcceptedSocket(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+std::chrono::milliseconds AcceptBackoff::OnError() {
+  std::chrono::milliseconds pause = next_;
+  next_ = std::min(next_ * 2, kMaxPause);
+  return pause;
+}
+
+void AcceptErrorLog::Failed(int err, int64_t now_ms, std::chrono::milliseconds pause) {
+  uint64_t count = failures_.fetch_add(1) + 1;
+  int64_t last = last_log_ms_.load();
+  if (now_ms - last < 1000) return;
+  if (!last_log_ms_.compare_exchange_strong(last, now_ms)) return;  // another worker logs it
+  count = failures_.exchange(0);
+  log_.Warn("accept failed: not accepting new connections for a moment",
+            {{"error", std::strerror(err)},
+             {"failures", count},
+             {"pause_ms", pause.count()},
+             {"hint", err == EMFILE || err == ENFILE
+                          ? "out of file descriptors: raise the limit (ulimit -n) or close idle clients"
+                          : ""}});
+}
+
+std::unique_ptr<ListenerBackoff> ListenerBackoff::Create(evconnlistener* listener,
+                                                         event_base* base,
+                                                         AcceptErrorLog& errors) {
+  std::unique_ptr<ListenerBackoff> b(new ListenerBackoff(listener, errors));
+  b->resume_ = evtimer_new(base, &ListenerBackoff::ResumeCb, b.get());
+  if (b->resume_ == nullptr) return nullptr;
+  return b;
+}
+
+ListenerBackoff::ListenerBackoff(evconnlistener* listener, AcceptErrorLog& errors)
+    : listener_(listener), errors_(errors) {}
+
+ListenerBackoff::~ListenerBackoff() {
+  if (resume_ != nullptr) event_free(resume_);
+}
+
+void ListenerBackoff::Failed(int err) {
+  std::chrono::milliseconds pause = backoff_.OnError();
+  auto now = std::chrono::steady_clock::now().time_since_epoch();
+  errors_.Failed(err, std::chrono::duration_cast<std::chrono::milliseconds>(now).count(), pause);
+  evconnlistener_disable(listener_);
+  timeval tv{static_cast<time_t>(pause.count() / 1000),
+             static_cast<suseconds_t>((pause.count() % 1000) * 1000)};
+  evtimer_add(resume_, &tv);
+}
+
+void ListenerBackoff::ResumeCb(int, short, void* arg) {
+  auto* self = static_cast<ListenerBackoff*>(arg);
+  evconnlistener_enable(self->listener_);
+}
+
+Result<uint64_t> RaiseOpenFileLimit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    return Fail(StrCat("cannot read the open-file limit: ", std::strerror(errno)));
+  }
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlim_t before = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+      return Fail(StrCat("cannot raise the open-file limit from ", before, " to ", lim.rlim_max,
+                         ": ", std::strerror(errno)));
+    }
+  }
+  return static_cast<uint64_t>(lim.rlim_cur);
 }
 
 }  // namespace mitmd::net

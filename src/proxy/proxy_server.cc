@@ -20,6 +20,7 @@ struct WorkerSlot {
   std::unique_ptr<net::Worker> worker;
   std::unique_ptr<net::Dialer> dialer;
   evconnlistener* listener = nullptr;
+  std::unique_ptr<net::ListenerBackoff> backoff;  // freed before the listener, on the loop
   net::ConnGraveyard graveyard;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions;
   ProxyContext* ctx = nullptr;
@@ -28,13 +29,15 @@ struct WorkerSlot {
 struct ProxyServer::Impl {
   ProxyContext& ctx;
   net::ListenSocket socket;
+  net::AcceptErrorLog accept_errors;  // shared by the slots' back-offs
   std::vector<std::unique_ptr<WorkerSlot>> slots;
   bool stopped = false;
 
-  explicit Impl(ProxyContext& c) : ctx(c) {}
+  explicit Impl(ProxyContext& c) : ctx(c), accept_errors(c.log) {}
 
   static void AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
     auto* slot = static_cast<WorkerSlot*>(arg);
+    slot->backoff->Accepted();
     net::TuneAcceptedSocket(fd);
     auto session = std::make_unique<Session>(
         *slot->ctx, slot->worker->base(), *slot->dialer, slot->graveyard, fd,
@@ -46,9 +49,8 @@ struct ProxyServer::Impl {
   }
 
   static void AcceptErrorCb(evconnlistener*, void* arg) {
-    auto* slot = static_cast<WorkerSlot*>(arg);
-    int err = EVUTIL_SOCKET_ERROR();
-    slot->ctx->log.Warn("accept failed", {{"error", evutil_socket_error_to_string(err)}});
+    // Out of descriptors the connection stays queued: pause this listener, log once a second.
+    static_cast<WorkerSlot*>(arg)->backoff->Failed(EVUTIL_SOCKET_ERROR());
   }
 };
 
@@ -83,6 +85,12 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::Start(ProxyContext& ctx) {
       return Fail("cannot watch the listening socket");
     }
     evconnlistener_set_error_cb(slot->listener, Impl::AcceptErrorCb);
+    slot->backoff = net::ListenerBackoff::Create(slot->listener, slot->worker->base(),
+                                                 impl->accept_errors);
+    if (!slot->backoff) {
+      ::close(impl->socket.fd);
+      return Fail("cannot create the accept back-off timer");
+    }
     impl->slots.push_back(std::move(slot));
   }
   for (auto& slot : impl->slots) slot->worker->Start();
@@ -99,6 +107,7 @@ void ProxyServer::Shutdown() {
   for (auto& slot : impl_->slots) {
     WorkerSlot* s = slot.get();
     s->worker->Post([s] {
+      s->backoff.reset();
       evconnlistener_free(s->listener);
       s->listener = nullptr;
       std::vector<Session*> open;
