@@ -68,6 +68,9 @@ class Conn {
   void SetReading(bool enabled);
   bool reading() const { return reading_; }
   bool eof() const { return eof_delivered_; }
+  // The peer has closed: nothing will arrive beyond what input() holds (kEof comes only once
+  // that is consumed).
+  bool peer_closed() const { return socket_eof_; }
   // Sends a TLS close_notify (when TLS) and shuts down the write side once output drains.
   void ShutdownWrite();
   void set_delegate(Delegate* d) { delegate_ = d; }

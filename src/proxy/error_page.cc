@@ -1,6 +1,7 @@
 #include "proxy/error_page.h"
 
 #include "core/strings.h"
+#include "http/h1_writer.h"
 
 namespace mitmd::proxy {
 
@@ -9,6 +10,7 @@ std::string_view ReasonPhrase(int status) {
     case 200: return "OK";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
+    case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 407: return "Proxy Authentication Required";
     case 408: return "Request Timeout";
@@ -21,16 +23,34 @@ std::string_view ReasonPhrase(int status) {
   }
 }
 
-std::string ErrorResponse(int status, std::string_view message, std::string_view detail,
-                          std::string_view extra_headers) {
-  std::string body = StrCat("mitmd: ", message, "\n");
-  if (!detail.empty()) body += StrCat("\n", detail, "\n");
-  return StrCat("HTTP/1.1 ", status, " ", ReasonPhrase(status), "\r\n",
-                "Content-Type: text/plain; charset=utf-8\r\n",
-                "Content-Length: ", body.size(), "\r\n",
-                "Connection: close\r\n",
-                "Cache-Control: no-store\r\n",
-                "X-Mitmd-Error: ", status, "\r\n", extra_headers, "\r\n", body);
+http::Response LocalResponse::Head() const {
+  http::Response r;
+  r.head.version = "HTTP/1.1";
+  r.head.status = status;
+  r.head.reason = std::string(ReasonPhrase(status));
+  r.head.headers = headers;
+  return r;
+}
+
+LocalResponse ErrorPage(int status, std::string_view message, std::string_view detail,
+                        HeaderList extra_headers) {
+  LocalResponse r;
+  r.status = status;
+  r.body = StrCat("mitmd: ", message, "\n");
+  if (!detail.empty()) r.body += StrCat("\n", detail, "\n");
+  r.headers = {{"Content-Type", "text/plain; charset=utf-8"},
+               {"Content-Length", StrCat(r.body.size())},
+               {"Connection", "close"},
+               {"Cache-Control", "no-store"},
+               {"X-Mitmd-Error", StrCat(status)}};
+  for (auto& h : extra_headers) r.headers.push_back(std::move(h));
+  return r;
+}
+
+std::string Encode(const LocalResponse& response, bool head_only) {
+  std::string out = http::EncodeHead(response.Head());
+  if (!head_only) out += response.body;
+  return out;
 }
 
 }  // namespace mitmd::proxy

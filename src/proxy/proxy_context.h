@@ -1,5 +1,5 @@
 #pragma once
-// What every Session shares: read-only configuration and thread-safe services. Passed in,
+// What every connection shares: read-only configuration and thread-safe services. Passed in,
 // never reached through globals.
 
 #include <atomic>
@@ -12,7 +12,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "flow/connection_registry.h"
-#include "flow/flow_store.h"
+#include "flow/flow_sink.h"
 #include "proxy/client_certs.h"
 #include "proxy/client_tls.h"
 #include "proxy/passthrough.h"
@@ -25,7 +25,7 @@ struct ProxyContext {
   const Config& config;
   Logger& log;
   ca::Authority& ca;
-  FlowStore& flows;
+  FlowSink& flows;  // Publish while an exchange runs, Record once when it ends
   const UpstreamTls& upstream_tls;
   const ClientTls& client_tls;
   ConnectionRegistry& connections;  // hands out connection ids; feeds the Connections view

@@ -10,19 +10,27 @@
 #include "net/dialer.h"
 #include "net/listener.h"
 #include "net/worker.h"
-#include "proxy/session.h"
+#include "proxy/conn_wire.h"
+#include "proxy/connection_handler.h"
+#include "proxy/hooks.h"
+#include "proxy/timers.h"
+#include "proxy/upstream/dialing_upstreams.h"
 
 namespace mitmd::proxy {
 
-// Per worker: its listener on the shared socket, its dialer and the sessions it owns.
-// Members are destroyed bottom-up: sessions, then closing connections, then the loop itself.
+// Per worker: its listener on the shared socket, its services and the connections it owns.
+// Members are destroyed bottom-up: connections, then the services they use, then closing
+// sockets, then the loop itself.
 struct WorkerSlot {
   std::unique_ptr<net::Worker> worker;
   std::unique_ptr<net::Dialer> dialer;
   evconnlistener* listener = nullptr;
   std::unique_ptr<net::ListenerBackoff> backoff;  // freed before the listener, on the loop
   net::ConnGraveyard graveyard;
-  std::unordered_map<Session*, std::unique_ptr<Session>> sessions;
+  std::unique_ptr<EventTimers> timers;
+  std::unique_ptr<DefaultHooks> hooks;
+  std::unique_ptr<DialingUpstreams> upstreams;
+  std::unordered_map<ConnectionHandler*, std::unique_ptr<ConnectionHandler>> connections;
   ProxyContext* ctx = nullptr;
 };
 
@@ -39,12 +47,13 @@ struct ProxyServer::Impl {
     auto* slot = static_cast<WorkerSlot*>(arg);
     slot->backoff->Accepted();
     net::TuneAcceptedSocket(fd);
-    auto session = std::make_unique<Session>(
-        *slot->ctx, slot->worker->base(), *slot->dialer, slot->graveyard, fd,
+    auto handler = std::make_unique<ConnectionHandler>(
+        *slot->ctx, Services{*slot->timers, *slot->upstreams, *slot->hooks},
+        std::make_unique<ConnWire>(slot->worker->base(), fd, slot->graveyard),
         net::SockaddrToString(addr),
-        [slot](Session* s) { slot->sessions.erase(s); });
-    Session* raw = session.get();
-    slot->sessions.emplace(raw, std::move(session));
+        [slot](ConnectionHandler* h) { slot->connections.erase(h); });
+    ConnectionHandler* raw = handler.get();
+    slot->connections.emplace(raw, std::move(handler));
     raw->Start();
   }
 
@@ -77,6 +86,10 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::Start(ProxyContext& ctx) {
     slot->ctx = &ctx;
     slot->dialer = std::make_unique<net::Dialer>(slot->worker->base(), slot->worker->dns(),
                                                  &ctx.config.upstream_allow);
+    slot->timers = std::make_unique<EventTimers>(slot->worker->base());
+    slot->hooks = std::make_unique<DefaultHooks>(ctx);
+    slot->upstreams = std::make_unique<DialingUpstreams>(ctx, slot->worker->base(), *slot->dialer,
+                                                         slot->graveyard, *slot->timers);
     // Every worker watches the one listening socket; whichever wakes first accepts.
     slot->listener = evconnlistener_new(slot->worker->base(), Impl::AcceptCb, slot.get(),
                                         LEV_OPT_CLOSE_ON_EXEC, 0, impl->socket.fd);
@@ -110,16 +123,16 @@ void ProxyServer::Shutdown() {
       s->backoff.reset();
       evconnlistener_free(s->listener);
       s->listener = nullptr;
-      std::vector<Session*> open;
-      for (auto& [raw, owned] : s->sessions) open.push_back(raw);
-      for (Session* session : open) session->Shutdown();
+      std::vector<ConnectionHandler*> open;
+      for (auto& [raw, owned] : s->connections) open.push_back(raw);
+      for (ConnectionHandler* handler : open) handler->Shutdown();
       // Give the error pages and close_notify alerts a moment on the wire.
       timeval grace{0, 200 * 1000};
       event_base_loopexit(s->worker->base(), &grace);
     });
   }
   for (auto& slot : impl_->slots) slot->worker->Join();
-  for (auto& slot : impl_->slots) slot->sessions.clear();
+  for (auto& slot : impl_->slots) slot->connections.clear();
   ::close(impl_->socket.fd);
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // ProxyServer: the listening socket shared by N worker loops; each accepted connection becomes
-// a Session on the worker that accepted it.
+// a ConnectionHandler on the worker that accepted it.
 
 #include <memory>
 #include <vector>

@@ -108,7 +108,9 @@ Target ParseHostHeader(std::string_view value, uint16_t default_port) {
 }
 
 std::string RewriteRequestHead(std::string_view raw, std::string_view new_target,
-                               std::string_view drop_header) {
+                               std::span<const std::string_view> drop) {
+  // Empty lines before the request line (RFC 9112 section 2.2) carry nothing: drop them.
+  while (raw.starts_with("\r\n") || raw.starts_with("\n")) raw.remove_prefix(raw[0] == '\r' ? 2 : 1);
   std::string out;
   out.reserve(raw.size());
   size_t line_end = raw.find('\n');
@@ -126,13 +128,21 @@ std::string RewriteRequestHead(std::string_view raw, std::string_view new_target
     std::string_view line = rest.substr(0, nl == std::string_view::npos ? rest.size() : nl + 1);
     rest.remove_prefix(line.size());
     size_t colon = line.find(':');
-    if (!drop_header.empty() && colon != std::string_view::npos &&
-        EqualsIgnoreCase(line.substr(0, colon), drop_header)) {
-      continue;
+    bool dropped = false;
+    for (std::string_view name : drop) {
+      if (colon != std::string_view::npos && EqualsIgnoreCase(line.substr(0, colon), name)) {
+        dropped = true;
+      }
     }
-    out.append(line);
+    if (!dropped) out.append(line);
   }
   return out;
+}
+
+std::string RewriteRequestHead(std::string_view raw, std::string_view new_target,
+                               std::string_view drop_header) {
+  if (drop_header.empty()) return RewriteRequestHead(raw, new_target, std::span<const std::string_view>());
+  return RewriteRequestHead(raw, new_target, std::span<const std::string_view>(&drop_header, 1));
 }
 
 }  // namespace mitmd::proxy

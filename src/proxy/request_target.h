@@ -3,6 +3,7 @@
 // HTTP proxying needs. Pure functions, tested without sockets.
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -27,7 +28,11 @@ Result<Target> ParseAbsoluteForm(std::string_view target);
 Target ParseHostHeader(std::string_view value, uint16_t default_port);
 
 // Rewrites a raw request head: replaces the request target with |new_target| and drops every
-// header line named |drop_header| (case-insensitive; empty drops none). Every other byte is kept.
+// header line named in |drop| (case-insensitive). Every other byte is kept, except the empty
+// lines a client may send before the request line.
+std::string RewriteRequestHead(std::string_view raw, std::string_view new_target,
+                               std::span<const std::string_view> drop);
+// The same with one header name to drop (none when empty).
 std::string RewriteRequestHead(std::string_view raw, std::string_view new_target,
                                std::string_view drop_header);
 

@@ -81,8 +81,8 @@ TEST(RewriteTest, ReplacesTargetAndKeepsEveryOtherByte) {
 }
 
 TEST(ErrorPageTest, IsACompleteResponseThatNamesTheReason) {
-  std::string r = ErrorResponse(502, "upstream certificate has expired (notAfter 2020-01-01)",
-                                "detail line", "X-Extra: 1\r\n");
+  std::string r = Encode(ErrorPage(502, "upstream certificate has expired (notAfter 2020-01-01)",
+                                  "detail line", {{"X-Extra", "1"}}));
   EXPECT_TRUE(r.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
   EXPECT_NE(r.find("Connection: close\r\n"), std::string::npos);
   EXPECT_NE(r.find("X-Extra: 1\r\n"), std::string::npos);

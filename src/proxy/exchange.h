@@ -1,0 +1,106 @@
+#pragma once
+// Exchange: one request and its response, from the request head to the last response byte.
+// It gets an upstream connection (kept from the previous exchange or dialed), forwards the
+// request (the raw head when nothing changed it), relays the response with back-pressure on
+// both sides, and records its flow exactly once. Its errors are its own: 502 when nothing of
+// the response was sent yet, else the connection is cut.
+
+#include <memory>
+#include <string>
+
+#include "flow/flow.h"
+#include "http/codec.h"
+#include "proxy/phase.h"
+#include "proxy/request_target.h"
+#include "proxy/upstream/upstream_conn.h"
+#include "proxy/wire.h"
+
+namespace mitmd::proxy {
+
+class HttpLayer;
+
+class Exchange : private http::CodecEvents, private WireObserver {
+ public:
+  enum class State {
+    kConnecting,  // waiting for the upstream connection; request bytes are held
+    kForwarding,  // request going upstream, waiting for the response head
+    kResponding,  // response head sent to the client, body streaming
+    kDone,        // recorded
+  };
+
+  // |target| is where the request goes (scheme, host, port, origin-form path).
+  Exchange(HttpLayer& layer, http::StreamId id, http::Request request, Target target,
+           UpstreamKey key);
+  ~Exchange() override;
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+  void Start();
+  // The client's request body and its end.
+  void OnRequestBodyRaw(std::string_view raw);
+  void OnRequestData(std::string_view data);
+  void OnRequestTrailers(const HeaderList& trailers);
+  void OnRequestEnd();
+  // The client's request could not be read (malformed): 400, or cut when the response started.
+  void OnRequestMalformed(const std::string& message);
+  // The client's output drained: resume reading the upstream.
+  void OnClientDrained();
+  // The client connection ended or failed mid-exchange; the connection closes afterwards.
+  void OnClientGone(const std::string& message);
+  // The connection is closing: records the flow as failed with |message| if it is still
+  // open, gives the upstream connection back.
+  void Abort(Phase phase, const std::string& message);
+
+  State state() const { return state_; }
+  bool request_done() const { return request_done_; }
+  bool response_started() const { return state_ == State::kResponding; }
+
+ private:
+  // http::CodecEvents (the response from upstream).
+  void OnHead(http::StreamId id, http::Response&& response) override;
+  void OnBodyRaw(http::StreamId id, std::string_view raw) override;
+  void OnData(http::StreamId id, std::string_view data) override;
+  void OnTrailers(http::StreamId id, const HeaderList& trailers) override;
+  void OnEnd(http::StreamId id) override;
+  bool Receiving() const override;
+  // WireObserver: the upstream connection while this exchange has it.
+  void OnWireEvent(Wire& wire, WireEvent event) override;
+
+  void Connect();
+  void OnConnected(Upstreams::Outcome outcome);
+  // Takes |upstream| and sends the request on it; |resume_client| reads the rest of the
+  // request (false while the layer is already reading it).
+  void Attach(std::unique_ptr<UpstreamConn> upstream, bool resume_client);
+  void SendUpstream(std::string_view raw);
+  void ReadUpstream();
+  void OnUpstreamEof();
+  void OnUpstreamError();
+  // Fails the exchange: an error page when nothing was sent yet, else a cut connection.
+  void Fail(int status, Phase phase, const std::string& message, std::string_view detail = {});
+  // The response is complete: record, and hand the connection back to the layer.
+  void Finish();
+  void FillUpstreamFacts(Flow& flow) const;
+  void Record(std::optional<Phase> phase = std::nullopt, const std::string& message = {});
+  void Log(std::string_view message) const;
+
+  HttpLayer& layer_;
+  const http::StreamId id_;
+  http::Request request_;  // as forwarded upstream
+  const Target target_;
+  const UpstreamKey key_;
+  State state_ = State::kConnecting;
+  std::unique_ptr<Flow> flow_;  // null once recorded
+  std::unique_ptr<Upstreams::Pending> pending_connect_;
+  std::unique_ptr<UpstreamConn> upstream_;
+  std::string held_;           // request body bytes waiting for the upstream connection
+  bool request_done_ = false;
+  bool response_done_ = false;
+};
+
+std::string_view ToString(Exchange::State state);
+
+// A request head as recorded: the proxy's own headers (Proxy-Authorization, Proxy-Connection)
+// left out, so a proxy token never reaches the flow log, the viewer or an export.
+HttpRequest RecordedRequest(const http::RequestHead& head);
+
+}  // namespace mitmd::proxy

@@ -1,0 +1,194 @@
+#include "proxy/layers/client_tls.h"
+
+#include "core/strings.h"
+#include "proxy/layers/http_layer.h"
+
+namespace mitmd::proxy {
+
+std::string_view ClientTlsLayer::ToString(State state) {
+  switch (state) {
+    case State::kClientHello: return "client_hello";
+    case State::kUpstream: return "upstream_connect";
+    case State::kHandshake: return "client_handshake";
+  }
+  return "unknown";
+}
+
+ClientTlsLayer::ClientTlsLayer(ConnectionHandler& conn, std::string host, uint16_t port)
+    : Layer(conn), host_(std::move(host)), port_(port) {
+  timer_ = conn_.services().timers.New("client_handshake", [this] {
+    RecordFailure(StrCat("the client did not complete the TLS handshake within ",
+                         DurationText(conn_.ctx().config.handshake_timeout)));
+    conn_.Close("client handshake timeout");
+  });
+}
+
+ClientTlsLayer::~ClientTlsLayer() {
+  // The SSL outlives this layer: its callbacks must not find it.
+  if (SSL* ssl = conn_.client().ssl()) SSL_set_app_data(ssl, nullptr);
+  if (upstream_) conn_.services().upstreams.Release(std::move(upstream_), "handshake abandoned");
+}
+
+void ClientTlsLayer::Start() {
+  timer_->Arm(conn_.ctx().config.handshake_timeout);
+  conn_.client().StartTls(conn_.ctx().client_tls.NewSsl(this, StrCat(host_, ":", port_)));
+}
+
+ssl_select_cert_result_t ClientTlsLayer::OnClientHello(const SSL_CLIENT_HELLO* hello) {
+  if (!hello_) {
+    OnHello(ParseClientHello(hello));
+    return ssl_select_cert_retry;
+  }
+  if (!leaf_) return ssl_select_cert_retry;
+  std::vector<CRYPTO_BUFFER*> chain;
+  for (const auto& c : leaf_->chain) chain.push_back(c.get());
+  if (!SSL_set_chain_and_key(hello->ssl, chain.data(), chain.size(), leaf_->key.get(), nullptr)) {
+    return ssl_select_cert_error;
+  }
+  return ssl_select_cert_success;
+}
+
+std::string ClientTlsLayer::ChooseAlpn(const std::vector<std::string>& offered) {
+  // mitmd speaks HTTP/1.1 to clients; answer it when offered, whatever upstream chose.
+  for (const std::string& p : offered) {
+    if (p == "http/1.1") return p;
+  }
+  return "";
+}
+
+void ClientTlsLayer::OnHello(ClientHelloInfo hello) {
+  // Connect upstream first; answer the client once the server is known.
+  conn_.Log(LogLevel::kDebug, "client hello", {{"sni", hello.sni}, {"alpn", hello.alpn}});
+  hello_ = std::move(hello);
+  key_.host = host_;
+  key_.port = port_;
+  key_.tls = true;
+  key_.sni = hello_->sni;
+  if (!hello_->alpn.empty()) key_.alpn = {"http/1.1"};
+  key_.insecure = conn_.ctx().config.insecure;
+  state_ = State::kUpstream;
+  timer_->Cancel();  // the upstream side has its own timeouts
+  pending_connect_ = conn_.services().upstreams.Connect(
+      key_, conn_.id(), [this](Upstreams::Outcome outcome) { OnUpstream(std::move(outcome)); });
+}
+
+void ClientTlsLayer::OnUpstream(Upstreams::Outcome outcome) {
+  pending_connect_.reset();
+  if (!outcome) {
+    conn_.Log(LogLevel::kInfo, "upstream failed",
+              {{"phase", proxy::ToString(outcome.error().phase)},
+               {"error", outcome.error().message}, {"host", host_}, {"port", port_}});
+    // Finish the client's handshake anyway, so it can read the 502 that explains.
+    upstream_error_ = std::move(outcome.error());
+    ResumeHandshake(upstream_error_->cert);
+    return;
+  }
+  upstream_ = std::move(*outcome);
+  ResumeHandshake(upstream_->cert());
+}
+
+void ClientTlsLayer::ResumeHandshake(const std::optional<CertInfo>& upstream_cert) {
+  ca::LeafSpec spec;
+  spec.sni = hello_->sni;
+  spec.host = host_;
+  if (upstream_cert) {
+    static constexpr std::string_view kCn = "CN=";
+    const std::string& subject = upstream_cert->subject;
+    if (size_t at = subject.find(kCn); at != std::string::npos) {
+      size_t end = subject.find(',', at);
+      spec.upstream_cn = subject.substr(
+          at + kCn.size(), end == std::string::npos ? end : end - at - kCn.size());
+    }
+    for (const std::string& san : upstream_cert->sans) {
+      if (san.starts_with("DNS:")) spec.upstream_dns.push_back(san.substr(4));
+      if (san.starts_with("IP:")) spec.upstream_ips.push_back(san.substr(3));
+    }
+  }
+  auto leaf = conn_.ctx().ca.LeafFor(spec);
+  if (!leaf) {
+    RecordFailure(StrCat("cannot mint a certificate: ", leaf.error().message));
+    conn_.Close("leaf minting failed");
+    return;
+  }
+  leaf_ = *leaf;
+  state_ = State::kHandshake;
+  timer_->Arm(conn_.ctx().config.handshake_timeout);
+  conn_.client().ContinueHandshake();
+}
+
+void ClientTlsLayer::OnClientEvent(WireEvent event) {
+  switch (event) {
+    case WireEvent::kHandshakeDone:
+      OnHandshakeDone();
+      return;
+    case WireEvent::kError:
+      OnHandshakeFailed();
+      return;
+    case WireEvent::kEof:
+      conn_.Close("client closed");
+      return;
+    default:
+      return;  // bytes wait for the handshake; the pause is driven by OnClientHello
+  }
+}
+
+void ClientTlsLayer::OnHandshakeDone() {
+  timer_->Cancel();
+  Wire& client = conn_.client();
+  TunnelTarget target;
+  target.host = host_;
+  target.port = port_;
+  target.key = key_;
+  target.client_tls_end = conn_.ctx().now();
+  target.client_tls = client.DescribeTls();
+  target.client_tls->sni = hello_->sni;
+  target.client_tls->alpn_offered = hello_->alpn;
+  conn_.ctx().connections.SetTls(conn_.id(), *target.client_tls);
+  target.hello = std::move(hello_);
+  target.upstream = std::move(upstream_);
+  target.upstream_error = std::move(upstream_error_);
+  conn_.HandOff(std::make_unique<HttpLayer>(conn_, std::move(target)));
+}
+
+void ClientTlsLayer::OnHandshakeFailed() {
+  ProxyContext& ctx = conn_.ctx();
+  std::string why = conn_.client().error();
+  bool rejected = why.find("alert") != std::string::npos;
+  std::string message =
+      rejected ? StrCat("the client rejected mitmd's certificate during the TLS handshake (", why,
+                        "): the client does not trust mitmd's root, or pins the server's key")
+               : StrCat("the client TLS handshake failed: ", why);
+  if (rejected && ctx.passthrough.RecordRejection(host_, why, ctx.now())) {
+    message += StrCat("; ", host_, " is tunnelled for now (auto-passthrough). If this client "
+                      "should trust mitmd, install the root (tools/mitmd-trust, or the "
+                      "viewer's /ca page), or run with --no-auto-passthrough");
+  }
+  RecordFailure(message);
+  conn_.Close(why);
+}
+
+void ClientTlsLayer::RecordFailure(const std::string& message) {
+  auto flow = conn_.NewFlow();
+  flow->server_host = host_;
+  flow->server_port = port_;
+  if (upstream_) {
+    flow->server_tls = upstream_->tls;
+    flow->server_cert = upstream_->cert();
+    flow->server_addr = upstream_->addr;
+    flow->upstream_conn_id = upstream_->id;
+    flow->timings.upstream_connect_start = upstream_->connect_start;
+    flow->timings.upstream_connect_end = upstream_->connect_end;
+    flow->timings.upstream_tls_end = upstream_->tls_end;
+  }
+  flow->error = FlowError{std::string(proxy::ToString(Phase::kClientTls)), message};
+  conn_.Log(LogLevel::kInfo, "flow failed", {{"phase", "client_tls"}, {"error", message}});
+  conn_.Record(std::move(flow));
+}
+
+void ClientTlsLayer::OnClose(std::string_view reason) {
+  timer_->Cancel();
+  pending_connect_.reset();
+  if (upstream_) conn_.services().upstreams.Release(std::move(upstream_), reason);
+}
+
+}  // namespace mitmd::proxy

@@ -1,0 +1,103 @@
+#include "proxy/layers/detect.h"
+
+#include "core/strings.h"
+#include "proxy/client_hello.h"
+#include "proxy/layers/client_tls.h"
+#include "proxy/layers/http_layer.h"
+#include "proxy/layers/tunnel.h"
+
+namespace mitmd::proxy {
+namespace {
+
+constexpr uint8_t kTlsHandshakeRecord = 0x16;
+// A ClientHello is read whole before deciding by its SNI; beyond this much it is left to the
+// TLS library (post-quantum key shares make them a few KiB, never this large).
+constexpr size_t kMaxPeek = 64 * 1024;
+
+}  // namespace
+
+std::optional<std::string> Detect::PassthroughReason(const std::string& name) const {
+  ProxyContext& ctx = conn_.ctx();
+  if (auto reason = ctx.passthrough.Reason(name, port_, ctx.now())) return reason;
+  if (!ctx.ca.InScope(name)) {
+    return StrCat("not intercepted: ", name, " is outside the root CA's scope (",
+                  ctx.ca.scope_description(), ")");
+  }
+  return std::nullopt;
+}
+
+void Detect::Start() {
+  if (auto reason = PassthroughReason(host_)) {
+    TunnelUntouched(std::move(*reason));
+    return;
+  }
+  if (evbuffer_get_length(conn_.client().input()) > 0) Decide();
+}
+
+void Detect::OnClientEvent(WireEvent event) {
+  switch (event) {
+    case WireEvent::kReadable:
+      Decide();
+      return;
+    case WireEvent::kEof:
+      conn_.Close("client closed");
+      return;
+    case WireEvent::kError:
+      conn_.Close(conn_.client().error());
+      return;
+    default:
+      return;
+  }
+}
+
+void Detect::Decide() {
+  evbuffer* in = conn_.client().input();
+  size_t available = evbuffer_get_length(in);
+  uint8_t first;
+  if (evbuffer_copyout(in, &first, 1) != 1) return;
+  if (first == kTlsHandshakeRecord) {
+    size_t peek = std::min(available, kMaxPeek);
+    std::string_view bytes(reinterpret_cast<const char*>(evbuffer_pullup(in, peek)), peek);
+    PeekedHello hello = PeekClientHello(bytes);
+    if (hello.status == PeekedHello::Status::kNeedMore && available < kMaxPeek &&
+        !conn_.client().peer_closed()) {
+      return;
+    }
+    if (hello.status == PeekedHello::Status::kComplete && !hello.info.sni.empty() &&
+        hello.info.sni != host_) {
+      if (auto reason = PassthroughReason(hello.info.sni)) {
+        TunnelUntouched(std::move(*reason));
+        return;
+      }
+    }
+    conn_.HandOff(std::make_unique<ClientTlsLayer>(conn_, host_, port_));
+    return;
+  }
+  // Not TLS: plain HTTP through the tunnel when it looks like a request line, else raw bytes.
+  if (first >= 'A' && first <= 'Z') {
+    TunnelTarget target;
+    target.host = host_;
+    target.port = port_;
+    target.key.host = host_;
+    target.key.port = port_;
+    target.key.insecure = conn_.ctx().config.insecure;
+    conn_.HandOff(std::make_unique<HttpLayer>(conn_, std::move(target)));
+    return;
+  }
+  TunnelUntouched("");
+}
+
+void Detect::TunnelUntouched(std::string note) {
+  if (!note.empty()) conn_.Log(LogLevel::kDebug, "passthrough", {{"reason", note}});
+  auto flow = conn_.NewFlow();
+  flow->kind = Flow::Kind::kTunnel;
+  flow->server_host = host_;
+  flow->server_port = port_;
+  flow->note = std::move(note);
+  UpstreamKey key;
+  key.host = host_;
+  key.port = port_;
+  conn_.HandOff(std::make_unique<Tunnel>(conn_, std::move(key), nullptr, std::move(flow)));
+}
+
+}  // namespace mitmd::proxy
