@@ -1,0 +1,336 @@
+// Playbooks of the proxy core over plain HTTP: proxy requests, keep-alive, framing, failures of
+// each phase, timeouts. No sockets: see tests/support/playbook.h.
+
+#include <gtest/gtest.h>
+
+#include "core/strings.h"
+#include "proxy/error_page.h"
+#include "support/playbook.h"
+
+namespace mitmd::testing {
+namespace {
+
+using proxy::Phase;
+
+constexpr char kGet[] = "GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n";
+constexpr char kForwarded[] = "GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n";
+constexpr char kOk[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+
+std::string Page(int status, const std::string& message, const std::string& detail = {},
+                 HeaderList extra = {}) {
+  return proxy::Encode(proxy::ErrorPage(status, message, detail, std::move(extra)));
+}
+
+TEST(PlaybookHttp, AbsoluteFormRequestGoesOutInOriginForm) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
+  ASSERT_TRUE(pb.Run());
+  const Flow& f = *pb.recorded()[0];
+  EXPECT_EQ(f.response->body.content, "hi");
+  EXPECT_EQ(f.server_addr, "192.0.2.1:80");
+  EXPECT_FALSE(f.upstream_reused);
+}
+
+TEST(PlaybookHttp, KeepAliveReusesTheUpstreamConnection) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
+  pb >> FromClient(kGet) << ToServer(kForwarded);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
+  ASSERT_TRUE(pb.Run());
+  EXPECT_TRUE(pb.recorded()[1]->upstream_reused);
+  EXPECT_EQ(pb.recorded()[0]->upstream_conn_id, pb.recorded()[1]->upstream_conn_id);
+}
+
+TEST(PlaybookHttp, ARequestToAnotherServerReplacesTheUpstream) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
+  pb >> FromClient("GET http://b.test:8080/ HTTP/1.1\r\nHost: b.test:8080\r\n\r\n")
+     << CloseServer("the next request goes to another server") << Dial("b.test:8080");
+  pb >> Dialed() << ToServer("GET / HTTP/1.1\r\nHost: b.test:8080\r\n\r\n");
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, PipelinedRequestsAreAnsweredInOrder) {
+  Playbook pb;
+  pb >> FromClient(StrCat(kGet, kGet)) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x")
+     << ToServer(kForwarded);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, RequestBodyIsHeldWhileConnectingThenForwarded) {
+  const std::string post =
+      "POST http://a.test/p HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello";
+  Playbook pb;
+  pb >> FromClient(post) << Dial("a.test:80");
+  pb >> Dialed()
+     << ToServer("POST /p HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello");
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 POST http://a.test/p");
+  ASSERT_TRUE(pb.Run());
+  EXPECT_EQ(pb.recorded()[0]->request->body.content, "hello");
+}
+
+TEST(PlaybookHttp, ChunkedRequestWithTrailersIsForwardedByteForByte) {
+  const std::string body = "5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n";
+  Playbook pb;
+  pb >> FromClient("POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+     << Dial("a.test:80");
+  pb >> Dialed() << ToServer("POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n");
+  pb >> FromClient(body) << ToServer(body);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 POST http://a.test/");
+  ASSERT_TRUE(pb.Run());
+  ASSERT_EQ(pb.recorded()[0]->request->trailers.size(), 1u);
+  EXPECT_EQ(pb.recorded()[0]->request->body.content, "hello");
+}
+
+TEST(PlaybookHttp, HeadResponseHasNoBodyAndKeepsTheConnection) {
+  const std::string head_response = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+  Playbook pb;
+  pb >> FromClient("HEAD http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n") << Dial("a.test:80");
+  pb >> Dialed() << ToServer("HEAD / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  pb >> FromServer(head_response) << ToClient(head_response) << Recorded("200 HEAD http://a.test/");
+  pb >> FromClient(kGet) << ToServer(kForwarded);
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, NoContentAndNotModifiedHaveNoBody) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer("HTTP/1.1 204 No Content\r\n\r\n") << ToClient("HTTP/1.1 204 No Content\r\n\r\n")
+     << Recorded("204 GET http://a.test/x");
+  pb >> FromClient(kGet) << ToServer(kForwarded);
+  pb >> FromServer("HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n")
+     << ToClient("HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n")
+     << Recorded("304 GET http://a.test/x");
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, EveryInterimResponseIsRelayedAndRecordedInOrder) {
+  const std::string post = "POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\nExpect: 100-continue\r\n"
+                           "Content-Length: 2\r\n\r\n";
+  Playbook pb;
+  pb >> FromClient(post) << Dial("a.test:80");
+  pb >> Dialed() << ToServer("POST / HTTP/1.1\r\nHost: a.test\r\nExpect: 100-continue\r\n"
+                             "Content-Length: 2\r\n\r\n");
+  pb >> FromServer("HTTP/1.1 100 Continue\r\n\r\n") << ToClient("HTTP/1.1 100 Continue\r\n\r\n");
+  pb >> FromClient("ok") << ToServer("ok");
+  pb >> FromServer("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")
+     << ToClient("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n");
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 POST http://a.test/");
+  ASSERT_TRUE(pb.Run());
+  EXPECT_EQ(pb.recorded()[0]->response->informational, (std::vector<int>{100, 103}));
+}
+
+TEST(PlaybookHttp, CloseDelimitedResponseEndsWithTheServer) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer("HTTP/1.1 200 OK\r\n\r\nsome") << ToClient("HTTP/1.1 200 OK\r\n\r\nsome");
+  pb >> FromServer(" more") << ToClient(" more");
+  pb >> ServerEof() << Recorded("200 GET http://a.test/x") << CloseClient()
+     << CloseServer("not kept alive");
+  ASSERT_TRUE(pb.Run());
+  EXPECT_EQ(pb.recorded()[0]->response->body.content, "some more");
+}
+
+TEST(PlaybookHttp, ServerClosingMidBodyFailsTheFlowAndCutsTheClient) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+     << ToClient("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+  pb >> ServerEof() << Recorded("200 GET http://a.test/x error=response") << CloseClient()
+     << CloseServer("connection closed before the response body was complete (7 bytes missing)");
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, ServerClosingBeforeRespondingIs502) {
+  std::string message = "the upstream server a.test:80 closed the connection without responding";
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> ServerEof() << ToClient(Page(502, message)) << Recorded("502 GET http://a.test/x error=response")
+     << CloseClient() << CloseServer(message);
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, MalformedResponseIs502) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  ASSERT_TRUE(pb.Run());
+  pb >> FromServer("HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n");
+  EXPECT_FALSE(pb.Run());  // the exact page is not this test's point: the outcome is
+  ASSERT_EQ(pb.recorded().size(), 1u);
+  EXPECT_EQ(pb.recorded()[0]->response->status, 502);
+  EXPECT_EQ(pb.recorded()[0]->error->phase, "response");
+  EXPECT_TRUE(pb.client().closed());
+}
+
+// Each dial failure phase reaches the client as a 502 naming it, and the flow records it.
+class PlaybookDialFailure : public ::testing::TestWithParam<Phase> {};
+
+TEST_P(PlaybookDialFailure, Is502WithThePhase) {
+  std::string message = "it failed this way";
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> DialFailed(GetParam(), message) << ToClient(Page(502, message))
+     << Recorded(StrCat("502 GET http://a.test/x error=", proxy::ToString(GetParam())))
+     << CloseClient();
+  ASSERT_TRUE(pb.Run());
+}
+
+INSTANTIATE_TEST_SUITE_P(Phases, PlaybookDialFailure,
+                         ::testing::Values(Phase::kDns, Phase::kConnect, Phase::kPolicy,
+                                           Phase::kUpstreamTls));
+
+TEST(PlaybookHttp, ClientGoneWhileWaitingForTheResponse) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> ClientEof() << Recorded("- GET http://a.test/x error=response") << CloseClient()
+     << CloseServer("the client closed the connection before the response was complete");
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, ClientGoneWhileConnectingCancelsTheDial) {
+  Playbook pb;
+  pb >> FromClient("POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\nContent-Length: 9\r\n\r\nabc")
+     << Dial("a.test:80");
+  pb >> ClientEof() << Recorded("- POST http://a.test/ error=request") << CloseClient();
+  pb >> Dialed();  // nothing: the request was cancelled
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, IdleUpstreamClosedByTheServerIsDroppedAndRedialed) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
+  pb >> ServerEof() << CloseServer("idle upstream closed");
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, BytesFromAnIdleServerDropIt) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
+  pb >> FromServer("HTTP/1.1 200 OK\r\n\r\n")
+     << CloseServer("the server sent bytes with no request in flight");
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, ProxyTokenIsCheckedAndNeverForwardedOrRecorded) {
+  // "mitmd:secret" in base64.
+  const std::string auth = "Proxy-Authorization: Basic bWl0bWQ6c2VjcmV0\r\n";
+  Playbook pb([](Config& c) { c.proxy_token = "secret"; });
+  pb >> FromClient(StrCat("GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n", auth,
+                          "Proxy-Connection: keep-alive\r\n\r\n"))
+     << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
+  ASSERT_TRUE(pb.Run());
+  for (const auto& [name, value] : pb.recorded()[0]->request->headers) {
+    EXPECT_FALSE(EqualsIgnoreCase(name, "Proxy-Authorization")) << value;
+    EXPECT_FALSE(EqualsIgnoreCase(name, "Proxy-Connection")) << value;
+  }
+}
+
+TEST(PlaybookHttp, EmptyLinesBeforeTheRequestDoNotSmuggleTheToken) {
+  Playbook pb([](Config& c) { c.proxy_token = "secret"; });
+  pb >> FromClient("\r\nGET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n"
+                   "Proxy-Authorization: Basic bWl0bWQ6c2VjcmV0\r\n\r\n")
+     << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, MissingProxyTokenIs407) {
+  std::string message = "this mitmd listens beyond loopback and requires its proxy token";
+  Playbook pb([](Config& c) { c.proxy_token = "secret"; });
+  pb >> FromClient(kGet)
+     << ToClient(Page(407, message, "Send it as the proxy password, e.g. curl --proxy-user mitmd:TOKEN",
+                      {{"Proxy-Authenticate", "Basic realm=\"mitmd\""}}))
+     << Recorded("407 GET http://a.test/x error=proxy_request") << CloseClient();
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, MalformedProxyRequestIs400) {
+  Playbook pb;
+  pb >> FromClient("GET http://a.test/ HTTP/1.1\r\nBad Header\r\n\r\n");
+  EXPECT_FALSE(pb.Run());
+  ASSERT_EQ(pb.recorded().size(), 1u);
+  EXPECT_EQ(pb.recorded()[0]->response->status, 400);
+  EXPECT_EQ(pb.recorded()[0]->error->phase, "proxy_request");
+  EXPECT_TRUE(pb.client().closed());
+}
+
+TEST(PlaybookHttp, OriginFormToTheProxyIs400AndAuthorityFormGetIs405) {
+  Playbook a;
+  a >> FromClient("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_FALSE(a.Run());
+  ASSERT_EQ(a.recorded().size(), 1u);
+  EXPECT_EQ(a.recorded()[0]->response->status, 400);
+  Playbook b;
+  b >> FromClient("GET a.test:80 HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_FALSE(b.Run());
+  ASSERT_EQ(b.recorded().size(), 1u);
+  EXPECT_EQ(b.recorded()[0]->response->status, 405);
+}
+
+TEST(PlaybookHttp, UnknownMitmdCertPathIs404) {
+  Playbook pb;
+  pb >> FromClient("GET http://mitmd.cert/nothing HTTP/1.1\r\nHost: mitmd.cert\r\n\r\n");
+  EXPECT_FALSE(pb.Run());
+  ASSERT_EQ(pb.recorded().size(), 1u);
+  EXPECT_EQ(pb.recorded()[0]->response->status, 404);
+  EXPECT_EQ(pb.upstreams().TakeDials().size(), 0u);
+}
+
+TEST(PlaybookHttp, IdleTimeoutFailsTheExchangeInFlight) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> TimerFired("idle") << Recorded("- GET http://a.test/x error=response") << CloseClient()
+     << CloseServer("no traffic for 120 s (idle timeout)");
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, ShutdownRecordsTheExchangeInFlight) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> Shutdown() << Recorded("- GET http://a.test/x error=shutdown") << CloseClient()
+     << CloseServer("mitmd stopped while this exchange was in flight");
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, SlowClientPausesTheServer) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  ASSERT_TRUE(pb.Run());
+  pb.client().set_pending(1 << 20);
+  pb >> FromServer("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+     << ToClient("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab");
+  ASSERT_TRUE(pb.Run());
+  EXPECT_FALSE(pb.upstreams().server()->reading());
+  pb >> ClientDrained();
+  ASSERT_TRUE(pb.Run());
+  EXPECT_TRUE(pb.upstreams().server()->reading());
+}
+
+}  // namespace
+}  // namespace mitmd::testing
