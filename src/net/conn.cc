@@ -292,7 +292,9 @@ class ConnGraveyard::Closer : public Conn::Delegate {
   Closer(ConnGraveyard* yard, std::unique_ptr<Conn> conn, timeval linger)
       : yard_(yard), conn_(std::move(conn)), timer_(evtimer_new(conn_->base_, TimerCb, this)) {
     conn_->set_delegate(this);
-    if (conn_->tls() && !conn_->handshake_done()) {
+    // A failed socket (reset by the peer, say) reports nothing more, so waiting would hold its
+    // descriptor for the whole linger; nor is a handshake in flight worth finishing.
+    if (conn_->failed_ || (conn_->tls() && !conn_->handshake_done())) {
       Finish();
       return;
     }
