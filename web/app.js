@@ -387,6 +387,8 @@
   let renderQueued = false;
 
   const LOCK_SVG = 'M6 10V8a6 6 0 1 1 12 0v2h1a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H5a1 1 0 0 1-1-1V11a1 1 0 0 1 1-1zm2 0h8V8a4 4 0 1 0-8 0z';
+  const COMMENT_SVG = 'M4 3h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z';
+  const IMPORT_SVG = 'M11 3h2v9l3.5-3.5 1.4 1.4L12 15.8 6.1 9.9l1.4-1.4L11 12zM4 18h16v2H4z';
 
   function makeRow() {
     const cells = {};
@@ -443,7 +445,7 @@
     c.host.textContent = hostPort(f.host, f.port, f.scheme);
     c.host.title = c.host.textContent;
     c.path.textContent = f.kind === 'tunnel' ? '(tunnel)' : f.path;
-    c.path.title = f.comment ? `${f.path}\n💬 ${f.comment}` : f.path;
+    c.path.title = f.comment ? `${f.path}\ncomment: ${f.comment}` : f.path;
     if (f.err) {
       c.status.textContent = 'ERR';
       c.status.className = 'c status s0';
@@ -475,8 +477,8 @@
       f.reused ? flagEl('reused', `upstream connection #${f.up} reused`, '↻') : '',
       f.trunc ? flagEl('trunc', 'body copy truncated at the record cap', '✂') : '',
       f.insecure ? flagEl('insecure', 'upstream certificate NOT verified (--insecure)', '!') : '',
-      f.comment ? flagEl('comment', f.comment, '💬') : '',
-      f.source ? flagEl('source', `imported from ${f.source}`, '⇩') : '',
+      f.comment ? flagEl('comment', f.comment, '', COMMENT_SVG) : '',
+      f.source ? flagEl('source', `imported from ${f.source}`, '', IMPORT_SVG) : '',
       f.err ? flagEl('err', f.err, '!') : '');
   }
 
@@ -1064,7 +1066,7 @@
     if (d.error) notices.append(errorBox(d));
     if (d.note) notices.append(h('div', {class: 'note', id: 'flow-note'}, h('b', {text: 'Note: '}), d.note));
     if (summary.comment || d.comment) {
-      notices.append(h('div', {class: 'note comment', id: 'flow-comment'}, h('b', {text: '💬 '}), summary.comment || d.comment));
+      notices.append(h('div', {class: 'note comment', id: 'flow-comment'}, h('b', {text: 'Comment: '}), summary.comment || d.comment));
     }
 
     const head = h('div', {class: 'd-head'},
@@ -1675,15 +1677,19 @@
     return true;
   }
 
-  function sessionLabel(s, current) {
+  // "name · 1,234 flows · 2026-11-28 → 2026-11-29"; the one being recorded says so.
+  function sessionDetails(s) {
     const parts = [`${nf.format(s.flows || 0)} flows`];
     const created = toEpoch(s.created), modified = toEpoch(s.modified);
-    if (created) {
-      const a = fmtDate(created), b = modified ? fmtDate(modified) : a;
+    if (created || modified) {
+      const a = fmtDate(created || modified), b = fmtDate(modified || created);
       parts.push(a === b ? a : `${a} → ${b}`);
     }
     if (s.bytes) parts.push(fmtSize(s.bytes));
-    return `${s.name}${s.name === current ? ' (recording)' : ''} · ${parts.join(' · ')}`;
+    return parts.join(' · ');
+  }
+  function sessionLabel(s, current) {
+    return `${s.name === current ? '● ' : ''}${s.name} · ${sessionDetails(s)}`;
   }
 
   function renderSessions() {
@@ -1700,8 +1706,7 @@
     banner.hidden = !state.session;
     if (state.session) {
       const s = data.sessions.find((x) => x.name === state.session);
-      $('session-banner-text').textContent = `Viewing session "${state.session}"` +
-        (s ? ` (${sessionLabel(s, current).split(' · ').slice(1).join(' · ')})` : '') +
+      $('session-banner-text').textContent = `Viewing session "${state.session}"` + (s ? ` (${sessionDetails(s)})` : '') +
         `. New traffic is recorded in "${current}".`;
     }
   }

@@ -556,6 +556,65 @@ test('marks, comments and delete from the context menu (hidden without the sessi
   assert.equal(left, 0, 'the flow is gone on the server');
 });
 
+test('sessions: another session can be looked at while recording goes on (hidden without the store)', async () => {
+  const store = await viewer.page.evaluate(async () => (await fetch('/api/sessions')).ok);
+  if (!store) {
+    assert.equal(await viewer.page.isVisible('#session-wrap'), false, 'no session switcher without the store');
+    return;
+  }
+  // Yesterday's session: recorded by one run, then renamed, as a kept session would be.
+  const sdir = h.tempDir('mitmd-browser-sessions-');
+  let m = await h.startMitmd(MITMD, sdir, [], pki);
+  let v = null;
+  try {
+    assert.equal(await h.curlThrough(m, `${upstreamUrl}/page.html?day=1`), 200);
+    v = await h.openViewer(browser, m.viewer);
+    await rowWithPath(v.page, '/page.html?day=1');
+    await v.context.close();
+    assert.equal(await m.stop(), 0);
+    const sessions = path.join(m.conf, 'sessions');
+    for (const suffix of ['', '-wal', '-shm']) {
+      const from = path.join(sessions, `default.sqlite${suffix}`);
+      if (fs.existsSync(from)) fs.renameSync(from, path.join(sessions, `yesterday.sqlite${suffix}`));
+    }
+    m = await h.startMitmd(MITMD, sdir, [], pki);
+    v = await h.openViewer(browser, m.viewer);
+    const {page} = v;
+    assert.equal(await h.curlThrough(m, `${upstreamUrl}/page.html?day=2`), 200);
+    await rowWithPath(page, '/page.html?day=2');
+    await page.waitForSelector('#session-wrap:not([hidden])');
+    const options = await page.$$eval('#session option', (o) => o.map((x) => ({value: x.value, text: x.textContent})));
+    assert.deepEqual(options.map((o) => o.value).sort(), ['default', 'yesterday']);
+    assert.match(options.find((o) => o.value === 'default').text, /^● default · 1 flows · \d{4}-\d\d-\d\d/);
+    assert.match(options.find((o) => o.value === 'yesterday').text, /^yesterday · 1 flows · \d{4}-\d\d-\d\d/);
+
+    await page.selectOption('#session', 'yesterday');
+    await rowWithPath(page, '/page.html?day=1');
+    await page.waitForSelector('#session-banner:not([hidden])');
+    assert.match(await page.textContent('#session-banner'), /Viewing session "yesterday".*recorded in "default"/);
+    assert.match(page.url(), /[?&]session=yesterday/);
+    assert.match(await page.getAttribute('#btn-har', 'href'), /session=yesterday/);
+    assert.equal(await page.isDisabled('#btn-clear'), true, 'another session is read-only here');
+    // Traffic goes on in "default" and does not show up here.
+    assert.equal(await h.curlThrough(m, `${upstreamUrl}/page.html?day=3`), 200);
+    await sleep(800);
+    assert.deepEqual((await visibleRows(page)).map((r) => r.path), ['/page.html?day=1']);
+    await (await rowWithPath(page, '/page.html?day=1')).click();
+    await page.waitForFunction(() => document.querySelector('.d-url').textContent.endsWith('day=1'));
+    await shot(page, '26-other-session');
+
+    await page.click('#session-back');
+    await rowWithPath(page, '/page.html?day=3');
+    assert.deepEqual((await visibleRows(page)).map((r) => r.path), ['/page.html?day=3', '/page.html?day=2']);
+    assert.equal(await page.isVisible('#session-banner'), false);
+    assert.deepEqual(v.problems, []);
+  } finally {
+    if (v) await v.context.close();
+    assert.equal(await m.stop(), 0);
+    fs.rmSync(sdir, {recursive: true, force: true});
+  }
+});
+
 test('the waterfall of a request on a reused connection has no connect or TLS phase', async () => {
   const {page} = viewer;
   const res = await run('curl', ['-q', '--silent', '--proxy', `http://${mitmd.proxy}`, '--cacert', mitmd.root,
