@@ -1679,7 +1679,8 @@
 
   // "name · 1,234 flows · 2026-11-28 → 2026-11-29"; the one being recorded says so.
   function sessionDetails(s) {
-    const parts = [`${nf.format(s.flows || 0)} flows`];
+    const n = s.flows || 0;
+    const parts = [`${nf.format(n)} flow${n === 1 ? '' : 's'}`];
     const created = toEpoch(s.created), modified = toEpoch(s.modified);
     if (created || modified) {
       const a = fmtDate(created || modified), b = fmtDate(modified || created);

@@ -577,16 +577,18 @@ test('sessions: another session can be looked at while recording goes on (hidden
       const from = path.join(sessions, `default.sqlite${suffix}`);
       if (fs.existsSync(from)) fs.renameSync(from, path.join(sessions, `yesterday.sqlite${suffix}`));
     }
+    // The JSONL stream goes too: a new session would import it.
+    fs.rmSync(path.join(sdir, 'flows.jsonl'), {force: true});
     m = await h.startMitmd(MITMD, sdir, [], pki);
+    assert.equal(await h.curlThrough(m, `${upstreamUrl}/page.html?day=2`), 200);
     v = await h.openViewer(browser, m.viewer);
     const {page} = v;
-    assert.equal(await h.curlThrough(m, `${upstreamUrl}/page.html?day=2`), 200);
     await rowWithPath(page, '/page.html?day=2');
     await page.waitForSelector('#session-wrap:not([hidden])');
     const options = await page.$$eval('#session option', (o) => o.map((x) => ({value: x.value, text: x.textContent})));
     assert.deepEqual(options.map((o) => o.value).sort(), ['default', 'yesterday']);
-    assert.match(options.find((o) => o.value === 'default').text, /^● default · 1 flows · \d{4}-\d\d-\d\d/);
-    assert.match(options.find((o) => o.value === 'yesterday').text, /^yesterday · 1 flows · \d{4}-\d\d-\d\d/);
+    assert.match(options.find((o) => o.value === 'default').text, /^● default · 1 flow · \d{4}-\d\d-\d\d/);
+    assert.match(options.find((o) => o.value === 'yesterday').text, /^yesterday · 1 flow · \d{4}-\d\d-\d\d/);
 
     await page.selectOption('#session', 'yesterday');
     await rowWithPath(page, '/page.html?day=1');
