@@ -1054,7 +1054,7 @@
       req ? h('button', {class: 'btn small', text: 'Copy URL', onclick: () => copyText(req.url, 'URL copied')}) : null,
       resp && resp.body.size > 0 ? h('a', {class: 'btn small', id: 'btn-download', text: 'Download body',
         href: withSession(`/api/flows/${encodeURIComponent(d.id)}/response/body?decode=1&download=1`)}) : null,
-      state.store ? h('button', {class: 'btn small' + (summary.marked ? ' on' : ''), id: 'btn-mark', title: 'Mark this flow (m)',
+      state.store && !state.session ? h('button', {class: 'btn small' + (summary.marked ? ' on' : ''), id: 'btn-mark', title: 'Mark this flow (m)',
         text: summary.marked ? '★ Marked' : '☆ Mark', onclick: () => toggleMark(d.id)}) : null,
       h('button', {class: 'btn small', id: 'btn-more', title: 'More actions (right-click a row)', text: 'More…',
         onclick: (ev) => {

@@ -78,6 +78,20 @@ async function assertColumnsReadable(page, label) {
   return {head, row};
 }
 
+// The top bar's controls (and the session switcher when there is one) never cover each other.
+async function assertTopbarClear(page, label) {
+  const boxes = await page.$$eval('.topbar > :not(.actions), .actions > *', (els) => els
+    .filter((e) => !e.hidden && getComputedStyle(e).display !== 'none' && e.getBoundingClientRect().width > 0)
+    .map((e) => { const r = e.getBoundingClientRect(); return {id: e.id || e.className, l: r.left, r: r.right, t: r.top, b: r.bottom}; }));
+  for (let i = 0; i < boxes.length; i++) {
+    for (let j = i + 1; j < boxes.length; j++) {
+      const a = boxes[i], b = boxes[j];
+      const overlap = Math.min(a.r, b.r) - Math.max(a.l, b.l) > 1 && Math.min(a.b, b.b) - Math.max(a.t, b.t) > 1;
+      assert.ok(!overlap, `${label}: "${a.id}" and "${b.id}" overlap in the top bar`);
+    }
+  }
+}
+
 async function readClipboardAfter(page, action) {
   await page.evaluate(() => navigator.clipboard.writeText(''));
   await action();
@@ -331,6 +345,7 @@ test('layout at 1024 px: no overlapping columns, with and without the detail pan
     assert.ok(host.scroll <= host.client, 'Host with its port is readable at 1024 px');
     const topbar = await page.$eval('.topbar', (e) => ({scroll: e.scrollWidth, client: e.clientWidth}));
     assert.ok(topbar.scroll <= topbar.client, 'the top bar fits');
+    await assertTopbarClear(page, '1024');
     await shot(page, '14-layout-1024');
     await (await rowWithPath(page, '/page.html')).click();
     await page.waitForSelector('#detail:not([hidden]) .d-url');
@@ -604,6 +619,12 @@ test('sessions: another session can be looked at while recording goes on (hidden
     await (await rowWithPath(page, '/page.html?day=1')).click();
     await page.waitForFunction(() => document.querySelector('.d-url').textContent.endsWith('day=1'));
     await shot(page, '26-other-session');
+    await assertTopbarClear(page, 'session switcher, 1440');
+    await page.setViewportSize({width: 1024, height: 720});
+    await assertTopbarClear(page, 'session switcher, 1024');
+    await assertColumnsReadable(page, 'session switcher, 1024');
+    await shot(page, '27-other-session-1024');
+    await page.setViewportSize({width: 1440, height: 900});
 
     await page.click('#session-back');
     await rowWithPath(page, '/page.html?day=3');
