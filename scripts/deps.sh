@@ -3,6 +3,7 @@
 #   scripts/deps.sh build   what building and running mitmd needs
 #   scripts/deps.sh test    that, plus what the test suite drives (curl, openssl, chromium, ...)
 #   scripts/deps.sh bench   the build list, plus the benchmark's origin and clients
+#   scripts/deps.sh fuzz    the build list, plus clang 16 and libc++ for tools/fuzz/run.sh
 set -euo pipefail
 
 build_pkgs=(cmake ninja-build g++ pkg-config android-libboringssl-dev libevent-dev
@@ -17,10 +18,13 @@ test_pkgs=(libgtest-dev libgmock-dev curl openssl ca-certificates python3
 
 # tools/bench/run.sh: nginx as the direct origin, Python for the Nagle client.
 bench_pkgs=(nginx-light python3)
+# tools/fuzz/run.sh: libFuzzer needs clang; clang 14 cannot compile libstdc++'s <expected>.
+fuzz_pkgs=(clang-16 libc++-16-dev libc++abi-16-dev libclang-rt-16-dev)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then want+=("${test_pkgs[@]}"); fi
 if [ "${1:-build}" = bench ]; then want+=("${bench_pkgs[@]}"); fi
+if [ "${1:-build}" = fuzz ]; then want+=("${fuzz_pkgs[@]}"); fi
 
 missing=()
 for p in "${want[@]}"; do

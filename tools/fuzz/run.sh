@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs one libFuzzer target for a while:  tools/fuzz/run.sh TARGET SECONDS [libFuzzer flags...]
+#   TARGET   a tests/fuzz/*_fuzz.cc name, e.g. h1_parser_fuzz (or "list")
+# Builds the targets with clang 16 and libc++ (Debian's clang 14 cannot compile libstdc++'s
+# <expected>) under ASan+UBSan into build-fuzz/, then fuzzes starting from a copy of the seed
+# corpus tests/fuzz/corpus/TARGET (new inputs go to build-fuzz/corpus/TARGET; crashes to
+# build-fuzz/crashes/TARGET). Add a crash worth keeping to the seed corpus once it is fixed: the
+# ordinary test suite replays every seed.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+target="${1:?usage: run.sh TARGET SECONDS [libFuzzer flags]}"
+if [[ "$target" == list ]]; then
+  ls "$root/tests/fuzz" | sed -n 's/\(.*_fuzz\)\.cc$/\1/p'
+  exit 0
+fi
+seconds="${2:?usage: run.sh TARGET SECONDS [libFuzzer flags]}"
+shift 2
+[[ -f "$root/tests/fuzz/$target.cc" ]] || { echo "run.sh: no tests/fuzz/$target.cc" >&2; exit 2; }
+"$root/scripts/deps.sh" fuzz >/dev/null
+command -v clang++-16 >/dev/null || {
+  echo "run.sh: clang++-16 is missing: apt-get install clang-16 libc++-16-dev libc++abi-16-dev libclang-rt-16-dev" >&2
+  exit 2
+}
+dir="${MITMD_FUZZ_BUILD:-$root/build-fuzz}"
+cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMITMD_FUZZ=ON \
+  -DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16 \
+  -DCMAKE_CXX_FLAGS="-stdlib=libc++" -DCMAKE_EXE_LINKER_FLAGS="-stdlib=libc++" >/dev/null
+cmake --build "$dir" --target "$target"
+mkdir -p "$dir/corpus/$target" "$dir/crashes/$target"
+cp -n "$root/tests/fuzz/corpus/$target/"* "$dir/corpus/$target/" 2>/dev/null || true
+cd "$dir/crashes/$target"
+exec "$dir/tests/$target" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 \
+  -rss_limit_mb=2048 "$@" "$dir/corpus/$target"
