@@ -1465,7 +1465,8 @@
       body = new Uint8Array(await res.arrayBuffer());
     }
     return {method: r.method, url: r.url, version: r.version, host: r.host, port: r.port, scheme: r.scheme,
-      target: r.target || r.path, authority: hostPort(r.host, r.port, r.scheme), headers: r.headers, body,
+      // Origin-form: a proxied plain-HTTP request's target is the absolute URL the proxy got.
+      target: r.path || r.target, authority: hostPort(r.host, r.port, r.scheme), headers: r.headers, body,
       truncated: !!r.body.truncated};
   }
 

@@ -252,7 +252,7 @@
       `printf '%b' ${printfEscaped(bytes)}`;
   }
 
-  const api = {curl, httpie, python, fetch: fetchJs, raw, asText, shellQuote};
+  const api = {curl, httpie, python, fetch: fetchJs, raw};
   if (typeof module !== 'undefined' && module.exports) module.exports = api;
   else root.mitmdSnippets = api;
 })(this);
