@@ -3,6 +3,7 @@
 
 #include <openssl/rand.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -37,7 +38,6 @@
 namespace mitmd {
 namespace {
 
-constexpr size_t kFlowsInMemory = 50'000;
 constexpr char kVersion[] = "0.1.0";
 
 double WallClock() {
@@ -64,37 +64,33 @@ int Die(const std::string& message) {
   return 1;
 }
 
-// --fresh: the previous session log is kept as FILE.1, and the new run starts empty.
-Status SetAsideSessionLog(const std::string& path) {
+// --fresh: the previous session log is kept as FILE.1 (and the session database as
+// NAME.sqlite.1), and the new run starts empty.
+Status SetAside(const std::string& path) {
   if (::rename(path.c_str(), (path + ".1").c_str()) != 0 && errno != ENOENT) {
     return Fail(StrCat("--fresh: cannot move ", path, " aside: ", std::strerror(errno)));
   }
   return {};
 }
 
-// What the viewer shows before live traffic: the flows already in the session log (it survives
-// restarts), then the --load files.
-Result<std::vector<std::shared_ptr<const Flow>>> InitialFlows(const Config& config, Logger& log) {
-  std::vector<std::shared_ptr<const Flow>> out;
-  auto add = [&](const std::string& path, bool must_exist) -> Status {
-    if (!must_exist && ::access(path.c_str(), F_OK) != 0) return {};
-    auto loaded = LoadFlowsFile(path, kFlowsInMemory);
-    if (!loaded) return Fail(loaded.error().message);
+// --load: each file's flows join the session, labelled with where they came from; a file
+// loaded again adds nothing.
+Status LoadFiles(const Config& config, FlowStore& store, Logger& log) {
+  for (const auto& path : config.load_files) {
+    auto loaded = LoadFlowsFile(path, SIZE_MAX);
+    if (!loaded) return Fail(StrCat("--load: ", loaded.error().message));
     if (loaded->skipped > 0) {
       log.Warn("some lines of a flow file could not be read",
                {{"file", path}, {"skipped", loaded->skipped}, {"problems", loaded->warnings}});
     }
-    for (auto& f : loaded->flows) out.push_back(std::make_shared<const Flow>(std::move(f)));
-    return {};
-  };
-  if (!config.fresh) {
-    if (auto st = add(config.flows_path, false); !st) return std::unexpected(st.error());
+    std::string name = path.substr(path.rfind('/') + 1);
+    const char* format = loaded->format == LoadedFlows::Format::kHar ? "har" : "jsonl";
+    auto added = store.Import(std::move(loaded->flows), StrCat(format, ":", name),
+                              loaded->format == LoadedFlows::Format::kJsonl);
+    if (!added) return Fail(StrCat("--load ", path, ": ", added.error().message));
+    log.Info("loaded flows into the session", {{"file", path}, {"added", *added}});
   }
-  for (const auto& path : config.load_files) {
-    if (auto st = add(path, true); !st) return Fail(StrCat("--load: ", st.error().message));
-  }
-  if (out.size() > kFlowsInMemory) out.erase(out.begin(), out.end() - kFlowsInMemory);
-  return out;
+  return {};
 }
 
 int Run(Config config) {
@@ -123,19 +119,27 @@ int Run(Config config) {
   ca_options.logger = &log;
   auto authority = ca::Authority::Open(ca_options);
   if (!authority) return Die(authority.error().message);
-  std::vector<std::shared_ptr<const Flow>> initial_flows;
-  if (config.web_enabled) {
-    if (config.fresh) {
-      if (auto st = SetAsideSessionLog(config.flows_path); !st) return Die(st.error().message);
-    }
-    auto initial = InitialFlows(config, log);
-    if (!initial) return Die(initial.error().message);
-    initial_flows = std::move(*initial);
-  } else if (config.fresh) {
-    if (auto st = SetAsideSessionLog(config.flows_path); !st) return Die(st.error().message);
+  // The session store: <confdir>/sessions/<NAME>.sqlite, and the JSONL log beside it.
+  const std::string sessions_dir = StrCat(config.confdir, "/sessions");
+  const std::string session_name = "default";
+  const std::string session_db = StrCat(sessions_dir, "/", session_name, ".sqlite");
+  if (::mkdir(sessions_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Die(StrCat("cannot create ", sessions_dir, ": ", std::strerror(errno)));
   }
-  auto flows = FlowStore::Open(config.flows_path, kFlowsInMemory);
+  if (config.fresh) {
+    for (const std::string& path : {config.flows_path, session_db, session_db + "-wal", session_db + "-shm"}) {
+      if (auto st = SetAside(path); !st) return Die(st.error().message);
+    }
+  }
+  FlowStoreOptions store_options;
+  store_options.db_path = session_db;
+  store_options.jsonl_path = config.flows_path;
+  // A session log from before the store is imported once, in the background.
+  if (!config.fresh) store_options.migrate_from = config.flows_path;
+  store_options.log = &log;
+  auto flows = FlowStore::Open(std::move(store_options));
   if (!flows) return Die(flows.error().message);
+  if (auto st = LoadFiles(config, **flows, log); !st) return Die(st.error().message);
   std::unique_ptr<net::KeyLog> keylog;
   if (!config.keylog_file.empty()) {
     auto opened = net::KeyLog::Open(config.keylog_file);
@@ -193,7 +197,8 @@ int Run(Config config) {
     if (web_options.token.empty() && !IsLoopbackHost(config.web_listen.host)) {
       web_options.token = config.proxy_token.empty() ? RandomToken() : config.proxy_token;
     }
-    web_options.initial_flows = std::move(initial_flows);
+    web_options.sessions_dir = sessions_dir;
+    web_options.session_name = session_name;
     web_options.version = kVersion;
     web_options.proxy_address = (*server)->address().ToString();
     web_options.session_log = config.flows_path;
@@ -219,6 +224,7 @@ int Run(Config config) {
   std::printf("proxy listening on %s\n", (*server)->address().ToString().c_str());
   std::printf("root CA      %s\n", root.c_str());
   std::printf("SHA-256      %s\n", (*authority)->root_fingerprint_sha256().c_str());
+  std::printf("session      %s (%s)\n", session_name.c_str(), session_db.c_str());
   std::printf("session log  %s\n", config.flows_path.c_str());
   if (viewer) std::printf("viewer listening on %s\n", viewer->url().c_str());
   if (beyond_loopback) {

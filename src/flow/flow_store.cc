@@ -1,124 +1,337 @@
 #include "flow/flow_store.h"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "core/strings.h"
-
 #include "flow/flow_json.h"
 
 namespace mitmd {
 
 namespace {
 
-// What a flow costs in memory, roughly: its strings, the rest as a flat overhead.
-size_t ApproxBytes(const Flow& f) {
-  constexpr size_t kOverhead = 1024;
-  size_t n = kOverhead;
-  auto headers = [&](const HeaderList& h) {
-    for (const auto& [k, v] : h) n += k.size() + v.size() + 64;
-  };
-  if (f.request) {
-    n += f.request->body.content.size() + f.request->target.size() + f.request->path.size();
-    headers(f.request->headers);
+constexpr size_t kMigrationChunk = 1'000;
+constexpr size_t kKeptLineCapacity = 1u << 20;
+
+// Lines in |path| (a final line without '\n' counts), read in blocks: memory stays constant.
+Result<uint64_t> CountLines(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail(StrCat("cannot read ", path, ": ", std::strerror(errno)));
+  std::vector<char> block(1 << 20);
+  uint64_t lines = 0;
+  char last = '\n';
+  while (in) {
+    in.read(block.data(), static_cast<std::streamsize>(block.size()));
+    std::streamsize n = in.gcount();
+    if (n <= 0) break;
+    for (std::streamsize i = 0; i < n; ++i) lines += block[i] == '\n';
+    last = block[n - 1];
   }
-  if (f.response) {
-    n += f.response->body.content.size();
-    headers(f.response->headers);
-  }
-  if (f.server_cert) n += 512;
-  return n;
+  if (last != '\n') ++lines;
+  return lines;
 }
 
 }  // namespace
 
-Result<std::unique_ptr<FlowStore>> FlowStore::Open(const std::string& path, size_t max_flows,
-                                                   size_t max_bytes) {
-  int fd = -1;
-  if (!path.empty()) {
-    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      return Fail(StrCat("cannot open the session log ", path, ": ", std::strerror(errno)));
+// The import of a JSONL log from before the session store: line N becomes seq N, below every
+// live flow, so the list keeps its order while the import runs.
+struct FlowStore::Migration {
+  std::string path;
+  std::ifstream in;
+  uint64_t line = 0;   // lines consumed
+  uint64_t lines = 0;  // lines to import
+  uint64_t skipped = 0;
+};
+
+FlowStore::FlowStore(FlowStoreOptions options) : options_(std::move(options)) {}
+
+Result<std::unique_ptr<FlowStore>> FlowStore::Open(FlowStoreOptions options) {
+  auto store = std::unique_ptr<FlowStore>(new FlowStore(std::move(options)));
+  const FlowStoreOptions& o = store->options_;
+  auto db = store::SessionDb::Open(o.db_path, store::SessionDb::Mode::kReadWrite);
+  if (!db) return std::unexpected(db.error());
+  store->db_ = std::move(*db);
+  auto counts = store->db_->Counts();
+  if (!counts) return std::unexpected(counts.error());
+  uint64_t max_seq = counts->max_seq;
+  auto floor = store->db_->GetMeta("floor");
+  if (floor && *floor) max_seq = std::max<uint64_t>(max_seq, std::strtoull((*floor)->c_str(), nullptr, 10));
+
+  // The migration state lives in meta, so a migration cut short resumes where it stopped.
+  auto source = store->db_->GetMeta("migration_source");
+  if (!source) return std::unexpected(source.error());
+  if (!*source && !o.migrate_from.empty() && counts->max_seq == 0) {
+    struct stat st{};
+    if (::stat(o.migrate_from.c_str(), &st) == 0 && st.st_size > 0) {
+      auto lines = CountLines(o.migrate_from);
+      if (!lines) return std::unexpected(lines.error());
+      if (auto s = store->db_->SetMeta("migration_lines", std::to_string(*lines)); !s) return std::unexpected(s.error());
+      if (auto s = store->db_->SetMeta("migration_done", "0"); !s) return std::unexpected(s.error());
+      if (auto s = store->db_->SetMeta("migration_source", o.migrate_from); !s) return std::unexpected(s.error());
+      *source = o.migrate_from;
     }
   }
-  return std::unique_ptr<FlowStore>(new FlowStore(fd, max_flows, max_bytes));
+  if (*source) {
+    auto lines = store->db_->GetMeta("migration_lines");
+    auto done = store->db_->GetMeta("migration_done");
+    uint64_t total = lines && *lines ? std::strtoull((*lines)->c_str(), nullptr, 10) : 0;
+    uint64_t at = done && *done ? std::strtoull((*done)->c_str(), nullptr, 10) : total;
+    max_seq = std::max(max_seq, total);
+    if (at < total) {
+      auto m = std::make_unique<Migration>();
+      m->path = **source;
+      m->in.open(m->path, std::ios::binary);
+      m->lines = total;
+      std::string skip;
+      while (m->line < at && std::getline(m->in, skip)) ++m->line;
+      if (m->in) {
+        store->migration_ = std::move(m);
+        store->stats_.migrating = true;
+        if (o.log) o.log->Info("importing the old session log into the session database in the background",
+                               {{"from", **source}, {"lines", total}, {"done", at}, {"db", o.db_path}});
+      }
+    }
+  }
+  store->next_seq_ = max_seq + 1;
+
+  if (!o.jsonl_path.empty()) {
+    auto jsonl = store::JsonlLog::Open(o.jsonl_path);
+    if (!jsonl) return std::unexpected(jsonl.error());
+    store->jsonl_ = std::move(*jsonl);
+  }
+  // A clear whose undo window passed while mitmd was down is finished now.
+  store->purge_ = true;
+  store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  return store;
 }
 
 FlowStore::~FlowStore() {
-  if (fd_ >= 0) ::close(fd_);
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (writer_.joinable()) writer_.join();
 }
 
-void FlowStore::WriteLine(const std::string& line) {
-  std::lock_guard lock(log_mu_);
-  // O_APPEND puts the whole line at the end in one write(); the loop only finishes a short write
-  // (a signal, a full disk) before any other line can start.
-  const char* p = line.data();
-  size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd_, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    p += n;
-    left -= static_cast<size_t>(n);
+void FlowStore::Notify(const std::shared_ptr<const Flow>& flow, uint64_t seq) {
+  std::shared_ptr<const ListenerList> listeners;
+  {
+    std::lock_guard lock(mu_);
+    listeners = listeners_;
   }
+  for (const auto& [token, listener] : *listeners) listener(flow, seq);
+}
+
+bool FlowStore::Enqueue(store::FlowPut put) {
+  // Caller holds mu_.
+  if (put.mode == store::FlowPut::Mode::kUpsert) {
+    // A queued snapshot of a running flow gives way to a newer one; a queued recorded flow
+    // (each is one JSONL line) never does.
+    auto it = queued_index_.find(put.flow->id);
+    if (it != queued_index_.end() && queue_[it->second].flow->state != FlowState::kDone) {
+      store::FlowPut& queued = queue_[it->second];
+      if (put.flow->state == FlowState::kDone || put.flow->revision >= queued.flow->revision) {
+        queued.flow = std::move(put.flow);
+      }
+      return true;
+    }
+  }
+  if (queue_.size() >= options_.max_queue) {
+    ++stats_.dropped;
+    return false;
+  }
+  if (put.mode == store::FlowPut::Mode::kUpsert) queued_index_[put.flow->id] = queue_.size();
+  queue_.push_back(std::move(put));
+  ++enqueued_gen_;
+  if (queue_.size() == options_.batch_max) wake_.notify_one();
+  return true;
 }
 
 void FlowStore::Record(std::shared_ptr<const Flow> flow) {
-  if (fd_ >= 0) {
-    // Each recording thread serializes into the same buffer, so a line costs no allocation; a
-    // buffer that a huge flow grew is given back.
-    constexpr size_t kKeptLineCapacity = 256u << 10;
-    thread_local std::string line;
-    line.clear();
-    AppendFlowJsonLine(*flow, line);
-    line.push_back('\n');
-    WriteLine(line);
-    if (line.capacity() > kKeptLineCapacity) std::string().swap(line);
-  }
-  const size_t cost = ApproxBytes(*flow);
-  std::shared_ptr<const ListenerList> listeners;
+  uint64_t seq;
   {
     std::lock_guard lock(mu_);
-    ++recorded_;
-    recent_.push_back(Entry{flow, cost});
-    bytes_ += cost;
-    while (!recent_.empty() && (recent_.size() > max_flows_ || bytes_ > max_bytes_)) {
-      bytes_ -= recent_.front().bytes;
-      recent_.pop_front();
+    ++stats_.recorded;
+    auto live = live_seq_.find(flow->id);
+    if (live != live_seq_.end()) {
+      seq = live->second;
+      live_seq_.erase(live);
+    } else {
+      seq = next_seq_++;
     }
-    listeners = listeners_;
+    Enqueue(store::FlowPut{store::FlowPut::Mode::kUpsert, seq, flow, "", ""});
   }
-  for (const auto& [token, listener] : *listeners) listener(flow);
+  Notify(flow, seq);
 }
 
 void FlowStore::Publish(std::shared_ptr<const Flow> snapshot) {
-  std::shared_ptr<const ListenerList> listeners;
+  uint64_t seq;
   {
     std::lock_guard lock(mu_);
-    listeners = listeners_;
+    auto [it, added] = live_seq_.try_emplace(snapshot->id, next_seq_);
+    if (added) ++next_seq_;
+    seq = it->second;
+    Enqueue(store::FlowPut{store::FlowPut::Mode::kUpsert, seq, snapshot, "", ""});
   }
-  for (const auto& [token, listener] : *listeners) listener(snapshot);
+  Notify(snapshot, seq);
 }
 
-std::vector<std::shared_ptr<const Flow>> FlowStore::Snapshot() const {
-  std::lock_guard lock(mu_);
-  std::vector<std::shared_ptr<const Flow>> out;
-  out.reserve(recent_.size());
-  for (const Entry& e : recent_) out.push_back(e.flow);
-  return out;
+Result<size_t> FlowStore::Import(std::vector<Flow> flows, const std::string& source, bool stable_ids) {
+  std::vector<store::FlowPut> puts;
+  puts.reserve(flows.size());
+  for (Flow& f : flows) {
+    f.state = FlowState::kDone;
+    std::string hash = store::ContentHash(f, stable_ids);
+    puts.push_back(store::FlowPut{store::FlowPut::Mode::kImport, 0,
+                                  std::make_shared<const Flow>(std::move(f)), source, std::move(hash)});
+  }
+  // Written on this thread's own connection, in one transaction: an import is the user waiting
+  // for it, and the seqs it takes are reserved so live flows keep theirs.
+  auto db = OpenReader();
+  if (!db) return std::unexpected(db.error());
+  {
+    std::lock_guard lock(mu_);
+    for (auto& p : puts) p.seq = next_seq_++;
+  }
+  return (*db)->Write(puts);
 }
 
-size_t FlowStore::memory_bytes() const {
-  std::lock_guard lock(mu_);
-  return bytes_;
+void FlowStore::Flush() {
+  std::unique_lock lock(mu_);
+  uint64_t target = enqueued_gen_;
+  ++flush_waiters_;
+  wake_.notify_one();
+  done_.wait(lock, [&] { return written_gen_ >= target || stop_; });
+  --flush_waiters_;
 }
 
-uint64_t FlowStore::recorded_count() const {
+void FlowStore::PurgeSoon() {
+  {
+    std::lock_guard lock(mu_);
+    purge_ = true;
+  }
+  wake_.notify_one();
+}
+
+Result<std::unique_ptr<store::SessionDb>> FlowStore::OpenReader() const {
+  return store::SessionDb::Open(options_.db_path, store::SessionDb::Mode::kReadWrite);
+}
+
+void FlowStore::LogError(std::string_view what, const std::string& message) {
+  if (options_.log) options_.log->Error(what, {{"error", message}});
+}
+
+void FlowStore::WriteBatch(std::vector<store::FlowPut>& batch) {
+  if (jsonl_) {
+    // Each recording thread once serialized its own line; now one thread does it for the batch
+    // and the log gets one write() per batch.
+    thread_local std::string lines;
+    lines.clear();
+    for (const auto& p : batch) {
+      if (p.mode != store::FlowPut::Mode::kUpsert || p.flow->state != FlowState::kDone) continue;
+      AppendFlowJsonLine(*p.flow, lines);
+      lines.push_back('\n');
+    }
+    auto st = jsonl_->Append(lines);
+    if (lines.capacity() > kKeptLineCapacity) std::string().swap(lines);
+    std::lock_guard lock(mu_);
+    if (!st) {
+      if (stats_.log_error.empty()) LogError("FLOWS ARE MISSING FROM THE SESSION LOG", st.error().message);
+      stats_.log_error = st.error().message;
+    } else {
+      stats_.log_error.clear();
+    }
+  }
+  auto written = db_->Write(batch);
   std::lock_guard lock(mu_);
-  return recorded_;
+  if (!written) {
+    if (stats_.db_error.empty()) LogError("FLOWS ARE MISSING FROM THE SESSION DATABASE", written.error().message);
+    stats_.db_error = written.error().message;
+  } else {
+    stats_.db_error.clear();
+    stats_.written += *written;
+  }
+}
+
+bool FlowStore::MigrateChunk() {
+  Migration& m = *migration_;
+  std::vector<store::FlowPut> puts;
+  std::string line;
+  while (puts.size() < kMigrationChunk && m.line < m.lines && std::getline(m.in, line)) {
+    ++m.line;
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    auto flow = j.is_discarded() ? Result<Flow>(Fail("not JSON")) : FlowFromJson(j);
+    if (!flow) {
+      ++m.skipped;
+      continue;
+    }
+    flow->state = FlowState::kDone;
+    puts.push_back(store::FlowPut{store::FlowPut::Mode::kImport, m.line,
+                                  std::make_shared<const Flow>(std::move(*flow)), "", ""});
+  }
+  bool more = m.line < m.lines && m.in.good();
+  if (!puts.empty()) {
+    if (auto w = db_->Write(puts); !w) {
+      LogError("cannot import the old session log", w.error().message);
+      more = false;
+    }
+  }
+  (void)db_->SetMeta("migration_done", std::to_string(more ? m.line : m.lines));
+  if (!more) {
+    if (options_.log) {
+      options_.log->Info("old session log imported", {{"from", m.path}, {"lines", m.line}, {"skipped", m.skipped}});
+    }
+    migration_.reset();
+    std::lock_guard lock(mu_);
+    stats_.migrating = false;
+  }
+  return more;
+}
+
+void FlowStore::WriterLoop() {
+  std::vector<store::FlowPut> batch;
+  std::unique_lock lock(mu_);
+  while (true) {
+    // While an old log is imported, chunks follow each other without the batch pause.
+    auto pause = migration_ ? std::chrono::milliseconds(1) : options_.batch_interval;
+    wake_.wait_for(lock, pause, [&] {
+      return stop_ || queue_.size() >= options_.batch_max || flush_waiters_ > 0 || purge_;
+    });
+    if (stats_.dropped > dropped_reported_ && options_.log) {
+      options_.log->Error("the session store cannot keep up: FLOWS WERE DROPPED from the database "
+                          "and the session log (the viewer showed them)",
+                          {{"dropped", stats_.dropped - dropped_reported_}, {"total_dropped", stats_.dropped}});
+      dropped_reported_ = stats_.dropped;
+    }
+    batch.swap(queue_);
+    queued_index_.clear();
+    uint64_t gen = enqueued_gen_;
+    bool purge = purge_;
+    purge_ = false;
+    bool stopping = stop_;
+    lock.unlock();
+    if (!batch.empty()) WriteBatch(batch);
+    batch.clear();
+    if (purge) {
+      if (auto n = db_->Purge(); !n) {
+        LogError("cannot delete cleared flows", n.error().message);
+      } else if (*n > 0 && options_.log) {
+        options_.log->Info("cleared flows deleted", {{"flows", *n}});
+      }
+    }
+    if (migration_ && !stopping) MigrateChunk();
+    lock.lock();
+    written_gen_ = gen;
+    done_.notify_all();
+    if (stopping && queue_.empty()) break;
+  }
 }
 
 uint64_t FlowStore::Subscribe(Listener listener) {
@@ -135,6 +348,23 @@ void FlowStore::Unsubscribe(uint64_t token) {
   auto next = std::make_shared<ListenerList>(*listeners_);
   std::erase_if(*next, [token](const auto& p) { return p.first == token; });
   listeners_ = std::move(next);
+}
+
+FlowStore::Stats FlowStore::stats() const {
+  std::lock_guard lock(mu_);
+  Stats s = stats_;
+  s.queued = queue_.size();
+  return s;
+}
+
+uint64_t FlowStore::recorded_count() const {
+  std::lock_guard lock(mu_);
+  return stats_.recorded;
+}
+
+uint64_t FlowStore::last_seq() const {
+  std::lock_guard lock(mu_);
+  return next_seq_ - 1;
 }
 
 }  // namespace mitmd

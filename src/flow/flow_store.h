@@ -1,75 +1,134 @@
 #pragma once
-// FlowStore: where finished flows go. Appends each to the session log as one JSON line (a single
-// write, so a crash never tears a recorded line), and keeps a bounded in-memory index of the
-// most recent flows for the viewer. Safe to call from every worker thread.
+// FlowStore: where flows go. Implements FlowSink for the proxy's workers and keeps the session:
+// a SQLite database (store/session_db.h) that is the viewer's index, and the JSONL session log
+// for `tail -f | jq` users.
+//
+// Workers never wait on disk: Record and Publish assign the flow its seq, tell the subscribers
+// (the viewer's live stream) and enqueue it. One writer thread takes the queue every
+// batch_interval (or as soon as batch_max flows wait) and writes it in one transaction, plus the
+// done flows' lines to the JSONL log. A running flow has at most one pending write: a newer
+// snapshot replaces the queued one. When the queue is full (max_queue) a flow is dropped from the
+// store (the viewer still saw it), counted, and the writer says so in the log.
+//
+// What kill -9 can lose: the flows enqueued since the last committed batch, i.e. at most
+// batch_interval plus the time one batch takes to write (SQLite's WAL makes each commit atomic
+// and durable against a process crash; synchronous=NORMAL leaves only an OS crash able to lose
+// the newest commits).
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
+#include "core/log.h"
 #include "core/result.h"
 #include "flow/flow.h"
 #include "flow/flow_sink.h"
+#include "store/jsonl_log.h"
+#include "store/session_db.h"
 
 namespace mitmd {
 
+struct FlowStoreOptions {
+  std::string db_path;     // the session database; created when missing
+  std::string jsonl_path;  // the JSONL log ("" for none)
+  // A JSONL log to import in the background when the database is new (the log of a mitmd from
+  // before the session store), read in bounded chunks.
+  std::string migrate_from;
+  size_t max_queue = 200'000;
+  std::chrono::milliseconds batch_interval{50};
+  size_t batch_max = 2'000;
+  Logger* log = nullptr;  // not owned; may be null
+};
+
 class FlowStore : public FlowSink {
  public:
-  // Opens (creating, mode 0600) |path| for appending. An empty path keeps flows in memory only.
-  // The in-memory index keeps at most |max_flows| flows and about |max_bytes| of them (body
-  // copies included), dropping the oldest first; the session log keeps everything.
-  static Result<std::unique_ptr<FlowStore>> Open(const std::string& path, size_t max_flows,
-                                                 size_t max_bytes = kDefaultMemoryBytes);
-  static constexpr size_t kDefaultMemoryBytes = 256u << 20;
+  static Result<std::unique_ptr<FlowStore>> Open(FlowStoreOptions options);
+  // Writes what is queued, then stops the writer.
   ~FlowStore() override;
 
-  // Records a finished flow: one line in the log, then into the index, then to subscribers.
   void Record(std::shared_ptr<const Flow> flow) override;
-  // A running flow's snapshot: to subscribers only (not the log, not the index).
   void Publish(std::shared_ptr<const Flow> snapshot) override;
 
-  // Snapshot of the in-memory index, oldest first.
-  std::vector<std::shared_ptr<const Flow>> Snapshot() const;
-  size_t memory_bytes() const;
-  uint64_t recorded_count() const;
-
-  // Called (on the recording thread) after each Record and each Publish; the flow's state says
-  // which (kDone for a record). Returns a token for Unsubscribe.
-  using Listener = std::function<void(const std::shared_ptr<const Flow>&)>;
+  // Called on the recording thread after each Record and Publish, with the flow's seq (a running
+  // flow keeps its seq when it completes); the flow's state says which. Returns a token.
+  using Listener = std::function<void(const std::shared_ptr<const Flow>&, uint64_t seq)>;
   uint64_t Subscribe(Listener listener);
   void Unsubscribe(uint64_t token);
 
- private:
-  struct Entry {
-    std::shared_ptr<const Flow> flow;
-    size_t bytes;  // its ApproxBytes, counted once
+  // Adds flows read from a file to the session (not the JSONL log), each with |source|; a flow
+  // whose id or content is already in the session is skipped. |stable_ids|: the file's ids are
+  // the flows' own (JSONL), so they take part in recognising a flow; HAR readers make them up.
+  // Returns when they are written: how many were added.
+  Result<size_t> Import(std::vector<Flow> flows, const std::string& source, bool stable_ids = false);
+
+  // Waits until everything enqueued before the call is written.
+  void Flush();
+
+  // Has the writer delete what the session's Clear hid (SessionDb::Purge), soon, off the
+  // caller's thread.
+  void PurgeSoon();
+
+  // A new connection to the session database for another thread (the viewer).
+  Result<std::unique_ptr<store::SessionDb>> OpenReader() const;
+
+  struct Stats {
+    uint64_t recorded = 0;     // Record calls
+    uint64_t written = 0;      // rows written by the writer
+    uint64_t dropped = 0;      // flows the full queue turned away
+    size_t queued = 0;
+    std::string log_error;     // the JSONL log's latest failure, "" when fine
+    std::string db_error;      // the database's latest failure, "" when fine
+    bool migrating = false;    // a background import of an old JSONL log is running
   };
+  Stats stats() const;
+  uint64_t recorded_count() const;
+  uint64_t last_seq() const;
+  const std::string& db_path() const { return options_.db_path; }
+  const std::string& jsonl_path() const { return options_.jsonl_path; }
+
+ private:
   using ListenerList = std::vector<std::pair<uint64_t, Listener>>;
+  struct Migration;
 
-  FlowStore(int fd, size_t max_flows, size_t max_bytes)
-      : fd_(fd), max_flows_(max_flows), max_bytes_(max_bytes) {}
+  explicit FlowStore(FlowStoreOptions options);
+  // Queues |put|, coalescing with a queued write of the same live flow. Returns false when full.
+  bool Enqueue(store::FlowPut put);
+  void Notify(const std::shared_ptr<const Flow>& flow, uint64_t seq);
+  void WriterLoop();
+  void WriteBatch(std::vector<store::FlowPut>& batch);
+  // Imports the next chunk of the old log; false when the migration is over.
+  bool MigrateChunk();
+  void LogError(std::string_view what, const std::string& message);
 
-  // Appends |line| (newline included) to the log with one write(); see Record.
-  void WriteLine(const std::string& line);
+  FlowStoreOptions options_;
+  std::unique_ptr<store::SessionDb> db_;       // the writer thread's connection
+  std::unique_ptr<store::JsonlLog> jsonl_;     // writer thread only
+  std::unique_ptr<Migration> migration_;       // writer thread only
 
-  int fd_;
-  size_t max_flows_;
-  size_t max_bytes_;
-  // Serializes writers so that the rare short write can be completed before another line
-  // starts; kept apart from mu_ so that Snapshot() and the index never wait for the disk.
-  std::mutex log_mu_;
   mutable std::mutex mu_;
-  size_t bytes_ = 0;  // sum of Entry::bytes in recent_
-  std::deque<Entry> recent_;
-  uint64_t recorded_ = 0;
+  std::condition_variable wake_;   // the writer: work to do
+  std::condition_variable done_;   // Flush: a batch was written
+  std::vector<store::FlowPut> queue_;
+  std::unordered_map<std::string, size_t> queued_index_;  // id -> position in queue_ (live flows)
+  std::unordered_map<std::string, uint64_t> live_seq_;    // running flows' seqs
+  uint64_t next_seq_ = 1;
+  uint64_t enqueued_gen_ = 0;
+  uint64_t written_gen_ = 0;
+  int flush_waiters_ = 0;
+  bool purge_ = false;
+  bool stop_ = false;
+  Stats stats_;
+  uint64_t dropped_reported_ = 0;
   uint64_t next_token_ = 1;
-  // Copy on write: Record takes a reference under mu_ and calls the listeners outside it, with
-  // no allocation per flow.
   std::shared_ptr<const ListenerList> listeners_ = std::make_shared<ListenerList>();
+  std::thread writer_;
 };
 
 }  // namespace mitmd

@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +20,8 @@
 #include <cstring>
 #include <ctime>
 #include <mutex>
+#include <filesystem>
+#include <map>
 #include <optional>
 #include <unordered_map>
 
@@ -30,7 +33,8 @@
 #include "web/api_json.h"
 #include "web/ca_page.h"
 #include "flow/filter.h"
-#include "web/flow_index.h"
+#include "store/filter_sql.h"
+#include "store/session_db.h"
 #include "web/pac.h"
 #include "web/static_files.h"
 #include "web/tls_filter.h"
@@ -43,6 +47,12 @@ using nlohmann::json;
 constexpr size_t kDefaultPage = 500;
 constexpr size_t kMaxPage = 10'000;
 constexpr size_t kMaxScan = 200'000;
+// A page whose filter reads bodies or headers loads each flow: fewer per request.
+constexpr size_t kMaxFullScan = 20'000;
+constexpr double kListBudgetSeconds = 1.5;
+constexpr timeval kUndoWindow = {30, 0};
+constexpr size_t kMaxOpenSessions = 8;
+constexpr size_t kHarBatchFlows = 200;
 constexpr size_t kMaxDecodedBody = 64 << 20;
 constexpr size_t kClosedConnsInStream = 300;
 constexpr timeval kConnsPoll = {0, 500'000};
@@ -169,6 +179,11 @@ std::string TimestampForFile() {
   return buf;
 }
 
+struct Arrival {
+  std::shared_ptr<const Flow> flow;
+  uint64_t seq = 0;
+};
+
 // Flows handed from worker threads to the web thread. Shared with the FlowStore listener, so it
 // stays valid (and its eventfd open) while a listener call is still running after Unsubscribe.
 class Inbox {
@@ -179,14 +194,14 @@ class Inbox {
   int fd() const { return fd_; }
 
   // Any thread. Never blocks on the web thread.
-  void Push(std::shared_ptr<const Flow> flow) {
+  void Push(std::shared_ptr<const Flow> flow, uint64_t seq) {
     {
       std::lock_guard lock(mu_);
       if (flows_.size() >= max_) {
         ++dropped_;
         return;
       }
-      flows_.push_back(std::move(flow));
+      flows_.push_back(Arrival{std::move(flow), seq});
     }
     if (!signaled_.exchange(true)) {
       uint64_t one = 1;
@@ -196,12 +211,12 @@ class Inbox {
   }
 
   // Web thread.
-  std::vector<std::shared_ptr<const Flow>> Take(uint64_t* dropped) {
+  std::vector<Arrival> Take(uint64_t* dropped) {
     uint64_t counter;
     ssize_t n = ::read(fd_, &counter, sizeof(counter));
     (void)n;
     signaled_.store(false);
-    std::vector<std::shared_ptr<const Flow>> out;
+    std::vector<Arrival> out;
     std::lock_guard lock(mu_);
     out.swap(flows_);
     *dropped = dropped_;
@@ -214,7 +229,7 @@ class Inbox {
   size_t max_;
   std::atomic<bool> signaled_{false};
   std::mutex mu_;
-  std::vector<std::shared_ptr<const Flow>> flows_;
+  std::vector<Arrival> flows_;
   uint64_t dropped_ = 0;
 };
 
@@ -236,14 +251,18 @@ struct WebServer::Impl {
   // previous one is on the wire, so a large session never sits in memory as one document.
   struct HarExport {
     evhttp_request* req = nullptr;
-    std::vector<std::shared_ptr<const Flow>> flows;
-    size_t next = 0;
+    store::SessionDb* db = nullptr;
+    std::string session;  // which one |db| is, to notice it closing
+    Filter filter;
+    store::SqlPrefilter prefilter;
+    uint64_t after = 0;   // the last seq sent
+    size_t sent = 0;
     HarOptions options;
     std::string tail;  // what closes the document after the last entry
   };
 
   Impl(event_base* b, WebOptions o, FlowStore& s, ca::Authority& a, ConnectionRegistry& c, Logger& l)
-      : base(b), opts(std::move(o)), store(s), ca(a), conns(c), log(l), index(opts.max_flows, opts.max_bytes) {}
+      : base(b), opts(std::move(o)), store(s), ca(a), conns(c), log(l) {}
   ~Impl();
 
   Status Init();
@@ -285,9 +304,18 @@ struct WebServer::Impl {
   // ---- handlers ----
   void Info(evhttp_request* req);
   void List(evhttp_request* req, const Params& params);
-  void Detail(evhttp_request* req, const FlowIndex::Entry& e, const Params& params);
-  void Body(evhttp_request* req, const FlowIndex::Entry& e, std::string_view side, const Params& params);
+  void Detail(evhttp_request* req, const store::StoredFlow& e, const Params& params);
+  void Body(evhttp_request* req, const store::StoredFlow& e, std::string_view side, const Params& params);
   void Clear(evhttp_request* req);
+  void Undo(evhttp_request* req);
+  void EditFlow(evhttp_request* req, std::string_view id, std::string_view action);
+  void Sessions(evhttp_request* req);
+  // The session a read names with ?session= (the current one by default); sends the error and
+  // returns null when it cannot be opened.
+  store::SessionDb* SessionFor(evhttp_request* req, const Params& params);
+  // The request body as JSON; sends the error and returns nullopt when it is not.
+  std::optional<json> JsonBody(evhttp_request* req);
+  static void PurgeCb(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->store.PurgeSoon(); }
   void Import(evhttp_request* req);
   void ExportHar(evhttp_request* req, const Params& params);
   void ContinueExport(evhttp_connection* conn);
@@ -297,7 +325,7 @@ struct WebServer::Impl {
   void Static(evhttp_request* req, const StaticFile& file);
 
   // ---- live stream ----
-  void Ingest(const std::vector<std::shared_ptr<const Flow>>& flows);
+  void Ingest(const std::vector<Arrival>& flows);
   void DrainInbox();
   void Heartbeat();
   void PushConnections(bool force);
@@ -316,7 +344,9 @@ struct WebServer::Impl {
   ca::Authority& ca;
   ConnectionRegistry& conns;
   Logger& log;
-  FlowIndex index;
+  std::unique_ptr<store::SessionDb> db;  // the current session, this thread's connection
+  std::map<std::string, std::unique_ptr<store::SessionDb>> other_sessions;  // ?session=, read-only
+  event* purge_ev = nullptr;
   std::optional<CaDownloads> ca_files;
   uint64_t ca_generation = 0;
   bssl::UniquePtr<SSL_CTX> tls_ctx;
@@ -341,7 +371,7 @@ struct WebServer::Impl {
 
 WebServer::Impl::~Impl() {
   if (subscribed) store.Unsubscribe(store_token);
-  for (event* ev : {inbox_ev, heartbeat_ev, conns_ev}) {
+  for (event* ev : {inbox_ev, heartbeat_ev, conns_ev, purge_ev}) {
     if (ev != nullptr) event_free(ev);
   }
   // evhttp_free closes every connection; their close callbacks find no streams left.
@@ -394,17 +424,19 @@ Status WebServer::Impl::Init() {
   inbox_ev = event_new(base, efd, EV_READ | EV_PERSIST, &Impl::InboxCb, this);
   heartbeat_ev = event_new(base, -1, EV_PERSIST, &Impl::HeartbeatCb, this);
   conns_ev = event_new(base, -1, EV_PERSIST, &Impl::ConnsCb, this);
-  if (!inbox_ev || !heartbeat_ev || !conns_ev) return Fail("cannot create the viewer's events");
+  purge_ev = event_new(base, -1, 0, &Impl::PurgeCb, this);
+  if (!inbox_ev || !heartbeat_ev || !conns_ev || !purge_ev) return Fail("cannot create the viewer's events");
   timeval beat{opts.heartbeat_seconds, 0};
   event_add(inbox_ev, nullptr);
   event_add(heartbeat_ev, &beat);
   event_add(conns_ev, &kConnsPoll);
 
-  for (auto& f : opts.initial_flows) index.Put(std::move(f));
-  opts.initial_flows.clear();
-  store_token = store.Subscribe([box = inbox](const std::shared_ptr<const Flow>& f) { box->Push(f); });
+  auto reader = store.OpenReader();
+  if (!reader) return std::unexpected(reader.error());
+  db = std::move(*reader);
+  store_token = store.Subscribe(
+      [box = inbox](const std::shared_ptr<const Flow>& f, uint64_t seq) { box->Push(f, seq); });
   subscribed = true;
-  for (auto& f : store.Snapshot()) index.Put(std::move(f));
   return {};
 }
 
@@ -565,6 +597,11 @@ void WebServer::Impl::Route(evhttp_request* req) {
     if (method != EVHTTP_REQ_POST) return SendError(req, 405, "use POST");
     return Clear(req);
   }
+  if (path == "/api/clear/undo") {
+    if (method != EVHTTP_REQ_POST) return SendError(req, 405, "use POST");
+    return Undo(req);
+  }
+  if (path == "/api/sessions") { if (get_only()) Sessions(req); return; }
   if (path == "/api/import") {
     if (method != EVHTTP_REQ_POST) return SendError(req, 405, "use POST");
     return Import(req);
@@ -574,15 +611,23 @@ void WebServer::Impl::Route(evhttp_request* req) {
   if (path == "/api/info") { if (get_only()) Info(req); return; }
   if (path == "/api/filter") { if (get_only()) CheckFilter(req, params); return; }
   if (path.starts_with("/api/flows/")) {
-    if (!get_only()) return;
     std::string_view rest = std::string_view(path).substr(11);
     std::string_view id = rest.substr(0, rest.find('/'));
     std::string_view tail = rest.substr(id.size());
-    const FlowIndex::Entry* e = index.Find(id);
-    if (e == nullptr) return SendError(req, 404, "no such flow (it may have been cleared)");
-    if (tail.empty() || tail == "/") return Detail(req, *e, params);
-    if (tail == "/request/body") return Body(req, *e, "request", params);
-    if (tail == "/response/body") return Body(req, *e, "response", params);
+    if (method == EVHTTP_REQ_DELETE && (tail.empty() || tail == "/")) return EditFlow(req, id, "delete");
+    if (tail == "/mark" || tail == "/comment") {
+      if (method != EVHTTP_REQ_POST) return SendError(req, 405, "use POST");
+      return EditFlow(req, id, tail.substr(1));
+    }
+    if (!get_only()) return;
+    store::SessionDb* session = SessionFor(req, params);
+    if (session == nullptr) return;
+    auto e = session->Get(id);
+    if (!e) return SendError(req, 500, e.error().message);
+    if (!*e) return SendError(req, 404, "no such flow (it may have been cleared or deleted)");
+    if (tail.empty() || tail == "/") return Detail(req, **e, params);
+    if (tail == "/request/body") return Body(req, **e, "request", params);
+    if (tail == "/response/body") return Body(req, **e, "response", params);
     return SendError(req, 404, "unknown flow resource");
   }
   if (path.starts_with("/api/")) return SendError(req, 404, "unknown API path");
@@ -627,38 +672,170 @@ void WebServer::Impl::Static(evhttp_request* req, const StaticFile& file) {
 
 void WebServer::Impl::Info(evhttp_request* req) {
   (void)RefreshCaFiles();
+  auto counts = db->Counts();
+  FlowStore::Stats st = store.stats();
+  json store_json = {{"session", opts.session_name},
+                     {"db", store.db_path()},
+                     {"written", st.written},
+                     {"queued", st.queued},
+                     {"dropped", st.dropped},
+                     {"migrating", st.migrating}};
+  // Shown as a banner by the viewer: the user must know when recording is failing.
+  if (!st.log_error.empty()) store_json["log_error"] = st.log_error;
+  if (!st.db_error.empty()) store_json["db_error"] = st.db_error;
   SendJson(req, 200,
            {{"version", opts.version},
             {"proxy", opts.proxy_address},
             {"web", StrCat(tls_ctx ? "https://" : "http://", bound.ToString(), "/")},
             {"tls", tls_ctx != nullptr},
             {"session_log", opts.session_log},
-            {"flows", index.size()},
-            {"capacity", index.capacity()},
-            {"memory_bytes", index.bytes()},
-            {"last_seq", index.last_seq()},
+            {"session", opts.session_name},
+            {"flows", counts ? counts->flows : 0},
+            {"last_seq", store.last_seq()},
+            {"store", std::move(store_json)},
             {"viewers", viewers.size()},
             {"dropped_viewers", dropped_viewers},
             {"dropped_flows", dropped_flows},
             {"ca", {{"fingerprint", ca.root_fingerprint_sha256()}, {"android", ca_files->android_name()}}}});
 }
 
+namespace {
+
+bool ValidSessionName(std::string_view name) {
+  if (name.empty() || name.size() > 64 || name.front() == '.') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+}  // namespace
+
+store::SessionDb* WebServer::Impl::SessionFor(evhttp_request* req, const Params& params) {
+  std::string name = params.Get("session");
+  if (name.empty() || name == opts.session_name) return db.get();
+  if (!ValidSessionName(name)) {
+    SendError(req, 400, "a session name is letters, digits, '-', '_' and '.'");
+    return nullptr;
+  }
+  if (auto it = other_sessions.find(name); it != other_sessions.end()) return it->second.get();
+  std::string path = StrCat(opts.sessions_dir, "/", name, ".sqlite");
+  if (opts.sessions_dir.empty() || ::access(path.c_str(), F_OK) != 0) {
+    SendError(req, 404, StrCat("no session named '", name, "' (see GET /api/sessions)"));
+    return nullptr;
+  }
+  auto opened = store::SessionDb::Open(path, store::SessionDb::Mode::kReadOnly);
+  if (!opened) {
+    SendError(req, 500, opened.error().message);
+    return nullptr;
+  }
+  // A handful stay open; the oldest name goes first (none is in use between requests, but an
+  // export keeps its own: see ExportHar).
+  if (other_sessions.size() >= kMaxOpenSessions) {
+    for (auto it = other_sessions.begin(); it != other_sessions.end(); ++it) {
+      bool in_use = std::any_of(exports.begin(), exports.end(),
+                                [&](const auto& x) { return x.second->db == it->second.get(); });
+      if (!in_use) {
+        other_sessions.erase(it);
+        break;
+      }
+    }
+  }
+  auto& slot = other_sessions[name];
+  slot = std::move(*opened);
+  return slot.get();
+}
+
+void WebServer::Impl::Sessions(evhttp_request* req) {
+  json list = json::array();
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(opts.sessions_dir, ec)) {
+    std::string file = entry.path().filename().string();
+    if (!file.ends_with(".sqlite")) continue;
+    std::string name = file.substr(0, file.size() - 7);
+    if (!ValidSessionName(name)) continue;
+    json s = {{"name", name}, {"flows", nullptr}, {"bytes", 0}, {"created", nullptr}, {"modified", nullptr}};
+    struct stat st{};
+    if (::stat(entry.path().c_str(), &st) == 0) {
+      uint64_t bytes = static_cast<uint64_t>(st.st_size);
+      struct stat wal{};
+      if (::stat(StrCat(entry.path().string(), "-wal").c_str(), &wal) == 0) bytes += static_cast<uint64_t>(wal.st_size);
+      s["bytes"] = bytes;
+      s["modified"] = static_cast<double>(std::max(st.st_mtim.tv_sec, wal.st_mtim.tv_sec));
+    }
+    store::SessionDb* session = name == opts.session_name ? db.get() : nullptr;
+    std::unique_ptr<store::SessionDb> opened;
+    if (session == nullptr) {
+      auto o = store::SessionDb::Open(entry.path().string(), store::SessionDb::Mode::kReadOnly);
+      if (o) {
+        opened = std::move(*o);
+        session = opened.get();
+      } else {
+        s["error"] = o.error().message;
+      }
+    }
+    if (session != nullptr) {
+      if (auto c = session->Counts()) {
+        s["flows"] = c->flows;
+        s["first"] = c->first;
+        s["last"] = c->last;
+      }
+      if (auto created = session->GetMeta("created"); created && *created) {
+        s["created"] = std::strtod((*created)->c_str(), nullptr);
+      }
+    }
+    list.push_back(std::move(s));
+  }
+  std::sort(list.begin(), list.end(), [](const json& a, const json& b) { return a["name"] < b["name"]; });
+  SendJson(req, 200, {{"current", opts.session_name}, {"sessions", std::move(list)}});
+}
+
 void WebServer::Impl::List(evhttp_request* req, const Params& params) {
   auto filter = Filter::Parse(params.Get("filter"));
   if (!filter) return SendError(req, 400, filter.error().message);
-  size_t limit = std::clamp<size_t>(params.Number("limit", kDefaultPage), 1, kMaxPage);
-  auto page = index.Query(*filter, params.Number("before", 0), limit, kMaxScan);
+  store::SessionDb* session = SessionFor(req, params);
+  if (session == nullptr) return;
+  store::ListQuery q;
+  q.sort = params.Get("sort");
+  if (q.sort.empty()) q.sort = "time";
+  std::string order = params.Get("order");
+  if (!order.empty() && order != "asc" && order != "desc") return SendError(req, 400, "order is asc or desc");
+  q.descending = order != "asc";
+  q.limit = std::clamp<size_t>(params.Number("limit", kDefaultPage), 1, kMaxPage);
+  q.before = params.Number("before", 0);
+  q.after = params.Number("after", 0);
+  q.offset = params.Number("offset", 0);
+  q.budget_seconds = kListBudgetSeconds;
+  if (!filter->empty()) {
+    store::SqlPrefilter pre = store::CompilePrefilter(filter->text());
+    q.where = std::move(pre.where);
+    q.where_args = std::move(pre.args);
+    if (!pre.exact) {
+      q.full_flows = pre.needs_full_flow;
+      q.match = [f = &*filter](const Flow& flow) { return f->Matches(flow); };
+    }
+    q.max_scan = pre.needs_full_flow ? kMaxFullScan : kMaxScan;
+  }
+  auto page = session->List(q);
+  if (!page) return SendError(req, 400, page.error().message);
   json flows = json::array();
-  for (const auto* e : page.entries) flows.push_back(FlowSummaryJson(*e->flow, e->seq));
-  SendJson(req, 200, {{"flows", std::move(flows)}, {"next_before", page.next_before},
-                      {"total", index.size()}, {"last_seq", index.last_seq()}});
+  for (const auto& e : page->flows) flows.push_back(RowSummaryJson(e.row));
+  auto counts = session->Counts();
+  json out = {{"flows", std::move(flows)},
+              {"next_before", page->next_before},
+              {"total", counts ? counts->flows : 0},
+              {"last_seq", session == db.get() ? store.last_seq() : (counts ? counts->max_seq : 0)},
+              {"scanned", page->scanned}};
+  if (q.sort != "time") out["next_offset"] = page->next_offset;
+  if (!q.descending && q.sort == "time") out["next_after"] = page->next_after;
+  if (page->timed_out) out["timed_out"] = true;
+  SendJson(req, 200, out);
 }
 
-void WebServer::Impl::Detail(evhttp_request* req, const FlowIndex::Entry& e, const Params& params) {
-  SendJson(req, 200, FlowDetailJson(*e.flow, e.seq, params.Flag("bodies")));
+void WebServer::Impl::Detail(evhttp_request* req, const store::StoredFlow& e, const Params& params) {
+  SendJson(req, 200, FlowDetailJson(*e.flow, e.row, params.Flag("bodies")));
 }
 
-void WebServer::Impl::Body(evhttp_request* req, const FlowIndex::Entry& e, std::string_view side,
+void WebServer::Impl::Body(evhttp_request* req, const store::StoredFlow& e, std::string_view side,
                            const Params& params) {
   const Flow& f = *e.flow;
   const BodyRecord* body = nullptr;
@@ -705,12 +882,77 @@ void WebServer::Impl::Body(evhttp_request* req, const FlowIndex::Entry& e, std::
   evbuffer_free(buf);
 }
 
+std::optional<json> WebServer::Impl::JsonBody(evhttp_request* req) {
+  evbuffer* in = evhttp_request_get_input_buffer(req);
+  size_t len = evbuffer_get_length(in);
+  std::string_view text(reinterpret_cast<const char*>(evbuffer_pullup(in, -1)), len);
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    SendError(req, 400, "the request body must be a JSON object");
+    return std::nullopt;
+  }
+  return j;
+}
+
 void WebServer::Impl::Clear(evhttp_request* req) {
-  size_t n = index.size();
-  index.Clear();
+  // A token the next Undo must name: only the latest clear can be undone.
+  int64_t token = static_cast<int64_t>(MonotonicSeconds() * 1e6) & ((int64_t{1} << 52) - 1);
+  auto n = db->Clear(token, store.last_seq());
+  if (!n) return SendError(req, 500, n.error().message);
   Broadcast("event: clear\ndata: {}\n\n");
-  log.Info("viewer cleared", {{"flows", n}});
-  SendJson(req, 200, {{"ok", true}, {"cleared", n}});
+  log.Info("viewer cleared the session", {{"flows", *n}, {"session", opts.session_name}});
+  event_del(purge_ev);
+  event_add(purge_ev, &kUndoWindow);
+  SendJson(req, 200, {{"ok", true}, {"cleared", *n}, {"undo", std::to_string(token)}, {"undo_seconds", kUndoWindow.tv_sec}});
+}
+
+void WebServer::Impl::Undo(evhttp_request* req) {
+  auto body = JsonBody(req);
+  if (!body) return;
+  std::string token = body->value("undo", std::string());
+  int64_t t = std::strtoll(token.c_str(), nullptr, 10);
+  if (token.empty() || t <= 0) return SendError(req, 400, "give the undo token that /api/clear returned");
+  auto n = db->Undo(t);
+  if (!n) return SendError(req, 409, n.error().message);
+  event_del(purge_ev);
+  log.Info("viewer undid a clear", {{"flows", *n}});
+  Broadcast("event: clear\ndata: {\"undo\":true}\n\n");
+  SendJson(req, 200, {{"ok", true}, {"restored", *n}});
+}
+
+void WebServer::Impl::EditFlow(evhttp_request* req, std::string_view id, std::string_view action) {
+  Result<bool> done = false;
+  json update;
+  if (action == "delete") {
+    done = db->Delete(id);
+  } else {
+    auto body = JsonBody(req);
+    if (!body) return;
+    if (action == "mark") {
+      auto it = body->find("marked");
+      if (it == body->end() || !it->is_boolean()) return SendError(req, 400, "send {\"marked\": true|false}");
+      done = db->SetMarked(id, it->get<bool>());
+    } else {
+      auto it = body->find("comment");
+      if (it == body->end() || !it->is_string()) return SendError(req, 400, "send {\"comment\": \"...\"}");
+      constexpr size_t kMaxComment = 64 << 10;
+      if (it->get_ref<const std::string&>().size() > kMaxComment) return SendError(req, 413, "a comment is at most 64 KiB");
+      done = db->SetComment(id, it->get_ref<const std::string&>());
+    }
+  }
+  if (!done) return SendError(req, 500, done.error().message);
+  if (!*done) return SendError(req, 404, "no such flow (it may have been cleared or deleted)");
+  if (action == "delete") {
+    Broadcast(StrCat("event: delete\ndata: ", Dump({{"id", id}}), "\n\n"));
+    return SendJson(req, 200, {{"ok", true}});
+  }
+  auto e = db->Get(id);
+  if (e && *e) {
+    json summary = RowSummaryJson((*e)->row);
+    Broadcast(StrCat("event: flow\ndata: ", Dump(summary), "\n\n"));
+    return SendJson(req, 200, summary);
+  }
+  SendJson(req, 200, {{"ok", true}});
 }
 
 void WebServer::Impl::Import(evhttp_request* req) {
@@ -718,18 +960,25 @@ void WebServer::Impl::Import(evhttp_request* req) {
   size_t len = evbuffer_get_length(in);
   if (len == 0) return SendError(req, 400, "the upload is empty");
   const char* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
-  auto loaded = LoadFlowsFromText(std::string_view(data, len), opts.max_flows);
+  auto loaded = LoadFlowsFromText(std::string_view(data, len), SIZE_MAX);
   if (!loaded) return SendError(req, 400, loaded.error().message);
-  std::vector<std::shared_ptr<const Flow>> flows;
-  flows.reserve(loaded->flows.size());
-  for (auto& f : loaded->flows) flows.push_back(std::make_shared<const Flow>(std::move(f)));
-  Ingest(flows);
   const char* format = loaded->format == LoadedFlows::Format::kHar ? "har" : "jsonl";
-  log.Info("viewer imported flows", {{"flows", flows.size()}, {"format", format},
+  std::string name;
+  if (const char* n = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Mitmd-Filename")) {
+    for (char c : std::string_view(n).substr(0, 200)) {
+      if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) name.push_back(c);
+    }
+  }
+  if (name.empty()) name = "upload";
+  size_t read = loaded->flows.size();
+  auto added = store.Import(std::move(loaded->flows), StrCat(format, ":", name),
+                            loaded->format == LoadedFlows::Format::kJsonl);
+  if (!added) return SendError(req, 500, added.error().message);
+  log.Info("viewer imported flows", {{"flows", *added}, {"read", read}, {"format", format},
                                      {"skipped", loaded->skipped}, {"problems", loaded->warnings}});
-  SendJson(req, 200, {{"added", flows.size()}, {"skipped", loaded->skipped},
-                      {"dropped", loaded->dropped}, {"format", format},
-                      {"problems", loaded->warnings}});
+  Broadcast("event: clear\ndata: {\"reload\":true}\n\n");
+  SendJson(req, 200, {{"added", *added}, {"duplicates", read - *added}, {"skipped", loaded->skipped},
+                      {"dropped", loaded->dropped}, {"format", format}, {"problems", loaded->warnings}});
 }
 
 void WebServer::Impl::ExportHar(evhttp_request* req, const Params& params) {
@@ -737,17 +986,20 @@ void WebServer::Impl::ExportHar(evhttp_request* req, const Params& params) {
   if (!filter) return SendError(req, 400, filter.error().message);
   evhttp_connection* conn = evhttp_request_get_connection(req);
   if (conn == nullptr) return;
+  store::SessionDb* session = SessionFor(req, params);
+  if (session == nullptr) return;
   auto x = std::make_unique<HarExport>();
   x->req = req;
+  x->db = session;
   x->options.creator_version = opts.version;
-  x->flows = index.Matching(*filter);
+  x->prefilter = store::CompilePrefilter(filter->text());
+  x->filter = std::move(*filter);
   evkeyvalq* h = evhttp_request_get_output_headers(req);
   AddCommonHeaders(req, kAppCsp);
   evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");
   evhttp_add_header(h, "Cache-Control", "no-store");
   std::string disp = StrCat("attachment; filename=\"mitmd-", TimestampForFile(), ".har\"");
   evhttp_add_header(h, "Content-Disposition", disp.c_str());
-  evhttp_add_header(h, "X-Mitmd-Entries", std::to_string(x->flows.size()).c_str());
   // {"log":{...,"entries":[]}}: the entries go between the brackets.
   std::string doc = Dump(BuildHar({}, x->options));
   size_t cut = doc.rfind("\"entries\":[]") + std::string_view("\"entries\":[").size();
@@ -765,15 +1017,39 @@ void WebServer::Impl::ContinueExport(evhttp_connection* conn) {
   auto it = exports.find(conn);
   if (it == exports.end()) return;
   HarExport& x = *it->second;
+  // One batch of entries from the database per call, oldest first, each batch once the previous
+  // one is on the wire: memory stays at a batch whatever the session's size.
   constexpr size_t kBatchBytes = 1 << 20;
   evbuffer* buf = evbuffer_new();
-  while (x.next < x.flows.size() && evbuffer_get_length(buf) < kBatchBytes) {
-    std::string entry = Dump(BuildHarEntry(*x.flows[x.next], x.options));
-    if (x.next > 0) evbuffer_add(buf, ",", 1);
-    evbuffer_add(buf, entry.data(), entry.size());
-    ++x.next;
+  bool done = false;
+  while (evbuffer_get_length(buf) < kBatchBytes) {
+    store::ListQuery q;
+    q.descending = false;
+    q.after = x.after;
+    q.limit = kHarBatchFlows;
+    q.full_flows = true;
+    q.where = x.prefilter.where;
+    q.where_args = x.prefilter.args;
+    if (!x.filter.empty()) q.match = [&x](const Flow& f) { return x.filter.Matches(f); };
+    q.max_scan = kMaxFullScan;
+    auto page = x.db->List(q);
+    if (!page) {
+      log.Warn("HAR export stopped early", {{"error", page.error().message}});
+      done = true;
+      break;
+    }
+    for (const auto& e : page->flows) {
+      std::string entry = Dump(BuildHarEntry(*e.flow, x.options));
+      if (x.sent++ > 0) evbuffer_add(buf, ",", 1);
+      evbuffer_add(buf, entry.data(), entry.size());
+    }
+    if (page->next_after == 0) {
+      done = true;
+      break;
+    }
+    x.after = page->next_after;
   }
-  if (x.next < x.flows.size()) {
+  if (!done) {
     evhttp_send_reply_chunk_with_cb(x.req, buf, &Impl::ExportChunkSentCb, this);
     evbuffer_free(buf);
     return;
@@ -839,7 +1115,7 @@ void WebServer::Impl::Events(evhttp_request* req, const Params& params) {
   viewers[conn] = std::move(v);
   log.Debug("viewer stream opened", {{"viewer", viewer.id}, {"filter", viewer.filter.text()}});
   viewer.pending = StrCat("retry: 2000\nevent: hello\ndata: ",
-                          Dump({{"last_seq", index.last_seq()}, {"total", index.size()}}), "\n\n");
+                          Dump({{"last_seq", store.last_seq()}, {"session", opts.session_name}}), "\n\n");
   if (viewer.conns) viewer.pending += StrCat("event: conns\ndata: ", Dump(ConnectionsJson(kClosedConnsInStream)), "\n\n");
   Flush(viewer);
 }
@@ -928,15 +1204,13 @@ void WebServer::Impl::Broadcast(std::string_view text) {
   }
 }
 
-void WebServer::Impl::Ingest(const std::vector<std::shared_ptr<const Flow>>& flows) {
-  for (const auto& f : flows) {
-    auto put = index.Put(f);
+void WebServer::Impl::Ingest(const std::vector<Arrival>& flows) {
+  for (const auto& [f, seq] : flows) {
     std::string line;
     for (auto& [conn, v] : viewers) {
       if (!v->flows || !v->filter.Matches(*f)) continue;
       if (line.empty()) {
-        line = StrCat("event: ", put.replaced ? "update" : "flow", "\ndata: ",
-                      Dump(FlowSummaryJson(*f, put.seq)), "\n\n");
+        line = StrCat("event: flow\ndata: ", Dump(FlowSummaryJson(*f, seq)), "\n\n");
       }
       v->pending += line;
     }
@@ -954,7 +1228,7 @@ void WebServer::Impl::DrainInbox() {
   auto flows = inbox->Take(&dropped);
   if (dropped > 0) {
     dropped_flows += dropped;
-    log.Warn("viewer fell behind; flows left out of the viewer (still in the session log)",
+    log.Warn("viewer fell behind; flows left out of its live stream (still in the session)",
              {{"flows", dropped}});
     Broadcast(StrCat("event: dropped\ndata: ", Dump({{"flows", dropped}}), "\n\n"));
   }
@@ -991,7 +1265,7 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(event_base* base, WebOptions
   auto impl = std::make_unique<Impl>(base, std::move(opts), store, ca, conns, log);
   if (auto st = impl->Init(); !st) return std::unexpected(st.error());
   auto server = std::unique_ptr<WebServer>(new WebServer(std::move(impl)));
-  log.Info("viewer listening", {{"url", server->url()}, {"flows", server->impl_->index.size()}});
+  log.Info("viewer listening", {{"url", server->url()}, {"session", server->impl_->opts.session_name}});
   return server;
 }
 

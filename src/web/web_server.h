@@ -2,22 +2,38 @@
 // The viewer's HTTP server (libevent evhttp): the page compiled from web/, a JSON API over the
 // flows, a live event stream, HAR export, the root-certificate page, optional TLS.
 //
-// API (all JSON unless noted; "filter" is the language of flow/filter.h):
-//   GET  /api/info                              version, addresses, counts, root fingerprint
-//   GET  /api/flows?filter=&before=SEQ&limit=N  summaries, newest first, paged by seq
+// API (all JSON unless noted; "filter" is the language of flow/filter.h). The flows come from the
+// session database (store/session_db.h): nothing is held in memory per flow.
+//   GET  /api/info                              version, addresses, counts, the store's state
+//                                               (store.log_error/db_error when recording fails)
+//   GET  /api/flows?filter=&sort=&order=&before=SEQ&offset=N&limit=N
+//                                               summaries; time order pages by seq (next_before),
+//                                               other sorts (method host path status type size
+//                                               dur) by offset (next_offset); a filter that must
+//                                               read bodies scans a bounded number of flows per
+//                                               call and a budget of time (timed_out)
 //   GET  /api/flows/ID[?bodies=1]               one flow in the session-log schema
 //   GET  /api/flows/ID/{request|response}/body[?decode=1][&download=1]
 //                                               the body bytes with the flow's Content-Type;
 //                                               decode=1 undoes Content-Encoding
-//   POST /api/clear  (DELETE /api/flows)        empties the viewer (not the session log)
+//   POST /api/flows/ID/mark {"marked":bool}, POST /api/flows/ID/comment {"comment":"…"},
+//   DELETE /api/flows/ID                        the user's edits, persisted
+//   POST /api/clear  (DELETE /api/flows)        clears the session: {"undo":TOKEN}; POST
+//                                               /api/clear/undo {"undo":TOKEN} restores within 30 s
 //   POST /api/import                            a JSONL session log or HAR file as the body
-//   GET  /api/events?filter=&conns=1&flows=0    server-sent events: hello, flow, update, clear,
-//                                               conns (connection snapshots, with conns=1),
-//                                               dropped; flows=0 leaves out flow events
-//   GET  /api/export.har?filter=                HAR 1.2 download of the (filtered) flows
+//                                               (X-Mitmd-Filename names its source); flows
+//                                               already in the session are not added again
+//   GET  /api/sessions                          {"current", "sessions":[{name, flows, bytes,
+//                                               created, modified, first, last}]}
+//   GET  /api/events?filter=&conns=1&flows=0    server-sent events: hello, flow (every snapshot
+//                                               of a flow; replace the row by id), clear, delete,
+//                                               conns (with conns=1), dropped
+//   GET  /api/export.har?filter=                HAR 1.2 download, streamed from the database
 //   GET  /api/connections                       open and recently closed connections
 //   GET  /api/filter?q=                         {"ok":true}, or 400 {"ok":false,"error":…}
 //   GET  /ca, /ca/mitmd-ca.pem, /ca/mitmd-ca.cer, /ca/<hash>.0   trusting the root
+// Every read of flows takes ?session=NAME to look at another session (read-only); recording
+// always goes to the current one.
 // POSTs need the header "X-Mitmd: 1" (a cross-site form cannot send it).
 //
 // Security: on loopback, requests must name a loopback Host (stops DNS rebinding). Beyond
@@ -25,9 +41,9 @@
 // sets an HttpOnly cookie. Bodies are served with a sandboxing CSP, so a captured HTML or SVG
 // body can never run script in the viewer's origin.
 //
-// Threading: everything runs on the event_base passed to Start (one thread). Flows recorded on
-// worker threads reach it through a bounded queue and an eventfd; the proxy never waits for the
-// viewer. A viewer that does not keep up (more than WebOptions::max_viewer_backlog unsent for
+// Threading: everything runs on the event_base passed to Start (one thread), with its own
+// connection to the session database. Flows recorded on worker threads reach its live stream
+// through a bounded queue and an eventfd; the proxy never waits for the viewer. A viewer that does not keep up (more than WebOptions::max_viewer_backlog unsent for
 // viewer_stall_seconds, or more than max_viewer_buffer at any time) is disconnected; its page
 // reconnects and reloads.
 
@@ -53,10 +69,10 @@ struct WebOptions {
   HostPort listen{"127.0.0.1", 8081};
   bool tls = false;           // serve HTTPS with a leaf minted from mitmd's root
   std::string token;          // required when |listen| is beyond loopback
-  size_t max_flows = 50'000;  // the viewer keeps the newest this many
-  size_t max_bytes = 256u << 20;  // and at most about this much of them (bodies included)
-  // Shown before live flows: the session log of earlier runs, --load files. Oldest first.
-  std::vector<std::shared_ptr<const Flow>> initial_flows;
+  // The sessions (NAME.sqlite) the viewer can list and open with ?session=, and the current one
+  // (the FlowStore's).
+  std::string sessions_dir;
+  std::string session_name = "default";
   std::string version = "0.1.0";
   std::string proxy_address;  // shown in the page, e.g. "127.0.0.1:8080"
   std::string session_log;    // shown in the page

@@ -43,7 +43,7 @@ WebServerTest::WebServerTest() : log_(DevNull(), LogLevel::kError) {
   auto ca = ca::Authority::LoadOrCreate(dir_.File("conf"));
   EXPECT_TRUE(ca) << ca.error().message;
   if (ca) ca_ = std::move(*ca);
-  auto store = FlowStore::Open("", 100'000);
+  auto store = FlowStore::Open({.db_path = dir_.File("session.sqlite")});
   EXPECT_TRUE(store) << store.error().message;
   if (store) store_ = std::move(*store);
 }

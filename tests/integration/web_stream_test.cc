@@ -21,17 +21,32 @@ TEST_F(WebServerTest, StreamDeliversNewFlowsLive) {
   ASSERT_TRUE(b.WaitFor("event: hello"));
   EXPECT_NE(a.received().find("text/event-stream"), std::string::npos);
 
-  auto flow = Record(MakeFlow({.path = "/live"}));
+  // A running flow is published, then recorded: two flow events with one seq, so the viewer
+  // replaces the row.
+  Flow live = MakeFlow({.path = "/live"});
+  live.state = FlowState::kLive;
+  live.revision = 1;
+  auto flow = std::make_shared<const Flow>(live);
+  store_->Publish(flow);
   ASSERT_TRUE(a.WaitFor(flow->id)) << a.received();
   ASSERT_TRUE(b.WaitFor(flow->id)) << b.received();
   auto events = a.Events("flow");
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0]["path"], "/live");
+  EXPECT_EQ(events[0]["state"], "live");
   EXPECT_GT(events[0]["seq"].get<uint64_t>(), 0u);
 
-  // Recording the same flow again (same id) is an update, not a new row.
-  Record(*flow);
-  ASSERT_TRUE(a.WaitFor("event: update"));
+  Flow done = live;
+  done.state = FlowState::kDone;
+  done.revision = 2;
+  done.request->path = "/live-again";
+  Record(done);
+  ASSERT_TRUE(a.WaitFor("/live-again"));
+  events = a.Events("flow");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1]["id"], events[0]["id"]);
+  EXPECT_EQ(events[1]["state"], "done");
+  EXPECT_EQ(events[1]["seq"], events[0]["seq"]);
 }
 
 TEST_F(WebServerTest, StreamFollowsEachViewersFilter) {

@@ -1,0 +1,134 @@
+#include "store/filter_sql.h"
+
+#include <cctype>
+#include <algorithm>
+#include <charconv>
+#include <optional>
+
+#include "core/strings.h"
+
+namespace mitmd::store {
+
+namespace {
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// |text| as a LIKE pattern body: %, _ and the escape character escaped; with |globs|, * and ?
+// become % and _.
+std::string LikeEscape(std::string_view text, bool globs) {
+  std::string out;
+  for (char c : text) {
+    if (c == '%' || c == '_' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (globs && c == '*') {
+      out.push_back('%');
+    } else if (globs && c == '?') {
+      out.push_back('_');
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::optional<int> Int(std::string_view s) {
+  int v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// status:404, 4xx, >=400, >400, <=499, <500, 500-599 as [lo, hi]; nullopt for anything else.
+std::optional<std::pair<int, int>> StatusRange(std::string_view v) {
+  if (v.size() == 3 && std::isdigit(static_cast<unsigned char>(v[0])) && (v.substr(1) == "xx")) {
+    int d = v[0] - '0';
+    return std::pair{d * 100, d * 100 + 99};
+  }
+  if (auto n = Int(v)) return std::pair{*n, *n};
+  if (v.starts_with(">=")) { if (auto n = Int(v.substr(2))) return std::pair{*n, 1 << 30}; }
+  else if (v.starts_with("<=")) { if (auto n = Int(v.substr(2))) return std::pair{0, *n}; }
+  else if (v.starts_with(">")) { if (auto n = Int(v.substr(1))) return std::pair{*n + 1, 1 << 30}; }
+  else if (v.starts_with("<")) { if (auto n = Int(v.substr(1))) return std::pair{0, *n - 1}; }
+  size_t dash = v.find('-');
+  if (dash != std::string_view::npos) {
+    auto lo = Int(v.substr(0, dash));
+    auto hi = Int(v.substr(dash + 1));
+    if (lo && hi) return std::pair{*lo, *hi};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+SqlPrefilter CompilePrefilter(std::string_view text) {
+  SqlPrefilter out;
+  std::string lower = Lower(text);
+  for (const char* field : {"header:", "body:", "client:"}) {
+    if (lower.find(field) != std::string::npos) out.needs_full_flow = true;
+  }
+  // Only a plain conjunction of terms: OR, grouping and quoting are left to the filter.
+  if (text.find_first_of("()|\"") != std::string_view::npos) return out;
+  std::vector<std::string_view> terms;
+  for (size_t i = 0; i < text.size();) {
+    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    size_t start = i;
+    while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    if (i > start) terms.push_back(text.substr(start, i - start));
+  }
+  bool exact = !terms.empty();
+  std::vector<std::string> conditions;
+  for (std::string_view term : terms) {
+    if (term == "OR" || term == "AND") return SqlPrefilter{"", {}, out.needs_full_flow, false};
+    size_t colon = term.find(':');
+    if (term.starts_with('-') || term.starts_with('~') || colon == std::string_view::npos) {
+      exact = false;
+      continue;
+    }
+    std::string field = Lower(term.substr(0, colon));
+    std::string_view value = term.substr(colon + 1);
+    if (value.empty()) {
+      exact = false;
+      continue;
+    }
+    if (field == "status") {
+      if (auto r = StatusRange(value)) {
+        conditions.push_back(StrCat("status BETWEEN ", std::max(r->first, 1), " AND ", r->second));
+      } else {
+        exact = false;
+      }
+    } else if (field == "method") {
+      out.args.push_back(std::string(value));
+      conditions.push_back(StrCat("method=?", out.args.size(), " COLLATE NOCASE"));
+    } else if (field == "host") {
+      // host:H is H itself or a subdomain of it, with glob wildcards: the host ends with H.
+      out.args.push_back(StrCat("%", LikeEscape(value, true)));
+      conditions.push_back(StrCat("host LIKE ?", out.args.size(), " ESCAPE '\\'"));
+      exact = false;
+    } else if (field == "path") {
+      out.args.push_back(StrCat(LikeEscape(value, true), "%"));
+      conditions.push_back(StrCat("path LIKE ?", out.args.size(), " ESCAPE '\\'"));
+      exact = false;
+    } else if (field == "body" || field == "reqbody" || field == "resbody") {
+      // The FTS index holds the decoded text bodies (trigrams; case-insensitive).
+      out.args.push_back(StrCat("%", LikeEscape(value, false), "%"));
+      conditions.push_back(
+          StrCat("seq IN (SELECT rowid FROM fts WHERE body LIKE ?", out.args.size(), " ESCAPE '\\')"));
+      exact = false;
+    } else {
+      exact = false;
+    }
+  }
+  for (size_t i = 0; i < conditions.size(); ++i) {
+    if (i > 0) out.where += " AND ";
+    out.where += conditions[i];
+  }
+  out.exact = exact && !out.needs_full_flow;
+  return out;
+}
+
+}  // namespace mitmd::store

@@ -1,0 +1,629 @@
+#include "store/session_db.h"
+
+#include <fcntl.h>
+#include <openssl/sha.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "core/strings.h"
+#include "flow/flow_json.h"
+#include "http/body_decoder.h"
+#include "http/headers.h"
+
+namespace mitmd::store {
+
+namespace {
+
+constexpr int kBusyTimeoutMs = 5000;
+constexpr size_t kFtsTextPerBody = 64 << 10;
+constexpr size_t kMaxDecodedForIndex = 8 << 20;
+
+// Version 0 -> 1: everything.
+constexpr char kSchemaV1[] = R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE flows(
+  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, t REAL NOT NULL, kind TEXT NOT NULL,
+  state TEXT NOT NULL, revision INTEGER NOT NULL, method TEXT NOT NULL, scheme TEXT NOT NULL,
+  host TEXT NOT NULL, port INTEGER NOT NULL, path TEXT NOT NULL, ver TEXT NOT NULL,
+  status INTEGER NOT NULL, type TEXT NOT NULL, size INTEGER NOT NULL, wire_size INTEGER NOT NULL,
+  dur REAL NOT NULL, tls TEXT NOT NULL, alpn TEXT NOT NULL, up_alpn TEXT NOT NULL,
+  conn INTEGER NOT NULL, up INTEGER NOT NULL, reused INTEGER NOT NULL, insecure INTEGER NOT NULL,
+  trunc INTEGER NOT NULL, err_phase TEXT NOT NULL, err TEXT NOT NULL, client TEXT NOT NULL,
+  marked INTEGER NOT NULL DEFAULT 0, comment TEXT NOT NULL DEFAULT '',
+  source TEXT NOT NULL DEFAULT '', hash TEXT, json TEXT NOT NULL);
+CREATE UNIQUE INDEX flows_hash ON flows(hash) WHERE hash IS NOT NULL;
+CREATE INDEX flows_status ON flows(status);
+CREATE INDEX flows_host ON flows(host COLLATE NOCASE);
+CREATE TABLE bodies(seq INTEGER NOT NULL, side INTEGER NOT NULL, content BLOB NOT NULL,
+  PRIMARY KEY(seq, side)) WITHOUT ROWID;
+CREATE VIRTUAL TABLE fts USING fts5(url, body, tokenize='trigram', detail='none');
+)sql";
+
+constexpr char kInsertColumns[] =
+    "seq,id,t,kind,state,revision,method,scheme,host,port,path,ver,status,type,size,wire_size,"
+    "dur,tls,alpn,up_alpn,conn,up,reused,insecure,trunc,err_phase,err,client,source,hash,json";
+constexpr char kInsertValues[] =
+    "?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,"
+    "?26,?27,?28,?29,?30,?31";
+
+void BindRow(Stmt& s, const FlowRow& r) {
+  s.Bind(1, static_cast<int64_t>(r.seq)).Bind(2, r.id).Bind(3, r.t).Bind(4, r.kind).Bind(5, r.state);
+  s.Bind(6, static_cast<int64_t>(r.revision)).Bind(7, r.method).Bind(8, r.scheme).Bind(9, r.host);
+  s.Bind(10, r.port).Bind(11, r.path).Bind(12, r.ver).Bind(13, r.status).Bind(14, r.type);
+  s.Bind(15, r.size).Bind(16, r.wire_size).Bind(17, r.dur).Bind(18, r.tls).Bind(19, r.alpn);
+  s.Bind(20, r.up_alpn).Bind(21, r.conn).Bind(22, r.up).Bind(23, int64_t{r.reused});
+  s.Bind(24, int64_t{r.insecure}).Bind(25, int64_t{r.trunc}).Bind(26, r.err_phase).Bind(27, r.err);
+  s.Bind(28, r.client);
+}
+
+// Up to |max| bytes of |s| ending on a UTF-8 character boundary.
+std::string_view Utf8Prefix(std::string_view s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
+// The decoded text of a body for the search index (empty for binary bodies); |decoded_size|
+// gets the full decoded size when the whole body was recorded and could be decoded.
+std::string IndexText(const BodyRecord& body, const HeaderList& headers, int64_t* decoded_size) {
+  if (body.content.empty()) return {};
+  std::string_view text = body.content;
+  std::string decoded;
+  if (FindHeader(headers, "content-encoding") != nullptr) {
+    auto d = DecodeBodyForHeaders(body.content, headers, kMaxDecodedForIndex);
+    if (!d) return {};
+    decoded = std::move(d->data);
+    text = decoded;
+    if (decoded_size != nullptr && !d->partial && !body.truncated) {
+      *decoded_size = static_cast<int64_t>(decoded.size());
+    }
+  }
+  std::string_view head = Utf8Prefix(text, kFtsTextPerBody);
+  if (!IsValidUtf8(head)) return {};
+  return std::string(head);
+}
+
+// Rows a Clear has not hidden.
+constexpr char kVisible[] =
+    "seq>coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key='floor'),0)";
+
+}  // namespace
+
+const char kRowColumns[] =
+    "seq,id,t,kind,state,revision,method,scheme,host,port,path,ver,status,type,size,wire_size,"
+    "dur,tls,alpn,up_alpn,conn,up,reused,insecure,trunc,err_phase,err,client,marked,comment,"
+    "source";
+
+FlowRow RowFromStmt(const Stmt& s) {
+  FlowRow r;
+  r.seq = static_cast<uint64_t>(s.Int(0));
+  r.id = s.Text(1);
+  r.t = s.Double(2);
+  r.kind = s.Text(3);
+  r.state = s.Text(4);
+  r.revision = static_cast<uint64_t>(s.Int(5));
+  r.method = s.Text(6);
+  r.scheme = s.Text(7);
+  r.host = s.Text(8);
+  r.port = s.Int(9);
+  r.path = s.Text(10);
+  r.ver = s.Text(11);
+  r.status = s.Int(12);
+  r.type = s.Text(13);
+  r.size = s.Int(14);
+  r.wire_size = s.Int(15);
+  r.dur = s.Double(16);
+  r.tls = s.Text(17);
+  r.alpn = s.Text(18);
+  r.up_alpn = s.Text(19);
+  r.conn = s.Int(20);
+  r.up = s.Int(21);
+  r.reused = s.Int(22) != 0;
+  r.insecure = s.Int(23) != 0;
+  r.trunc = s.Int(24) != 0;
+  r.err_phase = s.Text(25);
+  r.err = s.Text(26);
+  r.client = s.Text(27);
+  r.marked = s.Int(28) != 0;
+  r.comment = s.Text(29);
+  r.source = s.Text(30);
+  return r;
+}
+
+std::string ContentHash(const Flow& flow, bool with_id) {
+  Flow copy = flow;
+  if (!with_id) copy.id.clear();
+  copy.state = FlowState::kDone;
+  copy.revision = 0;
+  std::string line;
+  AppendFlowJsonLine(copy, line);
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const uint8_t*>(line.data()), line.size(), digest);
+  return HexEncode(digest, sizeof(digest));
+}
+
+Result<std::unique_ptr<SessionDb>> SessionDb::Open(const std::string& path, Mode mode) {
+  if (mode == Mode::kReadWrite) {
+    // Created here rather than by SQLite so that it is private from the start.
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return Fail(StrCat("cannot open the session database ", path, ": ", std::strerror(errno)));
+    ::close(fd);
+  }
+  sqlite3* raw = nullptr;
+  int flags = (mode == Mode::kReadWrite ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) |
+              SQLITE_OPEN_NOMUTEX;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  SqlitePtr db(raw);
+  if (rc != SQLITE_OK) {
+    return Fail(StrCat("cannot open the session database ", path, ": ",
+                       raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+  }
+  sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
+  auto out = std::unique_ptr<SessionDb>(new SessionDb(path, std::move(db)));
+  if (mode == Mode::kReadWrite) {
+    if (auto st = Exec(out->handle(), "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                       StrCat("cannot use the session database ", path));
+        !st) {
+      return std::unexpected(st.error());
+    }
+    if (auto st = out->Migrate(); !st) return std::unexpected(st.error());
+    if (auto st = out->PrepareWriter(); !st) return std::unexpected(st.error());
+  } else {
+    auto version = out->GetMeta("schema");
+    if (!version) return std::unexpected(version.error());
+    if (!*version) return Fail(StrCat(path, " is not a mitmd session (no schema version)"));
+    if (std::atoi((*version)->c_str()) > kSchemaVersion) {
+      return Fail(StrCat(path, " was written by a newer mitmd (schema ", **version, ")"));
+    }
+  }
+  return out;
+}
+
+Status SessionDb::Migrate() {
+  sqlite3* db = handle();
+  if (auto st = Exec(db, "BEGIN IMMEDIATE", StrCat("cannot lock the session database ", path_)); !st) {
+    return st;
+  }
+  auto rollback = [&](Error e) -> Status {
+    (void)Exec(db, "ROLLBACK");
+    return std::unexpected(std::move(e));
+  };
+  if (auto st = Exec(db, "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID");
+      !st) {
+    return rollback(st.error());
+  }
+  auto current = GetMeta("schema");
+  if (!current) return rollback(current.error());
+  int version = *current ? std::atoi((*current)->c_str()) : 0;
+  if (version > kSchemaVersion) {
+    return rollback(Error{StrCat(path_, " was written by a newer mitmd (schema ", version,
+                                 "); this one knows schema ", kSchemaVersion)});
+  }
+  // Each step takes the file from version N to N+1; add new steps at the end.
+  if (version < 1) {
+    if (auto st = Exec(db, kSchemaV1, StrCat("cannot create the session database ", path_)); !st) {
+      return rollback(st.error());
+    }
+    double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (auto st = SetMeta("created", std::to_string(now)); !st) return rollback(st.error());
+  }
+  if (version != kSchemaVersion) {
+    if (auto st = SetMeta("schema", std::to_string(kSchemaVersion)); !st) return rollback(st.error());
+  }
+  return Exec(db, "COMMIT", StrCat("cannot write the session database ", path_));
+}
+
+Status SessionDb::PrepareWriter() {
+  auto prep = [&](Stmt& s, const std::string& sql) -> Status {
+    auto p = Stmt::Prepare(handle(), sql);
+    if (!p) return std::unexpected(p.error());
+    s = std::move(*p);
+    return {};
+  };
+  std::string upsert = StrCat("INSERT INTO flows(", kInsertColumns, ") VALUES(", kInsertValues,
+                              ") ON CONFLICT(id) DO UPDATE SET t=excluded.t,state=excluded.state,"
+                              "revision=excluded.revision,method=excluded.method,scheme=excluded.scheme,"
+                              "host=excluded.host,port=excluded.port,path=excluded.path,ver=excluded.ver,"
+                              "status=excluded.status,type=excluded.type,size=excluded.size,"
+                              "wire_size=excluded.wire_size,dur=excluded.dur,tls=excluded.tls,"
+                              "alpn=excluded.alpn,up_alpn=excluded.up_alpn,conn=excluded.conn,"
+                              "up=excluded.up,reused=excluded.reused,insecure=excluded.insecure,"
+                              "trunc=excluded.trunc,err_phase=excluded.err_phase,err=excluded.err,"
+                              "client=excluded.client,json=excluded.json "
+                              "WHERE excluded.revision>=flows.revision RETURNING seq");
+  std::string import = StrCat("INSERT INTO flows(", kInsertColumns, ") VALUES(", kInsertValues,
+                              ") ON CONFLICT DO NOTHING RETURNING seq");
+  if (auto st = prep(upsert_, upsert); !st) return st;
+  if (auto st = prep(import_, import); !st) return st;
+  if (auto st = prep(body_, "INSERT OR REPLACE INTO bodies(seq,side,content) VALUES(?1,?2,?3)"); !st) return st;
+  if (auto st = prep(fts_, "INSERT OR REPLACE INTO fts(rowid,url,body) VALUES(?1,?2,?3)"); !st) return st;
+  return {};
+}
+
+Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts) {
+  sqlite3* db = handle();
+  if (auto st = Exec(db, "BEGIN IMMEDIATE", "cannot write the session database"); !st) {
+    return std::unexpected(st.error());
+  }
+  size_t written = 0;
+  std::string json;
+  for (const FlowPut& p : puts) {
+    const Flow& f = *p.flow;
+    const bool done = f.state == FlowState::kDone;
+    int64_t decoded_size = -1;
+    std::string text;
+    if (done && f.request) {
+      text = IndexText(f.request->body, f.request->headers, nullptr);
+    }
+    if (done && f.response) {
+      std::string res = IndexText(f.response->body, f.response->headers, &decoded_size);
+      if (!res.empty()) {
+        if (!text.empty()) text.push_back('\n');
+        text += res;
+      }
+    }
+    FlowRow row = RowFromFlow(f, p.seq, decoded_size);
+    // The JSON without body contents: the bytes live once, in bodies.
+    json.clear();
+    const bool has_bodies = (f.request && !f.request->body.content.empty()) ||
+                            (f.response && !f.response->body.content.empty());
+    if (has_bodies) {
+      Flow stripped = f;
+      if (stripped.request) std::string().swap(stripped.request->body.content);
+      if (stripped.response) std::string().swap(stripped.response->body.content);
+      AppendFlowJsonLine(stripped, json);
+    } else {
+      AppendFlowJsonLine(f, json);
+    }
+    Stmt& s = p.mode == FlowPut::Mode::kImport ? import_ : upsert_;
+    BindRow(s, row);
+    s.Bind(29, p.source);
+    if (p.hash.empty()) {
+      s.BindNull(30);
+    } else {
+      s.Bind(30, p.hash);
+    }
+    s.Bind(31, std::string_view(json));
+    int rc = s.Step();
+    bool changed = rc == SQLITE_ROW;
+    const int64_t seq = changed ? s.Int(0) : 0;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      std::string m = s.message();
+      s.Reset();
+      (void)Exec(db, "ROLLBACK");
+      return Fail(StrCat("cannot write the session database: ", m));
+    }
+    s.Reset();
+    if (!changed) continue;
+    ++written;
+    if (!done) continue;
+    auto put_body = [&](int side, const BodyRecord& b) -> bool {
+      if (b.content.empty()) return true;
+      body_.Bind(1, seq).Bind(2, int64_t{side}).BindBlob(3, b.content);
+      return body_.Run().has_value();
+    };
+    bool ok = (!f.request || put_body(0, f.request->body)) && (!f.response || put_body(1, f.response->body));
+    if (ok && f.request) {
+      fts_.Bind(1, seq).Bind(2, f.request->Url()).Bind(3, std::string_view(text));
+      ok = fts_.Run().has_value();
+    }
+    if (!ok) {
+      std::string m = sqlite3_errmsg(db);
+      (void)Exec(db, "ROLLBACK");
+      return Fail(StrCat("cannot write the session database: ", m));
+    }
+  }
+  if (auto st = Exec(db, "COMMIT", "cannot write the session database"); !st) {
+    (void)Exec(db, "ROLLBACK");
+    return std::unexpected(st.error());
+  }
+  return written;
+}
+
+Result<std::shared_ptr<const Flow>> SessionDb::LoadFlow(uint64_t seq, std::string_view json) {
+  auto j = nlohmann::json::parse(json, nullptr, false);
+  if (j.is_discarded()) return Fail(StrCat("flow ", seq, " in the session database is not valid JSON"));
+  auto flow = FlowFromJson(j);
+  if (!flow) return std::unexpected(flow.error());
+  if (!get_body_) {
+    auto p = Stmt::Prepare(handle(), "SELECT side, content FROM bodies WHERE seq=?1");
+    if (!p) return std::unexpected(p.error());
+    get_body_ = std::move(*p);
+  }
+  get_body_.Bind(1, static_cast<int64_t>(seq));
+  while (get_body_.Step() == SQLITE_ROW) {
+    const void* blob = sqlite3_column_blob(get_body_.get(), 1);
+    std::string content(static_cast<const char*>(blob),
+                        static_cast<size_t>(sqlite3_column_bytes(get_body_.get(), 1)));
+    if (get_body_.Int(0) == 0 && flow->request) flow->request->body.content = std::move(content);
+    if (get_body_.Int(0) == 1 && flow->response) flow->response->body.content = std::move(content);
+  }
+  get_body_.Reset();
+  return std::make_shared<const Flow>(std::move(*flow));
+}
+
+namespace {
+
+const char* SortColumn(std::string_view sort) {
+  if (sort == "method") return "method";
+  if (sort == "host") return "host";
+  if (sort == "path") return "path";
+  if (sort == "status") return "status";
+  if (sort == "type") return "type";
+  if (sort == "size") return "size";
+  if (sort == "dur") return "dur";
+  return nullptr;
+}
+
+struct Deadline {
+  std::chrono::steady_clock::time_point end;
+  static int Check(void* arg) {
+    return std::chrono::steady_clock::now() > static_cast<Deadline*>(arg)->end ? 1 : 0;
+  }
+};
+
+}  // namespace
+
+Result<ListPage> SessionDb::List(const ListQuery& q) {
+  const char* column = q.sort == "time" || q.sort.empty() ? nullptr : SortColumn(q.sort);
+  if (column == nullptr && !(q.sort == "time" || q.sort.empty())) {
+    return Fail(StrCat("cannot sort by '", q.sort, "' (time, method, host, path, status, type, size or dur)"));
+  }
+  std::string sql = StrCat("SELECT ", kRowColumns, ", json FROM flows WHERE ", kVisible);
+  if (!q.where.empty()) sql += StrCat(" AND (", q.where, ")");
+  const int first_arg = 1;
+  int n = first_arg + static_cast<int>(q.where_args.size());
+  int cursor_arg = 0;
+  if (column == nullptr) {
+    if (q.descending && q.before > 0) {
+      sql += StrCat(" AND seq<?", n);
+      cursor_arg = n++;
+    } else if (!q.descending && q.after > 0) {
+      sql += StrCat(" AND seq>?", n);
+      cursor_arg = n++;
+    }
+    sql += q.descending ? " ORDER BY seq DESC" : " ORDER BY seq ASC";
+  } else {
+    sql += StrCat(" ORDER BY ", column, q.descending ? " DESC" : " ASC", ", seq DESC LIMIT -1 OFFSET ?", n);
+    cursor_arg = n++;
+  }
+  auto prepared = Stmt::Prepare(handle(), sql);
+  if (!prepared) return std::unexpected(prepared.error());
+  Stmt& s = *prepared;
+  for (size_t i = 0; i < q.where_args.size(); ++i) s.Bind(first_arg + static_cast<int>(i), q.where_args[i]);
+  if (cursor_arg != 0) {
+    s.Bind(cursor_arg, static_cast<int64_t>(column ? q.offset : (q.descending ? q.before : q.after)));
+  }
+  Deadline deadline;
+  if (q.budget_seconds > 0) {
+    deadline.end = std::chrono::steady_clock::now() +
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                       std::chrono::duration<double>(q.budget_seconds));
+    sqlite3_progress_handler(handle(), 10'000, &Deadline::Check, &deadline);
+  }
+  ListPage page;
+  uint64_t last_seq = 0;
+  bool more = false;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    if (page.flows.size() >= q.limit || page.scanned >= q.max_scan) {
+      more = true;
+      break;
+    }
+    ++page.scanned;
+    FlowRow row = RowFromStmt(s);
+    last_seq = row.seq;
+    std::shared_ptr<const Flow> full;
+    if (q.full_flows) {
+      auto loaded = LoadFlow(row.seq, s.Text(31));
+      if (!loaded) continue;  // an unreadable row is left out, never fatal for the page
+      full = std::move(*loaded);
+    }
+    if (q.match) {
+      bool ok = full ? q.match(*full) : q.match(FlowFromRow(row));
+      if (!ok) continue;
+    }
+    page.flows.push_back(ListedFlow{std::move(row), std::move(full)});
+    if (q.budget_seconds > 0 && Deadline::Check(&deadline)) {
+      page.timed_out = true;
+      more = true;
+      break;
+    }
+  }
+  if (q.budget_seconds > 0) sqlite3_progress_handler(handle(), 0, nullptr, nullptr);
+  if (rc == SQLITE_INTERRUPT) {
+    page.timed_out = true;
+    more = last_seq != 0;
+  } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    return Fail(StrCat("cannot read the session database: ", s.message()));
+  }
+  if (more) {
+    if (column != nullptr) {
+      page.next_offset = q.offset + page.scanned;
+    } else if (q.descending) {
+      page.next_before = last_seq;
+    } else {
+      page.next_after = last_seq;
+    }
+  }
+  return page;
+}
+
+Result<std::optional<StoredFlow>> SessionDb::Get(std::string_view id) {
+  auto s = Stmt::Prepare(handle(), StrCat("SELECT ", kRowColumns, ", json FROM flows WHERE id=?1 AND ", kVisible));
+  if (!s) return std::unexpected(s.error());
+  s->Bind(1, id);
+  int rc = s->Step();
+  if (rc == SQLITE_DONE) return std::optional<StoredFlow>();
+  if (rc != SQLITE_ROW) return Fail(StrCat("cannot read the session database: ", s->message()));
+  StoredFlow out;
+  out.row = RowFromStmt(*s);
+  auto flow = LoadFlow(out.row.seq, s->Text(31));
+  if (!flow) return std::unexpected(flow.error());
+  out.flow = std::move(*flow);
+  return std::optional<StoredFlow>(std::move(out));
+}
+
+namespace {
+
+Result<size_t> RunChanges(sqlite3* db, std::string_view sql, const std::function<void(Stmt&)>& bind) {
+  auto s = Stmt::Prepare(db, sql);
+  if (!s) return std::unexpected(s.error());
+  bind(*s);
+  if (auto st = s->Run(); !st) return std::unexpected(st.error());
+  return static_cast<size_t>(sqlite3_changes64(db));
+}
+
+}  // namespace
+
+Result<bool> SessionDb::SetMarked(std::string_view id, bool marked) {
+  auto n = RunChanges(handle(), StrCat("UPDATE flows SET marked=?2 WHERE id=?1 AND ", kVisible),
+                      [&](Stmt& s) { s.Bind(1, id).Bind(2, int64_t{marked}); });
+  if (!n) return std::unexpected(n.error());
+  return *n > 0;
+}
+
+Result<bool> SessionDb::SetComment(std::string_view id, std::string_view comment) {
+  auto n = RunChanges(handle(), StrCat("UPDATE flows SET comment=?2 WHERE id=?1 AND ", kVisible),
+                      [&](Stmt& s) { s.Bind(1, id).Bind(2, comment); });
+  if (!n) return std::unexpected(n.error());
+  return *n > 0;
+}
+
+Result<bool> SessionDb::Delete(std::string_view id) {
+  auto n = DeleteWhere(StrCat("id=?1 AND ", kVisible), [&](Stmt& s) { s.Bind(1, id); });
+  if (!n) return std::unexpected(n.error());
+  return *n > 0;
+}
+
+Result<size_t> SessionDb::DeleteWhere(const std::string& condition, const std::function<void(Stmt&)>& bind) {
+  sqlite3* db = handle();
+  if (auto st = Exec(db, "BEGIN IMMEDIATE", "cannot write the session database"); !st) {
+    return std::unexpected(st.error());
+  }
+  auto a = RunChanges(db, StrCat("DELETE FROM bodies WHERE seq IN (SELECT seq FROM flows WHERE ", condition, ")"), bind);
+  auto b = a ? RunChanges(db, StrCat("DELETE FROM fts WHERE rowid IN (SELECT seq FROM flows WHERE ", condition, ")"), bind) : a;
+  auto c = b ? RunChanges(db, StrCat("DELETE FROM flows WHERE ", condition), bind) : b;
+  if (!c) {
+    (void)Exec(db, "ROLLBACK");
+    return std::unexpected(c.error());
+  }
+  if (auto st = Exec(db, "COMMIT", "cannot write the session database"); !st) {
+    (void)Exec(db, "ROLLBACK");
+    return std::unexpected(st.error());
+  }
+  return *c;
+}
+
+Result<uint64_t> SessionDb::MetaNumber(std::string_view key) {
+  auto v = GetMeta(key);
+  if (!v) return std::unexpected(v.error());
+  return *v ? std::strtoull((*v)->c_str(), nullptr, 10) : 0;
+}
+
+Result<size_t> SessionDb::Clear(int64_t token, uint64_t upto) {
+  auto floor = MetaNumber("floor");
+  if (!floor) return std::unexpected(floor.error());
+  if (upto <= *floor) return 0;
+  auto count = Stmt::Prepare(handle(), "SELECT count(*) FROM flows WHERE seq>?1 AND seq<=?2");
+  if (!count) return std::unexpected(count.error());
+  count->Bind(1, static_cast<int64_t>(*floor)).Bind(2, static_cast<int64_t>(upto));
+  size_t hidden = count->Step() == SQLITE_ROW ? static_cast<size_t>(count->Int(0)) : 0;
+  count->Reset();
+  sqlite3* db = handle();
+  if (auto st = Exec(db, "BEGIN IMMEDIATE", "cannot write the session database"); !st) {
+    return std::unexpected(st.error());
+  }
+  Status st = SetMeta("prev_floor", std::to_string(*floor));
+  if (st) st = SetMeta("floor", std::to_string(upto));
+  if (st) st = SetMeta("clear_token", std::to_string(token));
+  if (st) st = Exec(db, "COMMIT", "cannot write the session database");
+  if (!st) {
+    (void)Exec(db, "ROLLBACK");
+    return std::unexpected(st.error());
+  }
+  return hidden;
+}
+
+Result<size_t> SessionDb::Undo(int64_t token) {
+  auto current = GetMeta("clear_token");
+  if (!current) return std::unexpected(current.error());
+  if (!*current || **current != std::to_string(token)) {
+    return Fail("nothing to undo: that clear is not the latest one");
+  }
+  auto floor = MetaNumber("floor");
+  auto prev = MetaNumber("prev_floor");
+  auto purged = MetaNumber("purged");
+  if (!floor || !prev || !purged) return Fail("cannot read the session database");
+  if (*purged > *prev) return Fail("too late to undo: the cleared flows are already deleted");
+  auto count = Stmt::Prepare(handle(), "SELECT count(*) FROM flows WHERE seq>?1 AND seq<=?2");
+  if (!count) return std::unexpected(count.error());
+  count->Bind(1, static_cast<int64_t>(*prev)).Bind(2, static_cast<int64_t>(*floor));
+  size_t shown = count->Step() == SQLITE_ROW ? static_cast<size_t>(count->Int(0)) : 0;
+  count->Reset();
+  sqlite3* db = handle();
+  if (auto st = Exec(db, "BEGIN IMMEDIATE", "cannot write the session database"); !st) {
+    return std::unexpected(st.error());
+  }
+  Status st = SetMeta("floor", std::to_string(*prev));
+  if (st) st = SetMeta("clear_token", "");
+  if (st) st = Exec(db, "COMMIT", "cannot write the session database");
+  if (!st) {
+    (void)Exec(db, "ROLLBACK");
+    return std::unexpected(st.error());
+  }
+  return shown;
+}
+
+Result<size_t> SessionDb::Purge() {
+  auto floor = MetaNumber("floor");
+  auto purged = MetaNumber("purged");
+  if (!floor || !purged) return Fail("cannot read the session database");
+  if (*floor <= *purged) return 0;
+  int64_t upto = static_cast<int64_t>(*floor);
+  auto n = DeleteWhere("seq<=?1", [&](Stmt& s) { s.Bind(1, upto); });
+  if (!n) return std::unexpected(n.error());
+  if (auto st = SetMeta("purged", std::to_string(upto)); !st) return std::unexpected(st.error());
+  return *n;
+}
+
+Result<SessionCounts> SessionDb::Counts() {
+  auto s = Stmt::Prepare(handle(),
+                         StrCat("SELECT (SELECT count(*) FROM flows WHERE ", kVisible, "), "
+                                "(SELECT coalesce(max(seq),0) FROM flows), "
+                                "(SELECT coalesce(min(t),0) FROM flows WHERE ", kVisible, "), "
+                                "(SELECT coalesce(max(t),0) FROM flows WHERE ", kVisible, ")"));
+  if (!s) return std::unexpected(s.error());
+  if (s->Step() != SQLITE_ROW) return Fail(StrCat("cannot read the session database: ", s->message()));
+  SessionCounts c;
+  c.flows = static_cast<uint64_t>(s->Int(0));
+  c.max_seq = static_cast<uint64_t>(s->Int(1));
+  c.first = s->Double(2);
+  c.last = s->Double(3);
+  return c;
+}
+
+Result<std::optional<std::string>> SessionDb::GetMeta(std::string_view key) {
+  auto s = Stmt::Prepare(handle(), "SELECT value FROM meta WHERE key=?1");
+  if (!s) return std::unexpected(s.error());
+  s->Bind(1, key);
+  int rc = s->Step();
+  if (rc == SQLITE_ROW) return std::optional<std::string>(std::string(s->Text(0)));
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  return Fail(StrCat("cannot read the session database: ", s->message()));
+}
+
+Status SessionDb::SetMeta(std::string_view key, std::string_view value) {
+  auto n = RunChanges(handle(), "INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)",
+                      [&](Stmt& s) { s.Bind(1, key).Bind(2, value); });
+  if (!n) return std::unexpected(n.error());
+  return {};
+}
+
+}  // namespace mitmd::store

@@ -1,0 +1,152 @@
+#pragma once
+// SessionDb: one session's flows in SQLite (<confdir>/sessions/<NAME>.sqlite, WAL).
+//
+// Schema version 1 (the "meta" table holds "schema"; Open migrates explicitly, step by step, and
+// refuses a file from a newer mitmd):
+//   flows   one row per flow: the FlowRow columns the list shows, sorts and filters on, what the
+//           user added (marked, comment), where it came from (source, a content hash for
+//           imports) and the flow's JSON without body contents.
+//   bodies  (seq, side 0 request | 1 response) -> the recorded bytes, stored once.
+//   fts     FTS5 (trigram) over the URL and the decoded text bodies (first 64 KiB of each),
+//           rowid = seq, for body: filters and search.
+//   meta    schema, created; floor (flows with seq <= floor are cleared), prev_floor and
+//           clear_token (for Undo), purged (the floor up to which rows are deleted).
+// A connection is confined to one thread. One connection writes flows (the store's writer
+// thread); the viewer reads through its own and makes the user's small edits (mark, comment,
+// delete, clear) there, waiting at most busy_timeout for the writer's short transactions.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+#include "flow/flow.h"
+#include "store/flow_row.h"
+#include "store/sqlite.h"
+
+namespace mitmd::store {
+
+inline constexpr int kSchemaVersion = 1;
+
+// One flow to write.
+struct FlowPut {
+  enum class Mode {
+    kUpsert,  // a live snapshot or a recorded flow: insert, or update the row of the same id
+              // unless it already holds a higher revision
+    kImport,  // from a file: skipped when its id or content hash is already in the session
+  };
+  Mode mode = Mode::kUpsert;
+  uint64_t seq = 0;
+  std::shared_ptr<const Flow> flow;
+  std::string source;
+  std::string hash;     // kImport: content hash (ContentHash)
+};
+
+// A hash of what a flow says (its JSON without state and revision), so the same exchange
+// imported twice is recognised. |with_id| false leaves the id out too, for formats whose reader
+// makes up ids (HAR).
+std::string ContentHash(const Flow& flow, bool with_id);
+
+struct ListQuery {
+  // Sorting: "time" (by seq) or one of method, host, path, status, type, size, dur.
+  std::string sort = "time";
+  bool descending = true;
+  // Time order: rows with seq < before (0: from the newest) when descending, seq > after when
+  // ascending. Other orders: skip |offset| rows.
+  uint64_t before = 0;
+  uint64_t after = 0;
+  uint64_t offset = 0;
+  size_t limit = 500;
+  // A SQL condition over the flows columns (with ? placeholders) that every match satisfies;
+  // empty for none.
+  std::string where;
+  std::vector<std::string> where_args;
+  // When set, rows are confirmed by this predicate (on the row's flow, or the full flow when
+  // |full_flows|); at most |max_scan| rows are examined per call.
+  std::function<bool(const Flow&)> match;
+  bool full_flows = false;  // load each flow's JSON and bodies (for the predicate or the caller)
+  size_t max_scan = SIZE_MAX;
+  double budget_seconds = 0;  // > 0: stop after about this long (returns what it has)
+};
+
+struct ListedFlow {
+  FlowRow row;
+  std::shared_ptr<const Flow> flow;  // ListQuery::full_flows only
+};
+
+struct ListPage {
+  std::vector<ListedFlow> flows;
+  uint64_t next_before = 0;  // time order, descending: continue with before=this (0: done)
+  uint64_t next_after = 0;   // time order, ascending
+  uint64_t next_offset = 0;  // other orders (0: done)
+  size_t scanned = 0;
+  bool timed_out = false;
+};
+
+struct StoredFlow {
+  FlowRow row;
+  std::shared_ptr<const Flow> flow;  // with body contents
+};
+
+struct SessionCounts {
+  uint64_t flows = 0;     // visible (not cleared)
+  uint64_t max_seq = 0;   // every row, cleared too
+  double first = 0, last = 0;  // start times of the oldest and newest visible flow
+};
+
+class SessionDb {
+ public:
+  enum class Mode { kReadWrite, kReadOnly };
+  // Opens (kReadWrite: creating, mode 0600, and migrating) the session file at |path|.
+  static Result<std::unique_ptr<SessionDb>> Open(const std::string& path, Mode mode);
+
+  const std::string& path() const { return path_; }
+  sqlite3* handle() const { return db_.get(); }
+
+  // Writes |puts| in one transaction. Returns how many rows were inserted or updated.
+  Result<size_t> Write(const std::vector<FlowPut>& puts);
+
+  Result<ListPage> List(const ListQuery& query);
+  // The flow with |id| (not cleared), bodies included; nullopt when there is none.
+  Result<std::optional<StoredFlow>> Get(std::string_view id);
+
+  // The user's edits. Each returns false when no visible flow has |id|.
+  Result<bool> SetMarked(std::string_view id, bool marked);
+  Result<bool> SetComment(std::string_view id, std::string_view comment);
+  Result<bool> Delete(std::string_view id);
+  // Clear hides every flow with seq <= |upto|, including those written later with such a seq
+  // (flows still queued when the user cleared): the session's "floor" moves up, in O(1).
+  // Returns how many flows it hid. Undo(|token|) puts the floor back while |token| names the
+  // latest clear and Purge has not run. Purge deletes what lies under the floor for good.
+  Result<size_t> Clear(int64_t token, uint64_t upto);
+  Result<size_t> Undo(int64_t token);
+  Result<size_t> Purge();
+
+  Result<SessionCounts> Counts();
+  Result<std::optional<std::string>> GetMeta(std::string_view key);
+  Status SetMeta(std::string_view key, std::string_view value);
+
+ private:
+  SessionDb(std::string path, SqlitePtr db) : path_(std::move(path)), db_(std::move(db)) {}
+  Status Migrate();
+  Status PrepareWriter();
+  Result<std::shared_ptr<const Flow>> LoadFlow(uint64_t seq, std::string_view json);
+  Result<size_t> DeleteWhere(const std::string& condition, const std::function<void(Stmt&)>& bind);
+  Result<uint64_t> MetaNumber(std::string_view key);
+
+  std::string path_;
+  SqlitePtr db_;
+  // The writer's statements, prepared once.
+  Stmt upsert_, import_, body_, fts_, get_body_;
+};
+
+// The columns List selects, in FlowRow order (for callers that build their own SELECT).
+extern const char kRowColumns[];
+// Reads a FlowRow from a statement that selected kRowColumns first.
+FlowRow RowFromStmt(const Stmt& s);
+
+}  // namespace mitmd::store

@@ -1,0 +1,316 @@
+// The session store: schema, the batched writer, upserts of live flows, FTS, clear/undo,
+// import de-duplication, the JSONL log's torn lines and the migration of an old log.
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "flow/flow_json.h"
+#include "flow/flow_store.h"
+#include "store/filter_sql.h"
+#include "store/jsonl_log.h"
+#include "store/session_db.h"
+#include "support/temp_dir.h"
+#include "unit/web_test_flows.h"
+#include "flow/filter.h"
+
+namespace mitmd {
+namespace {
+
+using store::FlowPut;
+using store::ListQuery;
+using store::SessionDb;
+using testing::MakeFlow;
+using testing::TempDir;
+
+std::unique_ptr<SessionDb> OpenDb(const std::string& path) {
+  auto db = SessionDb::Open(path, SessionDb::Mode::kReadWrite);
+  EXPECT_TRUE(db) << db.error().message;
+  return db ? std::move(*db) : nullptr;
+}
+
+FlowPut Put(uint64_t seq, Flow f) {
+  return FlowPut{FlowPut::Mode::kUpsert, seq, std::make_shared<const Flow>(std::move(f)), "", ""};
+}
+
+std::vector<std::string> Hosts(const store::ListPage& page) {
+  std::vector<std::string> out;
+  for (const auto& e : page.flows) out.push_back(e.row.host);
+  return out;
+}
+
+TEST(SessionDbTest, CreatesAVersionedPrivateSchemaAndRefusesANewerOne) {
+  TempDir dir;
+  std::string path = dir.File("s.sqlite");
+  {
+    auto db = OpenDb(path);
+    ASSERT_TRUE(db);
+    auto v = db->GetMeta("schema");
+    ASSERT_TRUE(v && *v);
+    EXPECT_EQ(**v, std::to_string(store::kSchemaVersion));
+    ASSERT_TRUE(db->SetMeta("schema", "99"));
+  }
+  struct stat st{};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto again = SessionDb::Open(path, SessionDb::Mode::kReadWrite);
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().message.find("newer mitmd"), std::string::npos) << again.error().message;
+}
+
+TEST(SessionDbTest, LiveSnapshotsUpdateOneRowAndKeepTheHighestRevision) {
+  TempDir dir;
+  auto db = OpenDb(dir.File("s.sqlite"));
+  Flow live = MakeFlow({.host = "live.test"});
+  live.id = "flow-1";
+  live.state = FlowState::kLive;
+  live.revision = 2;
+  live.response.reset();
+  ASSERT_TRUE(db->Write({Put(7, live)}));
+  Flow older = live;
+  older.revision = 1;
+  older.request->path = "/stale";
+  ASSERT_TRUE(db->Write({Put(7, older)}));  // out of order: ignored
+  auto got = db->Get("flow-1");
+  ASSERT_TRUE(got && *got);
+  EXPECT_EQ((*got)->row.state, "live");
+  EXPECT_EQ((*got)->row.path, live.request->path);
+  Flow done = MakeFlow({.host = "live.test", .response_body = "final body"});
+  done.id = "flow-1";
+  done.revision = 3;
+  ASSERT_TRUE(db->Write({Put(7, done)}));
+  got = db->Get("flow-1");
+  ASSERT_TRUE(got && *got);
+  EXPECT_EQ((*got)->row.seq, 7u);
+  EXPECT_EQ((*got)->row.state, "done");
+  EXPECT_EQ((*got)->flow->response->body.content, "final body");  // bodies come back
+  auto counts = db->Counts();
+  ASSERT_TRUE(counts);
+  EXPECT_EQ(counts->flows, 1u);
+}
+
+TEST(SessionDbTest, ListsPagesFiltersSortsAndSearchesBodies) {
+  TempDir dir;
+  auto db = OpenDb(dir.File("s.sqlite"));
+  std::vector<FlowPut> puts;
+  for (int i = 1; i <= 30; ++i) {
+    Flow f = MakeFlow({.method = i % 3 == 0 ? "POST" : "GET",
+                       .host = i % 2 ? "odd.example.com" : "even.test",
+                       .status = i % 5 == 0 ? 404 : 200,
+                       .response_body = i == 17 ? "needle in a gzipped haystack" : "hay",
+                       .gzip = i == 17});
+    puts.push_back(Put(static_cast<uint64_t>(i), std::move(f)));
+  }
+  ASSERT_TRUE(db->Write(puts));
+
+  ListQuery q;
+  q.limit = 10;
+  auto page = db->List(q);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->flows.size(), 10u);
+  EXPECT_EQ(page->flows.front().row.seq, 30u);
+  EXPECT_EQ(page->next_before, 21u);
+  q.before = page->next_before;
+  page = db->List(q);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->flows.front().row.seq, 20u);
+
+  auto run = [&](std::string_view text) {
+    auto filter = Filter::Parse(text);
+    EXPECT_TRUE(filter);
+    store::SqlPrefilter pre = store::CompilePrefilter(text);
+    ListQuery fq;
+    fq.limit = 100;
+    fq.where = pre.where;
+    fq.where_args = pre.args;
+    fq.full_flows = pre.needs_full_flow;
+    if (!pre.exact) fq.match = [&](const Flow& f) { return filter->Matches(f); };
+    auto p = db->List(fq);
+    EXPECT_TRUE(p) << p.error().message;
+    return *p;
+  };
+  EXPECT_EQ(run("status:404 method:GET").flows.size(), 4u);  // 5, 10, 20, 25
+  EXPECT_EQ(run("host:example.com status:4xx").flows.size(), 3u);  // 5, 15, 25
+  EXPECT_EQ(run("-host:example.com").flows.size(), 15u);
+  auto found = run("body:NEEDLE");
+  ASSERT_EQ(found.flows.size(), 1u);  // decoded from gzip, case-insensitive
+  EXPECT_EQ(found.flows[0].row.seq, 17u);
+  EXPECT_EQ(found.flows[0].row.size, 28);  // the decoded size beside the wire size
+  EXPECT_NE(found.flows[0].row.wire_size, 28);
+
+  ListQuery sorted;
+  sorted.sort = "host";
+  sorted.descending = false;
+  sorted.limit = 16;
+  page = db->List(sorted);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->flows.front().row.host, "even.test");
+  EXPECT_EQ(page->flows.back().row.host, "odd.example.com");
+  EXPECT_EQ(page->next_offset, 16u);
+
+  ListQuery bounded;
+  bounded.match = [](const Flow&) { return false; };
+  bounded.max_scan = 12;
+  page = db->List(bounded);
+  ASSERT_TRUE(page);
+  EXPECT_TRUE(page->flows.empty());
+  EXPECT_EQ(page->scanned, 12u);
+  EXPECT_EQ(page->next_before, 19u);  // continue below the last row looked at
+}
+
+TEST(SessionDbTest, ClearHidesEvenLateWritesUndoRestoresPurgeDeletes) {
+  TempDir dir;
+  auto db = OpenDb(dir.File("s.sqlite"));
+  ASSERT_TRUE(db->Write({Put(1, MakeFlow({.host = "a.test"})), Put(2, MakeFlow({.host = "b.test"}))}));
+  auto cleared = db->Clear(111, 3);
+  ASSERT_TRUE(cleared);
+  EXPECT_EQ(*cleared, 2u);
+  ASSERT_TRUE(db->Write({Put(3, MakeFlow({.host = "queued.test"})), Put(4, MakeFlow({.host = "new.test"}))}));
+  auto page = db->List({});
+  ASSERT_TRUE(page);
+  EXPECT_EQ(Hosts(*page), std::vector<std::string>{"new.test"});
+  EXPECT_FALSE(db->Undo(222));  // not the latest clear
+  auto restored = db->Undo(111);
+  ASSERT_TRUE(restored);
+  EXPECT_EQ(*restored, 3u);
+  page = db->List({});
+  EXPECT_EQ(page->flows.size(), 4u);
+
+  ASSERT_TRUE(db->Clear(333, 2));
+  auto purged = db->Purge();
+  ASSERT_TRUE(purged);
+  EXPECT_EQ(*purged, 2u);
+  auto late = db->Undo(333);
+  ASSERT_FALSE(late);
+  EXPECT_NE(late.error().message.find("too late"), std::string::npos);
+  EXPECT_EQ(db->List({})->flows.size(), 2u);
+}
+
+TEST(SessionDbTest, MarkCommentDelete) {
+  TempDir dir;
+  auto db = OpenDb(dir.File("s.sqlite"));
+  Flow f = MakeFlow({});
+  f.id = "x1";
+  ASSERT_TRUE(db->Write({Put(1, f)}));
+  EXPECT_TRUE(*db->SetMarked("x1", true));
+  EXPECT_TRUE(*db->SetComment("x1", "look here"));
+  EXPECT_FALSE(*db->SetMarked("nope", true));
+  auto got = db->Get("x1");
+  EXPECT_TRUE((*got)->row.marked);
+  EXPECT_EQ((*got)->row.comment, "look here");
+  // A later snapshot of the same flow keeps what the user added.
+  f.revision = 9;
+  ASSERT_TRUE(db->Write({Put(1, f)}));
+  EXPECT_TRUE((*db->Get("x1"))->row.marked);
+  EXPECT_TRUE(*db->Delete("x1"));
+  EXPECT_FALSE(db->Get("x1")->has_value());
+}
+
+TEST(FlowStoreTest, BatchesCoalescesLiveFlowsAndImportsOnce) {
+  TempDir dir;
+  auto store = FlowStore::Open({.db_path = dir.File("s.sqlite"), .jsonl_path = dir.File("f.jsonl")});
+  ASSERT_TRUE(store) << store.error().message;
+  std::vector<uint64_t> seqs;
+  (*store)->Subscribe([&](const std::shared_ptr<const Flow>&, uint64_t seq) { seqs.push_back(seq); });
+  Flow f = MakeFlow({.host = "live.test"});
+  f.id = "live-1";
+  for (uint64_t rev = 1; rev <= 5; ++rev) {
+    Flow s = f;
+    s.state = FlowState::kLive;
+    s.revision = rev;
+    (*store)->Publish(std::make_shared<const Flow>(s));
+  }
+  f.revision = 6;
+  (*store)->Record(std::make_shared<const Flow>(f));
+  (*store)->Record(std::make_shared<const Flow>(MakeFlow({.host = "other.test"})));
+  (*store)->Flush();
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 1, 1, 1, 1, 1, 2}));  // a live flow keeps its seq
+  auto db = (*store)->OpenReader();
+  ASSERT_TRUE(db);
+  auto got = (*db)->Get("live-1");
+  ASSERT_TRUE(got && *got);
+  EXPECT_EQ((*got)->row.state, "done");
+  EXPECT_EQ((*store)->stats().written, 2u);  // the five snapshots and the record: one write
+  // Only recorded flows reach the JSONL log.
+  EXPECT_EQ(testing::ReadFile(dir.File("f.jsonl")).find("\"state\":\"live\""), std::string::npos);
+
+  std::vector<Flow> file = {MakeFlow({.host = "har1.test"}), MakeFlow({.host = "har2.test"})};
+  auto added = (*store)->Import(file, "har:x.har");
+  ASSERT_TRUE(added);
+  EXPECT_EQ(*added, 2u);
+  EXPECT_EQ(*(*store)->Import(file, "jsonl:x.jsonl", true), 0u);  // same ids
+  for (Flow& g : file) g.id = NewFlowId();  // re-imported: new ids, same content
+  added = (*store)->Import(file, "har:x.har");
+  ASSERT_TRUE(added);
+  EXPECT_EQ(*added, 0u);
+  EXPECT_EQ((*db)->Counts()->flows, 4u);
+}
+
+TEST(FlowStoreTest, AFullQueueDropsAndCountsInsteadOfBlocking) {
+  TempDir dir;
+  auto store = FlowStore::Open({.db_path = dir.File("s.sqlite"), .max_queue = 3,
+                                .batch_interval = std::chrono::milliseconds(60'000), .batch_max = 1000});
+  ASSERT_TRUE(store);
+  for (int i = 0; i < 10; ++i) (*store)->Record(std::make_shared<const Flow>(MakeFlow({})));
+  EXPECT_EQ((*store)->stats().dropped, 7u);
+  (*store)->Flush();
+  EXPECT_EQ((*store)->stats().written, 3u);
+}
+
+TEST(JsonlLogTest, TerminatesATornLastLineAndNeverGluesOntoOne) {
+  TempDir dir;
+  std::string path = dir.File("f.jsonl");
+  testing::WriteFile(path, "{\"whole\":1}\n{\"torn");
+  {
+    auto log = store::JsonlLog::Open(path);
+    ASSERT_TRUE(log) << log.error().message;
+    ASSERT_TRUE((*log)->Append("{\"next\":2}\n"));
+  }
+  EXPECT_EQ(testing::ReadFile(path), "{\"whole\":1}\n{\"torn\n{\"next\":2}\n");
+}
+
+TEST(JsonlLogTest, AFullDiskIsAnErrorAndTheNextLineStartsFresh) {
+  if (::access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no /dev/full";
+  auto log = store::JsonlLog::Open("/dev/full");
+  ASSERT_TRUE(log) << log.error().message;
+  auto st = (*log)->Append("{\"a\":1}\n");
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("No space left on device"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("free some disk space"), std::string::npos);
+  EXPECT_EQ((*log)->failures(), 1u);
+}
+
+TEST(FlowStoreTest, ImportsAnOldLogOnceInTheBackgroundBelowLiveFlows) {
+  TempDir dir;
+  std::string old_log = dir.File("flows.jsonl");
+  std::string text;
+  for (int i = 0; i < 2500; ++i) {
+    Flow f = MakeFlow({.host = "old.test"});
+    f.id = "old-" + std::to_string(i);
+    text += FlowToJsonLine(f) + "\n";
+  }
+  text += "{\"torn";  // a crash's last line
+  testing::WriteFile(old_log, text);
+  {
+    auto store = FlowStore::Open({.db_path = dir.File("s.sqlite"), .jsonl_path = old_log, .migrate_from = old_log});
+    ASSERT_TRUE(store) << store.error().message;
+    (*store)->Record(std::make_shared<const Flow>(MakeFlow({.host = "live.test"})));
+    EXPECT_EQ((*store)->last_seq(), 2502u);  // after the old lines
+    for (int i = 0; i < 200 && (*store)->stats().migrating; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_FALSE((*store)->stats().migrating);
+  }
+  auto store = FlowStore::Open({.db_path = dir.File("s.sqlite"), .jsonl_path = old_log, .migrate_from = old_log});
+  ASSERT_TRUE(store);
+  EXPECT_FALSE((*store)->stats().migrating);  // once
+  auto db = (*store)->OpenReader();
+  EXPECT_EQ((*db)->Counts()->flows, 2501u);
+  auto newest = (*db)->List({.limit = 1});
+  EXPECT_EQ(newest->flows[0].row.host, "live.test");
+}
+
+}  // namespace
+}  // namespace mitmd
