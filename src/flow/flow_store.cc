@@ -12,6 +12,7 @@
 
 #include "core/strings.h"
 #include "flow/flow_json.h"
+#include "flow/har.h"
 
 namespace mitmd {
 
@@ -48,6 +49,7 @@ struct FlowStore::Migration {
   uint64_t line = 0;   // lines consumed
   uint64_t lines = 0;  // lines to import
   uint64_t skipped = 0;
+  std::vector<std::string> problems;  // the first kMaxLoadWarnings, each naming its line
 };
 
 FlowStore::FlowStore(FlowStoreOptions options) : options_(std::move(options)) {}
@@ -269,9 +271,9 @@ bool FlowStore::MigrateChunk() {
     ++m.line;
     if (line.empty()) continue;
     auto j = nlohmann::json::parse(line, nullptr, false);
-    auto flow = j.is_discarded() ? Result<Flow>(Fail("not JSON")) : FlowFromJson(j);
+    auto flow = j.is_discarded() ? Result<Flow>(Fail("not valid JSON (a torn or foreign line)")) : FlowFromJson(j);
     if (!flow) {
-      ++m.skipped;
+      if (++m.skipped <= kMaxLoadWarnings) m.problems.push_back(StrCat("line ", m.line, ": ", flow.error().message));
       continue;
     }
     flow->state = FlowState::kDone;
@@ -289,6 +291,10 @@ bool FlowStore::MigrateChunk() {
   if (!more) {
     if (options_.log) {
       options_.log->Info("old session log imported", {{"from", m.path}, {"lines", m.line}, {"skipped", m.skipped}});
+      if (m.skipped > 0) {
+        options_.log->Warn("some lines of the old session log could not be read",
+                           {{"file", m.path}, {"skipped", m.skipped}, {"problems", m.problems}});
+      }
     }
     migration_.reset();
     std::lock_guard lock(mu_);
