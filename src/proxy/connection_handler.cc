@@ -93,6 +93,18 @@ std::unique_ptr<Flow> ConnectionHandler::NewFlow() const {
   return f;
 }
 
+void ConnectionHandler::Publish(Flow& flow) {
+  ++flow.revision;
+  std::string request_body, response_body;
+  if (flow.request) request_body = std::exchange(flow.request->body.content, {});
+  if (flow.response) response_body = std::exchange(flow.response->body.content, {});
+  auto snapshot = std::make_shared<Flow>(flow);
+  if (flow.request) flow.request->body.content = std::move(request_body);
+  if (flow.response) flow.response->body.content = std::move(response_body);
+  snapshot->state = FlowState::kLive;
+  ctx_.flows.Publish(std::move(snapshot));
+}
+
 void ConnectionHandler::Record(std::unique_ptr<Flow> flow) {
   flow->state = FlowState::kDone;
   ++flow->revision;

@@ -91,6 +91,10 @@ class ConnectionHandler : public WireObserver {
 
   // A flow with the connection's facts (ids, client address, accept time) filled in.
   std::unique_ptr<Flow> NewFlow() const;
+  // A running flow's snapshot to the flow sink (state live, the next revision), so the viewer
+  // shows it before it ends. Body copies are left out of snapshots: their sizes say how far
+  // it got, and copying a capped body several times a second is not cheap.
+  void Publish(Flow& flow);
   // The flow is final: to the flow sink, exactly once.
   void Record(std::unique_ptr<Flow> flow);
   // Byte counts of the client connection since the last report, to the registry.

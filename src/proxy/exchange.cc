@@ -9,6 +9,9 @@ namespace {
 // Request bytes held while the upstream connection is being made, before reading pauses.
 constexpr size_t kHeldLimit = 64 * 1024;
 
+// Body progress is published at most this often per flow (seconds).
+constexpr double kPublishInterval = 0.25;
+
 // The headers that address the proxy: never forwarded, never recorded.
 constexpr std::string_view kProxyHeaders[] = {"Proxy-Authorization", "Proxy-Connection"};
 
@@ -80,6 +83,7 @@ void Exchange::Start() {
     request_.head.target = target_.path;
   }
   Log("request");
+  Publish(/*throttled=*/false);
   if (layer_.tunnel().upstream_error) return;  // answered with the error once the request is in
   if (auto idle = layer_.TakeIdleUpstream(key_)) {
     Attach(std::move(idle), /*resume_client=*/false);
@@ -236,6 +240,7 @@ void Exchange::OnHead(http::StreamId, http::Response&& response) {
   flow_->server_addr = upstream_->addr;
   state_ = State::kResponding;
   layer_.codec().SendHead(id_, response);
+  Publish(/*throttled=*/false);
 }
 
 void Exchange::OnBodyRaw(http::StreamId, std::string_view raw) {
@@ -245,6 +250,14 @@ void Exchange::OnBodyRaw(http::StreamId, std::string_view raw) {
 
 void Exchange::OnData(http::StreamId, std::string_view data) {
   if (flow_->response) flow_->response->body.Append(data.data(), data.size(), flow_->body_record_cap);
+  Publish(/*throttled=*/true);
+}
+
+void Exchange::Publish(bool throttled) {
+  double now = layer_.conn().ctx().now();
+  if (!flow_ || (throttled && now - last_publish_ < kPublishInterval)) return;
+  last_publish_ = now;
+  layer_.conn().Publish(*flow_);
 }
 
 void Exchange::OnTrailers(http::StreamId, const HeaderList& trailers) {

@@ -82,6 +82,8 @@ class Exchange : private http::CodecEvents, private WireObserver {
   void FillUpstreamFacts(Flow& flow) const;
   void Record(std::optional<Phase> phase = std::nullopt, const std::string& message = {});
   void Log(std::string_view message) const;
+  // Publishes the running flow; |throttled| ones at most kPublishInterval apart.
+  void Publish(bool throttled);
 
   HttpLayer& layer_;
   const http::StreamId id_;
@@ -95,6 +97,7 @@ class Exchange : private http::CodecEvents, private WireObserver {
   std::string held_;           // request body bytes waiting for the upstream connection
   bool request_done_ = false;
   bool response_done_ = false;
+  double last_publish_ = 0;
 };
 
 std::string_view ToString(Exchange::State state);

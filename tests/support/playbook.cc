@@ -454,7 +454,9 @@ std::vector<Effect> Playbook::Collect() {
   if (client_->TakeContinued()) out.push_back(ContinueHandshake());
   for (const std::string& r : upstreams_->TakeReleases()) out.push_back(CloseServer(r));
   for (; sink_.published_reported < sink_.published.size(); ++sink_.published_reported) {
-    out.push_back(Published(Summary(*sink_.published[sink_.published_reported])));
+    if (track_published_) {
+      out.push_back(Published(Summary(*sink_.published[sink_.published_reported])));
+    }
   }
   for (; sink_.recorded_reported < sink_.recorded.size(); ++sink_.recorded_reported) {
     out.push_back(Recorded(Summary(*sink_.recorded[sink_.recorded_reported])));

@@ -231,6 +231,8 @@ class Playbook {
 
   Playbook& operator>>(Event event);
   Playbook& operator<<(Effect effect);
+  // Expect Published() effects too (by default live snapshots are not compared).
+  void TrackPublished() { track_published_ = true; }
   // Plays every step not played yet; success, or the first mismatching step with what was
   // expected and what happened.
   ::testing::AssertionResult Run();
@@ -273,6 +275,7 @@ class Playbook {
   bool handler_done_ = false;
   std::vector<Step> steps_;
   size_t played_ = 0;
+  bool track_published_ = false;
   bool client_closed_reported_ = false;
   bool client_shutdown_reported_ = false;
 };

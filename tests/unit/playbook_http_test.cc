@@ -334,3 +334,30 @@ TEST(PlaybookHttp, SlowClientPausesTheServer) {
 
 }  // namespace
 }  // namespace mitmd::testing
+
+namespace mitmd::testing {
+namespace {
+
+TEST(PlaybookLive, PublishedAtTheRequestHeadAndTheResponseHeadThenRecordedOnce) {
+  Playbook pb;
+  pb.TrackPublished();
+  pb >> FromClient(kGet) << Dial("a.test:80") << Published("- GET http://a.test/x");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n")
+     << ToClient("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n") << Published("200 GET http://a.test/x");
+  pb >> FromServer("ab") << ToClient("ab");  // body progress: throttled
+  pb >> Advance(1);
+  pb >> FromServer("cd") << ToClient("cd") << Published("200 GET http://a.test/x");
+  pb >> FromServer("ef") << ToClient("ef") << Recorded("200 GET http://a.test/x");
+  ASSERT_TRUE(pb.Run());
+  ASSERT_EQ(pb.published().size(), 3u);
+  for (const auto& snapshot : pb.published()) EXPECT_EQ(snapshot->state, FlowState::kLive);
+  EXPECT_EQ(pb.published()[2]->response->body.size, 4u);
+  EXPECT_EQ(pb.published()[0]->id, pb.recorded()[0]->id);
+  EXPECT_LT(pb.published()[2]->revision, pb.recorded()[0]->revision);
+  EXPECT_EQ(pb.recorded()[0]->state, FlowState::kDone);
+  EXPECT_EQ(pb.recorded()[0]->response->body.content, "abcdef");
+}
+
+}  // namespace
+}  // namespace mitmd::testing

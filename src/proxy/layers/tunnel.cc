@@ -46,6 +46,7 @@ void Tunnel::Relay() {
     flow_->upstream_conn_id = upstream_->id;
     flow_->timings.upstream_connect_start = upstream_->connect_start;
     flow_->timings.upstream_connect_end = upstream_->connect_end;
+    conn_.Publish(*flow_);  // an open tunnel is visible while it lasts
   }
   Pump(conn_.client(), *upstream_->wire);
   if (!conn_.closed() && upstream_) Pump(*upstream_->wire, conn_.client());
