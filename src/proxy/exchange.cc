@@ -123,6 +123,7 @@ void Exchange::Attach(std::unique_ptr<UpstreamConn> upstream, bool resume_client
 }
 
 void Exchange::SendUpstream(std::string_view raw) {
+  body_bytes_sent_ += raw.size();
   if (upstream_) {
     upstream_->codec->SendBodyRaw(id_, raw);
     if (!upstream_->codec->Writable(id_)) layer_.conn().client().SetReading(false);
@@ -281,9 +282,31 @@ void Exchange::OnUpstreamEof() {
     }
     return;
   }
+  if (Retry("the server closed it without responding")) return;
   Fail(502, Phase::kResponse,
        StrCat("the upstream server ", key_.host, ":", key_.port,
               " closed the connection without responding"));
+}
+
+bool Exchange::Retry(std::string_view why) {
+  static constexpr std::string_view kIdempotent[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT",
+                                                     "DELETE"};
+  bool idempotent = false;
+  for (std::string_view m : kIdempotent) idempotent |= request_.head.method == m;
+  if (retried_ || !idempotent || !request_done_ || body_bytes_sent_ > 0 || !upstream_ ||
+      upstream_->responses == 0 || state_ != State::kForwarding) {
+    return false;
+  }
+  retried_ = true;
+  Log("retrying on a new connection");
+  upstream_->wire->set_observer(nullptr);
+  ConnectionHandler& conn = layer_.conn();
+  conn.services().upstreams.Release(std::move(upstream_),
+                                    StrCat("reused connection failed: ", why, "; retried"));
+  state_ = State::kConnecting;
+  pending_connect_ = conn.services().upstreams.ConnectFresh(
+      key_, conn.id(), [this](Upstreams::Outcome outcome) { OnConnected(std::move(outcome)); });
+  return true;
 }
 
 void Exchange::OnUpstreamError() {
@@ -294,6 +317,7 @@ void Exchange::OnUpstreamError() {
     layer_.conn().Close(error);
     return;
   }
+  if (Retry(error)) return;
   // TLS 1.3 servers refuse a missing client certificate only after the handshake.
   const UpstreamVerification* v = upstream_->verification.get();
   if (v && v->client_cert_requested) {

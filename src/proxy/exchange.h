@@ -75,6 +75,9 @@ class Exchange : private http::CodecEvents, private WireObserver {
   void ReadUpstream();
   void OnUpstreamEof();
   void OnUpstreamError();
+  // A reused connection that failed before any response byte: an idempotent request without
+  // a body goes once more on a new connection. True when it does.
+  bool Retry(std::string_view why);
   // Fails the exchange: an error page when nothing was sent yet, else a cut connection.
   void Fail(int status, Phase phase, const std::string& message, std::string_view detail = {});
   // The response is complete: record, and hand the connection back to the layer.
@@ -98,6 +101,8 @@ class Exchange : private http::CodecEvents, private WireObserver {
   bool request_done_ = false;
   bool response_done_ = false;
   double last_publish_ = 0;
+  uint64_t body_bytes_sent_ = 0;
+  bool retried_ = false;
 };
 
 std::string_view ToString(Exchange::State state);

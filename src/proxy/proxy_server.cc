@@ -15,6 +15,7 @@
 #include "proxy/hooks.h"
 #include "proxy/timers.h"
 #include "proxy/upstream/dialing_upstreams.h"
+#include "proxy/upstream/pool.h"
 
 namespace mitmd::proxy {
 
@@ -29,7 +30,8 @@ struct WorkerSlot {
   net::ConnGraveyard graveyard;
   std::unique_ptr<EventTimers> timers;
   std::unique_ptr<DefaultHooks> hooks;
-  std::unique_ptr<DialingUpstreams> upstreams;
+  std::unique_ptr<DialingUpstreams> dialing;
+  std::unique_ptr<UpstreamPool> upstreams;  // over |dialing|
   std::unordered_map<ConnectionHandler*, std::unique_ptr<ConnectionHandler>> connections;
   ProxyContext* ctx = nullptr;
 };
@@ -88,8 +90,9 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::Start(ProxyContext& ctx) {
                                                  &ctx.config.upstream_allow);
     slot->timers = std::make_unique<EventTimers>(slot->worker->base());
     slot->hooks = std::make_unique<DefaultHooks>(ctx);
-    slot->upstreams = std::make_unique<DialingUpstreams>(ctx, slot->worker->base(), *slot->dialer,
-                                                         slot->graveyard, *slot->timers);
+    slot->dialing = std::make_unique<DialingUpstreams>(ctx, slot->worker->base(), *slot->dialer,
+                                                       slot->graveyard, *slot->timers);
+    slot->upstreams = std::make_unique<UpstreamPool>(*slot->dialing, *slot->timers);
     // Every worker watches the one listening socket; whichever wakes first accepts.
     slot->listener = evconnlistener_new(slot->worker->base(), Impl::AcceptCb, slot.get(),
                                         LEV_OPT_CLOSE_ON_EXEC, 0, impl->socket.fd);

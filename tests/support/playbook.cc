@@ -376,11 +376,12 @@ Playbook::Playbook(std::function<void(Config&)> configure) : log_(2, LogLevel::k
       *client_certs_, [this] { return clock_; }});
   timers_ = std::make_unique<FakeTimers>(&clock_);
   upstreams_ = std::make_unique<FakeUpstreams>(registry_);
+  pool_ = std::make_unique<proxy::UpstreamPool>(*upstreams_, *timers_);
   hooks_ = std::make_unique<proxy::DefaultHooks>(*ctx_);
   auto client = std::make_unique<FakeWire>();
   client_ = client.get();
   handler_ = std::make_unique<proxy::ConnectionHandler>(
-      *ctx_, proxy::Services{*timers_, *upstreams_, *hooks_}, std::move(client),
+      *ctx_, proxy::Services{*timers_, *pool_, *hooks_}, std::move(client),
       "127.0.0.1:50000", [this](proxy::ConnectionHandler*) { handler_done_ = true; });
   handler_->Start();
   timers_->RunZeroDelay();
@@ -388,6 +389,7 @@ Playbook::Playbook(std::function<void(Config&)> configure) : log_(2, LogLevel::k
 
 Playbook::~Playbook() {
   handler_.reset();
+  pool_.reset();
 }
 
 Playbook& Playbook::operator>>(Event event) {

@@ -25,6 +25,7 @@
 #include "flow/flow_sink.h"
 #include "proxy/connection_handler.h"
 #include "proxy/proxy_context.h"
+#include "proxy/upstream/pool.h"
 #include "support/temp_dir.h"
 
 namespace mitmd::testing {
@@ -241,6 +242,7 @@ class Playbook {
   const std::vector<std::shared_ptr<const Flow>>& published() const { return sink_.published; }
   FakeWire& client() { return *client_; }
   FakeUpstreams& upstreams() { return *upstreams_; }
+  proxy::UpstreamPool& pool() { return *pool_; }
   FakeTimers& timers() { return *timers_; }
   ConnectionRegistry& registry() { return registry_; }
   // The handler closed and asked to be deleted (it is kept until the playbook ends).
@@ -269,6 +271,7 @@ class Playbook {
   std::unique_ptr<proxy::ProxyContext> ctx_;
   std::unique_ptr<FakeTimers> timers_;
   std::unique_ptr<FakeUpstreams> upstreams_;
+  std::unique_ptr<proxy::UpstreamPool> pool_;  // the real pool, over the fake dialer
   std::unique_ptr<proxy::DefaultHooks> hooks_;
   FakeWire* client_ = nullptr;  // owned by the handler
   std::unique_ptr<proxy::ConnectionHandler> handler_;

@@ -45,15 +45,16 @@ TEST(PlaybookHttp, KeepAliveReusesTheUpstreamConnection) {
   EXPECT_EQ(pb.recorded()[0]->upstream_conn_id, pb.recorded()[1]->upstream_conn_id);
 }
 
-TEST(PlaybookHttp, ARequestToAnotherServerReplacesTheUpstream) {
+TEST(PlaybookHttp, ARequestToAnotherServerLeavesTheFirstConnectionPooled) {
   Playbook pb;
   pb >> FromClient(kGet) << Dial("a.test:80");
   pb >> Dialed() << ToServer(kForwarded);
   pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
   pb >> FromClient("GET http://b.test:8080/ HTTP/1.1\r\nHost: b.test:8080\r\n\r\n")
-     << CloseServer("the next request goes to another server") << Dial("b.test:8080");
+     << Dial("b.test:8080");
   pb >> Dialed() << ToServer("GET / HTTP/1.1\r\nHost: b.test:8080\r\n\r\n");
   ASSERT_TRUE(pb.Run());
+  EXPECT_EQ(pb.pool().idle_count(), 1u);
 }
 
 TEST(PlaybookHttp, PipelinedRequestsAreAnsweredInOrder) {
@@ -216,7 +217,7 @@ TEST(PlaybookHttp, IdleUpstreamClosedByTheServerIsDroppedAndRedialed) {
   pb >> FromClient(kGet) << Dial("a.test:80");
   pb >> Dialed() << ToServer(kForwarded);
   pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
-  pb >> ServerEof() << CloseServer("idle upstream closed");
+  pb >> ServerEof() << CloseServer("the server closed the idle connection");
   pb >> FromClient(kGet) << Dial("a.test:80");
   pb >> Dialed() << ToServer(kForwarded);
   ASSERT_TRUE(pb.Run());
@@ -357,6 +358,88 @@ TEST(PlaybookLive, PublishedAtTheRequestHeadAndTheResponseHeadThenRecordedOnce) 
   EXPECT_LT(pb.published()[2]->revision, pb.recorded()[0]->revision);
   EXPECT_EQ(pb.recorded()[0]->state, FlowState::kDone);
   EXPECT_EQ(pb.recorded()[0]->response->body.content, "abcdef");
+}
+
+}  // namespace
+}  // namespace mitmd::testing
+
+namespace mitmd::testing {
+namespace {
+
+TEST(PlaybookPool, StalePooledConnectionIsRetriedOnceOnAFreshOne) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
+  // The server closes the pooled connection just as the next request goes out on it.
+  pb >> FromClient(kGet) << ToServer(kForwarded);
+  pb >> ServerEof(0)
+     << CloseServer("reused connection failed: the server closed it without responding; retried")
+     << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
+  ASSERT_TRUE(pb.Run());
+  EXPECT_FALSE(pb.recorded()[1]->upstream_reused);
+}
+
+TEST(PlaybookPool, NonIdempotentRequestOnAStaleConnectionIsNotRetried) {
+  std::string message = "the upstream server a.test:80 closed the connection without responding";
+  const std::string post = "POST http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n";
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
+  pb >> FromClient(post) << ToServer("POST /x HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  pb >> ServerEof(0) << ToClient(Page(502, message)) << CloseServer(message)
+     << Recorded("502 POST http://a.test/x error=response") << CloseClient();
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookPool, IdleConnectionsExpire) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
+  pb >> TimerFired("pool_idle") << CloseServer("idle in the pool too long");
+  ASSERT_TRUE(pb.Run());
+  EXPECT_EQ(pb.pool().idle_count(), 0u);
+}
+
+// The pool itself: one upstream connection serves two client connections in turn, and no more
+// than the limit stay idle per key.
+TEST(UpstreamPoolTest, AConnectionServesTheNextClientAndIdleOnesAreBounded) {
+  double clock = 0;
+  FakeTimers timers(&clock);
+  ConnectionRegistry registry;
+  FakeUpstreams dialer(registry);
+  proxy::UpstreamPool pool(dialer, timers, proxy::PoolLimits{1, std::chrono::seconds(60)});
+  proxy::UpstreamKey key{"a.test", 443, true, "a.test", {"http/1.1"}, false};
+
+  std::vector<std::unique_ptr<proxy::UpstreamConn>> got;
+  auto keep = [&](proxy::Upstreams::Outcome o) { got.push_back(std::move(*o)); };
+  auto first = pool.Connect(key, /*client_id=*/1, keep);
+  auto second = pool.Connect(key, /*client_id=*/2, keep);
+  ASSERT_EQ(dialer.TakeDials().size(), 2u);
+  dialer.CompleteNext(clock);
+  dialer.CompleteNext(clock);
+  ASSERT_EQ(got.size(), 2u);
+  proxy::UpstreamConn* reused = got[0].get();
+  pool.Return(std::move(got[0]));
+  pool.Return(std::move(got[1]));  // over the limit of one idle per key: closed
+  EXPECT_EQ(pool.idle_count(), 1u);
+  EXPECT_EQ(dialer.TakeReleases().size(), 1u);
+
+  auto third = pool.Connect(key, /*client_id=*/3, keep);
+  EXPECT_EQ(dialer.TakeDials().size(), 0u);  // no dial: the pooled one
+  EXPECT_EQ(got.size(), 2u);                  // delivered on the next loop turn, not inside
+  timers.RunZeroDelay();
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[2].get(), reused);
+
+  proxy::UpstreamKey other = key;
+  other.sni = "b.test";  // another SNI is another key
+  auto fourth = pool.Connect(other, /*client_id=*/3, keep);
+  EXPECT_EQ(dialer.TakeDials().size(), 1u);
 }
 
 }  // namespace

@@ -256,13 +256,9 @@ void HttpLayer::OnExchangeDone(std::unique_ptr<UpstreamConn> upstream, bool keep
     conn_.Close("connection not kept alive");
     return;
   }
-  idle_upstream_ = std::move(upstream);
-  if (idle_upstream_) idle_upstream_->wire->set_observer(this);
+  if (upstream) conn_.services().upstreams.Return(std::move(upstream));
   codec_.Resume();
-  if (!conn_.client().reading() &&
-      (!idle_upstream_ || idle_upstream_->wire->output_pending() <= http::H1Codec::kHighWater)) {
-    conn_.client().SetReading(true);
-  }
+  if (!conn_.client().reading()) conn_.client().SetReading(true);
   ReadClient();
 }
 

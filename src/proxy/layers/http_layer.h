@@ -54,7 +54,8 @@ class HttpLayer : public Layer, private http::CodecEvents, private WireObserver 
   http::H1Codec& codec() { return codec_; }
   Mode mode() const { return mode_; }
   const TunnelTarget& tunnel() const { return tunnel_; }
-  // An idle upstream connection for |key| kept from the previous exchange, or null.
+  // The upstream connection made during the ClientHello pause, for the first request whose
+  // key is the same, or null.
   std::unique_ptr<UpstreamConn> TakeIdleUpstream(const UpstreamKey& key);
   // Reads what the client has sent so far (request body, the next request).
   void ReadClient();
@@ -63,8 +64,8 @@ class HttpLayer : public Layer, private http::CodecEvents, private WireObserver 
   void RespondLocally(http::StreamId id, std::unique_ptr<Flow> flow, const LocalResponse& response,
                       std::optional<Phase> error, const std::string& message,
                       bool head_only = false);
-  // The current exchange recorded its flow. |upstream| (may be null) goes back for the next
-  // exchange, or into a tunnel when the response switched protocols.
+  // The current exchange recorded its flow. |upstream| (may be null) goes back to the pool,
+  // or into a tunnel when the response switched protocols.
   void OnExchangeDone(std::unique_ptr<UpstreamConn> upstream, bool keep_alive, bool upgraded);
 
  private:
@@ -75,7 +76,7 @@ class HttpLayer : public Layer, private http::CodecEvents, private WireObserver 
   void OnTrailers(http::StreamId id, const HeaderList& trailers) override;
   void OnEnd(http::StreamId id) override;
   bool Receiving() const override;
-  // WireObserver: the idle upstream connection between exchanges.
+  // WireObserver: the upstream connection made during the ClientHello pause, until used.
   void OnWireEvent(Wire& wire, WireEvent event) override;
 
   void OnProxyRequest(http::StreamId id, http::Request&& request);

@@ -76,10 +76,20 @@ class Upstreams {
   virtual ~Upstreams() = default;
   // A connection for |key|, dialed (and TLS verified) for client connection |client_id|.
   // |done| is called later from the loop, never from inside Connect.
+  // An idle connection with the same key may be handed out instead of a new one.
   virtual std::unique_ptr<Pending> Connect(const UpstreamKey& key, uint64_t client_id,
                                            Callback done) = 0;
-  // The caller is done with |conn|; |reason| goes to the Connections view.
+  // Always a new connection (a retry after a reused one failed).
+  virtual std::unique_ptr<Pending> ConnectFresh(const UpstreamKey& key, uint64_t client_id,
+                                                Callback done) {
+    return Connect(key, client_id, std::move(done));
+  }
+  // The caller is done with |conn|, which closes; |reason| goes to the Connections view.
   virtual void Release(std::unique_ptr<UpstreamConn> conn, std::string_view reason) = 0;
+  // |conn| finished an exchange and may carry another: kept for reuse where there is a pool.
+  virtual void Return(std::unique_ptr<UpstreamConn> conn) {
+    Release(std::move(conn), "not kept: no pool");
+  }
 };
 
 // Sends the byte counts since the last report to |registry|.
