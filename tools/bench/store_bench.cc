@@ -1,0 +1,187 @@
+// store_bench: the session store's figures. Records N synthetic flows through FlowStore (the
+// proxy's path: enqueue, one writer thread, batched transactions), then measures a restart (what
+// mitmd does before it listens), list filters over the whole session and a body search.
+//
+//   store_bench [--flows N] [--dir DIR] [--threads T]
+// Prints one line per figure. Timings are for this machine; nothing here is a pass/fail test.
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/strings.h"
+#include "flow/filter.h"
+#include "flow/flow_store.h"
+#include "store/filter_sql.h"
+#include "store/session_db.h"
+
+namespace mitmd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+long MaxRssKiB() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+Flow Synthetic(uint64_t i) {
+  static const char* kMethods[] = {"GET", "GET", "GET", "POST", "DELETE"};
+  static const int kStatus[] = {200, 200, 200, 304, 404, 500};
+  Flow f;
+  f.id = NewFlowId();
+  f.client_conn_id = i / 4 + 1;
+  f.upstream_conn_id = i / 8 + 1;
+  f.client_addr = "127.0.0.1:40000";
+  f.server_host = StrCat("h", i % 200, ".example.com");
+  f.server_port = 443;
+  HttpRequest& q = f.request.emplace();
+  q.method = kMethods[i % 5];
+  q.scheme = "https";
+  q.host = f.server_host;
+  q.port = 443;
+  q.path = StrCat("/api/v1/items/", i, "?page=", i % 7);
+  q.target = q.path;
+  q.version = "HTTP/1.1";
+  q.headers = {{"Host", q.host}, {"User-Agent", "store_bench"}, {"Accept", "application/json"}};
+  HttpResponse& s = f.response.emplace();
+  s.status = kStatus[i % 6];
+  s.reason = "OK";
+  s.version = "HTTP/1.1";
+  s.headers = {{"Content-Type", "application/json"}, {"Server", "bench"}};
+  std::string body = StrCat("{\"id\":", i, ",\"name\":\"item number ", i, "\",\"tags\":[\"a\",\"b\"]",
+                            i % 10'000 == 7 ? ",\"secret\":\"needle-XYZ\"" : "", "}");
+  s.body.Append(body.data(), body.size(), 1 << 20);
+  double t = 1.7e9 + static_cast<double>(i) * 0.001;
+  f.timings.accepted = t;
+  f.timings.request_start = t;
+  f.timings.request_end = t + 0.001;
+  f.timings.response_start = t + 0.010;
+  f.timings.response_end = t + 0.012 + static_cast<double>(i % 100) * 0.001;
+  f.body_record_cap = 1 << 20;
+  return f;
+}
+
+// Pages through every match of |text| like the viewer's "jump to oldest" would; returns matches.
+size_t ScanAll(store::SessionDb& db, const std::string& text, double* first_page_seconds) {
+  auto filter = Filter::Parse(text);
+  if (!filter) {
+    std::fprintf(stderr, "bad filter %s\n", text.c_str());
+    std::exit(2);
+  }
+  store::SqlPrefilter pre = store::CompilePrefilter(text);
+  uint64_t before = 0;
+  size_t found = 0;
+  bool first = true;
+  while (true) {
+    auto start = Clock::now();
+    store::ListQuery q;
+    q.before = before;
+    q.limit = 500;
+    q.where = pre.where;
+    q.where_args = pre.args;
+    q.full_flows = pre.needs_full_flow;
+    if (!pre.exact) q.match = [&](const Flow& f) { return filter->Matches(f); };
+    auto page = db.List(q);
+    if (!page) {
+      std::fprintf(stderr, "list: %s\n", page.error().message.c_str());
+      std::exit(2);
+    }
+    if (first) *first_page_seconds = Since(start);
+    first = false;
+    found += page->flows.size();
+    if (page->next_before == 0) break;
+    before = page->next_before;
+  }
+  return found;
+}
+
+int Main(int argc, char** argv) {
+  uint64_t n = 1'000'000;
+  int threads = 2;
+  std::string dir;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--flows") n = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (a == "--dir") dir = argv[i + 1];
+    else if (a == "--threads") threads = std::atoi(argv[i + 1]);
+  }
+  if (dir.empty()) dir = StrCat("/tmp/store_bench.", getpid());
+  std::filesystem::create_directories(dir);
+  const std::string db_path = StrCat(dir, "/bench.sqlite");
+  const std::string jsonl = StrCat(dir, "/flows.jsonl");
+  std::filesystem::remove(db_path);
+  std::filesystem::remove(db_path + "-wal");
+  std::filesystem::remove(jsonl);
+
+  {
+    auto store = FlowStore::Open({.db_path = db_path, .jsonl_path = jsonl});
+    if (!store) {
+      std::fprintf(stderr, "%s\n", store.error().message.c_str());
+      return 1;
+    }
+    auto start = Clock::now();
+    std::atomic<uint64_t> next{0};
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([&] {
+        for (uint64_t i; (i = next.fetch_add(1)) < n;) {
+          // A producer faster than the disk would see drops; this measures what the writer
+          // sustains, so producers wait while a full second of flows is queued.
+          while ((*store)->stats().queued > 100'000) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          (*store)->Record(std::make_shared<const Flow>(Synthetic(i)));
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
+    (*store)->Flush();
+    double secs = Since(start);
+    auto st = (*store)->stats();
+    std::printf("insert: %llu flows in %.2f s = %.0f flows/s sustained (written %llu, dropped %llu), db + jsonl, flows made by the producers\n",
+                static_cast<unsigned long long>(n), secs, static_cast<double>(n) / secs,
+                static_cast<unsigned long long>(st.written), static_cast<unsigned long long>(st.dropped));
+  }
+  std::printf("bench process max RSS %ld MiB (producers, queue and writer)\n", MaxRssKiB() / 1024);
+  std::printf("database %.0f MiB, jsonl %.0f MiB\n",
+              static_cast<double>(std::filesystem::file_size(db_path)) / (1 << 20),
+              static_cast<double>(std::filesystem::file_size(jsonl)) / (1 << 20));
+
+  auto start = Clock::now();
+  auto store = FlowStore::Open({.db_path = db_path, .jsonl_path = jsonl});
+  if (!store) return 1;
+  auto reader = (*store)->OpenReader();
+  if (!reader) return 1;
+  double open_secs = Since(start);
+  std::printf("start-up: FlowStore::Open + viewer connection on %llu flows: %.3f s (last seq %llu)\n",
+              static_cast<unsigned long long>(n), open_secs,
+              static_cast<unsigned long long>((*store)->last_seq()));
+
+  for (const char* text : {"status:404", "host:h17.example.com", "method:DELETE", "status:500 method:POST",
+                           "path:/api/v1/items/99999", "~host:h19", "body:needle-XYZ"}) {
+    double first_page = 0;
+    auto t = Clock::now();
+    size_t found = ScanAll(**reader, text, &first_page);
+    std::printf("filter %-26s first page %.3f s, all %zu matches (every page to the oldest) %.3f s\n", text,
+                first_page, found, Since(t));
+  }
+  auto t = Clock::now();
+  auto counts = (*reader)->Counts();
+  std::printf("count: %llu flows %.3f s\n", static_cast<unsigned long long>(counts ? counts->flows : 0), Since(t));
+  return 0;
+}
+
+}  // namespace
+}  // namespace mitmd
+
+int main(int argc, char** argv) { return mitmd::Main(argc, argv); }
