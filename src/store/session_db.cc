@@ -41,7 +41,7 @@ CREATE INDEX flows_status ON flows(status);
 CREATE INDEX flows_host ON flows(host COLLATE NOCASE);
 CREATE TABLE bodies(seq INTEGER NOT NULL, side INTEGER NOT NULL, content BLOB NOT NULL,
   PRIMARY KEY(seq, side)) WITHOUT ROWID;
-CREATE VIRTUAL TABLE fts USING fts5(url, body, tokenize='trigram', detail='none');
+CREATE VIRTUAL TABLE fts USING fts5(body, tokenize='trigram', detail='none');
 )sql";
 
 constexpr char kInsertColumns[] =
@@ -167,7 +167,8 @@ Result<std::unique_ptr<SessionDb>> SessionDb::Open(const std::string& path, Mode
   sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
   auto out = std::unique_ptr<SessionDb>(new SessionDb(path, std::move(db)));
   if (mode == Mode::kReadWrite) {
-    if (auto st = Exec(out->handle(), "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    if (auto st = Exec(out->handle(), "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                       "PRAGMA journal_size_limit=67108864;",
                        StrCat("cannot use the session database ", path));
         !st) {
       return std::unexpected(st.error());
@@ -242,7 +243,7 @@ Status SessionDb::PrepareWriter() {
   if (auto st = prep(upsert_, upsert); !st) return st;
   if (auto st = prep(import_, import); !st) return st;
   if (auto st = prep(body_, "INSERT OR REPLACE INTO bodies(seq,side,content) VALUES(?1,?2,?3)"); !st) return st;
-  if (auto st = prep(fts_, "INSERT OR REPLACE INTO fts(rowid,url,body) VALUES(?1,?2,?3)"); !st) return st;
+  if (auto st = prep(fts_, "INSERT OR REPLACE INTO fts(rowid,body) VALUES(?1,?2)"); !st) return st;
   return {};
 }
 
@@ -309,8 +310,8 @@ Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts) {
       return body_.Run().has_value();
     };
     bool ok = (!f.request || put_body(0, f.request->body)) && (!f.response || put_body(1, f.response->body));
-    if (ok && f.request) {
-      fts_.Bind(1, seq).Bind(2, f.request->Url()).Bind(3, std::string_view(text));
+    if (ok && !text.empty()) {
+      fts_.Bind(1, seq).Bind(2, std::string_view(text));
       ok = fts_.Run().has_value();
     }
     if (!ok) {

@@ -7,8 +7,8 @@
 //           user added (marked, comment), where it came from (source, a content hash for
 //           imports) and the flow's JSON without body contents.
 //   bodies  (seq, side 0 request | 1 response) -> the recorded bytes, stored once.
-//   fts     FTS5 (trigram) over the URL and the decoded text bodies (first 64 KiB of each),
-//           rowid = seq, for body: filters and search.
+//   fts     FTS5 (trigram, case-insensitive) over the decoded text bodies (the first 64 KiB of
+//           each), rowid = seq, for body: filters; the URL columns answer the rest.
 //   meta    schema, created; floor (flows with seq <= floor are cleared), prev_floor and
 //           clear_token (for Undo), purged (the floor up to which rows are deleted).
 // A connection is confined to one thread. One connection writes flows (the store's writer
