@@ -1656,7 +1656,9 @@
     if (!file) return;
     try {
       const r = await api('/api/import', {method: 'POST', headers: {'X-Mitmd': '1', 'Content-Type': 'application/octet-stream'}, body: file});
-      toast(`Imported ${nf.format(r.added)} flows from ${file.name}${r.skipped ? ` (${r.skipped} unreadable skipped)` : ''}`);
+      const extra = [r.duplicates ? `${nf.format(r.duplicates)} already here` : '',
+        r.skipped ? `${nf.format(r.skipped)} unreadable skipped` : ''].filter(Boolean).join(', ');
+      toast(`Imported ${nf.format(r.added)} flows from ${file.name}${extra ? ` (${extra})` : ''}`);
       if (state.store) loadSessions();
     } catch (e) {
       toast(`Could not import ${file.name}: ${e.message}`, true);
