@@ -11,7 +11,9 @@
   const SLOW_MS = 1000;
   const MAX_PRETTY = 400 * 1024;   // fold and highlight JSON/XML up to this size; plain text beyond
   const MAX_HEX = 64 * 1024;
-  // The table holds at most this many summaries; the server's sort decides which ones.
+  // Rows loaded at once; the rest page in as the table is scrolled near its end. The table holds
+  // at most MAX_LOADED; the server's sort decides which ones.
+  const EAGER_ROWS = 10000;
   const MAX_LOADED = 100000;
   const TICK_MS = 250;             // how often a live row's elapsed time is redrawn
   const UNDO_MS = 30000;           // the server keeps a cleared session restorable this long
@@ -155,6 +157,8 @@
     sort: loadSort(),
     total: 0,               // flows on the server (unfiltered)
     capped: false,          // more flows match than the table holds
+    more: '',               // the query cursor of the next page; '' when the list is complete
+    loadingMore: false,
     selected: null,         // id
     detail: null,           // full flow of the selection
     detailTab: 'overview',
@@ -531,6 +535,7 @@
       }
     }
     rowsEl.style.transform = `translateY(${first * ROW_H}px)`;
+    if (state.more && last >= total - 4 * OVERSCAN) loadMore();
     renderCount();
     renderEmpty();
   }
@@ -538,6 +543,9 @@
   function renderCount() {
     const n = state.flows.length;
     let text = `${nf.format(n)} flow${n === 1 ? '' : 's'}`;
+    if (state.more) {
+      text = `${nf.format(n)}${!state.filter && state.total > n ? ` of ${nf.format(state.total)}` : '+'} flows`;
+    }
     if (state.capped) {
       text = `first ${nf.format(n)}` + (state.total > n && !state.filter ? ` of ${nf.format(state.total)}` : '') +
         ' flows in this order (sort the other way for the rest)';
@@ -684,39 +692,49 @@
     state.held = [];
     state.unseen = 0;
     state.capped = false;
+    state.more = '';
     $('new-flows').hidden = true;
   }
 
   // ---------------------------------------------------------------- loading and live updates
+
+  // Loads pages from |cursor| until |want| more rows are in or the list ends. Returns the cursor
+  // of the next page ('' at the end), or null when a newer load took over.
+  async function loadPages(gen, cursor, want) {
+    const base = `/api/flows?limit=${PAGE}&filter=${encodeURIComponent(state.filter)}` +
+      `&sort=${state.sort.key}&order=${state.sort.order}`;
+    const seen = new Set([cursor]);
+    let got = 0;
+    for (;;) {
+      const page = await api(withSession(base + cursor));
+      if (gen !== state.gen) return null;
+      appendPage(page.flows);
+      got += page.flows.length;
+      state.total = page.total || 0;
+      scheduleRender();
+      // The next page: by offset for column sorts, after a seq for oldest first, else before one.
+      const [name, value] = 'next_offset' in page ? ['offset', page.next_offset]
+        : 'next_after' in page ? ['after', page.next_after] : ['before', page.next_before];
+      if (!value || !page.flows.length) return '';
+      cursor = `&${name}=${encodeURIComponent(value)}`;
+      if (seen.has(cursor)) return '';
+      seen.add(cursor);
+      if (state.flows.length >= MAX_LOADED) {
+        state.capped = true;
+        return '';
+      }
+      if (got >= want) return cursor;
+    }
+  }
 
   async function loadAll() {
     const gen = ++state.gen;
     state.loading = true;
     resetFlows();
     scheduleRender();
-    const base = `/api/flows?limit=${PAGE}&filter=${encodeURIComponent(state.filter)}` +
-      `&sort=${state.sort.key}&order=${state.sort.order}`;
-    let cursor = '';
-    const seen = new Set();
     try {
-      for (;;) {
-        const page = await api(withSession(base + cursor));
-        if (gen !== state.gen) return;
-        appendPage(page.flows);
-        state.total = page.total || 0;
-        scheduleRender();
-        // The next page: by offset for column sorts, after a seq for oldest first, else before one.
-        const [name, value] = 'next_offset' in page ? ['offset', page.next_offset]
-          : 'next_after' in page ? ['after', page.next_after] : ['before', page.next_before];
-        if (!value || !page.flows.length) break;
-        cursor = `&${name}=${encodeURIComponent(value)}`;
-        if (seen.has(cursor)) break;
-        seen.add(cursor);
-        if (state.flows.length >= MAX_LOADED) {
-          state.capped = true;
-          break;
-        }
-      }
+      const next = await loadPages(gen, '', EAGER_ROWS);
+      if (next !== null) state.more = next;
     } catch (e) {
       if (gen === state.gen) toast('Could not load flows: ' + e.message, true);
     } finally {
@@ -725,6 +743,22 @@
         scheduleRender();
         if (state.selected !== null && !state.byId.has(state.selected)) closeDetail();
       }
+    }
+  }
+
+  // The next page, when the table is scrolled near the end of what is loaded.
+  async function loadMore() {
+    if (!state.more || state.loading || state.loadingMore) return;
+    const gen = state.gen;
+    state.loadingMore = true;
+    try {
+      const next = await loadPages(gen, state.more, PAGE);
+      if (next !== null) state.more = next;
+    } catch (e) {
+      if (gen === state.gen) toast('Could not load more flows: ' + e.message, true);
+    } finally {
+      state.loadingMore = false;
+      if (gen === state.gen) scheduleRender();
     }
   }
 

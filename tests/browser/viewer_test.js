@@ -860,7 +860,8 @@ test('50,000 flows: the table stays virtualised and fast', async () => {
   try {
     const {page} = v;
     const t0 = Date.now();
-    await page.waitForFunction(() => document.getElementById('count').textContent === '50,000 flows',
+    // The first 10,000 load at once; the rest page in as the table is scrolled to its end.
+    await page.waitForFunction(() => document.getElementById('count').textContent === '10,000 of 50,000 flows',
       null, {timeout: 120000});
     const loadMs = Date.now() - t0;
     const rendered = await page.$$eval('.row', (r) => r.length);
@@ -881,6 +882,22 @@ test('50,000 flows: the table stays virtualised and fast', async () => {
       times.sort((a, b) => a - b);
       return times[Math.floor(times.length * 0.9)];
     });
+    const m0 = Date.now();
+    const reached = await page.evaluate(async () => {
+      const s = document.getElementById('scroller');
+      const count = () => document.getElementById('count').textContent;
+      for (let i = 0; i < 400 && count() !== '50,000 flows'; i++) {
+        s.scrollTop = s.scrollHeight;
+        await new Promise((r) => setTimeout(r, 60));
+      }
+      s.scrollTop = s.scrollHeight;
+      await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      return count();
+    });
+    const moreMs = Date.now() - m0;
+    assert.equal(reached, '50,000 flows', 'scrolling to the end loads the rest');
+    const rows = await page.$$eval('.row', (r) => r.length);
+    assert.ok(rows < 150, `still only visible rows in the DOM (saw ${rows})`);
     const lastSeq = await page.$$eval('.row:not([hidden]) .seq', (e) => Math.min(...e.map((x) => Number(x.textContent))));
     assert.equal(lastSeq, 1, 'the oldest flow is reachable');
 
@@ -892,8 +909,9 @@ test('50,000 flows: the table stays virtualised and fast', async () => {
     assert.match(count, /^[\d,]+ flows? matching$/);
     await shot(page, '11-fifty-thousand-filtered');
     fs.writeFileSync(path.join(ARTIFACTS, 'fifty-thousand.json'),
-      JSON.stringify({load_ms: loadMs, scroll_p90_ms: stepMs, filter_ms: filterMs, rendered_rows: rendered, filtered: count}, null, 2));
-    console.log(`# 50k flows: loaded in ${loadMs} ms, p90 scroll step ${stepMs.toFixed(1)} ms, ` +
+      JSON.stringify({first_10k_ms: loadMs, rest_by_scrolling_ms: moreMs, scroll_p90_ms: stepMs, filter_ms: filterMs,
+        rendered_rows: rendered, filtered: count}, null, 2));
+    console.log(`# 50k flows: first 10,000 in ${loadMs} ms, the rest by scrolling in ${moreMs} ms, p90 scroll step ${stepMs.toFixed(1)} ms, ` +
       `filter applied in ${filterMs} ms (${count}), ${rendered} rows in the DOM`);
     assert.deepEqual(v.problems, [], 'no console errors');
     await v.context.close();
