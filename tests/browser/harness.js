@@ -69,6 +69,11 @@ function startUpstream(pki, png) {
         res.writeHead(200, {'Content-Type': 'application/json', 'Content-Length': body.length});
         res.end(body);
       });
+    } else if (url.pathname === '/slow') {
+      // The head at once, the body 2.5 s later: a flow that stays live for a while.
+      res.writeHead(200, {'Content-Type': 'text/plain', 'Content-Length': 4});
+      res.write('sl');
+      setTimeout(() => res.end('ow'), 2500);
     } else if (url.pathname === '/api/nested.json') {
       const body = Buffer.from(JSON.stringify(NESTED_JSON));
       res.writeHead(200, {'Content-Type': 'application/json', 'Content-Length': body.length});
