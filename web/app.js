@@ -791,6 +791,7 @@
         loadAll();
         return;
       }
+      state.gen++;  // a page still on its way belongs to the list that was cleared
       resetFlows();
       closeDetail();
       scheduleRender();
@@ -1661,6 +1662,7 @@
       const r = await post('/api/clear');
       const n = r.cleared !== undefined ? r.cleared : state.flows.length;
       if (r.undo) {
+        state.gen++;
         resetFlows();
         closeDetail();
         scheduleRender();
