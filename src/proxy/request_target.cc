@@ -121,6 +121,9 @@ std::string RewriteRequestHead(std::string_view raw, std::string_view new_target
   out.append(first.substr(0, sp1 + 1));
   out.append(new_target);
   out.append(first.substr(sp2));
+  // A head without a line end (never from the parser) is its request line alone: found by
+  // fuzzing, npos + 1 used to wrap around and copy the whole line a second time.
+  if (line_end == std::string_view::npos) return out;
   out.push_back('\n');
   std::string_view rest = raw.substr(line_end + 1);
   while (!rest.empty()) {

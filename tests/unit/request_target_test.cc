@@ -78,6 +78,8 @@ TEST(RewriteTest, ReplacesTargetAndKeepsEveryOtherByte) {
   // Bare LF line endings survive as they came.
   EXPECT_EQ(RewriteRequestHead("GET http://h/ HTTP/1.1\nHost: h\n\n", "/", ""),
             "GET / HTTP/1.1\nHost: h\n\n");
+  // A request line without a line end is rewritten once, not copied again (found by fuzzing).
+  EXPECT_EQ(RewriteRequestHead("GET http://h/ HTTP/1.1", "/", ""), "GET / HTTP/1.1");
 }
 
 TEST(ErrorPageTest, IsACompleteResponseThatNamesTheReason) {
