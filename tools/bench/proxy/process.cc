@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -222,6 +223,12 @@ Result<ProxyProcess> StartMitmd(const std::string& binary, const std::string& up
   std::vector<std::string> argv = {binary, "--listen", "127.0.0.1:0", "--confdir", confdir,
                                    "--upstream-allow", "127.0.0.0/8,::1", "--upstream-ca",
                                    upstream_ca, "--flows", p.dir->File("flows.jsonl")};
+  // The viewer would take the fixed default port (clashing with any other mitmd) and is not
+  // what is measured, unless asked for with --mitmd-arg=--web=....
+  if (std::none_of(extra_args.begin(), extra_args.end(),
+                   [](const std::string& a) { return a.starts_with("--web"); })) {
+    argv.push_back("--no-web");
+  }
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   mkdir(p.dir->File("home").c_str(), 0700);
   auto child = Child::Spawn(argv, {{"HOME", p.dir->File("home")}}, p.dir->File("stdout.txt"),
