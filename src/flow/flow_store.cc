@@ -60,16 +60,17 @@ Result<std::unique_ptr<FlowStore>> FlowStore::Open(FlowStoreOptions options) {
   auto db = store::SessionDb::Open(o.db_path, store::SessionDb::Mode::kReadWrite);
   if (!db) return std::unexpected(db.error());
   store->db_ = std::move(*db);
-  auto counts = store->db_->Counts();
-  if (!counts) return std::unexpected(counts.error());
-  uint64_t max_seq = counts->max_seq;
+  // Start-up reads no flows: the highest seq is the last row of the primary key.
+  auto last = store->db_->MaxSeq();
+  if (!last) return std::unexpected(last.error());
+  uint64_t max_seq = *last;
   auto floor = store->db_->GetMeta("floor");
   if (floor && *floor) max_seq = std::max<uint64_t>(max_seq, std::strtoull((*floor)->c_str(), nullptr, 10));
 
   // The migration state lives in meta, so a migration cut short resumes where it stopped.
   auto source = store->db_->GetMeta("migration_source");
   if (!source) return std::unexpected(source.error());
-  if (!*source && !o.migrate_from.empty() && counts->max_seq == 0) {
+  if (!*source && !o.migrate_from.empty() && *last == 0) {
     struct stat st{};
     if (::stat(o.migrate_from.c_str(), &st) == 0 && st.st_size > 0) {
       auto lines = CountLines(o.migrate_from);

@@ -248,6 +248,7 @@ Status SessionDb::PrepareWriter() {
 }
 
 Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts) {
+  counts_.reset();
   sqlite3* db = handle();
   if (auto st = Exec(db, "BEGIN IMMEDIATE", "cannot write the session database"); !st) {
     return std::unexpected(st.error());
@@ -498,6 +499,7 @@ Result<bool> SessionDb::SetComment(std::string_view id, std::string_view comment
 }
 
 Result<bool> SessionDb::Delete(std::string_view id) {
+  counts_.reset();
   auto n = DeleteWhere(StrCat("id=?1 AND ", kVisible), [&](Stmt& s) { s.Bind(1, id); });
   if (!n) return std::unexpected(n.error());
   return *n > 0;
@@ -529,6 +531,7 @@ Result<uint64_t> SessionDb::MetaNumber(std::string_view key) {
 }
 
 Result<size_t> SessionDb::Clear(int64_t token, uint64_t upto) {
+  counts_.reset();
   auto floor = MetaNumber("floor");
   if (!floor) return std::unexpected(floor.error());
   if (upto <= *floor) return 0;
@@ -553,6 +556,7 @@ Result<size_t> SessionDb::Clear(int64_t token, uint64_t upto) {
 }
 
 Result<size_t> SessionDb::Undo(int64_t token) {
+  counts_.reset();
   auto current = GetMeta("clear_token");
   if (!current) return std::unexpected(current.error());
   if (!*current || **current != std::to_string(token)) {
@@ -583,6 +587,7 @@ Result<size_t> SessionDb::Undo(int64_t token) {
 }
 
 Result<size_t> SessionDb::Purge() {
+  counts_.reset();
   auto floor = MetaNumber("floor");
   auto purged = MetaNumber("purged");
   if (!floor || !purged) return Fail("cannot read the session database");
@@ -595,11 +600,13 @@ Result<size_t> SessionDb::Purge() {
 }
 
 Result<SessionCounts> SessionDb::Counts() {
+  // The first and last flows by seq (the primary key), never a scan of the table: a million-flow
+  // session answers at once. count(*) walks the smallest index.
   auto s = Stmt::Prepare(handle(),
                          StrCat("SELECT (SELECT count(*) FROM flows WHERE ", kVisible, "), "
                                 "(SELECT coalesce(max(seq),0) FROM flows), "
-                                "(SELECT coalesce(min(t),0) FROM flows WHERE ", kVisible, "), "
-                                "(SELECT coalesce(max(t),0) FROM flows WHERE ", kVisible, ")"));
+                                "(SELECT t FROM flows WHERE ", kVisible, " ORDER BY seq ASC LIMIT 1), "
+                                "(SELECT t FROM flows WHERE ", kVisible, " ORDER BY seq DESC LIMIT 1)"));
   if (!s) return std::unexpected(s.error());
   if (s->Step() != SQLITE_ROW) return Fail(StrCat("cannot read the session database: ", s->message()));
   SessionCounts c;
@@ -608,6 +615,23 @@ Result<SessionCounts> SessionDb::Counts() {
   c.first = s->Double(2);
   c.last = s->Double(3);
   return c;
+}
+
+Result<SessionCounts> SessionDb::RecentCounts(std::chrono::milliseconds max_age) {
+  auto now = std::chrono::steady_clock::now();
+  if (counts_ && now - counts_at_ <= max_age) return *counts_;
+  auto c = Counts();
+  if (!c) return c;
+  counts_ = *c;
+  counts_at_ = now;
+  return c;
+}
+
+Result<uint64_t> SessionDb::MaxSeq() {
+  auto s = Stmt::Prepare(handle(), "SELECT coalesce(max(seq),0) FROM flows");
+  if (!s) return std::unexpected(s.error());
+  if (s->Step() != SQLITE_ROW) return Fail(StrCat("cannot read the session database: ", s->message()));
+  return static_cast<uint64_t>(s->Int(0));
 }
 
 Result<std::optional<std::string>> SessionDb::GetMeta(std::string_view key) {

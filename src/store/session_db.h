@@ -15,6 +15,7 @@
 // thread); the viewer reads through its own and makes the user's small edits (mark, comment,
 // delete, clear) there, waiting at most busy_timeout for the writer's short transactions.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -126,7 +127,13 @@ class SessionDb {
   Result<size_t> Undo(int64_t token);
   Result<size_t> Purge();
 
+  // Counts the visible flows (walks an index: tens of milliseconds for a million).
   Result<SessionCounts> Counts();
+  // Counts() no older than |max_age| (this connection's own edits refresh it): the list's total
+  // without counting a million rows on every page.
+  Result<SessionCounts> RecentCounts(std::chrono::milliseconds max_age);
+  // The highest seq written, cleared rows included; O(log n).
+  Result<uint64_t> MaxSeq();
   Result<std::optional<std::string>> GetMeta(std::string_view key);
   Status SetMeta(std::string_view key, std::string_view value);
 
@@ -142,6 +149,8 @@ class SessionDb {
   SqlitePtr db_;
   // The writer's statements, prepared once.
   Stmt upsert_, import_, body_, fts_, get_body_;
+  std::optional<SessionCounts> counts_;
+  std::chrono::steady_clock::time_point counts_at_;
 };
 
 // The columns List selects, in FlowRow order (for callers that build their own SELECT).

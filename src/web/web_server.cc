@@ -53,6 +53,8 @@ constexpr double kListBudgetSeconds = 1.5;
 constexpr timeval kUndoWindow = {30, 0};
 constexpr size_t kMaxOpenSessions = 8;
 constexpr size_t kHarBatchFlows = 200;
+// How stale a session's flow count may be in /api/info and a page's "total".
+constexpr std::chrono::milliseconds kCountsMaxAge{1000};
 constexpr size_t kMaxDecodedBody = 64 << 20;
 constexpr size_t kClosedConnsInStream = 300;
 constexpr timeval kConnsPoll = {0, 500'000};
@@ -672,7 +674,7 @@ void WebServer::Impl::Static(evhttp_request* req, const StaticFile& file) {
 
 void WebServer::Impl::Info(evhttp_request* req) {
   (void)RefreshCaFiles();
-  auto counts = db->Counts();
+  auto counts = db->RecentCounts(kCountsMaxAge);
   FlowStore::Stats st = store.stats();
   json store_json = {{"session", opts.session_name},
                      {"db", store.db_path()},
@@ -819,7 +821,7 @@ void WebServer::Impl::List(evhttp_request* req, const Params& params) {
   if (!page) return SendError(req, 400, page.error().message);
   json flows = json::array();
   for (const auto& e : page->flows) flows.push_back(RowSummaryJson(e.row));
-  auto counts = session->Counts();
+  auto counts = session->RecentCounts(kCountsMaxAge);
   json out = {{"flows", std::move(flows)},
               {"next_before", page->next_before},
               {"total", counts ? counts->flows : 0},
