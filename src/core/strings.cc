@@ -40,6 +40,19 @@ std::string Base64Encode(std::string_view bytes) {
   return out;
 }
 
+std::optional<std::string> Base64Decode(std::string_view text) {
+  size_t max_len = 0;
+  if (!EVP_DecodedLength(&max_len, text.size())) return std::nullopt;
+  std::string out(max_len, '\0');
+  size_t out_len = 0;
+  if (!EVP_DecodeBase64(reinterpret_cast<uint8_t*>(out.data()), &out_len, max_len,
+                        reinterpret_cast<const uint8_t*>(text.data()), text.size())) {
+    return std::nullopt;
+  }
+  out.resize(out_len);
+  return out;
+}
+
 std::string HexEncode(const unsigned char* data, size_t len) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out(len * 2, '0');

@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <concepts>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -38,6 +39,8 @@ bool IsValidUtf8(std::string_view s);
 
 // Standard base64 with padding.
 std::string Base64Encode(std::string_view bytes);
+// Standard base64 with padding, the inverse of Base64Encode; nullopt for anything else.
+std::optional<std::string> Base64Decode(std::string_view text);
 
 // Lower-case hex of |len| bytes.
 std::string HexEncode(const unsigned char* data, size_t len);

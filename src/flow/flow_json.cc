@@ -16,19 +16,6 @@ constexpr int kSchemaVersion = 1;
 
 
 
-Result<std::string> Base64Decode(const std::string& in) {
-  size_t max_len = 0;
-  if (!EVP_DecodedLength(&max_len, in.size())) return Fail("body content is not valid base64");
-  std::string out(max_len, '\0');
-  size_t out_len = 0;
-  if (!EVP_DecodeBase64(reinterpret_cast<uint8_t*>(out.data()), &out_len, max_len,
-                        reinterpret_cast<const uint8_t*>(in.data()), in.size())) {
-    return Fail("body content is not valid base64");
-  }
-  out.resize(out_len);
-  return out;
-}
-
 json HeadersToJson(const HeaderList& headers) {
   json arr = json::array();
   for (const auto& [k, v] : headers) arr.push_back(json::array({k, v}));
@@ -68,7 +55,7 @@ void BodyFromJson(JsonFields& parent, BodyRecord& b) {
   j->String("encoding", encoding);
   if (encoding == "base64") {
     auto decoded = Base64Decode(content);
-    if (!decoded) return j->Bad(j->PathOf("content"), decoded.error().message);
+    if (!decoded) return j->Bad(j->PathOf("content"), "not valid base64");
     b.content = std::move(*decoded);
   } else {
     b.content = std::move(content);

@@ -19,19 +19,6 @@ using nlohmann::json;
 
 
 
-std::string UnBase64(std::string_view in) {
-  size_t max = 0;
-  if (!EVP_DecodedLength(&max, in.size())) return {};
-  std::string out(max, '\0');
-  size_t n = 0;
-  if (!EVP_DecodeBase64(reinterpret_cast<uint8_t*>(out.data()), &n, max,
-                        reinterpret_cast<const uint8_t*>(in.data()), in.size())) {
-    return {};
-  }
-  out.resize(n);
-  return out;
-}
-
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -573,7 +560,7 @@ Result<Flow> FlowFromHarEntry(const json& e) {
         content->String("text", text);
         content->String("encoding", encoding);
       }
-      if (encoding == "base64") text = UnBase64(text);
+      if (encoding == "base64") text = Base64Decode(text).value_or(std::string());
       // HAR bodies are already decoded: a Content-Encoding header would make the viewer
       // decode them twice, so it is kept under a name that says what happened.
       for (auto& [name, value] : resp.headers) {

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "core/config.h"
+#include "core/address.h"
 #include "core/result.h"
 
 namespace mitmd::net {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "core/config.h"
+#include "core/address.h"
 #include "core/log.h"
 #include "core/result.h"
 

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "core/result.h"
 
 namespace mitmd::proxy {

@@ -2,32 +2,15 @@
 
 #include "core/strings.h"
 #include "http/h1_writer.h"
+#include "http/status.h"
 
 namespace mitmd::proxy {
-
-std::string_view ReasonPhrase(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Error";
-  }
-}
 
 http::Response LocalResponse::Head() const {
   http::Response r;
   r.head.version = "HTTP/1.1";
   r.head.status = status;
-  r.head.reason = std::string(ReasonPhrase(status));
+  r.head.reason = std::string(http::ReasonPhrase(status));
   r.head.headers = headers;
   return r;
 }

@@ -28,6 +28,4 @@ LocalResponse ErrorPage(int status, std::string_view message, std::string_view d
 // The complete HTTP/1.1 bytes; without the body when answering HEAD.
 std::string Encode(const LocalResponse& response, bool head_only = false);
 
-std::string_view ReasonPhrase(int status);
-
 }  // namespace mitmd::proxy

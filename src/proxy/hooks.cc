@@ -11,14 +11,9 @@ namespace {
 // Whether a "Basic" Proxy-Authorization value carries |token| as its password.
 bool HasToken(const std::string* auth, const std::string& token) {
   if (!auth || auth->size() <= 6 || !EqualsIgnoreCase(auth->substr(0, 6), "Basic ")) return false;
-  std::string decoded(auth->size(), '\0');
-  size_t len = 0;
-  std::string_view b64 = std::string_view(*auth).substr(6);
-  if (!EVP_DecodeBase64(reinterpret_cast<uint8_t*>(decoded.data()), &len, decoded.size(),
-                        reinterpret_cast<const uint8_t*>(b64.data()), b64.size())) {
-    return false;
-  }
-  decoded.resize(len);
+  std::optional<std::string> decoded_or = Base64Decode(std::string_view(*auth).substr(6));
+  if (!decoded_or) return false;
+  const std::string& decoded = *decoded_or;
   size_t colon = decoded.find(':');
   std::string_view password = colon == std::string::npos
                                   ? std::string_view(decoded)

@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "core/result.h"
 
 namespace mitmd::proxy {

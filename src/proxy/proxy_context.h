@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "ca/authority.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "core/log.h"
 #include "flow/connection_registry.h"
 #include "flow/flow_sink.h"
@@ -17,7 +17,7 @@
 #include "proxy/client_tls.h"
 #include "proxy/passthrough.h"
 #include "proxy/upstream_tls.h"
-#include "web/ca_page.h"
+#include "http/static_response.h"
 
 namespace mitmd::proxy {
 
@@ -34,7 +34,7 @@ struct ProxyContext {
   std::function<double()> now;      // wall clock, epoch seconds
   // Answers http://mitmd.cert/<path> through the proxy (the root's page and downloads, like
   // mitmproxy's mitm.it); nullopt for an unknown path. May be empty: then nothing is served.
-  std::function<std::optional<web::StaticResponse>(std::string_view path)> cert_page = {};
+  std::function<std::optional<http::StaticResponse>(std::string_view path)> cert_page = {};
 };
 
 }  // namespace mitmd::proxy

@@ -5,7 +5,7 @@
 #include <memory>
 #include <vector>
 
-#include "core/config.h"
+#include "core/address.h"
 #include "core/result.h"
 #include "proxy/proxy_context.h"
 

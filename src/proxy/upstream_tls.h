@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/config.h"
+#include "config/config.h"
 #include "core/result.h"
 #include "flow/flow.h"
 #include "net/keylog.h"

@@ -10,16 +10,11 @@
 #include <string_view>
 
 #include "core/result.h"
+#include "http/static_response.h"
 
 namespace mitmd::web {
 
-// A complete response to serve as is.
-struct StaticResponse {
-  int status = 200;
-  std::string content_type;
-  std::string body;
-  std::string filename;  // non-empty: send as an attachment with this name
-};
+using http::StaticResponse;
 
 class CaDownloads {
  public:

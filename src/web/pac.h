@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/config.h"
+#include "core/address.h"
 
 namespace mitmd::web {
 

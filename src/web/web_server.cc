@@ -29,6 +29,7 @@
 #include "flow/flow_loader.h"
 #include "flow/har.h"
 #include "http/body_decoder.h"
+#include "http/status.h"
 #include "http/headers.h"
 #include "web/api_json.h"
 #include "web/ca_page.h"
@@ -104,22 +105,6 @@ class Params {
  private:
   evkeyvalq kv_;
 };
-
-const char* ReasonFor(int code) {
-  switch (code) {
-    case 200: return "OK";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 421: return "Misdirected Request";
-    case 500: return "Internal Server Error";
-    default: return "Status";
-  }
-}
 
 std::string LowerCopy(std::string_view s) {
   std::string out(s);
@@ -531,7 +516,7 @@ void WebServer::Impl::Send(evhttp_request* req, int code, std::string_view type,
   if (evhttp_find_header(h, "Cache-Control") == nullptr) evhttp_add_header(h, "Cache-Control", "no-store");
   evbuffer* buf = evbuffer_new();
   evbuffer_add(buf, body.data(), body.size());
-  evhttp_send_reply(req, code, ReasonFor(code), buf);
+  evhttp_send_reply(req, code, http::ReasonPhrase(code).data(), buf);
   evbuffer_free(buf);
 }
 
@@ -660,7 +645,7 @@ void WebServer::Impl::Static(evhttp_request* req, const StaticFile& file) {
   evhttp_add_header(h, "Cache-Control", "no-cache");
   const char* inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
   if (inm != nullptr && etag == inm) {
-    evhttp_send_reply(req, 304, ReasonFor(304), nullptr);
+    evhttp_send_reply(req, 304, http::ReasonPhrase(304).data(), nullptr);
     return;
   }
   evhttp_add_header(h, "Content-Type", std::string(file.content_type).c_str());

@@ -56,7 +56,7 @@
 #include <vector>
 
 #include "ca/authority.h"
-#include "core/config.h"
+#include "core/address.h"
 #include "core/log.h"
 #include "core/result.h"
 #include "flow/connection_registry.h"

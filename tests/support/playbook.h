@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "ca/authority.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "core/log.h"
 #include "flow/connection_registry.h"
 #include "flow/flow_sink.h"

@@ -1,7 +1,11 @@
-#include "core/config.h"
+#include "config/options.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include <set>
+
+#include "core/strings.h"
 
 namespace mitmd {
 namespace {
@@ -87,6 +91,42 @@ TEST(HostTest, Loopback) {
   EXPECT_FALSE(IsLoopbackHost("0.0.0.0"));
   EXPECT_FALSE(IsLoopbackHost("::"));
   EXPECT_FALSE(IsLoopbackHost("192.168.1.1"));
+}
+
+}  // namespace
+}  // namespace mitmd
+
+namespace mitmd {
+namespace {
+
+// The table is the one source: every row is documented, names are unique, flags take no value
+// and value options refuse to be given without one.
+TEST(OptionTableTest, EveryOptionIsDocumentedAndParses) {
+  const std::string usage = UsageText();
+  std::set<std::string_view> names;
+  for (const OptionSpec& o : Options()) {
+    EXPECT_TRUE(names.insert(o.name).second) << "duplicate option " << o.name;
+    EXPECT_NE(usage.find(StrCat("  ", o.name, o.metavar.empty() ? "" : " ", o.metavar)),
+              std::string::npos)
+        << o.name << " is missing from --help";
+    EXPECT_FALSE(o.help.empty()) << o.name;
+    if (o.arity == OptionSpec::Arity::kFlag) {
+      auto with_value = ParseArgs({StrCat(o.name, "=x")}, "/home/u");
+      ASSERT_FALSE(with_value) << o.name;
+      EXPECT_NE(with_value.error().message.find("takes no value"), std::string::npos);
+    } else {
+      auto missing = ParseArgs({o.name}, "/home/u");
+      ASSERT_FALSE(missing) << o.name;
+      EXPECT_NE(missing.error().message.find("needs a value"), std::string::npos);
+    }
+  }
+}
+
+TEST(OptionTableTest, SizesAndSecondsAreBounded) {
+  EXPECT_FALSE(ParseSize("99999999999999999g", "--x"));
+  EXPECT_FALSE(ParseSeconds("1e300", "--x"));
+  EXPECT_FALSE(ParseSeconds("nan", "--x"));
+  EXPECT_EQ(*ParseSize("2k", "--x"), 2048u);
 }
 
 }  // namespace

@@ -12,7 +12,7 @@
 #include <functional>
 
 #include "ca/authority.h"
-#include "core/config.h"
+#include "config/config.h"
 #include "proxy/client_hello.h"
 #include "proxy/client_tls.h"
 #include "proxy/upstream_tls.h"

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "core/config.h"
+#include "config/options.h"
 
 namespace mitmd {
 namespace {

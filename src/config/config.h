@@ -1,46 +1,16 @@
 #pragma once
-// mitmd's configuration: one struct, parsed once from the command line, then read-only.
-
-#include <netinet/in.h>
-#include <sys/socket.h>
+// mitmd's configuration: one struct, filled once from the command line by the option table
+// (config/options.h), then read-only for the life of the process.
 
 #include <chrono>
 #include <cstdint>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "ca/keys.h"
-#include "core/result.h"
+#include "core/address.h"
 
 namespace mitmd {
-
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-
-  // "host:port", with IPv6 literals in brackets.
-  std::string ToString() const;
-};
-
-// Parses "host:port", "[v6]:port" or ":port" (host defaults to |default_host|).
-Result<HostPort> ParseHostPort(std::string_view text, std::string_view default_host = "127.0.0.1");
-
-// True for 127.0.0.0/8, ::1, "localhost" and "::ffff:127.x.x.x".
-bool IsLoopbackHost(std::string_view host);
-
-// An IPv4 or IPv6 network, e.g. "127.0.0.0/8" or "::1/128". A bare address is a /32 or /128.
-class Cidr {
- public:
-  static Result<Cidr> Parse(std::string_view text);
-  bool Contains(const sockaddr* addr) const;
-  std::string ToString() const;
-
- private:
-  int family_ = AF_INET;
-  uint8_t bytes_[16] = {};
-  int prefix_ = 0;
-};
 
 struct Config {
   std::string confdir;     // default: $HOME/.mitmd
@@ -80,18 +50,5 @@ struct Config {
   std::string client_cert_dir;  // <dir>/<host>.pem per host (wins over client_cert)
   std::string keylog_file;      // NSS key log of both sides (also $SSLKEYLOGFILE)
 };
-
-enum class Command { kRun, kHelp, kVersion };
-
-struct Invocation {
-  Command command = Command::kRun;
-  Config config;
-};
-
-// Parses argv (without argv[0]). |home| is $HOME, used for the default confdir.
-Result<Invocation> ParseArgs(const std::vector<std::string_view>& args, std::string_view home);
-
-// The text --help prints.
-std::string UsageText();
 
 }  // namespace mitmd

@@ -1,0 +1,338 @@
+#include "app/app.h"
+
+#include <openssl/rand.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "ca/authority.h"
+#include "cli/ca_command.h"
+#include "config/options.h"
+#include "core/strings.h"
+#include "flow/connection_registry.h"
+#include "flow/flow_loader.h"
+#include "flow/flow_store.h"
+#include "net/keylog.h"
+#include "net/listener.h"
+#include "net/worker.h"
+#include "proxy/client_certs.h"
+#include "proxy/client_tls.h"
+#include "proxy/passthrough.h"
+#include "proxy/proxy_context.h"
+#include "proxy/proxy_server.h"
+#include "proxy/upstream_tls.h"
+#include "web/ca_page.h"
+#include "web/web_server.h"
+
+namespace mitmd {
+namespace {
+
+double WallClock() {
+  timeval tv;
+  gettimeofday(&tv, nullptr);
+  return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6;
+}
+
+LogLevel ParseLevel(const std::string& name) {
+  if (name == "debug") return LogLevel::kDebug;
+  if (name == "warn") return LogLevel::kWarn;
+  if (name == "error") return LogLevel::kError;
+  return LogLevel::kInfo;
+}
+
+std::string RandomToken() {
+  unsigned char bytes[16];
+  RAND_bytes(bytes, sizeof(bytes));
+  return HexEncode(bytes, sizeof(bytes));
+}
+
+int Die(const std::string& message) {
+  std::fprintf(stderr, "mitmd: %s\n", message.c_str());
+  return 1;
+}
+
+// --fresh: the previous session log is kept as FILE.1 (and the session database as
+// NAME.sqlite.1), and the new run starts empty.
+Status SetAside(const std::string& path) {
+  if (::rename(path.c_str(), (path + ".1").c_str()) != 0 && errno != ENOENT) {
+    return Fail(StrCat("--fresh: cannot move ", path, " aside: ", std::strerror(errno)));
+  }
+  return {};
+}
+
+// --load: each file's flows join the session, labelled with where they came from; a file
+// loaded again adds nothing.
+Status LoadFiles(const Config& config, FlowStore& store, Logger& log) {
+  for (const auto& path : config.load_files) {
+    auto loaded = LoadFlowsFile(path, SIZE_MAX);
+    if (!loaded) return Fail(StrCat("--load: ", loaded.error().message));
+    if (loaded->skipped > 0) {
+      log.Warn("some lines of a flow file could not be read",
+               {{"file", path}, {"skipped", loaded->skipped}, {"problems", loaded->warnings}});
+    }
+    std::string name = path.substr(path.rfind('/') + 1);
+    const char* format = loaded->format == LoadedFlows::Format::kHar ? "har" : "jsonl";
+    auto added = store.Import(std::move(loaded->flows), StrCat(format, ":", name),
+                              loaded->format == LoadedFlows::Format::kJsonl);
+    if (!added) return Fail(StrCat("--load ", path, ": ", added.error().message));
+    log.Info("loaded flows into the session", {{"file", path}, {"added", *added}});
+  }
+  return {};
+}
+
+}  // namespace
+
+// http://mitmd.cert/ through the proxy: the root's page, rebuilt when the root is reloaded.
+// Worker threads call it, hence the lock.
+struct App::CertPage {
+  std::mutex mu;
+  uint64_t generation = 0;
+  std::optional<web::CaDownloads> downloads;
+};
+
+namespace {
+
+// Beyond loopback the proxy needs a token; one is generated when the user gave none, before
+// the configuration becomes read-only.
+Config WithProxyToken(Config config) {
+  if (!IsLoopbackHost(config.listen.host) && config.proxy_token.empty()) {
+    config.proxy_token = RandomToken();
+  }
+  return config;
+}
+
+}  // namespace
+
+App::App(Config config)
+    : config_(WithProxyToken(std::move(config))),
+      log_(2, ParseLevel(config_.log_level)),
+      sessions_dir_(StrCat(config_.confdir, "/sessions")),
+      session_name_("default"),
+      session_db_(StrCat(sessions_dir_, "/", session_name_, ".sqlite")),
+      cert_page_(std::make_unique<CertPage>()) {}
+
+App::~App() { Stop(); }
+
+Status App::OpenAuthority() {
+  ca::AuthorityOptions options;
+  options.confdir = config_.confdir;
+  options.ca_cert = config_.ca_cert;
+  options.ca_key = config_.ca_key;
+  options.root_key_type = config_.ca_key_type;
+  options.leaf_key_type = config_.leaf_key_type;
+  options.cache_capacity = config_.leaf_cache_size;
+  options.watch = config_.ca_watch;
+  options.logger = &log_;
+  auto authority = ca::Authority::Open(options);
+  if (!authority) return std::unexpected(authority.error());
+  authority_ = std::move(*authority);
+  return {};
+}
+
+Status App::OpenFlowStore() {
+  // The session store: <confdir>/sessions/<NAME>.sqlite, and the JSONL log beside it.
+  if (::mkdir(sessions_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Fail(StrCat("cannot create ", sessions_dir_, ": ", std::strerror(errno)));
+  }
+  if (config_.fresh) {
+    for (const std::string& path :
+         {config_.flows_path, session_db_, session_db_ + "-wal", session_db_ + "-shm"}) {
+      if (auto st = SetAside(path); !st) return st;
+    }
+  }
+  FlowStoreOptions options;
+  options.db_path = session_db_;
+  options.jsonl_path = config_.flows_path;
+  // A session log from before the store is imported once, in the background.
+  if (!config_.fresh) options.migrate_from = config_.flows_path;
+  options.log = &log_;
+  auto flows = FlowStore::Open(std::move(options));
+  if (!flows) return std::unexpected(flows.error());
+  flows_ = std::move(*flows);
+  return LoadFiles(config_, *flows_, log_);
+}
+
+Status App::CreateTlsContexts() {
+  if (!config_.keylog_file.empty()) {
+    auto opened = net::KeyLog::Open(config_.keylog_file);
+    if (!opened) return std::unexpected(opened.error());
+    keylog_ = std::move(*opened);
+  }
+  auto upstream_tls = proxy::UpstreamTls::Create(config_, keylog_.get());
+  if (!upstream_tls) return std::unexpected(upstream_tls.error());
+  upstream_tls_ = std::move(*upstream_tls);
+  auto client_tls = proxy::ClientTls::Create(keylog_.get());
+  if (!client_tls) return std::unexpected(client_tls.error());
+  client_tls_ = std::move(*client_tls);
+  auto passthrough = proxy::PassthroughPolicy::Create(config_);
+  if (!passthrough) return std::unexpected(passthrough.error());
+  passthrough_ = std::move(*passthrough);
+  auto client_certs = proxy::ClientCertStore::Create(config_);
+  if (!client_certs) return std::unexpected(client_certs.error());
+  client_certs_ = std::move(*client_certs);
+  return {};
+}
+
+Status App::StartProxy() {
+  net::EnableEventThreads();
+  connections_ = std::make_unique<ConnectionRegistry>();
+  context_ = std::make_unique<proxy::ProxyContext>(proxy::ProxyContext{
+      config_, log_, *authority_, *flows_, *upstream_tls_, *client_tls_, *connections_,
+      *passthrough_, *client_certs_, WallClock});
+  CertPage* page = cert_page_.get();
+  ca::Authority* ca = authority_.get();
+  context_->cert_page = [page, ca](std::string_view path) -> std::optional<http::StaticResponse> {
+    std::lock_guard lock(page->mu);
+    if (!page->downloads || page->generation != ca->root_generation()) {
+      auto built = web::CaDownloads::Create(ca->root(), ca->root_pem(), ca->root_fingerprint_sha256());
+      if (!built) return std::nullopt;
+      page->downloads = std::move(*built);
+      page->generation = ca->root_generation();
+    }
+    return page->downloads->Serve(path);
+  };
+  auto server = proxy::ProxyServer::Start(*context_);
+  if (!server) return std::unexpected(server.error());
+  server_ = std::move(*server);
+  return {};
+}
+
+Status App::StartViewer() {
+  if (!config_.web_enabled) return {};
+  auto worker = net::Worker::Create(-1);
+  if (!worker) return std::unexpected(worker.error());
+  web::WebOptions options;
+  options.listen = config_.web_listen;
+  options.tls = config_.web_tls;
+  options.token = config_.web_token;
+  if (options.token.empty() && !IsLoopbackHost(config_.web_listen.host)) {
+    options.token = config_.proxy_token.empty() ? RandomToken() : config_.proxy_token;
+  }
+  options.sessions_dir = sessions_dir_;
+  options.session_name = session_name_;
+  options.version = kVersion;
+  options.proxy_address = server_->address().ToString();
+  options.session_log = config_.flows_path;
+  auto started = web::WebServer::Start((*worker)->base(), std::move(options), *flows_,
+                                       *authority_, *connections_, log_);
+  if (!started) {
+    if (config_.web_listen_given) return std::unexpected(started.error());
+    // The default viewer port is taken (say, by another mitmd): the proxy still runs.
+    std::fprintf(stderr, "mitmd: %s; continuing without the viewer\n",
+                 started.error().message.c_str());
+    log_.Warn("viewer not started", {{"reason", started.error().message}});
+    return {};
+  }
+  web_worker_ = std::move(*worker);
+  viewer_ = std::move(*started);
+  web_worker_->Start();
+  return {};
+}
+
+void App::PrintBanner() {
+  const std::string address = server_->address().ToString();
+  const std::string proxy_url = StrCat("http://", address);
+  const std::string root = authority_->root_cert_path();
+  std::printf("mitmd %s\n", kVersion);
+  std::printf("proxy listening on %s\n", address.c_str());
+  std::printf("root CA      %s\n", root.c_str());
+  std::printf("SHA-256      %s\n", authority_->root_fingerprint_sha256().c_str());
+  std::printf("session      %s (%s)\n", session_name_.c_str(), session_db_.c_str());
+  std::printf("session log  %s\n", config_.flows_path.c_str());
+  if (viewer_) std::printf("viewer listening on %s\n", viewer_->url().c_str());
+  if (!IsLoopbackHost(config_.listen.host)) {
+    std::printf("proxy token  %s   (clients send it as the proxy password: "
+                "curl --proxy-user mitmd:TOKEN)\n", config_.proxy_token.c_str());
+  }
+  if (config_.insecure) {
+    std::printf("WARNING      upstream certificates are NOT verified (--insecure); "
+                "every flow is marked insecure\n");
+  }
+  if (keylog_) {
+    std::printf("key log      %s   (TLS secrets of both sides: keep it private)\n",
+                config_.keylog_file.c_str());
+  }
+  std::printf("\nTrust the root, then point a client at the proxy, e.g.\n"
+              "  curl --proxy %s --cacert %s https://example.com/\n"
+              "  export http_proxy=%s https_proxy=%s\n",
+              proxy_url.c_str(), root.c_str(), proxy_url.c_str(), proxy_url.c_str());
+  std::fflush(stdout);
+  log_.Info("proxy listening", {{"addr", address}, {"root", root}, {"flows", config_.flows_path},
+                                {"insecure", config_.insecure}});
+}
+
+void App::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (server_) server_->Shutdown();
+  if (web_worker_) {
+    // The viewer is destroyed once its loop has stopped (it is confined to that loop).
+    web_worker_->Stop();
+    web_worker_->Join();
+  }
+  viewer_.reset();
+  web_worker_.reset();
+  if (flows_) log_.Info("stopped", {{"flows_recorded", flows_->recorded_count()}});
+}
+
+int App::Run() {
+  if (auto fds = net::RaiseOpenFileLimit(); !fds) log_.Warn(fds.error().message);
+  // Signals go to sigwait below, never to a worker thread.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  for (Status (App::*step)() : {&App::OpenAuthority, &App::OpenFlowStore,
+                                &App::CreateTlsContexts, &App::StartProxy, &App::StartViewer}) {
+    if (auto st = (this->*step)(); !st) {
+      Stop();
+      return Die(st.error().message);
+    }
+  }
+  PrintBanner();
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log_.Info("stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  Stop();
+  return 0;
+}
+
+int AppMain(int argc, char** argv) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  const char* home = std::getenv("HOME");
+  if (!args.empty() && args[0] == "ca") {
+    return cli::RunCaCommand({args.begin() + 1, args.end()}, home ? home : "");
+  }
+  auto inv = ParseArgs(args, home ? home : "");
+  if (!inv) return Die(inv.error().message);
+  if (const char* keylog = std::getenv("SSLKEYLOGFILE");
+      keylog && *keylog && inv->config.keylog_file.empty()) {
+    inv->config.keylog_file = keylog;
+  }
+  switch (inv->command) {
+    case Command::kHelp:
+      std::fputs(UsageText().c_str(), stdout);
+      return 0;
+    case Command::kVersion:
+      std::printf("mitmd %s\n", kVersion);
+      return 0;
+    case Command::kRun:
+      break;
+  }
+  App app(std::move(inv->config));
+  return app.Run();
+}
+
+}  // namespace mitmd
