@@ -1,6 +1,5 @@
 #include "proxy/hooks.h"
 
-#include <openssl/base64.h>
 #include <openssl/mem.h>
 
 #include "core/strings.h"
