@@ -73,7 +73,11 @@ void ConnectionHandler::OnIdleTimer() {
     return;
   }
   std::string message = StrCat("no traffic for ", DurationText(idle), " (idle timeout)");
-  layer_->OnIdle(message);
+  if (!layer_->OnIdle(message)) {
+    last_activity_ = ctx_.now();
+    idle_timer_->Arm(idle);
+    return;
+  }
   Close("idle timeout");
 }
 

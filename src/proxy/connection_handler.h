@@ -40,8 +40,9 @@ class Layer {
   // The layer now holds the connection; the client's input may already hold bytes for it.
   virtual void Start() = 0;
   virtual void OnClientEvent(WireEvent event) = 0;
-  // No traffic for the idle timeout: record what is in flight. The handler closes afterwards.
-  virtual void OnIdle(const std::string& /*message*/) {}
+  // No traffic for the idle timeout: record what is in flight and return true (the handler
+  // closes), or false when the silence is expected (a request waiting for its response).
+  virtual bool OnIdle(const std::string& /*message*/) { return true; }
   // mitmd is stopping: record what is in flight. The handler closes afterwards.
   virtual void OnShutdown() {}
   // The connection is closing, for whatever reason: give back upstream connections, record

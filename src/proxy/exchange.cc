@@ -206,11 +206,18 @@ void Exchange::OnWireEvent(Wire& wire, WireEvent event) {
   }
 }
 
-bool Exchange::Receiving() const { return flow_ != nullptr && !layer_.conn().closed(); }
+bool Exchange::Receiving() const {
+  return flow_ != nullptr && !layer_.conn().closed() && !unsolicited_upgrade_;
+}
 
 void Exchange::ReadUpstream() {
   Status st = upstream_->codec->Receive(upstream_->wire->input(), *this);
   if (!flow_ || layer_.conn().closed()) return;
+  if (unsolicited_upgrade_) {
+    Fail(502, Phase::kResponse,
+         "the server switched protocols (101) although the request asked for no upgrade");
+    return;
+  }
   if (!st) {
     Fail(502, Phase::kResponse, StrCat("malformed response from upstream: ", st.error().message));
     return;
@@ -224,6 +231,12 @@ void Exchange::OnHead(http::StreamId, http::Response&& response) {
     if (!flow_->response) flow_->response.emplace();
     flow_->response->informational.push_back(head.status);
     layer_.codec().SendHead(id_, response);
+    return;
+  }
+  if (head.status == 101 && !FindHeader(request_.head.headers, "Upgrade")) {
+    // Relaying it would turn the connection into an unrecorded tunnel the client never asked
+    // for, with its later requests going to this server. Failed once the codec returns.
+    unsolicited_upgrade_ = true;
     return;
   }
   std::vector<int> informational;

@@ -56,7 +56,8 @@ class Exchange : private http::CodecEvents, private WireObserver {
   bool response_started() const { return state_ == State::kResponding; }
 
  private:
-  // http::CodecEvents (the response from upstream).
+  // http::CodecEvents (the response from upstream). They never end the exchange themselves:
+  // the codec is still running; ReadUpstream acts once it returns.
   void OnHead(http::StreamId id, http::Response&& response) override;
   void OnBodyRaw(http::StreamId id, std::string_view raw) override;
   void OnData(http::StreamId id, std::string_view data) override;
@@ -103,6 +104,7 @@ class Exchange : private http::CodecEvents, private WireObserver {
   double last_publish_ = 0;
   uint64_t body_bytes_sent_ = 0;
   bool retried_ = false;
+  bool unsolicited_upgrade_ = false;  // a 101 to a request that asked for no upgrade
 };
 
 std::string_view ToString(Exchange::State state);

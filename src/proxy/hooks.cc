@@ -1,5 +1,8 @@
 #include "proxy/hooks.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <openssl/mem.h>
 
 #include "core/strings.h"
@@ -21,7 +24,60 @@ bool HasToken(const std::string* auth, const std::string& token) {
          CRYPTO_memcmp(password.data(), token.data(), password.size()) == 0;
 }
 
+std::string AddressText(const sockaddr* sa) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, text, sizeof(text));
+  } else if (sa->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, text, sizeof(text));
+  }
+  return text;
+}
+
 }  // namespace
+
+DefaultHooks::DefaultHooks(const ProxyContext& ctx, uint16_t proxy_port)
+    : ctx_(ctx), proxy_port_(proxy_port) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return;
+  for (ifaddrs* a = list; a; a = a->ifa_next) {
+    if (!a->ifa_addr) continue;
+    std::string text = AddressText(a->ifa_addr);
+    if (!text.empty()) local_addresses_.push_back(std::move(text));
+  }
+  freeifaddrs(list);
+}
+
+bool DefaultHooks::IsThisMachine(const std::string& host) const {
+  if (EqualsIgnoreCase(host, "localhost") || host.ends_with(".localhost")) return true;
+  in_addr a4;
+  in6_addr a6;
+  if (inet_pton(AF_INET, host.c_str(), &a4) == 1) {
+    uint32_t ip = ntohl(a4.s_addr);
+    if ((ip >> 24) == 127 || ip == 0) return true;  // 127.0.0.0/8, 0.0.0.0
+  } else if (inet_pton(AF_INET6, host.c_str(), &a6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6)) return true;
+    if (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127) return true;
+  } else {
+    return false;  // another name: resolved by the dialer, beyond this check
+  }
+  for (const std::string& local : local_addresses_) {
+    if (local == host) return true;
+  }
+  return false;
+}
+
+std::optional<HookAnswer> DefaultHooks::CheckTarget(const Target& target) {
+  const Config& c = ctx_.config;
+  bool proxy_port = target.port == proxy_port_;
+  bool viewer_port = c.web_enabled && target.port == c.web_listen.port;
+  if (!(proxy_port || viewer_port) || !IsThisMachine(target.host)) return std::nullopt;
+  std::string message =
+      StrCat(target.host, ":", target.port, " is mitmd's own ", proxy_port ? "proxy" : "viewer",
+             " address: mitmd does not proxy to itself",
+             viewer_port ? " (open the viewer directly, not through the proxy)" : "");
+  return HookAnswer{ErrorPage(403, message), Phase::kProxyRequest, message};
+}
 
 std::optional<HookAnswer> DefaultHooks::CheckProxyAuth(const http::RequestHead& head) {
   // Clients beyond loopback must prove they know the token.

@@ -89,7 +89,7 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::Start(ProxyContext& ctx) {
     slot->dialer = std::make_unique<net::Dialer>(slot->worker->base(), slot->worker->dns(),
                                                  &ctx.config.upstream_allow);
     slot->timers = std::make_unique<EventTimers>(slot->worker->base());
-    slot->hooks = std::make_unique<DefaultHooks>(ctx);
+    slot->hooks = std::make_unique<DefaultHooks>(ctx, impl->socket.bound.port);
     slot->dialing = std::make_unique<DialingUpstreams>(ctx, slot->worker->base(), *slot->dialer,
                                                        slot->graveyard, *slot->timers);
     slot->upstreams = std::make_unique<UpstreamPool>(*slot->dialing, *slot->timers);

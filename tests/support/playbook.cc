@@ -22,7 +22,12 @@ void FakeWire::Write(std::string_view data) {
   bytes_written_ += data.size();
 }
 
-void FakeWire::StartTls(bssl::UniquePtr<SSL> ssl) { ssl_ = std::move(ssl); }
+void FakeWire::StartTls(bssl::UniquePtr<SSL> ssl) {
+  // The TLS library would consume the handshake bytes; plaintext is delivered after the
+  // ClientHandshakeDone() event.
+  ssl_ = std::move(ssl);
+  evbuffer_drain(input_, evbuffer_get_length(input_));
+}
 
 void FakeWire::Close(Linger) {
   if (ssl_) SSL_set_app_data(ssl_.get(), nullptr);
@@ -377,7 +382,7 @@ Playbook::Playbook(std::function<void(Config&)> configure) : log_(2, LogLevel::k
   timers_ = std::make_unique<FakeTimers>(&clock_);
   upstreams_ = std::make_unique<FakeUpstreams>(registry_);
   pool_ = std::make_unique<proxy::UpstreamPool>(*upstreams_, *timers_);
-  hooks_ = std::make_unique<proxy::DefaultHooks>(*ctx_);
+  hooks_ = std::make_unique<proxy::DefaultHooks>(*ctx_, config_.listen.port);
   auto client = std::make_unique<FakeWire>();
   client_ = client.get();
   handler_ = std::make_unique<proxy::ConnectionHandler>(

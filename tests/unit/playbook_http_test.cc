@@ -300,13 +300,73 @@ TEST(PlaybookHttp, UnknownMitmdCertPathIs404) {
   EXPECT_EQ(pb.upstreams().TakeDials().size(), 0u);
 }
 
-TEST(PlaybookHttp, IdleTimeoutFailsTheExchangeInFlight) {
+TEST(PlaybookHttp, WaitingForTheResponseIsNotIdle) {
   Playbook pb;
   pb >> FromClient(kGet) << Dial("a.test:80");
   pb >> Dialed() << ToServer(kForwarded);
-  pb >> TimerFired("idle") << Recorded("- GET http://a.test/x error=response") << CloseClient()
+  pb >> TimerFired("idle");  // a long poll: nothing happens
+  pb >> TimerFired("idle");
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/x");
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, ABodyWithoutProgressFailsAtTheIdleTimeout) {
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc")
+     << ToClient("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc");
+  pb >> TimerFired("idle") << Recorded("200 GET http://a.test/x error=response") << CloseClient()
      << CloseServer("no traffic for 120 s (idle timeout)");
   ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, UnsolicitedSwitchingProtocolsIs502) {
+  std::string message = "the server switched protocols (101) although the request asked for no upgrade";
+  Playbook pb;
+  pb >> FromClient(kGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n")
+     << ToClient(Page(502, message)) << Recorded("502 GET http://a.test/x error=response")
+     << CloseClient() << CloseServer(message);
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, RequestedUpgradeBecomesATunnel) {
+  const std::string upgrade = "GET http://a.test/ws HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\n"
+                              "Connection: Upgrade\r\n\r\n";
+  const std::string switched = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                               "Connection: Upgrade\r\n\r\n";
+  Playbook pb;
+  pb >> FromClient(upgrade) << Dial("a.test:80");
+  pb >> Dialed() << ToServer("GET /ws HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\n"
+                             "Connection: Upgrade\r\n\r\n");
+  pb >> FromServer(switched) << ToClient(switched) << Recorded("101 GET http://a.test/ws");
+  pb >> FromClient("\x81\x02hi") << ToServer("\x81\x02hi");
+  pb >> FromServer("\x81\x02yo") << ToClient("\x81\x02yo");
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookHttp, RequestsToMitmdItselfAre403) {
+  for (std::string target : {"http://127.0.0.1:8080/", "http://localhost:8081/api/flows",
+                             "http://[::1]:8080/"}) {
+    Playbook pb;
+    pb >> FromClient(StrCat("GET ", target, " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_FALSE(pb.Run());
+    ASSERT_EQ(pb.recorded().size(), 1u) << target;
+    EXPECT_EQ(pb.recorded()[0]->response->status, 403) << target;
+    EXPECT_EQ(pb.upstreams().TakeDials().size(), 0u) << target;
+  }
+  Playbook connect;
+  connect >> FromClient("CONNECT 127.0.0.2:8081 HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_FALSE(connect.Run());
+  ASSERT_EQ(connect.recorded().size(), 1u);
+  EXPECT_EQ(connect.recorded()[0]->response->status, 403);
+  // Another port on loopback is an ordinary upstream.
+  Playbook other;
+  other >> FromClient("GET http://127.0.0.1:9999/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        << Dial("127.0.0.1:9999");
+  EXPECT_TRUE(other.Run());
 }
 
 TEST(PlaybookHttp, ShutdownRecordsTheExchangeInFlight) {
@@ -440,6 +500,101 @@ TEST(UpstreamPoolTest, AConnectionServesTheNextClientAndIdleOnesAreBounded) {
   other.sni = "b.test";  // another SNI is another key
   auto fourth = pool.Connect(other, /*client_id=*/3, keep);
   EXPECT_EQ(dialer.TakeDials().size(), 1u);
+}
+
+}  // namespace
+}  // namespace mitmd::testing
+
+namespace mitmd::testing {
+namespace {
+
+constexpr char kConnect[] = "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n";
+constexpr char kEstablished[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+constexpr char kOriginGet[] = "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n";
+
+TEST(PlaybookTunnel, PlainHttpInsideAConnectTunnel) {
+  Playbook pb;
+  pb >> FromClient("CONNECT a.test:80 HTTP/1.1\r\nHost: a.test:80\r\n\r\n") << ToClient(kEstablished);
+  pb >> FromClient(kOriginGet) << Dial("a.test:80");
+  pb >> Dialed() << ToServer(kOriginGet);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET http://a.test/");
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookTunnel, TlsIsInterceptedUpstreamFirst) {
+  Playbook pb;
+  pb >> FromClient(kConnect) << ToClient(kEstablished);
+  pb >> FromClient(ClientHelloBytes("a.test", {"h2", "http/1.1"}));  // peeked, then TLS starts
+  ASSERT_TRUE(pb.Run());
+  ASSERT_TRUE(pb.client().tls_started());
+  pb >> ClientHello("a.test", {"h2", "http/1.1"}) << Dial("a.test:443 tls sni=a.test alpn=http/1.1");
+  pb >> Dialed() << ContinueHandshake();
+  pb >> ClientHandshakeDone();
+  pb >> FromClient(kOriginGet) << ToServer(kOriginGet);
+  pb >> FromServer(kOk) << ToClient(kOk) << Recorded("200 GET https://a.test/");
+  ASSERT_TRUE(pb.Run());
+  EXPECT_EQ(pb.recorded()[0]->client_tls->sni, "a.test");
+  EXPECT_EQ(pb.recorded()[0]->server_tls->sni, "a.test");
+}
+
+TEST(PlaybookTunnel, UpstreamTlsFailureStillCompletesTheHandshakeThenExplains) {
+  std::string message = "upstream certificate has expired (notAfter 2020-01-01)";
+  Playbook pb;
+  pb >> FromClient(kConnect) << ToClient(kEstablished);
+  pb >> FromClient(ClientHelloBytes("a.test"));
+  pb >> ClientHello("a.test") << Dial("a.test:443 tls sni=a.test");
+  pb >> DialFailed(Phase::kUpstreamTls, message) << ContinueHandshake();
+  pb >> ClientHandshakeDone();
+  pb >> FromClient(kOriginGet)
+     << ToClient(Page(502, message, "mitmd could not reach a.test:443 for this request."))
+     << Recorded("502 GET https://a.test/ error=upstream_tls") << CloseClient();
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookTunnel, ClientHandshakeTimeout) {
+  Playbook pb;
+  pb >> FromClient(kConnect) << ToClient(kEstablished);
+  pb >> FromClient(ClientHelloBytes("a.test"));
+  pb >> TimerFired("client_handshake") << Recorded("- error=client_tls") << CloseClient();
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookTunnel, HangupRightAfterTheHandshakeIsAPinnedClient) {
+  Playbook pb;
+  pb >> FromClient(kConnect) << ToClient(kEstablished);
+  pb >> FromClient(ClientHelloBytes("a.test"));
+  pb >> ClientHello("a.test") << Dial("a.test:443 tls sni=a.test");
+  pb >> Dialed() << ContinueHandshake();
+  pb >> ClientHandshakeDone();
+  pb >> ClientEof() << Recorded("- error=client_tls") << CloseClient()
+     << CloseServer("client hung up after the handshake");
+  ASSERT_TRUE(pb.Run());
+  EXPECT_NE(pb.recorded()[0]->error->message.find("auto-passthrough"), std::string::npos);
+}
+
+TEST(PlaybookTunnel, IgnoredSniIsTunnelledWithItsClientHelloReplayed) {
+  Playbook pb([](Config& c) { c.ignore_hosts = {"^b\\.test:443$"}; });
+  std::string hello = ClientHelloBytes("b.test");
+  pb >> FromClient(kConnect) << ToClient(kEstablished);
+  pb >> FromClient(hello) << Dial("a.test:443");
+  pb >> Dialed() << ToServer(hello);
+  pb >> FromServer("\x16\x03\x03server") << ToClient("\x16\x03\x03server");
+  pb >> ClientEof();
+  pb >> ServerEof() << ShutdownClient() << Recorded("tunnel a.test:443 up=" +
+                                                    std::to_string(hello.size()) + " down=9")
+     << CloseClient() << CloseServer("both sides closed");
+  ASSERT_TRUE(pb.Run());
+}
+
+TEST(PlaybookTunnel, SilentClientLetsTheServerSpeakFirst) {
+  Playbook pb;
+  pb >> FromClient("CONNECT a.test:25 HTTP/1.1\r\nHost: a.test:25\r\n\r\n") << ToClient(kEstablished);
+  pb >> TimerFired("server_first") << Dial("a.test:25");
+  pb >> Dialed();
+  pb >> FromServer("220 a.test ESMTP\r\n") << ToClient("220 a.test ESMTP\r\n");
+  pb >> FromClient("QUIT\r\n") << ToServer("QUIT\r\n");
+  ASSERT_TRUE(pb.Run());
+  EXPECT_TRUE(pb.client().reading());
 }
 
 }  // namespace

@@ -26,12 +26,24 @@ std::optional<std::string> Detect::PassthroughReason(const std::string& name) co
   return std::nullopt;
 }
 
+Detect::Detect(ConnectionHandler& conn, std::string host, uint16_t port)
+    : Layer(conn), host_(std::move(host)), port_(port) {
+  server_first_ = conn_.services().timers.New("server_first", [this] {
+    TunnelUntouched(StrCat("the client sent nothing for ", DurationText(kServerFirstAfter),
+                           " after CONNECT: relayed as a tunnel, the server may speak first"));
+  });
+}
+
 void Detect::Start() {
   if (auto reason = PassthroughReason(host_)) {
     TunnelUntouched(std::move(*reason));
     return;
   }
-  if (evbuffer_get_length(conn_.client().input()) > 0) Decide();
+  if (evbuffer_get_length(conn_.client().input()) > 0) {
+    Decide();
+  } else {
+    server_first_->Arm(kServerFirstAfter);
+  }
 }
 
 void Detect::OnClientEvent(WireEvent event) {
@@ -51,6 +63,7 @@ void Detect::OnClientEvent(WireEvent event) {
 }
 
 void Detect::Decide() {
+  server_first_->Cancel();
   evbuffer* in = conn_.client().input();
   size_t available = evbuffer_get_length(in);
   uint8_t first;

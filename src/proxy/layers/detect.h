@@ -2,7 +2,9 @@
 // Detect: the connection right after "200 Connection established". Decides what the client
 // speaks from its first bytes without consuming them: a TLS ClientHello (intercepted by
 // ClientTlsLayer, or tunnelled untouched when policy says so for the CONNECT host or the SNI),
-// a plain HTTP request (HttpLayer), or anything else (a raw Tunnel).
+// a plain HTTP request (HttpLayer), or anything else (a raw Tunnel). A client that sends
+// nothing for a second may be waiting for the server to speak first (SMTP, SSH banners): the
+// connection is then relayed as a tunnel.
 
 #include <optional>
 #include <string>
@@ -13,8 +15,10 @@ namespace mitmd::proxy {
 
 class Detect : public Layer {
  public:
-  Detect(ConnectionHandler& conn, std::string host, uint16_t port)
-      : Layer(conn), host_(std::move(host)), port_(port) {}
+  // How long a silent client waits before the server is given the first word.
+  static constexpr std::chrono::milliseconds kServerFirstAfter{1000};
+
+  Detect(ConnectionHandler& conn, std::string host, uint16_t port);
 
   std::string_view name() const override { return "detect"; }
   void Start() override;
@@ -28,6 +32,7 @@ class Detect : public Layer {
 
   const std::string host_;
   const uint16_t port_;
+  std::unique_ptr<Timer> server_first_;
 };
 
 }  // namespace mitmd::proxy

@@ -118,6 +118,14 @@ void HttpLayer::OnProxyRequest(http::StreamId id, http::Request&& request) {
       Reject(id, head, 400, target.error().message);
       return;
     }
+    if (auto refusal = conn_.services().hooks.CheckTarget(*target)) {
+      auto flow = conn_.NewFlow();
+      flow->request = RecordedRequest(head);
+      flow->server_host = target->host;
+      flow->server_port = target->port;
+      RespondLocally(id, std::move(flow), refusal->response, refusal->error_phase, refusal->message);
+      return;
+    }
     connect_target_.emplace(target->host, target->port);
     return;  // 200 once the CONNECT message is complete
   }
@@ -153,6 +161,14 @@ void HttpLayer::OnProxyRequest(http::StreamId id, http::Request&& request) {
     req.path = target->path;
     RespondLocally(id, std::move(flow), page->response, page->error_phase, page->message,
                    EqualsIgnoreCase(head.method, "HEAD"));
+    return;
+  }
+  if (auto refusal = conn_.services().hooks.CheckTarget(*target)) {
+    auto flow = conn_.NewFlow();
+    flow->request = RecordedRequest(head);
+    flow->server_host = target->host;
+    flow->server_port = target->port;
+    RespondLocally(id, std::move(flow), refusal->response, refusal->error_phase, refusal->message);
     return;
   }
   ++requests_seen_;
@@ -336,10 +352,14 @@ void HttpLayer::OnClientError() {
   conn_.Close(error);
 }
 
-void HttpLayer::OnIdle(const std::string& message) {
-  if (exchange_) {
-    exchange_->Abort(exchange_->request_done() ? Phase::kResponse : Phase::kRequest, message);
+bool HttpLayer::OnIdle(const std::string& message) {
+  if (!exchange_) return true;
+  // Waiting for a response is not idleness: a long poll may take many minutes.
+  if (exchange_->request_done() && exchange_->state() == Exchange::State::kForwarding) {
+    return false;
   }
+  exchange_->Abort(exchange_->request_done() ? Phase::kResponse : Phase::kRequest, message);
+  return true;
 }
 
 void HttpLayer::OnShutdown() {

@@ -45,7 +45,7 @@ class HttpLayer : public Layer, private http::CodecEvents, private WireObserver 
   std::string_view name() const override { return "http"; }
   void Start() override;
   void OnClientEvent(WireEvent event) override;
-  void OnIdle(const std::string& message) override;
+  bool OnIdle(const std::string& message) override;
   void OnShutdown() override;
   void OnClose(std::string_view reason) override;
 

@@ -126,8 +126,9 @@ void Tunnel::Fail(Phase phase, const std::string& message) {
   conn_.Close(message);
 }
 
-void Tunnel::OnIdle(const std::string& message) {
+bool Tunnel::OnIdle(const std::string& message) {
   if (flow_ && !flow_->error) flow_->error = FlowError{std::string(ToString(Phase::kTunnel)), message};
+  return true;
 }
 
 void Tunnel::OnShutdown() {

@@ -21,7 +21,7 @@ class Tunnel : public Layer, private WireObserver {
   std::string_view name() const override { return "tunnel"; }
   void Start() override;
   void OnClientEvent(WireEvent event) override;
-  void OnIdle(const std::string& message) override;
+  bool OnIdle(const std::string& message) override;
   void OnShutdown() override;
   void OnClose(std::string_view reason) override;
 
