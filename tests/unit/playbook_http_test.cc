@@ -588,13 +588,25 @@ TEST(PlaybookTunnel, IgnoredSniIsTunnelledWithItsClientHelloReplayed) {
 
 TEST(PlaybookTunnel, SilentClientLetsTheServerSpeakFirst) {
   Playbook pb;
+  pb.TrackPublished();
   pb >> FromClient("CONNECT a.test:25 HTTP/1.1\r\nHost: a.test:25\r\n\r\n") << ToClient(kEstablished);
   pb >> TimerFired("server_first") << Dial("a.test:25");
   pb >> Dialed();
-  pb >> FromServer("220 a.test ESMTP\r\n") << ToClient("220 a.test ESMTP\r\n");
+  pb >> FromServer("220 a.test ESMTP\r\n") << ToClient("220 a.test ESMTP\r\n")
+     << Published("tunnel a.test:25 up=0 down=0");  // published as it opens
   pb >> FromClient("QUIT\r\n") << ToServer("QUIT\r\n");
   ASSERT_TRUE(pb.Run());
-  EXPECT_TRUE(pb.client().reading());
+}
+
+TEST(PlaybookTunnel, SlowClientSpeakingBeforeTheServerIsStillIntercepted) {
+  Playbook pb;
+  pb >> FromClient(kConnect) << ToClient(kEstablished);
+  pb >> TimerFired("server_first") << Dial("a.test:443");
+  pb >> Dialed();
+  pb >> FromClient(ClientHelloBytes("a.test")) << CloseServer("the client spoke first");
+  pb >> ClientHello("a.test") << Dial("a.test:443 tls sni=a.test");
+  ASSERT_TRUE(pb.Run());
+  EXPECT_TRUE(pb.client().tls_started());
 }
 
 }  // namespace

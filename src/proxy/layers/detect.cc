@@ -28,10 +28,45 @@ std::optional<std::string> Detect::PassthroughReason(const std::string& name) co
 
 Detect::Detect(ConnectionHandler& conn, std::string host, uint16_t port)
     : Layer(conn), host_(std::move(host)), port_(port) {
-  server_first_ = conn_.services().timers.New("server_first", [this] {
-    TunnelUntouched(StrCat("the client sent nothing for ", DurationText(kServerFirstAfter),
-                           " after CONNECT: relayed as a tunnel, the server may speak first"));
-  });
+  server_first_ = conn_.services().timers.New("server_first", [this] { DialForServerFirst(); });
+}
+
+Detect::~Detect() { DropServerFirst("the connection went on"); }
+
+void Detect::OnClose(std::string_view reason) { DropServerFirst(reason); }
+
+void Detect::DialForServerFirst() {
+  UpstreamKey key;
+  key.host = host_;
+  key.port = port_;
+  pending_ = conn_.services().upstreams.ConnectFresh(
+      key, conn_.id(), [this](Upstreams::Outcome outcome) {
+        pending_.reset();
+        if (!outcome) return;  // the client may still speak; its layer reports failures
+        upstream_ = std::move(*outcome);
+        upstream_->wire->set_observer(this);
+        if (evbuffer_get_length(upstream_->wire->input()) > 0) {
+          OnWireEvent(*upstream_->wire, WireEvent::kReadable);
+        }
+      });
+}
+
+void Detect::OnWireEvent(Wire&, WireEvent event) {
+  if (event == WireEvent::kReadable) {
+    upstream_->wire->set_observer(nullptr);
+    TunnelUntouched(StrCat("the server spoke first (the client sent nothing for ",
+                           DurationText(kServerFirstAfter), " after CONNECT): relayed as a tunnel"),
+                    std::move(upstream_));
+  } else if (event == WireEvent::kEof || event == WireEvent::kError) {
+    DropServerFirst("the server closed before anyone spoke");
+  }
+}
+
+void Detect::DropServerFirst(std::string_view reason) {
+  pending_.reset();
+  if (!upstream_) return;
+  upstream_->wire->set_observer(nullptr);
+  conn_.services().upstreams.Release(std::move(upstream_), reason);
 }
 
 void Detect::Start() {
@@ -64,6 +99,7 @@ void Detect::OnClientEvent(WireEvent event) {
 
 void Detect::Decide() {
   server_first_->Cancel();
+  DropServerFirst("the client spoke first");
   evbuffer* in = conn_.client().input();
   size_t available = evbuffer_get_length(in);
   uint8_t first;
@@ -100,7 +136,7 @@ void Detect::Decide() {
   TunnelUntouched("");
 }
 
-void Detect::TunnelUntouched(std::string note) {
+void Detect::TunnelUntouched(std::string note, std::unique_ptr<UpstreamConn> upstream) {
   if (!note.empty()) conn_.Log(LogLevel::kDebug, "passthrough", {{"reason", note}});
   auto flow = conn_.NewFlow();
   flow->kind = Flow::Kind::kTunnel;
@@ -110,7 +146,8 @@ void Detect::TunnelUntouched(std::string note) {
   UpstreamKey key;
   key.host = host_;
   key.port = port_;
-  conn_.HandOff(std::make_unique<Tunnel>(conn_, std::move(key), nullptr, std::move(flow)));
+  conn_.HandOff(
+      std::make_unique<Tunnel>(conn_, std::move(key), std::move(upstream), std::move(flow)));
 }
 
 }  // namespace mitmd::proxy
