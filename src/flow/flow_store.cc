@@ -133,8 +133,39 @@ void FlowStore::Notify(const std::shared_ptr<const Flow>& flow, uint64_t seq) {
   for (const auto& [token, listener] : *listeners) listener(flow, seq);
 }
 
+namespace {
+
+size_t BodyBytes(const Flow& f) {
+  return (f.request ? f.request->body.content.size() : 0) +
+         (f.response ? f.response->body.content.size() : 0);
+}
+
+// |flow| without its body copies, saying why; sizes on the wire stay as they were.
+std::shared_ptr<const Flow> WithoutBodies(const Flow& flow) {
+  auto out = std::make_shared<Flow>(flow);
+  for (BodyRecord* b : {out->request ? &out->request->body : nullptr,
+                        out->response ? &out->response->body : nullptr}) {
+    if (b == nullptr || b->content.empty()) continue;
+    b->content.clear();
+    b->content.shrink_to_fit();
+    b->truncated = true;
+  }
+  constexpr char kWhy[] =
+      "body copies not stored: the session store's writer was behind and its queue was full";
+  out->note = out->note.empty() ? kWhy : StrCat(out->note, "; ", kWhy);
+  return out;
+}
+
+}  // namespace
+
 bool FlowStore::Enqueue(store::FlowPut put) {
   // Caller holds mu_.
+  size_t bytes = BodyBytes(*put.flow);
+  if (bytes > 0 && queued_bytes_ + bytes > options_.max_queue_bytes) {
+    put.flow = WithoutBodies(*put.flow);
+    bytes = 0;
+    ++stats_.bodies_shed;
+  }
   if (put.mode == store::FlowPut::Mode::kUpsert) {
     // A queued snapshot of a running flow gives way to a newer one; a queued recorded flow
     // (each is one JSONL line) never does.
@@ -142,6 +173,8 @@ bool FlowStore::Enqueue(store::FlowPut put) {
     if (it != queued_index_.end() && queue_[it->second].flow->state != FlowState::kDone) {
       store::FlowPut& queued = queue_[it->second];
       if (put.flow->state == FlowState::kDone || put.flow->revision >= queued.flow->revision) {
+        queued_bytes_ -= BodyBytes(*queued.flow);
+        queued_bytes_ += bytes;
         queued.flow = std::move(put.flow);
       }
       return true;
@@ -152,6 +185,7 @@ bool FlowStore::Enqueue(store::FlowPut put) {
     return false;
   }
   if (put.mode == store::FlowPut::Mode::kUpsert) queued_index_[put.flow->id] = queue_.size();
+  queued_bytes_ += bytes;
   queue_.push_back(std::move(put));
   ++enqueued_gen_;
   if (queue_.size() == options_.batch_max) wake_.notify_one();
@@ -323,8 +357,15 @@ void FlowStore::WriterLoop() {
                           {{"dropped", stats_.dropped - dropped_reported_}, {"total_dropped", stats_.dropped}});
       dropped_reported_ = stats_.dropped;
     }
+    if (stats_.bodies_shed > shed_reported_ && options_.log) {
+      options_.log->Warn("the session store is behind: flows were kept WITHOUT their body copies",
+                         {{"flows", stats_.bodies_shed - shed_reported_},
+                          {"max_queue_bytes", options_.max_queue_bytes}});
+      shed_reported_ = stats_.bodies_shed;
+    }
     batch.swap(queue_);
     queued_index_.clear();
+    queued_bytes_ = 0;
     uint64_t gen = enqueued_gen_;
     bool purge = purge_;
     purge_ = false;

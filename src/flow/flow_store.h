@@ -42,6 +42,9 @@ struct FlowStoreOptions {
   // before the session store), read in bounded chunks.
   std::string migrate_from;
   size_t max_queue = 200'000;
+  // Body copies waiting for the writer. Past this, queued flows are kept without their body
+  // copies (marked truncated, with a note) instead of growing memory while the writer is behind.
+  size_t max_queue_bytes = 64u << 20;
   std::chrono::milliseconds batch_interval{50};
   size_t batch_max = 2'000;
   Logger* log = nullptr;  // not owned; may be null
@@ -82,6 +85,7 @@ class FlowStore : public FlowSink {
     uint64_t recorded = 0;     // Record calls
     uint64_t written = 0;      // rows written by the writer
     uint64_t dropped = 0;      // flows the full queue turned away
+    uint64_t bodies_shed = 0;  // flows kept without body copies: the queue's bytes were full
     size_t queued = 0;
     std::string log_error;     // the JSONL log's latest failure, "" when fine
     std::string db_error;      // the database's latest failure, "" when fine
@@ -116,6 +120,7 @@ class FlowStore : public FlowSink {
   std::condition_variable wake_;   // the writer: work to do
   std::condition_variable done_;   // Flush: a batch was written
   std::vector<store::FlowPut> queue_;
+  size_t queued_bytes_ = 0;  // body copies held by queue_
   std::unordered_map<std::string, size_t> queued_index_;  // id -> position in queue_ (live flows)
   std::unordered_map<std::string, uint64_t> live_seq_;    // running flows' seqs
   uint64_t next_seq_ = 1;
@@ -126,6 +131,7 @@ class FlowStore : public FlowSink {
   bool stop_ = false;
   Stats stats_;
   uint64_t dropped_reported_ = 0;
+  uint64_t shed_reported_ = 0;
   uint64_t next_token_ = 1;
   std::shared_ptr<const ListenerList> listeners_ = std::make_shared<ListenerList>();
   std::thread writer_;

@@ -665,7 +665,7 @@ void WebServer::Impl::Info(evhttp_request* req) {
                      {"db", store.db_path()},
                      {"written", st.written},
                      {"queued", st.queued},
-                     {"dropped", st.dropped},
+                     {"dropped", st.dropped}, {"bodies_shed", st.bodies_shed},
                      {"migrating", st.migrating}};
   // Shown as a banner by the viewer: the user must know when recording is failing.
   if (!st.log_error.empty()) store_json["log_error"] = st.log_error;
