@@ -148,11 +148,11 @@ std::string DescribeKey(const proxy::UpstreamKey& key) {
 
 class FakePending : public proxy::Upstreams::Pending {
  public:
-  explicit FakePending(bool* cancelled) : cancelled_(cancelled) {}
+  explicit FakePending(std::shared_ptr<bool> cancelled) : cancelled_(std::move(cancelled)) {}
   ~FakePending() override { *cancelled_ = true; }
 
  private:
-  bool* cancelled_;
+  std::shared_ptr<bool> cancelled_;
 };
 
 }  // namespace
@@ -162,7 +162,7 @@ std::unique_ptr<proxy::Upstreams::Pending> FakeUpstreams::Connect(const proxy::U
   auto request = std::make_unique<FakeUpstream>();
   request->key = key;
   request->done = std::move(done);
-  auto pending = std::make_unique<FakePending>(request->cancelled.get());
+  auto pending = std::make_unique<FakePending>(request->cancelled);
   dials_.push_back(DescribeKey(key));
   requests_.push_back(std::move(request));
   return pending;

@@ -117,7 +117,8 @@ class FakeTimers : public proxy::Timers {
 struct FakeUpstream {
   proxy::UpstreamKey key;
   proxy::Upstreams::Callback done;
-  std::unique_ptr<bool> cancelled = std::make_unique<bool>(false);
+  // Shared with the Pending handed out: either may outlive the other.
+  std::shared_ptr<bool> cancelled = std::make_shared<bool>(false);
   FakeWire* wire = nullptr;  // once connected: owned by the proxy's UpstreamConn
   bool released = false;
 };
