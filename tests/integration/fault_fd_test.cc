@@ -93,16 +93,25 @@ TEST_F(ProxyTest, OutOfDescriptorsBacksOffThenServesAgain) {
     int fd = ConnectTo(mitmd_.port());
     if (fd >= 0) clients.push_back(fd);
   }
+  auto squeezed = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   double cpu_before = CpuSeconds(pid);
+  auto wall_before = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(std::chrono::seconds(2));
   double cpu = CpuSeconds(pid) - cpu_before;
-  // The spinning accept loop burned a core (2 s of CPU here) and logged ~700,000 lines.
-  EXPECT_LT(cpu, 0.5) << "CPU seconds while out of descriptors";
   std::string err = mitmd_.StderrText();
+  auto now = std::chrono::steady_clock::now();
+  double wall = std::chrono::duration<double>(now - wall_before).count();
+  // The spinning accept loop burned a whole core (CPU time = wall time) and logged ~700,000
+  // lines. Backing off, mitmd is nearly idle; a quarter of the wall time leaves room for a slow
+  // (sanitizer) build on a busy machine, where a spinning loop still gets far more.
+  EXPECT_LT(cpu, 0.25 * wall) << "CPU seconds while out of descriptors, over " << wall << " s";
+  // One line a second (plus the first): counted against the time that really passed, which a
+  // loaded machine stretches.
+  double since_squeeze = std::chrono::duration<double>(now - squeezed).count();
   size_t lines = CountOccurrences(err, "accept failed");
   EXPECT_GE(lines, 1u) << err.substr(0, 2000);
-  EXPECT_LE(lines, 4u) << err.substr(0, 2000);
+  EXPECT_LE(lines, static_cast<size_t>(since_squeeze) + 2) << err.substr(0, 2000);
   EXPECT_NE(err.find("Too many open files"), std::string::npos);
 
   // Peers leave; descriptors come back; the next request is served.
@@ -110,12 +119,14 @@ TEST_F(ProxyTest, OutOfDescriptorsBacksOffThenServesAgain) {
   rlimit roomy{4096, 4096};
   prlimit(pid, RLIMIT_NOFILE, &roomy, nullptr);
   int fds = -1;
-  for (int i = 0; i < 100; ++i) {
+  // Bounded wait: the listener retries accept after its back-off (at most 1 s), then each
+  // accepted peer is found closed; a loaded machine takes longer than an idle one.
+  for (int i = 0; i < 200; ++i) {
     fds = CountOpenFds(pid);
     if (fds <= baseline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  EXPECT_LE(fds, baseline) << "descriptors not released within 3 s";
+  EXPECT_LE(fds, baseline) << "descriptors not released within 10 s";
   ProcessResult r = mitmd_.Curl({"-o", "/dev/null", "-w", "%{http_code}", up->Url("/bytes/10")});
   EXPECT_EQ(r.out, "200") << r.err;
 }
