@@ -1,0 +1,311 @@
+// H2Codec: a client-side and a server-side codec talking to each other in memory, no sockets.
+
+#include "http/h2_codec.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include "http/translate.h"
+
+namespace mitmd::http {
+namespace {
+
+// A connection's output, read by the other side.
+class MemSink : public ByteSink {
+ public:
+  MemSink() : buf_(evbuffer_new()) {}
+  ~MemSink() override { evbuffer_free(buf_); }
+  void Write(std::string_view data) override { evbuffer_add(buf_, data.data(), data.size()); }
+  size_t output_pending() const override { return evbuffer_get_length(buf_); }
+  evbuffer* buf() { return buf_; }
+
+ private:
+  evbuffer* buf_;
+};
+
+struct StreamRecord {
+  std::optional<Request> request;
+  std::vector<Response> responses;  // interim ones first
+  std::string data;
+  std::optional<HeaderList> trailers;
+  bool ended = false;
+  std::optional<uint32_t> reset;
+};
+
+class Recorder : public H2Events {
+ public:
+  void OnHead(StreamId id, Request&& r) override { streams[id].request = std::move(r); }
+  void OnHead(StreamId id, Response&& r) override { streams[id].responses.push_back(std::move(r)); }
+  void OnData(StreamId id, std::string_view d) override {
+    streams[id].data.append(d);
+    if (auto_consume) consume_to->Consume(id, d.size());
+  }
+  void OnTrailers(StreamId id, const HeaderList& t) override { streams[id].trailers = t; }
+  void OnEnd(StreamId id) override { streams[id].ended = true; }
+  void OnStreamReset(StreamId id, uint32_t code, const std::string&) override {
+    streams[id].reset = code;
+  }
+  void OnGoaway(StreamId last, uint32_t) override { goaway_last = last; }
+
+  std::map<StreamId, StreamRecord> streams;
+  std::optional<StreamId> goaway_last;
+  bool auto_consume = true;
+  H2Codec* consume_to = nullptr;
+};
+
+class H2CodecTest : public ::testing::Test {
+ protected:
+  H2CodecTest() : client_(H2Codec::Side::kClient, to_server_), server_(H2Codec::Side::kServer, to_client_) {
+    client_.Flush();
+    server_.Flush();
+    at_client_.consume_to = &client_;
+    at_server_.consume_to = &server_;
+  }
+
+  // Moves bytes both ways until neither side has anything to say; |byte_by_byte| feeds the
+  // server one byte at a time.
+  void Pump(bool byte_by_byte = false) {
+    for (int round = 0; round < 10000; ++round) {
+      bool moved = false;
+      if (evbuffer_get_length(to_server_.buf()) > 0) {
+        moved = true;
+        if (byte_by_byte) {
+          evbuffer* one = evbuffer_new();
+          evbuffer_remove_buffer(to_server_.buf(), one, 1);
+          ASSERT_TRUE(server_.Receive(one, at_server_));
+          evbuffer_free(one);
+        } else {
+          ASSERT_TRUE(server_.Receive(to_server_.buf(), at_server_));
+        }
+      }
+      if (evbuffer_get_length(to_client_.buf()) > 0) {
+        moved = true;
+        ASSERT_TRUE(client_.Receive(to_client_.buf(), at_client_));
+      }
+      client_.Flush();
+      server_.Flush();
+      if (!moved) return;
+    }
+    FAIL() << "the codecs never went quiet";
+  }
+
+  static Request Get(std::string path) {
+    Request r;
+    r.head.method = "GET";
+    r.head.target = path;
+    r.head.version = "HTTP/1.1";
+    r.head.headers = {{"Host", "example.test"}, {"Accept", "*/*"}, {"Connection", "keep-alive"}};
+    return r;
+  }
+  static Response Ok() {
+    Response r;
+    r.head.version = "HTTP/2";
+    r.head.status = 200;
+    r.head.headers = {{":status", "200"}, {"content-type", "text/plain"}};
+    return r;
+  }
+
+  MemSink to_server_, to_client_;
+  H2Codec client_, server_;
+  Recorder at_client_, at_server_;
+};
+
+TEST_F(H2CodecTest, RequestAndResponseWithTrailersBothWays) {
+  Request post = Get("/upload?x=1");
+  post.head.method = "POST";
+  auto id = client_.OpenStream(post, /*end_stream=*/false);
+  ASSERT_TRUE(id);
+  EXPECT_EQ(*id, 1u);
+  client_.SendData(*id, "hello ");
+  client_.SendData(*id, "world");
+  client_.SendTrailers(*id, {{"X-Checksum", "abc"}});
+  Pump(/*byte_by_byte=*/true);
+
+  StreamRecord& at_server = at_server_.streams[*id];
+  ASSERT_TRUE(at_server.request);
+  const RequestHead& head = at_server.request->head;
+  EXPECT_EQ(head.method, "POST");
+  EXPECT_EQ(head.target, "/upload?x=1");
+  EXPECT_EQ(head.version, "HTTP/2");
+  // Pseudo-headers first, as sent; Host became :authority; Connection was dropped.
+  ASSERT_GE(head.headers.size(), 5u);
+  EXPECT_EQ(head.headers[0], (std::pair<std::string, std::string>{":method", "POST"}));
+  EXPECT_EQ(*PseudoHeader(head.headers, ":authority"), "example.test");
+  EXPECT_EQ(*PseudoHeader(head.headers, ":scheme"), "https");
+  EXPECT_EQ(FindHeader(head.headers, "connection"), nullptr);
+  EXPECT_EQ(FindHeader(head.headers, "host"), nullptr);
+  EXPECT_EQ(*FindHeader(head.headers, "accept"), "*/*");
+  EXPECT_EQ(at_server.data, "hello world");
+  ASSERT_TRUE(at_server.trailers);
+  EXPECT_EQ(*at_server.trailers, (HeaderList{{"x-checksum", "abc"}}));
+  EXPECT_TRUE(at_server.ended);
+
+  Response interim;
+  interim.head.status = 103;
+  interim.head.headers = {{":status", "103"}, {"link", "</a.css>; rel=preload"}};
+  server_.SendResponse(*id, interim, false);
+  server_.SendResponse(*id, Ok(), false);
+  server_.SendData(*id, "body");
+  server_.SendTrailers(*id, {{"grpc-status", "0"}});
+  Pump();
+  StreamRecord& at_client = at_client_.streams[*id];
+  ASSERT_EQ(at_client.responses.size(), 2u);
+  EXPECT_EQ(at_client.responses[0].head.status, 103);
+  EXPECT_EQ(at_client.responses[1].head.status, 200);
+  EXPECT_EQ(at_client.responses[1].head.version, "HTTP/2");
+  EXPECT_EQ(at_client.data, "body");
+  EXPECT_EQ(*at_client.trailers, (HeaderList{{"grpc-status", "0"}}));
+  EXPECT_TRUE(at_client.ended);
+  EXPECT_FALSE(at_client.reset);
+  EXPECT_EQ(client_.open_streams(), 0u);
+  EXPECT_EQ(server_.open_streams(), 0u);
+}
+
+TEST_F(H2CodecTest, HundredConcurrentStreamsKeepTheirBodies) {
+  std::map<StreamId, std::string> sent;
+  for (int i = 0; i < 100; ++i) {
+    auto id = client_.OpenStream(Get("/" + std::to_string(i)), /*end_stream=*/true);
+    ASSERT_TRUE(id) << id.error().message;
+  }
+  Pump();
+  ASSERT_EQ(at_server_.streams.size(), 100u);
+  for (auto& [id, rec] : at_server_.streams) {
+    EXPECT_TRUE(rec.ended);
+    EXPECT_TRUE(server_.RemoteEnded(id));
+    std::string body(1000 + id * 37, static_cast<char>('a' + id % 26));
+    body += rec.request->head.target;
+    sent[id] = body;
+    server_.SendResponse(id, Ok(), false);
+    server_.SendData(id, body);
+    server_.SendEnd(id);
+  }
+  Pump();
+  for (auto& [id, body] : sent) {
+    EXPECT_EQ(at_client_.streams[id].data, body) << "stream " << id;
+    EXPECT_TRUE(at_client_.streams[id].ended);
+  }
+}
+
+TEST_F(H2CodecTest, ResetFailsOneStreamWhileOthersContinue) {
+  StreamId ids[3];
+  for (StreamId& id : ids) id = *client_.OpenStream(Get("/"), true);
+  Pump();
+  for (StreamId id : ids) server_.SendResponse(id, Ok(), false);
+  server_.SendData(ids[0], "one");
+  Pump();
+  client_.Reset(ids[1], NGHTTP2_CANCEL);
+  Pump();
+  ASSERT_TRUE(at_server_.streams[ids[1]].reset);
+  EXPECT_EQ(*at_server_.streams[ids[1]].reset, static_cast<uint32_t>(NGHTTP2_CANCEL));
+  server_.SendData(ids[1], "ignored");  // a reset stream takes nothing more
+  for (StreamId id : {ids[0], ids[2]}) {
+    server_.SendData(id, "more");
+    server_.SendEnd(id);
+  }
+  Pump();
+  EXPECT_EQ(at_client_.streams[ids[0]].data, "onemore");
+  EXPECT_TRUE(at_client_.streams[ids[0]].ended);
+  EXPECT_TRUE(at_client_.streams[ids[2]].ended);
+  EXPECT_FALSE(at_client_.streams[ids[0]].reset);
+  EXPECT_EQ(at_client_.streams[ids[1]].data, "");
+}
+
+TEST_F(H2CodecTest, SlowStreamIsBoundedByItsWindowAndDoesNotStallOthers) {
+  at_client_.auto_consume = false;  // the client's reader of every stream is stalled...
+  StreamId slow = *client_.OpenStream(Get("/slow"), true);
+  StreamId fast = *client_.OpenStream(Get("/fast"), true);
+  Pump();
+  const std::string big(4 * 1024 * 1024, 'x');
+  server_.SendResponse(slow, Ok(), false);
+  server_.SendData(slow, big);
+  server_.SendEnd(slow);
+  Pump();
+  // Only the advertised stream window crossed; the rest waits at the sender.
+  EXPECT_EQ(at_client_.streams[slow].data.size(), H2Codec::kStreamWindow);
+  EXPECT_EQ(client_.unconsumed(slow), H2Codec::kStreamWindow);
+  EXPECT_EQ(server_.queued(slow), big.size() - H2Codec::kStreamWindow);
+  EXPECT_FALSE(server_.Writable(slow));
+
+  // ... yet another stream gets through: the connection window was given back.
+  server_.SendResponse(fast, Ok(), false);
+  server_.SendData(fast, std::string(100000, 'f'));
+  server_.SendEnd(fast);
+  Pump();
+  EXPECT_EQ(at_client_.streams[fast].data.size(), 100000u);
+  EXPECT_TRUE(at_client_.streams[fast].ended);
+
+  // The slow reader catches up: the rest arrives, in order.
+  while (!at_client_.streams[slow].ended) {
+    size_t pending = client_.unconsumed(slow);
+    ASSERT_GT(pending, 0u) << "no progress";
+    client_.Consume(slow, pending);
+    Pump();
+  }
+  EXPECT_EQ(at_client_.streams[slow].data, big);
+}
+
+TEST_F(H2CodecTest, GoawayRefusesNewStreams) {
+  StreamId first = *client_.OpenStream(Get("/"), true);
+  Pump();
+  server_.Shutdown();
+  Pump();
+  ASSERT_TRUE(at_client_.goaway_last);
+  EXPECT_EQ(*at_client_.goaway_last, first);
+  EXPECT_FALSE(client_.CanOpenStream());
+  auto refused = client_.OpenStream(Get("/"), true);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("GOAWAY"), std::string::npos);
+  // The stream opened before still completes.
+  server_.SendResponse(first, Ok(), true);
+  Pump();
+  EXPECT_TRUE(at_client_.streams[first].ended);
+}
+
+TEST_F(H2CodecTest, GarbageIsAnErrorAndTheCodecStaysFailed) {
+  evbuffer* in = evbuffer_new();
+  std::string junk = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  evbuffer_add(in, junk.data(), junk.size());
+  Recorder events;
+  auto st = server_.Receive(in, events);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("HTTP/2"), std::string::npos);
+  EXPECT_FALSE(server_.Receive(in, events));
+  EXPECT_TRUE(server_.done());
+  evbuffer_free(in);
+}
+
+TEST_F(H2CodecTest, EofWithOpenStreamsResetsThem) {
+  StreamId id = *client_.OpenStream(Get("/"), true);
+  Pump();
+  server_.SendResponse(id, Ok(), false);
+  server_.SendData(id, "partial");
+  Pump();
+  Recorder events;
+  EXPECT_FALSE(client_.ReceiveEof(at_client_));
+  EXPECT_TRUE(at_client_.streams[id].reset);
+}
+
+TEST_F(H2CodecTest, H1ResponseHeadIsTranslatedOnTheWayOut) {
+  StreamId id = *client_.OpenStream(Get("/"), true);
+  Pump();
+  Response h1;
+  h1.head.version = "HTTP/1.1";
+  h1.head.status = 404;
+  h1.head.reason = "Not Found";
+  h1.head.headers = {{"Content-Type", "text/html"}, {"Transfer-Encoding", "chunked"},
+                     {"Connection", "close, X-Hop"}, {"X-Hop", "1"}, {"Keep-Alive", "5"}};
+  server_.SendResponse(id, h1, false);
+  server_.SendData(id, "gone");
+  server_.SendEnd(id);
+  Pump();
+  const Response& got = at_client_.streams[id].responses.at(0);
+  EXPECT_EQ(got.head.status, 404);
+  EXPECT_EQ(got.head.reason, "Not Found");
+  EXPECT_EQ(got.head.headers, (HeaderList{{":status", "404"}, {"content-type", "text/html"}}));
+  EXPECT_EQ(at_client_.streams[id].data, "gone");
+}
+
+}  // namespace
+}  // namespace mitmd::http
