@@ -69,6 +69,12 @@ size_t CountOccurrences(const std::string& text, const std::string& what) {
 }
 
 TEST_F(ProxyTest, OutOfDescriptorsBacksOffThenServesAgain) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // The sanitizer runtimes probe memory through a pipe (UBSan's vptr check does so for each new
+  // dynamic type it meets): with no descriptor left the probe fails and every virtual call is
+  // reported as an invalid vptr. The normal build runs this test.
+  GTEST_SKIP() << "descriptor exhaustion cannot run under the sanitizers (they need descriptors)";
+#endif
   UpstreamServer* up = StartUpstream(PlainUpstream());
   ASSERT_TRUE(up);
   // Start mitmd with a soft limit below the hard one: it raises its own.
