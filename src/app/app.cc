@@ -16,6 +16,8 @@
 
 #include "ca/authority.h"
 #include "cli/ca_command.h"
+#include "cli/console.h"
+#include "cli/sessions_command.h"
 #include "config/options.h"
 #include "core/strings.h"
 #include "flow/connection_registry.h"
@@ -30,6 +32,7 @@
 #include "proxy/proxy_context.h"
 #include "proxy/proxy_server.h"
 #include "proxy/upstream_tls.h"
+#include "store/session_lock.h"
 #include "web/ca_page.h"
 #include "web/web_server.h"
 
@@ -116,7 +119,7 @@ App::App(Config config)
     : config_(WithProxyToken(std::move(config))),
       log_(2, ParseLevel(config_.log_level)),
       sessions_dir_(StrCat(config_.confdir, "/sessions")),
-      session_name_("default"),
+      session_name_(config_.session),
       session_db_(StrCat(sessions_dir_, "/", session_name_, ".sqlite")),
       cert_page_(std::make_unique<CertPage>()) {}
 
@@ -142,6 +145,10 @@ Status App::OpenFlowStore() {
   // The session store: <confdir>/sessions/<NAME>.sqlite, and the JSONL log beside it.
   if (::mkdir(sessions_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
     return Fail(StrCat("cannot create ", sessions_dir_, ": ", std::strerror(errno)));
+  }
+  if (store::SessionLock::Held(session_db_)) {
+    return Fail(StrCat("the session '", session_name_, "' is in use by another mitmd (or mitmd "
+                       "sessions); stop it, or record into another session with --session NAME"));
   }
   if (config_.fresh) {
     for (const std::string& path :
@@ -238,6 +245,19 @@ Status App::StartViewer() {
   return {};
 }
 
+Status App::StartConsole() {
+  bool on = config_.console == Config::Console::kOn ||
+            (config_.console == Config::Console::kAuto && ::isatty(STDOUT_FILENO));
+  if (!on) return {};
+  const char* no_color = std::getenv("NO_COLOR");
+  bool color = ::isatty(STDOUT_FILENO) && (no_color == nullptr || *no_color == '\0');
+  console_ = std::make_unique<cli::ConsoleView>(STDOUT_FILENO, color);
+  cli::ConsoleView* view = console_.get();
+  console_subscription_ =
+      flows_->Subscribe([view](const std::shared_ptr<const Flow>& flow, uint64_t) { view->OnFlow(flow); });
+  return {};
+}
+
 void App::PrintBanner() {
   const std::string address = server_->address().ToString();
   const std::string proxy_url = StrCat("http://", address);
@@ -281,6 +301,10 @@ void App::Stop() {
   }
   viewer_.reset();
   web_worker_.reset();
+  if (console_) {
+    flows_->Unsubscribe(console_subscription_);
+    console_.reset();
+  }
   if (flows_) log_.Info("stopped", {{"flows_recorded", flows_->recorded_count()}});
 }
 
@@ -295,7 +319,8 @@ int App::Run() {
   signal(SIGPIPE, SIG_IGN);
 
   for (Status (App::*step)() : {&App::OpenAuthority, &App::OpenFlowStore,
-                                &App::CreateTlsContexts, &App::StartProxy, &App::StartViewer}) {
+                                &App::CreateTlsContexts, &App::StartProxy, &App::StartViewer,
+                                &App::StartConsole}) {
     if (auto st = (this->*step)(); !st) {
       Stop();
       return Die(st.error().message);
@@ -314,6 +339,9 @@ int AppMain(int argc, char** argv) {
   const char* home = std::getenv("HOME");
   if (!args.empty() && args[0] == "ca") {
     return cli::RunCaCommand({args.begin() + 1, args.end()}, home ? home : "");
+  }
+  if (!args.empty() && args[0] == "sessions") {
+    return cli::RunSessionsCommand({args.begin() + 1, args.end()}, home ? home : "");
   }
   auto inv = ParseArgs(args, home ? home : "");
   if (!inv) return Die(inv.error().message);

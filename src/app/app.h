@@ -31,6 +31,9 @@ struct ProxyContext;
 namespace web {
 class WebServer;
 }
+namespace cli {
+class ConsoleView;
+}
 class ConnectionRegistry;
 class FlowStore;
 struct Flow;
@@ -55,6 +58,8 @@ class App {
   Status CreateTlsContexts();
   Status StartProxy();
   Status StartViewer();
+  // --console (or stdout is a terminal, without --quiet): a line per finished flow on stdout.
+  Status StartConsole();
   void PrintBanner();
   // Stops the proxy (recording flows in flight as failed), then the viewer. Idempotent.
   void Stop();
@@ -80,6 +85,8 @@ class App {
   std::unique_ptr<proxy::ProxyServer> server_;
   std::unique_ptr<net::Worker> web_worker_;
   std::unique_ptr<web::WebServer> viewer_;
+  std::unique_ptr<cli::ConsoleView> console_;
+  uint64_t console_subscription_ = 0;
   bool stopped_ = false;
 };
 

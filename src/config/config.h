@@ -15,7 +15,9 @@ namespace mitmd {
 struct Config {
   std::string confdir;     // default: $HOME/.mitmd
   HostPort listen{"127.0.0.1", 8080};
-  std::string flows_path;  // default: <confdir>/flows.jsonl
+  std::string flows_path;  // default: <confdir>/flows.jsonl (session "default"), else
+                           // <confdir>/sessions/<session>.jsonl
+  std::string session = "default";  // <confdir>/sessions/<session>.sqlite
   std::vector<std::string> upstream_ca_files;
   std::string system_ca_file = "/etc/ssl/certs/ca-certificates.crt";
   std::vector<Cidr> upstream_allow;  // empty: any address
@@ -35,6 +37,9 @@ struct Config {
   std::string web_token;   // required to open the viewer beyond loopback; default: proxy_token
   std::vector<std::string> load_files;     // --load: session logs or HAR files to show
   bool fresh = false;      // start with an empty session log (the previous one becomes FILE.1)
+  // One line per finished flow on stdout (--console / --quiet); kAuto: when stdout is a terminal.
+  enum class Console { kAuto, kOn, kOff };
+  Console console = Console::kAuto;
   // The root CA (ca/).
   std::string ca_cert;     // --ca-cert FILE (with --ca-key): a root of the user's own
   std::string ca_key;

@@ -4,6 +4,7 @@
 #include <regex>
 
 #include "core/strings.h"
+#include "store/session_name.h"
 
 namespace mitmd {
 namespace {
@@ -53,6 +54,17 @@ constexpr OptionSpec kOptions[] = {
        return {};
      },
      "session log, one JSON flow per line (default <confdir>/flows.jsonl)"},
+    {"--session", "NAME", Arity::kValue,
+     [](Config& c, std::string_view v) -> Status {
+       if (!IsValidSessionName(v)) {
+         return Fail(StrCat("--session: '", v, "' is not a session name (1 to 64 letters, digits, "
+                            "'-', '_' or '.', not starting with '.')"));
+       }
+       c.session = v;
+       return {};
+     },
+     "record into the session NAME: <confdir>/sessions/NAME.sqlite\n"
+     "(default \"default\"; see mitmd sessions --help)"},
     {"--upstream-ca", "FILE", Arity::kRepeatable,
      [](Config& c, std::string_view v) -> Status {
        if (auto st = NonEmpty("--upstream-ca", v); !st) return st;
@@ -172,6 +184,19 @@ constexpr OptionSpec kOptions[] = {
      },
      "start with an empty session log (the previous one is kept as FILE.1);\n"
      "without it the viewer shows the flows already in the log"},
+    {"--console", "", Arity::kFlag,
+     [](Config& c, std::string_view) -> Status {
+       c.console = Config::Console::kOn;
+       return {};
+     },
+     "print one line per finished flow on stdout, like mitmdump\n"
+     "(the default when stdout is a terminal)"},
+    {"--quiet", "", Arity::kFlag,
+     [](Config& c, std::string_view) -> Status {
+       c.console = Config::Console::kOff;
+       return {};
+     },
+     "no per-flow lines on stdout"},
     {"--ca-cert", "FILE", Arity::kValue,
      [](Config& c, std::string_view v) -> Status {
        if (auto st = NonEmpty("--ca-cert", v); !st) return st;
@@ -283,7 +308,12 @@ Status Finish(Config& c, std::string_view home) {
     if (home.empty()) return Fail("$HOME is not set: pass --confdir DIR");
     c.confdir = std::string(home) + "/.mitmd";
   }
-  if (c.flows_path.empty()) c.flows_path = c.confdir + "/flows.jsonl";
+  if (c.flows_path.empty()) {
+    // The default session keeps the log where mitmd always kept it; another session's log lives
+    // beside its database, so two sessions never share one.
+    c.flows_path = c.session == "default" ? c.confdir + "/flows.jsonl"
+                                          : StrCat(c.confdir, "/sessions/", c.session, ".jsonl");
+  }
   return {};
 }
 
@@ -369,7 +399,8 @@ std::string UsageText() {
   std::string out =
       "mitmd: an HTTPS inspection proxy.\n\n"
       "Usage: mitmd [OPTIONS]\n"
-      "       mitmd ca info|export|regenerate   (see mitmd ca --help)\n\n";
+      "       mitmd ca info|export|regenerate   (see mitmd ca --help)\n"
+      "       mitmd sessions list|export|import|rm   (see mitmd sessions --help)\n\n";
   for (const OptionSpec& o : kOptions) {
     std::string left = StrCat("  ", o.name);
     if (!o.metavar.empty()) left += StrCat(" ", o.metavar);

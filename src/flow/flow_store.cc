@@ -57,6 +57,9 @@ FlowStore::FlowStore(FlowStoreOptions options) : options_(std::move(options)) {}
 Result<std::unique_ptr<FlowStore>> FlowStore::Open(FlowStoreOptions options) {
   auto store = std::unique_ptr<FlowStore>(new FlowStore(std::move(options)));
   const FlowStoreOptions& o = store->options_;
+  auto lock = store::SessionLock::Acquire(o.db_path);
+  if (!lock) return std::unexpected(lock.error());
+  store->lock_.emplace(std::move(*lock));
   auto db = store::SessionDb::Open(o.db_path, store::SessionDb::Mode::kReadWrite);
   if (!db) return std::unexpected(db.error());
   store->db_ = std::move(*db);

@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -32,6 +33,7 @@
 #include "flow/flow_sink.h"
 #include "store/jsonl_log.h"
 #include "store/session_db.h"
+#include "store/session_lock.h"
 
 namespace mitmd {
 
@@ -52,6 +54,7 @@ struct FlowStoreOptions {
 
 class FlowStore : public FlowSink {
  public:
+  // Fails when another process records into the same session (store/session_lock.h).
   static Result<std::unique_ptr<FlowStore>> Open(FlowStoreOptions options);
   // Writes what is queued, then stops the writer.
   ~FlowStore() override;
@@ -112,6 +115,7 @@ class FlowStore : public FlowSink {
   void LogError(std::string_view what, const std::string& message);
 
   FlowStoreOptions options_;
+  std::optional<store::SessionLock> lock_;     // this process writes the session; released last
   std::unique_ptr<store::SessionDb> db_;       // the writer thread's connection
   std::unique_ptr<store::JsonlLog> jsonl_;     // writer thread only
   std::unique_ptr<Migration> migration_;       // writer thread only

@@ -36,6 +36,7 @@
 #include "flow/filter.h"
 #include "store/filter_sql.h"
 #include "store/session_db.h"
+#include "store/session_name.h"
 #include "web/pac.h"
 #include "web/static_files.h"
 #include "web/tls_filter.h"
@@ -686,21 +687,10 @@ void WebServer::Impl::Info(evhttp_request* req) {
             {"ca", {{"fingerprint", ca.root_fingerprint_sha256()}, {"android", ca_files->android_name()}}}});
 }
 
-namespace {
-
-bool ValidSessionName(std::string_view name) {
-  if (name.empty() || name.size() > 64 || name.front() == '.') return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-  });
-}
-
-}  // namespace
-
 store::SessionDb* WebServer::Impl::SessionFor(evhttp_request* req, const Params& params) {
   std::string name = params.Get("session");
   if (name.empty() || name == opts.session_name) return db.get();
-  if (!ValidSessionName(name)) {
+  if (!IsValidSessionName(name)) {
     SendError(req, 400, "a session name is letters, digits, '-', '_' and '.'");
     return nullptr;
   }
@@ -739,7 +729,7 @@ void WebServer::Impl::Sessions(evhttp_request* req) {
     std::string file = entry.path().filename().string();
     if (!file.ends_with(".sqlite")) continue;
     std::string name = file.substr(0, file.size() - 7);
-    if (!ValidSessionName(name)) continue;
+    if (!IsValidSessionName(name)) continue;
     json s = {{"name", name}, {"flows", nullptr}, {"bytes", 0}, {"created", nullptr}, {"modified", nullptr}};
     struct stat st{};
     if (::stat(entry.path().c_str(), &st) == 0) {

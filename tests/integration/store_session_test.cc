@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -142,6 +143,60 @@ TEST(StoreSessionTest, KillDashNineUnderLoadLosesOnlyTheLastMoment) {
   info = json::parse(RunCurl({"-s", std::string(m[1]) + "/api/info"}).out, nullptr, false);
   EXPECT_EQ(info["flows"], 0);
   EXPECT_EQ(third->Stop(), 0);
+}
+
+// --session NAME records into sessions/NAME.sqlite (and its own JSONL log), --console prints a
+// line per finished flow on stdout, a second mitmd on the same session is refused with a
+// message, and `mitmd sessions` lists and exports what was recorded.
+TEST(StoreSessionTest, NamedSessionWithConsoleLinesAndOneWriter) {
+  UpstreamOptions o;
+  o.tls = false;
+  UpstreamServer upstream(o);
+  ASSERT_TRUE(upstream.Start());
+  MitmdOptions options;
+  options.binary = MITMD_BINARY;
+  options.default_confdir = true;
+  options.extra_args = {"--session", "bug-42", "--console"};
+  MitmdProcess mitmd;
+  ASSERT_TRUE(mitmd.Start(options));
+  ProcessResult r = mitmd.Curl({"-s", "-o", "/dev/null", upstream.Url("/bytes/10?console=1")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string line;
+  for (auto end = Clock::now() + std::chrono::seconds(10); Clock::now() < end;) {
+    std::string out = mitmd.StdoutText();
+    if (size_t at = out.find("/bytes/10?console=1"); at != std::string::npos) {
+      line = out.substr(out.rfind('\n', at) + 1);
+      line = line.substr(0, line.find('\n'));
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(line.find(StrCat("GET ", upstream.Url("/bytes/10?console=1"), " << 200")), std::string::npos)
+      << mitmd.StdoutText();
+
+  const std::string conf = mitmd.confdir();
+  const std::string db = conf + "/sessions/bug-42.sqlite";
+  EXPECT_EQ(::access(db.c_str(), F_OK), 0);
+  // The session has its own log: the default session's is untouched.
+  EXPECT_EQ(::access((conf + "/flows.jsonl").c_str(), F_OK), -1);
+
+  ProcessResult second = RunProcess({MITMD_BINARY, "--confdir", conf, "--listen", "127.0.0.1:0", "--no-web",
+                                     "--session", "bug-42"},
+                                    std::chrono::seconds(10));
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_NE(second.err.find("session 'bug-42' is in use by another mitmd"), std::string::npos) << second.err;
+
+  EXPECT_EQ(mitmd.Stop(), 0);
+  ProcessResult list = RunProcess({MITMD_BINARY, "sessions", "list", "--confdir", conf}, std::chrono::seconds(10));
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("bug-42"), std::string::npos) << list.out;
+  ProcessResult har = RunProcess({MITMD_BINARY, "sessions", "export", "bug-42", "--confdir", conf},
+                                 std::chrono::seconds(10));
+  EXPECT_EQ(har.exit_code, 0) << har.err;
+  json doc = json::parse(har.out, nullptr, false);
+  ASSERT_TRUE(doc.is_object()) << har.out.substr(0, 300);
+  ASSERT_EQ(doc["log"]["entries"].size(), 1u);
+  EXPECT_EQ(doc["log"]["entries"][0]["response"]["status"], 200);
 }
 
 }  // namespace
