@@ -1,11 +1,43 @@
 #include "http/h1_codec.h"
 
+#include <charconv>
+
 #include "http/h1_writer.h"
 
 namespace mitmd::http {
 namespace {
 constexpr int kMaxIovecs = 16;
+
+bool FinalCodingChunked(const HeaderList& headers) {
+  bool chunked = false;
+  for (const auto& [name, value] : headers) {
+    if (!EqualsIgnoreCase(name, "Transfer-Encoding")) continue;
+    ForEachListElement(value, [&](std::string_view coding) {
+      chunked = EqualsIgnoreCase(coding, "chunked");
+      return true;
+    });
+  }
+  return chunked;
+}
+
+// "1a\r\n": the line that opens a chunk of |size| bytes.
+std::string ChunkSizeLine(size_t size) {
+  char line[24];
+  char* end = std::to_chars(line, line + sizeof(line) - 2, size, 16).ptr;
+  *end++ = '\r';
+  *end++ = '\n';
+  return std::string(line, end);
+}
+
 }  // namespace
+
+std::string_view ToString(Protocol protocol) {
+  switch (protocol) {
+    case Protocol::kHttp1: return "http/1.1";
+    case Protocol::kHttp2: return "h2";
+  }
+  return "unknown";
+}
 
 // Parser events of one Receive call, turned into codec events by stream.
 class H1Codec::Adapter : public ParserEvents {
@@ -14,6 +46,7 @@ class H1Codec::Adapter : public ParserEvents {
 
   void OnRequestHead(const RequestHead& head, std::string_view raw) override {
     c_.current_ = c_.next_id_++;
+    c_.head_request_ = EqualsIgnoreCase(head.method, "HEAD");
     ev_.OnHead(c_.current_, Request{head, std::string(raw)});
   }
   void OnResponseHead(const ResponseHead& head, std::string_view raw) override {
@@ -74,17 +107,68 @@ Status H1Codec::ReceiveEof(CodecEvents& events) {
   return parser_.FeedEof(adapter);
 }
 
+void H1Codec::StartOutgoing(const HeaderList& headers, bool bodyless) {
+  if (bodyless) {
+    out_framing_ = OutFraming::kNone;
+  } else {
+    out_framing_ = FinalCodingChunked(headers) ? OutFraming::kChunked : OutFraming::kAsIs;
+  }
+}
+
 void H1Codec::SendHead(StreamId id, const Request& request) {
   if (side_ == Side::kClient) {
     parser_.ExpectResponseTo(request.head.method);
     expected_.push_back(id);
   }
+  StartOutgoing(request.head.headers, false);
   out_.Write(EncodeHead(request));
 }
 
-void H1Codec::SendHead(StreamId, const Response& response) { out_.Write(EncodeHead(response)); }
+void H1Codec::SendHead(StreamId, const Response& response) {
+  int status = response.head.status;
+  if (status >= 200 || status == 101) {  // an interim response leaves the final one to come
+    StartOutgoing(response.head.headers,
+                  head_request_ || status == 101 || status == 204 || status == 304);
+  }
+  out_.Write(EncodeHead(response));
+}
 
 void H1Codec::SendBodyRaw(StreamId, std::string_view raw) { out_.Write(raw); }
+
+void H1Codec::SendData(StreamId, std::string_view data) {
+  if (data.empty()) return;  // an empty chunk would end a chunked body
+  switch (out_framing_) {
+    case OutFraming::kNone:
+      return;  // HEAD, 204, 304: the message has no body on the wire
+    case OutFraming::kChunked:
+      out_.Write(ChunkSizeLine(data.size()));
+      out_.Write(data);
+      out_.Write("\r\n");
+      return;
+    case OutFraming::kAsIs:
+      out_.Write(data);
+      return;
+  }
+}
+
+void H1Codec::SendTrailers(StreamId id, const HeaderList& trailers) {
+  if (out_framing_ != OutFraming::kChunked) {
+    SendEnd(id);
+    return;
+  }
+  std::string end = "0\r\n";
+  AppendHeaderLines(end, trailers);
+  end += "\r\n";
+  out_.Write(end);
+  out_framing_ = OutFraming::kNone;
+}
+
+void H1Codec::SendEnd(StreamId) {
+  if (out_framing_ == OutFraming::kChunked) out_.Write("0\r\n\r\n");
+  out_framing_ = OutFraming::kNone;
+}
+
+bool H1Codec::Reset(StreamId, uint32_t) { return false; }
 
 bool H1Codec::Writable(StreamId) const { return out_.output_pending() <= kHighWater; }
 

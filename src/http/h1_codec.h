@@ -5,6 +5,10 @@
 //
 // A server-side codec stops after each complete request until Resume(): HTTP/1 answers
 // requests one at a time, and the next request stays buffered while the current one runs.
+//
+// Outgoing bodies: raw spans from another HTTP/1 codec go out as they are; structured ones
+// (SendData/SendTrailers/SendEnd) are framed by the head they follow: chunked when its final
+// Transfer-Encoding is chunked, else as they are (Content-Length or close-delimited).
 
 #include <deque>
 
@@ -21,27 +25,29 @@ class H1Codec : public Codec {
 
   H1Codec(Side side, ByteSink& out);
 
+  Protocol protocol() const override { return Protocol::kHttp1; }
   Status Receive(evbuffer* in, CodecEvents& events) override;
   Status ReceiveEof(CodecEvents& events) override;
   void SendHead(StreamId id, const Request& request) override;
   void SendHead(StreamId id, const Response& response) override;
   void SendBodyRaw(StreamId id, std::string_view raw) override;
+  void SendData(StreamId id, std::string_view data) override;
+  void SendTrailers(StreamId id, const HeaderList& trailers) override;
+  void SendEnd(StreamId id) override;
+  // HTTP/1 cannot abandon one message and keep the connection: always false.
+  bool Reset(StreamId id, uint32_t code) override;
   bool Writable(StreamId id) const override;
 
-  // Server side: read the next request (the previous one has been answered).
-  void Resume() { paused_ = false; }
-  bool paused() const { return paused_; }
-  // For the last complete message: may the connection carry another?
-  bool keep_alive() const { return parser_.keep_alive(); }
-  // After a 101 or a CONNECT: the rest of the connection is not HTTP.
-  bool upgraded() const { return parser_.upgraded(); }
-  // Between messages (nothing of the next one read yet).
-  bool idle() const { return parser_.idle(); }
-  // Client side: requests sent whose response has not completed.
-  size_t in_flight() const { return expected_.size(); }
+  void Resume() override { paused_ = false; }
+  bool keep_alive() const override { return parser_.keep_alive(); }
+  bool upgraded() const override { return parser_.upgraded(); }
+  bool idle() const override { return parser_.idle() && expected_.empty(); }
 
  private:
   class Adapter;
+  // How the body of the message last sent is framed on the wire.
+  enum class OutFraming { kNone, kChunked, kAsIs };
+  void StartOutgoing(const HeaderList& headers, bool bodyless);
 
   Side side_;
   ByteSink& out_;
@@ -50,6 +56,8 @@ class H1Codec : public Codec {
   StreamId next_id_ = 1;          // server side: the next request's id
   StreamId current_ = 0;          // the message being read
   std::deque<StreamId> expected_; // client side: ids of requests sent, oldest first
+  bool head_request_ = false;     // server side: the request being answered is a HEAD
+  OutFraming out_framing_ = OutFraming::kNone;
 };
 
 }  // namespace mitmd::http

@@ -410,10 +410,11 @@ void H2Codec::Resume(StreamId id, Stream& s) {
   nghttp2_session_resume_data(session_, static_cast<int32_t>(id));
 }
 
-void H2Codec::Reset(StreamId id, uint32_t code) {
-  if (!Find(id)) return;
+bool H2Codec::Reset(StreamId id, uint32_t code) {
+  if (!Find(id)) return true;  // already closed
   nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, static_cast<int32_t>(id), code);
   Flush();
+  return true;
 }
 
 void H2Codec::Consume(StreamId id, size_t n) {

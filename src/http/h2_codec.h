@@ -27,13 +27,11 @@
 
 namespace mitmd::http {
 
-// What HTTP/2 adds to the codec events: a stream that ends without its message, and the end
-// of the connection.
+// What HTTP/2 adds to the codec events: the end of the connection. (A stream that ends
+// without its message is CodecEvents::OnStreamReset: refused beyond a GOAWAY's last stream id
+// too.)
 class H2Events : public CodecEvents {
  public:
-  // The stream ended before its message was complete: the peer reset it (RST_STREAM), it was
-  // refused (beyond a GOAWAY's last stream id), or it broke the protocol. |message| says which.
-  virtual void OnStreamReset(StreamId /*id*/, uint32_t /*code*/, const std::string& /*message*/) {}
   // The peer sent GOAWAY: no new streams; those up to |last_id| still complete.
   virtual void OnGoaway(StreamId /*last_id*/, uint32_t /*code*/) {}
 };
@@ -62,6 +60,7 @@ class H2Codec : public Codec {
   void set_listener(H2Events* listener) { listener_ = h2_events_ = listener; }
 
   // Codec.
+  Protocol protocol() const override { return Protocol::kHttp2; }
   Status Receive(evbuffer* in, CodecEvents& events) override;
   Status ReceiveEof(CodecEvents& events) override;
   // Server side: the response head on |id| (its body follows). Client side: use OpenStream.
@@ -76,13 +75,18 @@ class H2Codec : public Codec {
   Result<StreamId> OpenStream(const Request& request, bool end_stream);
   // Server side: the response head; |end_stream| when it has no body.
   void SendResponse(StreamId id, const Response& response, bool end_stream);
-  void SendData(StreamId id, std::string_view data);
+  void SendData(StreamId id, std::string_view data) override;
   // The message on |id| is complete: END_STREAM after the queued data.
-  void SendEnd(StreamId id);
+  void SendEnd(StreamId id) override;
   // Trailers end the message on |id|.
-  void SendTrailers(StreamId id, const HeaderList& trailers);
-  // RST_STREAM with |code| (NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, ...).
-  void Reset(StreamId id, uint32_t code);
+  void SendTrailers(StreamId id, const HeaderList& trailers) override;
+  // RST_STREAM with |code| (NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, ...). Always true: only
+  // that stream ends.
+  bool Reset(StreamId id, uint32_t code) override;
+  // No GOAWAY received and no connection error: new streams may come.
+  bool keep_alive() const override { return !goaway_received_ && !failed_; }
+  // No stream open.
+  bool idle() const override { return streams_.empty(); }
   // |n| bytes received on |id| were taken by the other side: the peer may send that many more.
   void Consume(StreamId id, size_t n);
   // GOAWAY: streams already open finish, no new ones are accepted.

@@ -158,6 +158,7 @@ void Conn::EventCb(bufferevent*, short what, void* arg) {
     self->OnSocketEof();
   } else if (what & BEV_EVENT_ERROR) {
     int err = EVUTIL_SOCKET_ERROR();
+    self->socket_failed_ = true;
     self->Fail(err == ECONNRESET ? std::string("connection reset by peer")
                                  : StrCat("socket error: ", evutil_socket_error_to_string(err)));
   }
@@ -292,6 +293,13 @@ class ConnGraveyard::Closer : public Conn::Delegate {
   Closer(ConnGraveyard* yard, std::unique_ptr<Conn> conn, timeval linger)
       : yard_(yard), conn_(std::move(conn)), timer_(evtimer_new(conn_->base_, TimerCb, this)) {
     conn_->set_delegate(this);
+    // A TLS failure leaves the alert that tells the peer why (no_application_protocol, say)
+    // in the output: it goes out before the close.
+    if (conn_->failed_ && !conn_->socket_failed_ && conn_->output_pending() > 0) {
+      flush_only_ = true;
+      evtimer_add(timer_, &linger);
+      return;
+    }
     // A failed socket (reset by the peer, say) reports nothing more, so waiting would hold its
     // descriptor for the whole linger; nor is a handshake in flight worth finishing.
     if (conn_->failed_ || (conn_->tls() && !conn_->handshake_done())) {
@@ -306,6 +314,10 @@ class ConnGraveyard::Closer : public Conn::Delegate {
   ~Closer() override { event_free(timer_); }
 
   void OnConnEvent(Conn&, ConnEvent event) override {
+    if (flush_only_) {
+      if (event == ConnEvent::kError || conn_->output_pending() == 0) Finish();
+      return;
+    }
     if (event == ConnEvent::kReadable) Discard();
     if (event == ConnEvent::kEof || event == ConnEvent::kError) Finish();
     if (event == ConnEvent::kDrained) FinishIfDone();
@@ -337,6 +349,7 @@ class ConnGraveyard::Closer : public Conn::Delegate {
   std::unique_ptr<Conn> conn_;
   event* timer_;
   bool finished_ = false;
+  bool flush_only_ = false;  // a failed connection whose last bytes are still going out
   friend class ConnGraveyard;
 };
 

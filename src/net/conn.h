@@ -108,6 +108,7 @@ class Conn {
   bool socket_eof_ = false;
   bool eof_delivered_ = false;
   bool failed_ = false;
+  bool socket_failed_ = false;  // the socket itself failed (reset...), not only TLS on it
   bool shutdown_pending_ = false;
   bool burying_ = false;  // handed to a ConnGraveyard: never progress a handshake
   std::string error_;

@@ -71,7 +71,9 @@ int SelectAlpn(SSL* ssl, const uint8_t** out, uint8_t* out_len, const uint8_t* i
   }
   ClientHandshakeHooks* hooks = HooksOf(ssl);
   if (hooks == nullptr) return SSL_TLSEXT_ERR_NOACK;
-  std::string chosen = hooks->ChooseAlpn(offered);
+  std::optional<std::string> answer = hooks->ChooseAlpn(offered);
+  if (!answer) return SSL_TLSEXT_ERR_ALERT_FATAL;  // BoringSSL sends no_application_protocol
+  const std::string& chosen = *answer;
   if (chosen.empty()) return SSL_TLSEXT_ERR_NOACK;
   // |out| must point into |in|, which outlives the callback.
   CBS_init(&list, in, in_len);

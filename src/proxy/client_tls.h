@@ -33,8 +33,9 @@ class ClientHandshakeHooks {
   // ssl_select_cert_success once a certificate is set on the SSL, ssl_select_cert_error to fail.
   // Called for resumed handshakes too (the certificate set is then not sent).
   virtual ssl_select_cert_result_t OnClientHello(const SSL_CLIENT_HELLO* hello) = 0;
-  // The protocol to answer from the client's offer, or empty for none.
-  virtual std::string ChooseAlpn(const std::vector<std::string>& offered) = 0;
+  // The protocol to answer from the client's offer: empty for none (no ALPN extension),
+  // nullopt to fail the handshake with a no_application_protocol alert.
+  virtual std::optional<std::string> ChooseAlpn(const std::vector<std::string>& offered) = 0;
 };
 
 // Session-ticket keys: random per process, kept only in memory. The current key seals new

@@ -1,7 +1,6 @@
 #include "proxy/exchange.h"
 
 #include "core/strings.h"
-#include "proxy/layers/http_layer.h"
 
 namespace mitmd::proxy {
 namespace {
@@ -37,9 +36,9 @@ std::string_view ToString(Exchange::State state) {
   return "unknown";
 }
 
-Exchange::Exchange(HttpLayer& layer, http::StreamId id, http::Request request, Target target,
+Exchange::Exchange(ExchangeHost& host, http::StreamId id, http::Request request, Target target,
                    UpstreamKey key)
-    : layer_(layer),
+    : host_(host),
       id_(id),
       request_(std::move(request)),
       target_(std::move(target)),
@@ -48,25 +47,25 @@ Exchange::Exchange(HttpLayer& layer, http::StreamId id, http::Request request, T
 Exchange::~Exchange() {
   if (upstream_) {
     upstream_->wire->set_observer(nullptr);
-    layer_.conn().services().upstreams.Release(std::move(upstream_), "the exchange ended");
+    host_.conn().services().upstreams.Release(std::move(upstream_), "the exchange ended");
   }
 }
 
 void Exchange::Log(std::string_view message) const {
-  layer_.conn().Log(LogLevel::kDebug, message,
+  host_.conn().Log(LogLevel::kDebug, message,
                     {{"stream", id_}, {"exchange", ToString(state_)},
                      {"flow", flow_ ? flow_->id : std::string()}});
 }
 
 void Exchange::Start() {
-  ConnectionHandler& conn = layer_.conn();
+  ConnectionHandler& conn = host_.conn();
   flow_ = conn.NewFlow();
   flow_->server_host = key_.host;
   flow_->server_port = key_.port;
   flow_->insecure = conn.ctx().config.insecure && key_.tls;
   flow_->timings.request_start = conn.ctx().now();
-  flow_->timings.client_tls_end = layer_.tunnel().client_tls_end;
-  flow_->client_tls = layer_.tunnel().client_tls;
+  flow_->timings.client_tls_end = host_.tunnel().client_tls_end;
+  flow_->client_tls = host_.tunnel().client_tls;
   HttpRequest& req = flow_->request.emplace(RecordedRequest(request_.head));
   req.scheme = target_.scheme;
   req.host = target_.host;
@@ -84,8 +83,8 @@ void Exchange::Start() {
   }
   Log("request");
   Publish(/*throttled=*/false);
-  if (layer_.tunnel().upstream_error) return;  // answered with the error once the request is in
-  if (auto idle = layer_.TakeIdleUpstream(key_)) {
+  if (host_.tunnel().upstream_error) return;  // answered with the error once the request is in
+  if (auto idle = host_.TakeIdleUpstream(key_)) {
     Attach(std::move(idle), /*resume_client=*/false);
     return;
   }
@@ -107,49 +106,78 @@ void Exchange::Attach(std::unique_ptr<UpstreamConn> upstream, bool resume_client
   upstream_ = std::move(upstream);
   upstream_->wire->set_observer(this);
   state_ = State::kForwarding;
-  upstream_->codec->SendHead(id_, request_);
-  if (!held_.empty()) {
-    upstream_->codec->SendBodyRaw(id_, held_);
-    held_.clear();
-    held_.shrink_to_fit();
+  http::Codec& out = *upstream_->codec;
+  out.SendHead(id_, request_);
+  if (raw_bodies()) {
+    body_bytes_sent_ += held_raw_.size();
+    if (!held_raw_.empty()) out.SendBodyRaw(id_, held_raw_);
+  } else {
+    body_bytes_sent_ += held_data_.size();
+    if (!held_data_.empty()) out.SendData(id_, held_data_);
+    if (request_done_ && request_trailers_) {
+      out.SendTrailers(id_, flow_->request->trailers);
+    } else if (request_done_) {
+      out.SendEnd(id_);
+    }
   }
-  Wire& client = layer_.conn().client();
+  held_raw_ = std::string();
+  held_data_ = std::string();
+  Wire& client = host_.conn().client();
   if (!upstream_->codec->Writable(id_)) {
     client.SetReading(false);
   } else if (resume_client) {
     client.SetReading(true);
-    layer_.ReadClient();  // the rest of the request body
+    host_.ReadClient();  // the rest of the request body
   }
 }
 
-void Exchange::SendUpstream(std::string_view raw) {
-  body_bytes_sent_ += raw.size();
-  if (upstream_) {
-    upstream_->codec->SendBodyRaw(id_, raw);
-    if (!upstream_->codec->Writable(id_)) layer_.conn().client().SetReading(false);
-    return;
-  }
-  held_.append(raw);
-  if (held_.size() > kHeldLimit) layer_.conn().client().SetReading(false);
+bool Exchange::raw_bodies() const {
+  return upstream_ && upstream_->codec->protocol() == http::Protocol::kHttp1 &&
+         host_.codec().protocol() == http::Protocol::kHttp1;
+}
+
+void Exchange::LimitHeld() {
+  if (held_raw_.size() + held_data_.size() > kHeldLimit) host_.conn().client().SetReading(false);
 }
 
 void Exchange::OnRequestBodyRaw(std::string_view raw) {
-  if (!layer_.tunnel().upstream_error) SendUpstream(raw);
+  if (host_.tunnel().upstream_error) return;
+  if (!upstream_) {
+    held_raw_.append(raw);
+    LimitHeld();
+  } else if (raw_bodies()) {
+    body_bytes_sent_ += raw.size();
+    upstream_->codec->SendBodyRaw(id_, raw);
+    if (!upstream_->codec->Writable(id_)) host_.conn().client().SetReading(false);
+  }
 }
 
 void Exchange::OnRequestData(std::string_view data) {
   if (flow_) flow_->request->body.Append(data.data(), data.size(), flow_->body_record_cap);
+  if (host_.tunnel().upstream_error) return;
+  if (!upstream_) {
+    held_data_.append(data);
+    LimitHeld();
+  } else if (!raw_bodies()) {
+    body_bytes_sent_ += data.size();
+    upstream_->codec->SendData(id_, data);
+    if (!upstream_->codec->Writable(id_)) host_.conn().client().SetReading(false);
+  }
 }
 
 void Exchange::OnRequestTrailers(const HeaderList& trailers) {
-  if (flow_) flow_->request->trailers = trailers;
+  request_trailers_ = true;
+  if (!flow_) return;
+  flow_->request->trailers = trailers;
+  if (upstream_ && !raw_bodies()) upstream_->codec->SendTrailers(id_, trailers);
 }
 
 void Exchange::OnRequestEnd() {
   request_done_ = true;
   if (!flow_) return;
-  flow_->timings.request_end = layer_.conn().ctx().now();
-  if (const auto& error = layer_.tunnel().upstream_error) {
+  if (upstream_ && !raw_bodies() && !request_trailers_) upstream_->codec->SendEnd(id_);
+  flow_->timings.request_end = host_.conn().ctx().now();
+  if (const auto& error = host_.tunnel().upstream_error) {
     // The upstream failed during the client's handshake: this request gets the explanation.
     flow_->server_cert = error->cert;
     Fail(502, error->phase, error->message,
@@ -159,15 +187,14 @@ void Exchange::OnRequestEnd() {
 
 void Exchange::OnRequestMalformed(const std::string& message) {
   if (state_ == State::kResponding) {
-    Record(Phase::kRequest, message);
-    layer_.conn().Close("malformed request");
+    Cut(Phase::kRequest, message);
     return;
   }
   Fail(400, Phase::kRequest, message);
 }
 
 void Exchange::OnClientDrained() {
-  if (upstream_ && !upstream_->wire->reading() && layer_.codec().Writable(id_)) {
+  if (upstream_ && !upstream_->wire->reading() && host_.codec().Writable(id_)) {
     upstream_->wire->SetReading(true);
   }
 }
@@ -177,21 +204,21 @@ void Exchange::Abort(Phase phase, const std::string& message) {
   pending_connect_.reset();
   if (upstream_) {
     upstream_->wire->set_observer(nullptr);
-    layer_.conn().services().upstreams.Release(std::move(upstream_), message);
+    host_.conn().services().upstreams.Release(std::move(upstream_), message);
   }
 }
 
 // ---- The response ---------------------------------------------------------------------------
 
-void Exchange::OnWireEvent(Wire& wire, WireEvent event) {
-  layer_.conn().Touch();
+void Exchange::OnWireEvent(Wire&, WireEvent event) {
+  host_.conn().Touch();
   switch (event) {
     case WireEvent::kReadable:
       ReadUpstream();
       return;
     case WireEvent::kDrained:
-      if (!layer_.conn().client().reading() && wire.output_pending() <= http::H1Codec::kHighWater) {
-        layer_.conn().client().SetReading(true);
+      if (!host_.conn().client().reading() && upstream_->codec->Writable(id_)) {
+        host_.conn().client().SetReading(true);
       }
       return;
     case WireEvent::kEof:
@@ -207,12 +234,13 @@ void Exchange::OnWireEvent(Wire& wire, WireEvent event) {
 }
 
 bool Exchange::Receiving() const {
-  return flow_ != nullptr && !layer_.conn().closed() && !unsolicited_upgrade_;
+  return flow_ != nullptr && !host_.conn().closed() && !unsolicited_upgrade_ &&
+         stream_error_.empty();
 }
 
 void Exchange::ReadUpstream() {
   Status st = upstream_->codec->Receive(upstream_->wire->input(), *this);
-  if (!flow_ || layer_.conn().closed()) return;
+  if (!flow_ || host_.conn().closed()) return;
   if (unsolicited_upgrade_) {
     Fail(502, Phase::kResponse,
          "the server switched protocols (101) although the request asked for no upgrade");
@@ -220,6 +248,10 @@ void Exchange::ReadUpstream() {
   }
   if (!st) {
     Fail(502, Phase::kResponse, StrCat("malformed response from upstream: ", st.error().message));
+    return;
+  }
+  if (!stream_error_.empty()) {
+    Fail(502, Phase::kResponse, stream_error_);
     return;
   }
   if (response_done_) Finish();
@@ -230,7 +262,7 @@ void Exchange::OnHead(http::StreamId, http::Response&& response) {
   if (response.interim()) {
     if (!flow_->response) flow_->response.emplace();
     flow_->response->informational.push_back(head.status);
-    layer_.codec().SendHead(id_, response);
+    host_.codec().SendHead(id_, response);
     return;
   }
   if (head.status == 101 && !FindHeader(request_.head.headers, "Upgrade")) {
@@ -247,40 +279,53 @@ void Exchange::OnHead(http::StreamId, http::Response&& response) {
   resp.reason = head.reason;
   resp.version = head.version;
   resp.headers = head.headers;
-  flow_->timings.response_start = layer_.conn().ctx().now();
+  flow_->timings.response_start = host_.conn().ctx().now();
   flow_->upstream_conn_id = upstream_->id;
   flow_->upstream_reused = ++upstream_->responses > 1;
-  layer_.conn().ctx().connections.AddRequest(upstream_->id);
+  host_.conn().ctx().connections.AddRequest(upstream_->id);
   flow_->server_addr = upstream_->addr;
   state_ = State::kResponding;
-  layer_.codec().SendHead(id_, response);
+  host_.codec().SendHead(id_, response);
   Publish(/*throttled=*/false);
 }
 
 void Exchange::OnBodyRaw(http::StreamId, std::string_view raw) {
-  layer_.codec().SendBodyRaw(id_, raw);
-  if (!layer_.codec().Writable(id_)) upstream_->wire->SetReading(false);
+  if (!raw_bodies()) return;
+  host_.codec().SendBodyRaw(id_, raw);
+  if (!host_.codec().Writable(id_)) upstream_->wire->SetReading(false);
 }
 
 void Exchange::OnData(http::StreamId, std::string_view data) {
   if (flow_->response) flow_->response->body.Append(data.data(), data.size(), flow_->body_record_cap);
+  if (!raw_bodies()) {
+    host_.codec().SendData(id_, data);
+    if (!host_.codec().Writable(id_)) upstream_->wire->SetReading(false);
+  }
   Publish(/*throttled=*/true);
 }
 
 void Exchange::Publish(bool throttled) {
-  double now = layer_.conn().ctx().now();
+  double now = host_.conn().ctx().now();
   if (!flow_ || (throttled && now - last_publish_ < kPublishInterval)) return;
   last_publish_ = now;
-  layer_.conn().Publish(*flow_);
+  host_.conn().Publish(*flow_);
 }
 
 void Exchange::OnTrailers(http::StreamId, const HeaderList& trailers) {
   if (flow_->response) flow_->response->trailers = trailers;
+  response_trailers_ = true;
+  if (!raw_bodies()) host_.codec().SendTrailers(id_, trailers);
 }
 
 void Exchange::OnEnd(http::StreamId) {
-  flow_->timings.response_end = layer_.conn().ctx().now();
+  flow_->timings.response_end = host_.conn().ctx().now();
   response_done_ = true;
+  if (!raw_bodies() && !response_trailers_) host_.codec().SendEnd(id_);
+}
+
+void Exchange::OnStreamReset(http::StreamId, uint32_t, const std::string& message) {
+  // Acted on once the codec returns (ReadUpstream), like every ending.
+  stream_error_ = StrCat("the upstream server reset the stream: ", message);
 }
 
 void Exchange::OnUpstreamEof() {
@@ -288,8 +333,7 @@ void Exchange::OnUpstreamEof() {
   if (state_ == State::kResponding) {
     Status st = upstream_->codec->ReceiveEof(*this);  // completes a close-delimited body
     if (!st && flow_) {
-      Record(Phase::kResponse, st.error().message);
-      layer_.conn().Close(st.error().message);
+      Cut(Phase::kResponse, st.error().message);
     } else if (response_done_) {
       Finish();
     }
@@ -313,7 +357,7 @@ bool Exchange::Retry(std::string_view why) {
   retried_ = true;
   Log("retrying on a new connection");
   upstream_->wire->set_observer(nullptr);
-  ConnectionHandler& conn = layer_.conn();
+  ConnectionHandler& conn = host_.conn();
   conn.services().upstreams.Release(std::move(upstream_),
                                     StrCat("reused connection failed: ", why, "; retried"));
   state_ = State::kConnecting;
@@ -325,9 +369,7 @@ bool Exchange::Retry(std::string_view why) {
 void Exchange::OnUpstreamError() {
   std::string error = upstream_->wire->error();
   if (state_ == State::kResponding) {
-    std::string message = StrCat("the upstream connection failed: ", error);
-    Record(Phase::kResponse, message);
-    layer_.conn().Close(error);
+    Cut(Phase::kResponse, StrCat("the upstream connection failed: ", error));
     return;
   }
   if (Retry(error)) return;
@@ -344,29 +386,41 @@ void Exchange::OnUpstreamError() {
 
 void Exchange::Fail(int status, Phase phase, const std::string& message, std::string_view detail) {
   if (!flow_) return;
-  layer_.conn().Log(LogLevel::kInfo, "exchange failed",
+  host_.conn().Log(LogLevel::kInfo, "exchange failed",
                     {{"flow", flow_->id}, {"exchange", ToString(state_)},
                      {"phase", ToString(phase)}, {"error", message}});
   if (state_ == State::kResponding) {
-    Record(phase, message);
-    layer_.conn().Close(message);
+    Cut(phase, message);
     return;
   }
   std::unique_ptr<Flow> flow = std::move(flow_);
   FillUpstreamFacts(*flow);
   state_ = State::kDone;
-  layer_.RespondLocally(id_, std::move(flow), ErrorPage(status, message, detail), phase, message);
+  host_.RespondLocally(id_, std::move(flow), ErrorPage(status, message, detail), phase, message);
+}
+
+void Exchange::Cut(Phase phase, const std::string& message) {
+  Record(phase, message);
+  if (!host_.codec().Reset(id_, http::kResetInternalError)) {
+    host_.conn().Close(message);
+    return;
+  }
+  if (upstream_) {
+    upstream_->wire->set_observer(nullptr);
+    host_.conn().services().upstreams.Release(std::move(upstream_), message);
+  }
+  host_.OnExchangeDone(id_, nullptr, /*keep_alive=*/true, /*upgraded=*/false);  // may free this
 }
 
 void Exchange::Finish() {
   bool keep_alive =
-      layer_.codec().keep_alive() && upstream_->codec->keep_alive() && request_done_;
+      host_.codec().keep_alive() && upstream_->codec->keep_alive() && request_done_;
   bool upgraded = upstream_->codec->upgraded();
   Record();
-  layer_.conn().ReportBytes();
-  ReportBytes(layer_.conn().ctx().connections, *upstream_);
+  host_.conn().ReportBytes();
+  ReportBytes(host_.conn().ctx().connections, *upstream_);
   upstream_->wire->set_observer(nullptr);
-  layer_.OnExchangeDone(std::move(upstream_), keep_alive, upgraded);  // may retire this
+  host_.OnExchangeDone(id_, std::move(upstream_), keep_alive, upgraded);  // may free this
 }
 
 void Exchange::FillUpstreamFacts(Flow& flow) const {
@@ -386,7 +440,7 @@ void Exchange::Record(std::optional<Phase> phase, const std::string& message) {
   if (phase && !flow->error) flow->error = FlowError{std::string(ToString(*phase)), message};
   FillUpstreamFacts(*flow);
   state_ = State::kDone;
-  layer_.conn().Record(std::move(flow));
+  host_.conn().Record(std::move(flow));
 }
 
 }  // namespace mitmd::proxy

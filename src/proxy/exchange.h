@@ -3,7 +3,10 @@
 // It gets an upstream connection (kept from the previous exchange or dialed), forwards the
 // request (the raw head when nothing changed it), relays the response with back-pressure on
 // both sides, and records its flow exactly once. Its errors are its own: 502 when nothing of
-// the response was sent yet, else the connection is cut.
+// the response was sent yet, else its stream is reset (HTTP/2) or the connection cut (HTTP/1).
+//
+// Bodies go raw (byte for byte, framing included) when both codecs speak HTTP/1, else as
+// payload that each codec frames itself (see http/codec.h).
 
 #include <memory>
 #include <string>
@@ -12,12 +15,11 @@
 #include "http/codec.h"
 #include "proxy/phase.h"
 #include "proxy/request_target.h"
+#include "proxy/exchange_host.h"
 #include "proxy/upstream/upstream_conn.h"
 #include "proxy/wire.h"
 
 namespace mitmd::proxy {
-
-class HttpLayer;
 
 class Exchange : private http::CodecEvents, private WireObserver {
  public:
@@ -29,7 +31,7 @@ class Exchange : private http::CodecEvents, private WireObserver {
   };
 
   // |target| is where the request goes (scheme, host, port, origin-form path).
-  Exchange(HttpLayer& layer, http::StreamId id, http::Request request, Target target,
+  Exchange(ExchangeHost& host, http::StreamId id, http::Request request, Target target,
            UpstreamKey key);
   ~Exchange() override;
   Exchange(const Exchange&) = delete;
@@ -45,8 +47,6 @@ class Exchange : private http::CodecEvents, private WireObserver {
   void OnRequestMalformed(const std::string& message);
   // The client's output drained: resume reading the upstream.
   void OnClientDrained();
-  // The client connection ended or failed mid-exchange; the connection closes afterwards.
-  void OnClientGone(const std::string& message);
   // The connection is closing: records the flow as failed with |message| if it is still
   // open, gives the upstream connection back.
   void Abort(Phase phase, const std::string& message);
@@ -63,6 +63,7 @@ class Exchange : private http::CodecEvents, private WireObserver {
   void OnData(http::StreamId id, std::string_view data) override;
   void OnTrailers(http::StreamId id, const HeaderList& trailers) override;
   void OnEnd(http::StreamId id) override;
+  void OnStreamReset(http::StreamId id, uint32_t code, const std::string& message) override;
   bool Receiving() const override;
   // WireObserver: the upstream connection while this exchange has it.
   void OnWireEvent(Wire& wire, WireEvent event) override;
@@ -72,7 +73,8 @@ class Exchange : private http::CodecEvents, private WireObserver {
   // Takes |upstream| and sends the request on it; |resume_client| reads the rest of the
   // request (false while the layer is already reading it).
   void Attach(std::unique_ptr<UpstreamConn> upstream, bool resume_client);
-  void SendUpstream(std::string_view raw);
+  // Stops reading the client while too much of the request waits for the upstream.
+  void LimitHeld();
   void ReadUpstream();
   void OnUpstreamEof();
   void OnUpstreamError();
@@ -81,6 +83,11 @@ class Exchange : private http::CodecEvents, private WireObserver {
   bool Retry(std::string_view why);
   // Fails the exchange: an error page when nothing was sent yet, else a cut connection.
   void Fail(int status, Phase phase, const std::string& message, std::string_view detail = {});
+  // The response has started and cannot complete: records the failure, then resets the
+  // client's stream, or closes the connection when its protocol cannot reset one stream.
+  void Cut(Phase phase, const std::string& message);
+  // Both codecs speak HTTP/1: bodies are relayed as raw spans.
+  bool raw_bodies() const;
   // The response is complete: record, and hand the connection back to the layer.
   void Finish();
   void FillUpstreamFacts(Flow& flow) const;
@@ -89,7 +96,7 @@ class Exchange : private http::CodecEvents, private WireObserver {
   // Publishes the running flow; |throttled| ones at most kPublishInterval apart.
   void Publish(bool throttled);
 
-  HttpLayer& layer_;
+  ExchangeHost& host_;
   const http::StreamId id_;
   http::Request request_;  // as forwarded upstream
   const Target target_;
@@ -98,13 +105,19 @@ class Exchange : private http::CodecEvents, private WireObserver {
   std::unique_ptr<Flow> flow_;  // null once recorded
   std::unique_ptr<Upstreams::Pending> pending_connect_;
   std::unique_ptr<UpstreamConn> upstream_;
-  std::string held_;           // request body bytes waiting for the upstream connection
+  // The request body waiting for the upstream connection, raw (as the client framed it) and
+  // as payload: which one goes depends on the upstream codec.
+  std::string held_raw_;
+  std::string held_data_;
+  bool request_trailers_ = false;   // the request ended with trailers
+  bool response_trailers_ = false;  // ... the response
   bool request_done_ = false;
   bool response_done_ = false;
   double last_publish_ = 0;
   uint64_t body_bytes_sent_ = 0;
   bool retried_ = false;
   bool unsolicited_upgrade_ = false;  // a 101 to a request that asked for no upgrade
+  std::string stream_error_;          // the upstream codec ended this stream alone
 };
 
 std::string_view ToString(Exchange::State state);

@@ -174,7 +174,7 @@ void FakeUpstreams::Release(std::unique_ptr<proxy::UpstreamConn> conn, std::stri
   released_.push_back(std::move(conn));
 }
 
-FakeWire* FakeUpstreams::CompleteNext(double now) {
+FakeWire* FakeUpstreams::CompleteNext(double now, const std::string& alpn) {
   while (!requests_.empty() && *requests_.front()->cancelled) requests_.pop_front();
   if (requests_.empty()) return nullptr;
   std::unique_ptr<FakeUpstream> request = std::move(requests_.front());
@@ -190,7 +190,7 @@ FakeWire* FakeUpstreams::CompleteNext(double now) {
   if (request->key.tls) {
     conn->verification = std::make_unique<proxy::UpstreamVerification>();
     conn->verification->host = request->key.verify_host();
-    conn->tls = TlsInfo{"TLSv1.3", "TLS_AES_128_GCM_SHA256", "", request->key.sni, {}};
+    conn->tls = TlsInfo{"TLSv1.3", "TLS_AES_128_GCM_SHA256", alpn, request->key.sni, {}};
     conn->tls_end = now;
   }
   conn->codec = std::make_unique<http::H1Codec>(http::H1Codec::Side::kClient, *conn->wire);
@@ -279,7 +279,7 @@ Event ServerError(std::string message, int server) {
 }
 Event ClientDrained() { return MakeEvent(Event::Kind::kClientDrained); }
 Event ServerDrained(int server) { return MakeEvent(Event::Kind::kServerDrained, {}, server); }
-Event Dialed() { return MakeEvent(Event::Kind::kDialed); }
+Event Dialed(std::string alpn) { return MakeEvent(Event::Kind::kDialed, std::move(alpn)); }
 Event DialFailed(Phase phase, std::string message) {
   Event e = MakeEvent(Event::Kind::kDialFailed, std::move(message));
   e.phase = phase;
@@ -326,7 +326,7 @@ std::string Event::Describe() const {
     case Kind::kServerEof: return StrCat("ServerEof(", server, ")");
     case Kind::kClientError: return "ClientError(" + Quote(text) + ")";
     case Kind::kServerError: return StrCat("ServerError(", Quote(text), ", ", server, ")");
-    case Kind::kDialed: return "Dialed()";
+    case Kind::kDialed: return "Dialed(" + text + ")";
     case Kind::kDialFailed: return StrCat("DialFailed(", proxy::ToString(phase), ", ", Quote(text), ")");
     case Kind::kTimer: return "TimerFired(" + text + ")";
     case Kind::kClientDrained: return "ClientDrained()";
@@ -424,7 +424,7 @@ void Playbook::Apply(const Event& e) {
         server->Emit(WireEvent::kDrained);
       }
       break;
-    case Event::Kind::kDialed: upstreams_->CompleteNext(clock_); break;
+    case Event::Kind::kDialed: upstreams_->CompleteNext(clock_, e.text); break;
     case Event::Kind::kDialFailed: upstreams_->FailNext({e.phase, e.text, std::nullopt}); break;
     case Event::Kind::kTimer: timers_->Fire(e.text); break;
     case Event::Kind::kAdvance: clock_ += e.seconds; break;

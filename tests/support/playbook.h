@@ -130,8 +130,8 @@ class FakeUpstreams : public proxy::Upstreams {
                                    Callback done) override;
   void Release(std::unique_ptr<proxy::UpstreamConn> conn, std::string_view reason) override;
 
-  // Test side: completes the oldest open request.
-  FakeWire* CompleteNext(double now);
+  // Test side: completes the oldest open request (a TLS one negotiating |alpn|).
+  FakeWire* CompleteNext(double now, const std::string& alpn = "");
   bool FailNext(proxy::UpstreamError error);
   // Requests made (in order) and not yet reported as effects.
   std::vector<std::string> TakeDials();
@@ -187,7 +187,8 @@ Event ClientError(std::string message);
 Event ServerError(std::string message, int server = -1);
 Event ClientDrained();
 Event ServerDrained(int server = -1);
-Event Dialed();
+// The oldest dial completes; a TLS upstream negotiated ALPN |alpn| (none when empty).
+Event Dialed(std::string alpn = "");
 Event DialFailed(proxy::Phase phase, std::string message);
 Event TimerFired(std::string name);
 Event Advance(double seconds);

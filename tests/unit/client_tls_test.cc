@@ -37,7 +37,7 @@ class LeafHooks : public ClientHandshakeHooks {
                ? ssl_select_cert_success
                : ssl_select_cert_error;
   }
-  std::string ChooseAlpn(const std::vector<std::string>&) override { return ""; }
+  std::optional<std::string> ChooseAlpn(const std::vector<std::string>&) override { return ""; }
   int calls = 0;
 
  private:

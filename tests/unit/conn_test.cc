@@ -95,7 +95,7 @@ class PausingHooks : public proxy::ClientHandshakeHooks {
                ? ssl_select_cert_success
                : ssl_select_cert_error;
   }
-  std::string ChooseAlpn(const std::vector<std::string>& offered) override {
+  std::optional<std::string> ChooseAlpn(const std::vector<std::string>& offered) override {
     for (const auto& p : offered) {
       if (p == "http/1.1") return p;
     }

@@ -2,6 +2,7 @@
 
 #include "core/strings.h"
 #include "proxy/layers/http_layer.h"
+#include "proxy/layers/tunnel.h"
 
 namespace mitmd::proxy {
 
@@ -40,6 +41,11 @@ ssl_select_cert_result_t ClientTlsLayer::OnClientHello(const SSL_CLIENT_HELLO* h
     return ssl_select_cert_retry;
   }
   if (!leaf_) return ssl_select_cert_retry;
+  // Version negotiation comes after this callback: the client gets no newer TLS than the
+  // server spoke to mitmd.
+  if (upstream_version_ != 0 && !SSL_set_max_proto_version(hello->ssl, upstream_version_)) {
+    return ssl_select_cert_error;
+  }
   std::vector<CRYPTO_BUFFER*> chain;
   for (const auto& c : leaf_->chain) chain.push_back(c.get());
   if (!SSL_set_chain_and_key(hello->ssl, chain.data(), chain.size(), leaf_->key.get(), nullptr)) {
@@ -48,12 +54,10 @@ ssl_select_cert_result_t ClientTlsLayer::OnClientHello(const SSL_CLIENT_HELLO* h
   return ssl_select_cert_success;
 }
 
-std::string ClientTlsLayer::ChooseAlpn(const std::vector<std::string>& offered) {
-  // mitmd speaks HTTP/1.1 to clients; answer it when offered, whatever upstream chose.
-  for (const std::string& p : offered) {
-    if (p == "http/1.1") return p;
-  }
-  return "";
+std::optional<std::string> ClientTlsLayer::ChooseAlpn(const std::vector<std::string>&) {
+  // Decided when the upstream was known (the ClientHello's offer is the one in |hello_|).
+  if (answer_.next == ClientAnswer::Next::kRefuse) return std::nullopt;
+  return answer_.alpn;
 }
 
 void ClientTlsLayer::OnHello(ClientHelloInfo hello) {
@@ -64,7 +68,7 @@ void ClientTlsLayer::OnHello(ClientHelloInfo hello) {
   key_.port = port_;
   key_.tls = true;
   key_.sni = hello_->sni;
-  if (!hello_->alpn.empty()) key_.alpn = {"http/1.1"};
+  key_.alpn = UpstreamAlpnOffer(hello_->alpn, kProtocolSupport);
   key_.insecure = conn_.ctx().config.insecure;
   state_ = State::kUpstream;
   timer_->Cancel();  // the upstream side has its own timeouts
@@ -80,10 +84,17 @@ void ClientTlsLayer::OnUpstream(Upstreams::Outcome outcome) {
                {"error", outcome.error().message}, {"host", host_}, {"port", port_}});
     // Finish the client's handshake anyway, so it can read the 502 that explains.
     upstream_error_ = std::move(outcome.error());
+    answer_ = AnswerClient(hello_->alpn, UpstreamAlpn{.connected = false}, kProtocolSupport);
     ResumeHandshake(upstream_error_->cert);
     return;
   }
   upstream_ = std::move(*outcome);
+  if (SSL* ssl = upstream_->wire->ssl()) upstream_version_ = SSL_version(ssl);
+  answer_ = AnswerClient(hello_->alpn,
+                         UpstreamAlpn{.chosen = upstream_->tls ? upstream_->tls->alpn : ""},
+                         kProtocolSupport);
+  conn_.Log(LogLevel::kDebug, "application protocol",
+            {{"next", proxy::ToString(answer_.next)}, {"alpn", answer_.alpn}});
   ResumeHandshake(upstream_->cert());
 }
 
@@ -144,13 +155,48 @@ void ClientTlsLayer::OnHandshakeDone() {
   target.client_tls->sni = hello_->sni;
   target.client_tls->alpn_offered = hello_->alpn;
   conn_.ctx().connections.SetTls(conn_.id(), *target.client_tls);
+  if (answer_.next == ClientAnswer::Next::kRaw || answer_.next == ClientAnswer::Next::kHttp2) {
+    RelayRaw();
+    return;
+  }
   target.hello = std::move(hello_);
   target.upstream = std::move(upstream_);
   target.upstream_error = std::move(upstream_error_);
   conn_.HandOff(std::make_unique<HttpLayer>(conn_, std::move(target)));
 }
 
+void ClientTlsLayer::RelayRaw() {
+  Wire& client = conn_.client();
+  auto flow = conn_.NewFlow();
+  flow->kind = Flow::Kind::kTunnel;
+  flow->server_host = host_;
+  flow->server_port = port_;
+  flow->client_tls = client.DescribeTls();
+  flow->client_tls->sni = hello_->sni;
+  flow->client_tls->alpn_offered = hello_->alpn;
+  flow->timings.client_tls_end = conn_.ctx().now();
+  flow->server_tls = upstream_->tls;
+  flow->server_cert = upstream_->cert();
+  flow->timings.upstream_tls_end = upstream_->tls_end;
+  flow->note = StrCat("application protocol ", answer_.alpn,
+                      ": mitmd does not parse it; the decrypted bytes are relayed as they are");
+  UpstreamKey key = key_;
+  conn_.HandOff(std::make_unique<Tunnel>(conn_, std::move(key), std::move(upstream_),
+                                         std::move(flow)));
+}
+
 void ClientTlsLayer::OnHandshakeFailed() {
+  if (answer_.next == ClientAnswer::Next::kRefuse) {
+    if (upstream_error_) {
+      RecordFailure(StrCat(upstream_error_->message, "; ", answer_.reason,
+                           ": the client got a no_application_protocol alert"),
+                    upstream_error_->phase);
+    } else {
+      RecordFailure(StrCat(answer_.reason, ": the client got a no_application_protocol alert"));
+    }
+    conn_.Close("no application protocol in common");
+    return;
+  }
   ProxyContext& ctx = conn_.ctx();
   std::string why = conn_.client().error();
   bool rejected = why.find("alert") != std::string::npos;
@@ -167,7 +213,7 @@ void ClientTlsLayer::OnHandshakeFailed() {
   conn_.Close(why);
 }
 
-void ClientTlsLayer::RecordFailure(const std::string& message) {
+void ClientTlsLayer::RecordFailure(const std::string& message, Phase phase) {
   auto flow = conn_.NewFlow();
   flow->server_host = host_;
   flow->server_port = port_;
@@ -180,8 +226,9 @@ void ClientTlsLayer::RecordFailure(const std::string& message) {
     flow->timings.upstream_connect_end = upstream_->connect_end;
     flow->timings.upstream_tls_end = upstream_->tls_end;
   }
-  flow->error = FlowError{std::string(proxy::ToString(Phase::kClientTls)), message};
-  conn_.Log(LogLevel::kInfo, "flow failed", {{"phase", "client_tls"}, {"error", message}});
+  if (upstream_error_) flow->server_cert = upstream_error_->cert;
+  flow->error = FlowError{std::string(proxy::ToString(phase)), message};
+  conn_.Log(LogLevel::kInfo, "flow failed", {{"phase", proxy::ToString(phase)}, {"error", message}});
   conn_.Record(std::move(flow));
 }
 

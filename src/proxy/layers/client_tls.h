@@ -3,12 +3,18 @@
 // the upstream connection is made and verified (upstream first), then a leaf minted for the
 // upstream's names (and the SNI) answers it. An upstream that fails does not fail the client's
 // handshake: the client gets a 502 that explains, from the HttpLayer this hands on to.
+//
+// The client sees what the upstream negotiated: its TLS version is capped at the upstream's,
+// and its ALPN answer is the upstream's choice (alpn_policy.h). http/1.1 goes on to the
+// HttpLayer, another protocol to a recorded raw Tunnel, and no protocol in common fails the
+// handshake with a no_application_protocol alert and a recorded flow that says why.
 
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "ca/authority.h"
+#include "proxy/alpn_policy.h"
 #include "proxy/client_hello.h"
 #include "proxy/client_tls.h"
 #include "proxy/connection_handler.h"
@@ -34,7 +40,7 @@ class ClientTlsLayer : public Layer, public ClientHandshakeHooks {
 
   // ClientHandshakeHooks
   ssl_select_cert_result_t OnClientHello(const SSL_CLIENT_HELLO* hello) override;
-  std::string ChooseAlpn(const std::vector<std::string>& offered) override;
+  std::optional<std::string> ChooseAlpn(const std::vector<std::string>& offered) override;
 
   // What the ClientHello offered; the tests drive the layer through this.
   void OnHello(ClientHelloInfo hello);
@@ -46,8 +52,10 @@ class ClientTlsLayer : public Layer, public ClientHandshakeHooks {
   // Mints the leaf (from the upstream's certificate when there is one) and resumes.
   void ResumeHandshake(const std::optional<CertInfo>& upstream_cert);
   void OnHandshakeDone();
+  // The client's handshake is done and the protocol is not HTTP/1: a recorded raw relay.
+  void RelayRaw();
   void OnHandshakeFailed();
-  void RecordFailure(const std::string& message);
+  void RecordFailure(const std::string& message, Phase phase = Phase::kClientTls);
 
   const std::string host_;
   const uint16_t port_;
@@ -59,6 +67,8 @@ class ClientTlsLayer : public Layer, public ClientHandshakeHooks {
   std::unique_ptr<Upstreams::Pending> pending_connect_;
   std::unique_ptr<UpstreamConn> upstream_;
   std::optional<UpstreamError> upstream_error_;
+  uint16_t upstream_version_ = 0;  // the upstream's TLS version (TLS1_2_VERSION...), 0: unknown
+  ClientAnswer answer_;            // decided once the upstream is known
 };
 
 }  // namespace mitmd::proxy

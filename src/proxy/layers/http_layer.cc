@@ -256,8 +256,8 @@ std::unique_ptr<UpstreamConn> HttpLayer::TakeIdleUpstream(const UpstreamKey& key
   return std::move(idle_upstream_);
 }
 
-void HttpLayer::OnExchangeDone(std::unique_ptr<UpstreamConn> upstream, bool keep_alive,
-                               bool upgraded) {
+void HttpLayer::OnExchangeDone(http::StreamId, std::unique_ptr<UpstreamConn> upstream,
+                               bool keep_alive, bool upgraded) {
   reaped_.push_back(std::move(exchange_));
   reap_timer_->Arm(std::chrono::milliseconds(0));
   if (upgraded && upstream) {

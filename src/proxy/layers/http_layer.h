@@ -13,28 +13,16 @@
 #include <vector>
 
 #include "http/h1_codec.h"
-#include "proxy/client_hello.h"
-#include "proxy/connection_handler.h"
-#include "proxy/hooks.h"
-#include "proxy/upstream/upstream_conn.h"
+#include "proxy/exchange_host.h"
 
 namespace mitmd::proxy {
 
 class Exchange;
 
-// Where the requests of a CONNECT tunnel go, and what intercepting its TLS learned.
-struct TunnelTarget {
-  std::string host;  // as in the CONNECT request
-  uint16_t port = 0;
-  UpstreamKey key;   // the upstream connection its requests use
-  std::optional<ClientHelloInfo> hello;  // set when mitmd terminated the client's TLS
-  std::optional<TlsInfo> client_tls;
-  double client_tls_end = 0;
-  std::unique_ptr<UpstreamConn> upstream;       // connected during the ClientHello pause
-  std::optional<UpstreamError> upstream_error;  // ... or why that failed
-};
-
-class HttpLayer : public Layer, private http::CodecEvents, private WireObserver {
+class HttpLayer : public Layer,
+                  public ExchangeHost,
+                  private http::CodecEvents,
+                  private WireObserver {
  public:
   enum class Mode { kProxy, kTunnel };
 
@@ -49,24 +37,20 @@ class HttpLayer : public Layer, private http::CodecEvents, private WireObserver 
   void OnShutdown() override;
   void OnClose(std::string_view reason) override;
 
-  // For the exchanges.
-  ConnectionHandler& conn() { return conn_; }
-  http::H1Codec& codec() { return codec_; }
-  Mode mode() const { return mode_; }
-  const TunnelTarget& tunnel() const { return tunnel_; }
-  // The upstream connection made during the ClientHello pause, for the first request whose
-  // key is the same, or null.
-  std::unique_ptr<UpstreamConn> TakeIdleUpstream(const UpstreamKey& key);
-  // Reads what the client has sent so far (request body, the next request).
-  void ReadClient();
-  // Answers |id| with a response mitmd made, records |flow| with it (failed when |error| is
-  // set, else with |message| as its note) and closes the connection.
+  // ExchangeHost
+  ConnectionHandler& conn() override { return conn_; }
+  http::Codec& codec() override { return codec_; }
+  const TunnelTarget& tunnel() const override { return tunnel_; }
+  std::unique_ptr<UpstreamConn> TakeIdleUpstream(const UpstreamKey& key) override;
+  void ReadClient() override;
+  // HTTP/1: the connection closes after the response.
   void RespondLocally(http::StreamId id, std::unique_ptr<Flow> flow, const LocalResponse& response,
                       std::optional<Phase> error, const std::string& message,
-                      bool head_only = false);
-  // The current exchange recorded its flow. |upstream| (may be null) goes back to the pool,
-  // or into a tunnel when the response switched protocols.
-  void OnExchangeDone(std::unique_ptr<UpstreamConn> upstream, bool keep_alive, bool upgraded);
+                      bool head_only = false) override;
+  void OnExchangeDone(http::StreamId id, std::unique_ptr<UpstreamConn> upstream, bool keep_alive,
+                      bool upgraded) override;
+
+  Mode mode() const { return mode_; }
 
  private:
   // http::CodecEvents (requests from the client).

@@ -101,7 +101,7 @@ void UpstreamPool::Release(std::unique_ptr<UpstreamConn> conn, std::string_view 
 }
 
 void UpstreamPool::Return(std::unique_ptr<UpstreamConn> conn) {
-  if (!conn->usable() || !conn->codec || !conn->codec->idle() || conn->codec->in_flight() > 0 ||
+  if (!conn->usable() || !conn->codec || !conn->codec->idle() ||
       evbuffer_get_length(conn->wire->input()) > 0) {
     Release(std::move(conn), "not reusable after the exchange");
     return;

@@ -48,7 +48,7 @@ struct UpstreamConn {
   // The SSL's verify callback writes here; it lives as long as the wire's SSL may call it.
   std::unique_ptr<UpstreamVerification> verification;
   std::optional<TlsInfo> tls;
-  std::unique_ptr<http::H1Codec> codec;  // over |wire|; declared after it, destroyed first
+  std::unique_ptr<http::Codec> codec;  // over |wire|; declared after it, destroyed first
   double connect_start = 0;
   double connect_end = 0;
   double tls_end = 0;

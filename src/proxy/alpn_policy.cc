@@ -1,0 +1,82 @@
+#include "proxy/alpn_policy.h"
+
+#include <algorithm>
+
+#include "core/strings.h"
+
+namespace mitmd::proxy {
+namespace {
+
+constexpr std::string_view kHttp1 = "http/1.1";
+constexpr std::string_view kH2 = "h2";
+
+bool Offers(const std::vector<std::string>& offer, std::string_view protocol) {
+  return std::find(offer.begin(), offer.end(), protocol) != offer.end();
+}
+
+std::string List(const std::vector<std::string>& offer) {
+  std::string out;
+  for (const std::string& p : offer) out += StrCat(out.empty() ? "" : ", ", p);
+  return out;
+}
+
+}  // namespace
+
+std::string_view ToString(ClientAnswer::Next next) {
+  switch (next) {
+    case ClientAnswer::Next::kHttp1: return "http1";
+    case ClientAnswer::Next::kHttp2: return "http2";
+    case ClientAnswer::Next::kRaw: return "raw";
+    case ClientAnswer::Next::kRefuse: return "refuse";
+  }
+  return "unknown";
+}
+
+std::vector<std::string> UpstreamAlpnOffer(const std::vector<std::string>& client_offer,
+                                           const ProtocolSupport& support) {
+  std::vector<std::string> offer;
+  for (const std::string& p : client_offer) {
+    if (p.empty() || (p == kH2 && !support.h2) || Offers(offer, p)) continue;
+    offer.push_back(p);
+  }
+  return offer;
+}
+
+ClientAnswer AnswerClient(const std::vector<std::string>& client_offer,
+                          const UpstreamAlpn& upstream, const ProtocolSupport& support) {
+  using Next = ClientAnswer::Next;
+  if (client_offer.empty()) return {Next::kHttp1, "", ""};
+  if (!upstream.connected) {
+    // An HTTP client reads a 502 that explains. A server that refuses an offer it has no
+    // protocol in common with often just closes (OpenSSL's s_server does), so for any other
+    // client the failure is the no-common-protocol one.
+    if (Offers(client_offer, kHttp1)) return {Next::kHttp1, std::string(kHttp1), ""};
+    return {Next::kRefuse, "",
+            StrCat("the server did not complete a TLS handshake offering ",
+                   List(client_offer))};
+  }
+  const std::string& chosen = upstream.chosen;
+  if (chosen.empty()) {
+    // The server chose nothing: the client falls back to HTTP/1.1 when it offered that.
+    if (Offers(client_offer, kHttp1)) return {Next::kHttp1, "", ""};
+    std::vector<std::string> relayable = UpstreamAlpnOffer(client_offer, support);
+    if (relayable.empty()) {
+      return {Next::kRefuse, "",
+              StrCat("the client offered only ", List(client_offer),
+                     ", which mitmd cannot intercept yet")};
+    }
+    return {Next::kRefuse, "",
+            StrCat("no application protocol in common: the client offered ",
+                   List(client_offer), " and the server chose none of them")};
+  }
+  if (!Offers(client_offer, chosen)) {
+    return {Next::kRefuse, "",
+            StrCat("the server chose the application protocol ", chosen,
+                   ", which the client did not offer (", List(client_offer), ")")};
+  }
+  if (chosen == kHttp1) return {Next::kHttp1, chosen, ""};
+  if (chosen == kH2 && support.h2) return {Next::kHttp2, chosen, ""};
+  return {Next::kRaw, chosen, ""};
+}
+
+}  // namespace mitmd::proxy

@@ -1,0 +1,47 @@
+#pragma once
+// Which application protocol the client gets, mirrored from the upstream: mitmd offers the
+// server exactly what the client offered (minus what it cannot relay yet), then answers the
+// client with what the server chose. A pure policy: client offer x upstream outcome -> answer.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mitmd::proxy {
+
+// What mitmd can parse once the client's handshake is done. http/1.1 always; any other
+// protocol but h2 is relayed as recorded raw bytes.
+struct ProtocolSupport {
+  bool h2 = false;  // an HTTP/2 codec exists: h2 is offered and parsed
+};
+// What this build supports.
+inline constexpr ProtocolSupport kProtocolSupport{.h2 = false};
+
+// The ALPN list to offer the upstream for a client that offered |client_offer| (in its order).
+std::vector<std::string> UpstreamAlpnOffer(const std::vector<std::string>& client_offer,
+                                           const ProtocolSupport& support);
+
+// How the upstream handshake ended, as far as ALPN is concerned.
+struct UpstreamAlpn {
+  bool connected = true;  // false: the upstream failed (an HTTP client is told with a 502)
+  std::string chosen;     // the protocol the upstream selected, empty when none
+};
+
+struct ClientAnswer {
+  enum class Next {
+    kHttp1,   // HTTP/1.x through the HTTP layer
+    kHttp2,   // HTTP/2 through its layer
+    kRaw,     // another protocol: relayed as decrypted bytes in a recorded flow
+    kRefuse,  // no protocol in common, or the upstream failed and the client speaks no
+              // HTTP to explain it in: the client gets a no_application_protocol alert
+  };
+  Next next = Next::kHttp1;
+  std::string alpn;    // the protocol answered to the client; empty: no ALPN extension
+  std::string reason;  // kRefuse: why, in words for the recorded flow
+};
+std::string_view ToString(ClientAnswer::Next next);
+
+ClientAnswer AnswerClient(const std::vector<std::string>& client_offer,
+                          const UpstreamAlpn& upstream, const ProtocolSupport& support);
+
+}  // namespace mitmd::proxy

@@ -1,0 +1,67 @@
+// The ALPN mirroring policy: client offer x upstream outcome -> what the client is answered.
+
+#include "proxy/alpn_policy.h"
+
+#include <gtest/gtest.h>
+
+namespace mitmd::proxy {
+namespace {
+
+using Next = ClientAnswer::Next;
+constexpr ProtocolSupport kH1Only{.h2 = false};
+constexpr ProtocolSupport kWithH2{.h2 = true};
+
+TEST(AlpnPolicy, OfferIsTheClientsListWithoutWhatCannotBeRelayed) {
+  EXPECT_EQ(UpstreamAlpnOffer({"h2", "http/1.1"}, kH1Only), std::vector<std::string>{"http/1.1"});
+  EXPECT_EQ(UpstreamAlpnOffer({"h2", "http/1.1"}, kWithH2),
+            (std::vector<std::string>{"h2", "http/1.1"}));
+  EXPECT_EQ(UpstreamAlpnOffer({"mqtt", "", "mqtt"}, kH1Only), std::vector<std::string>{"mqtt"});
+  EXPECT_TRUE(UpstreamAlpnOffer({}, kH1Only).empty());
+  EXPECT_TRUE(UpstreamAlpnOffer({"h2"}, kH1Only).empty());
+}
+
+TEST(AlpnPolicy, UpstreamChoiceIsMirrored) {
+  ClientAnswer a = AnswerClient({"h2", "http/1.1"}, {.chosen = "http/1.1"}, kH1Only);
+  EXPECT_EQ(a.next, Next::kHttp1);
+  EXPECT_EQ(a.alpn, "http/1.1");
+  a = AnswerClient({"mqtt"}, {.chosen = "mqtt"}, kH1Only);
+  EXPECT_EQ(a.next, Next::kRaw);
+  EXPECT_EQ(a.alpn, "mqtt");
+  a = AnswerClient({"h2", "http/1.1"}, {.chosen = "h2"}, kWithH2);
+  EXPECT_EQ(a.next, Next::kHttp2);
+  EXPECT_EQ(a.alpn, "h2");
+}
+
+TEST(AlpnPolicy, NoChoiceFallsBackToHttp1OnlyWhenTheClientOfferedIt) {
+  ClientAnswer a = AnswerClient({"h2", "http/1.1"}, {.chosen = ""}, kH1Only);
+  EXPECT_EQ(a.next, Next::kHttp1);
+  EXPECT_EQ(a.alpn, "");  // mirrored: the server answered no ALPN either
+  a = AnswerClient({"imap"}, {.chosen = ""}, kH1Only);
+  EXPECT_EQ(a.next, Next::kRefuse);
+  EXPECT_NE(a.reason.find("imap"), std::string::npos) << a.reason;
+  a = AnswerClient({"h2"}, {.chosen = ""}, kH1Only);
+  EXPECT_EQ(a.next, Next::kRefuse);
+  EXPECT_NE(a.reason.find("cannot intercept"), std::string::npos) << a.reason;
+}
+
+TEST(AlpnPolicy, NoOfferMeansHttp1WithoutAlpn) {
+  ClientAnswer a = AnswerClient({}, {.chosen = ""}, kH1Only);
+  EXPECT_EQ(a.next, Next::kHttp1);
+  EXPECT_EQ(a.alpn, "");
+}
+
+TEST(AlpnPolicy, FailedUpstreamOrStrayChoiceRefusesAClientThatSpeaksNoHttp) {
+  ClientAnswer a = AnswerClient({"mqtt"}, {.connected = false}, kH1Only);
+  EXPECT_EQ(a.next, Next::kRefuse);
+  EXPECT_NE(a.reason.find("mqtt"), std::string::npos) << a.reason;
+  EXPECT_EQ(AnswerClient({"http/1.1"}, {.chosen = "spdy/3"}, kH1Only).next, Next::kRefuse);
+}
+
+TEST(AlpnPolicy, FailedUpstreamStillLetsAnHttpClientReadThe502) {
+  ClientAnswer a = AnswerClient({"h2", "http/1.1"}, {.connected = false}, kH1Only);
+  EXPECT_EQ(a.next, Next::kHttp1);
+  EXPECT_EQ(a.alpn, "http/1.1");
+}
+
+}  // namespace
+}  // namespace mitmd::proxy
