@@ -96,7 +96,11 @@ SqlPrefilter CompilePrefilter(std::string_view text) {
       continue;
     }
     if (field == "status") {
-      if (auto r = StatusRange(value)) {
+      if (auto r = StatusRange(value); r && r->first == r->second) {
+        // Equality walks the status index in seq order (keyset paging over the matches only);
+        // a range would scan the table in seq order instead.
+        conditions.push_back(StrCat("status=", r->first));
+      } else if (r) {
         conditions.push_back(StrCat("status BETWEEN ", std::max(r->first, 1), " AND ", r->second));
       } else {
         exact = false;

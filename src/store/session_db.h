@@ -148,7 +148,7 @@ class SessionDb {
   std::string path_;
   SqlitePtr db_;
   // The writer's statements, prepared once.
-  Stmt upsert_, import_, body_, fts_, get_body_;
+  Stmt upsert_, import_, body_, fts_, fts_flush_, fts_clear_, get_body_;
   std::optional<SessionCounts> counts_;
   std::chrono::steady_clock::time_point counts_at_;
 };
