@@ -190,7 +190,6 @@ bool FlowStore::Enqueue(store::FlowPut put) {
   if (put.mode == store::FlowPut::Mode::kUpsert) queued_index_[put.flow->id] = queue_.size();
   queued_bytes_ += bytes;
   queue_.push_back(std::move(put));
-  ++enqueued_gen_;
   if (queue_.size() == options_.batch_max) wake_.notify_one();
   return true;
 }
@@ -246,10 +245,12 @@ Result<size_t> FlowStore::Import(std::vector<Flow> flows, const std::string& sou
 
 void FlowStore::Flush() {
   std::unique_lock lock(mu_);
-  uint64_t target = enqueued_gen_;
+  // A pass that starts after this call takes everything enqueued before it (and finishes what
+  // start-up asked for, such as the purge): a pass already under way may have missed some.
+  uint64_t target = passes_started_ + 1;
   ++flush_waiters_;
   wake_.notify_one();
-  done_.wait(lock, [&] { return written_gen_ >= target || stop_; });
+  done_.wait(lock, [&] { return passes_done_ >= target || stop_; });
   --flush_waiters_;
 }
 
@@ -369,7 +370,7 @@ void FlowStore::WriterLoop() {
     batch.swap(queue_);
     queued_index_.clear();
     queued_bytes_ = 0;
-    uint64_t gen = enqueued_gen_;
+    uint64_t pass = ++passes_started_;
     bool purge = purge_;
     purge_ = false;
     bool stopping = stop_;
@@ -385,7 +386,7 @@ void FlowStore::WriterLoop() {
     }
     if (migration_ && !stopping) MigrateChunk();
     lock.lock();
-    written_gen_ = gen;
+    passes_done_ = pass;
     done_.notify_all();
     if (stopping && queue_.empty()) break;
   }

@@ -128,8 +128,8 @@ class FlowStore : public FlowSink {
   std::unordered_map<std::string, size_t> queued_index_;  // id -> position in queue_ (live flows)
   std::unordered_map<std::string, uint64_t> live_seq_;    // running flows' seqs
   uint64_t next_seq_ = 1;
-  uint64_t enqueued_gen_ = 0;
-  uint64_t written_gen_ = 0;
+  uint64_t passes_started_ = 0;  // writer passes that took the queue
+  uint64_t passes_done_ = 0;     // the last pass whose writes are committed
   int flush_waiters_ = 0;
   bool purge_ = false;
   bool stop_ = false;

@@ -46,9 +46,10 @@ class Load {
   std::vector<std::thread> threads_;
 };
 
-// Waits (bounded) until |load| has completed |n| requests.
+// Waits (bounded: 60 s, for a sanitizer build on a busy machine) until |load| has completed |n|
+// requests.
 bool WaitForDone(const Load& load, int n) {
-  for (int i = 0; i < 300 && load.done() < n; ++i) {
+  for (int i = 0; i < 3000 && load.done() < n; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return load.done() >= n;
@@ -60,7 +61,7 @@ TEST_F(ProxyTest, SigtermUnderLoadExitsCleanlyWithEveryFlowReadable) {
   ASSERT_NO_FATAL_FAILURE(StartMitmd());
   Load load(mitmd_, up->Url("/stream/4194304"), 6);
   ASSERT_TRUE(WaitForDone(load, 6));
-  EXPECT_EQ(mitmd_.Stop(std::chrono::seconds(10), SIGTERM), 0);
+  EXPECT_EQ(mitmd_.Stop(std::chrono::seconds(30), SIGTERM), 0);
   load.Stop();
   // Every line parses (a torn line fails ReadJsonLines).
   auto lines = ReadJsonLines(mitmd_.flows_path());
@@ -81,9 +82,13 @@ TEST_F(ProxyTest, KillNineUnderLoadThenRestartServesAndShowsTheLog) {
     ASSERT_TRUE(first.Start(options));
     Load load(first, up->Url("/stream/4194304"), 6);
     ASSERT_TRUE(WaitForDone(load, 6));
-    // The session log is written off the proxy path (a writer thread): give the flows done so
-    // far a moment to reach the disk while the load goes on, then kill.
-    std::this_thread::sleep_for(std::chrono::seconds(2));
+    // The session log is written off the proxy path (a writer thread, behind on a busy
+    // machine): wait (bounded) until it holds a flow while the load goes on, then kill.
+    for (int i = 0; i < 600; ++i) {
+      auto written = LoadFlowsFile(log, 100000);
+      if (written && !written->flows.empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
     completed_before_kill = load.done();
     ::kill(first.pid(), SIGKILL);
     load.Stop();

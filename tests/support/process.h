@@ -105,7 +105,8 @@ class MitmdProcess {
   Status Start(const MitmdOptions& options);
   // Sends |sig| (SIGTERM), then waits up to |timeout|; adds a test failure (with mitmd's
   // stderr) unless it exits 0. Returns the exit code, -1 on timeout (then the process is killed).
-  int Stop(std::chrono::milliseconds timeout = std::chrono::seconds(10), int sig = SIGTERM);
+  // The bound is generous: a sanitizer build on a busy machine exits slowly.
+  int Stop(std::chrono::milliseconds timeout = std::chrono::seconds(30), int sig = SIGTERM);
 
   uint16_t port() const { return port_; }
   std::string proxy_url() const;      // "http://127.0.0.1:PORT"
