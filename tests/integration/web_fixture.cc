@@ -149,7 +149,7 @@ std::shared_ptr<const Flow> WebServerTest::Record(Flow flow) {
 }
 
 void WebServerTest::WaitForFlowCount(size_t n) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   size_t have = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     size_t count = 0;

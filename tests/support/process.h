@@ -86,7 +86,7 @@ struct MitmdOptions {
   std::string upstream_ca;                        // --upstream-ca, when not empty
   std::string upstream_allow = "127.0.0.0/8,::1";  // --upstream-allow
   std::vector<std::string> extra_args;
-  std::chrono::milliseconds startup_timeout = std::chrono::seconds(10);
+  std::chrono::milliseconds startup_timeout = std::chrono::seconds(30);  // sanitizer build, busy machine
   // Omit --confdir and --flows: mitmd uses $HOME/.mitmd (HOME is the test's own directory).
   bool default_confdir = false;
 };
