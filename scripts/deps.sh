@@ -14,7 +14,10 @@ test_pkgs=(libgtest-dev libgmock-dev curl openssl ca-certificates python3
   chromium libnss3-tools tshark dbus-daemon libglib2.0-bin gsettings-desktop-schemas
   dconf-gsettings-backend
   # browser tests run the viewer's copied snippets with the clients they are for
-  httpie python3-requests)
+  httpie python3-requests
+  # SOCKS5 for Python requests (socks5h://); transparent mode's test in a network namespace
+  # (iptables REDIRECT)
+  python3-socks iptables)
 
 # tools/bench/run.sh: nginx as the direct origin, Python for the Nagle client.
 bench_pkgs=(nginx-light python3)

@@ -107,7 +107,11 @@ namespace {
 // Beyond loopback the proxy needs a token; one is generated when the user gave none, before
 // the configuration becomes read-only.
 Config WithProxyToken(Config config) {
-  if (!IsLoopbackHost(config.listen.host) && config.proxy_token.empty()) {
+  bool beyond_loopback = !IsLoopbackHost(config.listen.host);
+  for (const ProxyMode& mode : config.modes) {
+    if (mode.listen && !IsLoopbackHost(mode.listen->host)) beyond_loopback = true;
+  }
+  if (beyond_loopback && config.proxy_token.empty()) {
     config.proxy_token = RandomToken();
   }
   return config;
@@ -264,6 +268,11 @@ void App::PrintBanner() {
   const std::string root = authority_->root_cert_path();
   std::printf("mitmd %s\n", kVersion);
   std::printf("proxy listening on %s\n", address.c_str());
+  const auto& listening = server_->listening();
+  for (const auto& l : listening) {
+    if (listening.size() == 1 && l.mode.kind == ProxyMode::Kind::kRegular) break;
+    std::printf("mode         %s on %s\n", l.mode.Describe().c_str(), l.address.ToString().c_str());
+  }
   std::printf("root CA      %s\n", root.c_str());
   std::printf("SHA-256      %s\n", authority_->root_fingerprint_sha256().c_str());
   std::printf("session      %s (%s)\n", session_name_.c_str(), session_db_.c_str());

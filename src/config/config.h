@@ -9,12 +9,15 @@
 
 #include "ca/keys.h"
 #include "core/address.h"
+#include "core/proxy_mode.h"
 
 namespace mitmd {
 
 struct Config {
   std::string confdir;     // default: $HOME/.mitmd
   HostPort listen{"127.0.0.1", 8080};
+  // --mode, each with its own listening address or --listen; empty: one regular proxy.
+  std::vector<ProxyMode> modes;
   std::string flows_path;  // default: <confdir>/flows.jsonl (session "default"), else
                            // <confdir>/sessions/<session>.jsonl
   std::string session = "default";  // <confdir>/sessions/<session>.sqlite

@@ -40,6 +40,18 @@ constexpr OptionSpec kOptions[] = {
     {"--listen", "HOST:PORT", Arity::kValue,
      [](Config& c, std::string_view v) { return ParseListen(c.listen, "--listen", v); },
      "proxy address (default 127.0.0.1:8080)"},
+    {"--mode", "MODE[@[HOST:]PORT]", Arity::kRepeatable,
+     [](Config& c, std::string_view v) -> Status {
+       auto mode = ParseProxyMode(v, "127.0.0.1");
+       if (!mode) return std::unexpected(mode.error());
+       c.modes.push_back(std::move(*mode));
+       return {};
+     },
+     "how clients reach mitmd (repeatable, each on its own @PORT or --listen):\n"
+     "regular (HTTP, SOCKS5 and HTTPS proxy; the default),\n"
+     "upstream:http://[USER:PASS@]HOST:PORT (through the next proxy),\n"
+     "reverse:http[s]://HOST[:PORT] (in front of one server),\n"
+     "transparent (redirected by the firewall; tools/mitmd-transparent)"},
     {"--confdir", "DIR", Arity::kValue,
      [](Config& c, std::string_view v) -> Status {
        if (auto st = NonEmpty("--confdir", v); !st) return st;

@@ -109,6 +109,9 @@ struct Flow {
   uint64_t upstream_conn_id = 0;
   bool upstream_reused = false;
   std::string client_addr;  // "127.0.0.1:53422"
+  // How the client reached mitmd when not as a plain HTTP proxy: "socks5", "https-proxy"
+  // (TLS to the proxy itself), "socks4" (refused). JSON client.entry, absent when empty.
+  std::string entry;
   std::string server_host;
   uint16_t server_port = 0;
   std::string server_addr;  // resolved address we connected to

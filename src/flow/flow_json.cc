@@ -131,6 +131,7 @@ void TimingsFromJson(JsonFields& parent, Timings& t) {
 
 json FlowToJson(const Flow& f) {
   json client = {{"conn", f.client_conn_id}, {"addr", f.client_addr}};
+  if (!f.entry.empty()) client["entry"] = f.entry;
   if (f.client_tls) client["tls"] = TlsToJson(*f.client_tls);
   json server = {{"host", f.server_host}, {"port", f.server_port}, {"addr", f.server_addr},
                  {"conn", f.upstream_conn_id}, {"reused", f.upstream_reused}};
@@ -186,6 +187,7 @@ Result<Flow> FlowFromJson(const json& j) {
     if (auto client = top.Object("client")) {
       client->Integer("conn", f.client_conn_id);
       client->String("addr", f.client_addr);
+      client->String("entry", f.entry);
       f.client_tls = TlsFromJson(*client);
     }
   }
@@ -444,6 +446,10 @@ void AppendFlowJsonLine(const Flow& f, std::string& out) {
   w.String(f.client_addr);
   w.Raw(",\"conn\":");
   w.Uint(f.client_conn_id);
+  if (!f.entry.empty()) {
+    w.Raw(",\"entry\":");
+    w.String(f.entry);
+  }
   if (f.client_tls) {
     w.Raw(",\"tls\":");
     WriteTls(w, *f.client_tls);

@@ -17,6 +17,11 @@
 #include "core/strings.h"
 
 namespace mitmd::net {
+namespace {
+
+constexpr int kSoOriginalDst = 80;  // <linux/netfilter_ipv4.h>, which clashes with netinet/in.h
+
+}  // namespace
 
 Result<ListenSocket> OpenListenSocket(const HostPort& addr, int backlog) {
   addrinfo hints{};
@@ -53,6 +58,33 @@ Result<ListenSocket> OpenListenSocket(const HostPort& addr, int backlog) {
   }
   freeaddrinfo(res);
   return Fail(StrCat("cannot listen on ", addr.ToString(), ": ", last_error));
+}
+
+Result<HostPort> OriginalDestination(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return Fail(StrCat("getsockname: ", std::strerror(errno)));
+  }
+  int level = ss.ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP;
+  len = sizeof(ss);
+  // SO_ORIGINAL_DST (80) is the same number for IPv4 and IPv6 (IP6T_SO_ORIGINAL_DST).
+  if (getsockopt(fd, level, kSoOriginalDst, &ss, &len) != 0) {
+    return Fail(StrCat("SO_ORIGINAL_DST: ", std::strerror(errno)));
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  HostPort hp;
+  if (ss.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
+    hp.port = ntohs(in6->sin6_port);
+  } else {
+    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+    hp.port = ntohs(in->sin_port);
+  }
+  hp.host = text;
+  return hp;
 }
 
 void TuneAcceptedSocket(int fd) {

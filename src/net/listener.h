@@ -28,6 +28,11 @@ Result<ListenSocket> OpenListenSocket(const HostPort& addr, int backlog = 1024);
 // TCP keep-alive and no Nagle on an accepted connection.
 void TuneAcceptedSocket(int fd);
 
+// Where an accepted connection was going before the firewall redirected it to mitmd (iptables
+// or nftables REDIRECT/DNAT: SO_ORIGINAL_DST, IPv4 and IPv6). Without a redirect this is the
+// socket's own local address; the error says why it could not be read.
+Result<HostPort> OriginalDestination(int fd);
+
 // Out of file descriptors (EMFILE, ENFILE) or buffers, accept() fails while the connection stays
 // in the backlog, so a level-triggered listener would wake again at once: an earlier build spun
 // at full CPU and wrote 1.8 million log lines in 5 s. The policy: stop accepting for a pause that

@@ -1,7 +1,7 @@
 #include "proxy/connection_handler.h"
 
 #include "core/strings.h"
-#include "proxy/layers/http_layer.h"
+#include "proxy/layers/entry.h"
 
 namespace mitmd::proxy {
 
@@ -36,10 +36,17 @@ void ConnectionHandler::Log(LogLevel level, std::string_view message,
   ctx_.log.Log(level, message, std::move(fields));
 }
 
-void ConnectionHandler::Start() {
+void ConnectionHandler::Start(std::unique_ptr<Layer> first) {
   Log(LogLevel::kDebug, "client connected", {{"client", client_addr_}});
   Touch();
-  HandOff(std::make_unique<HttpLayer>(*this, HttpLayer::Mode::kProxy));
+  HandOff(first ? std::move(first) : std::make_unique<ProxyEntry>(*this));
+}
+
+void ConnectionHandler::WrapClient(
+    const std::function<std::unique_ptr<Wire>(std::unique_ptr<Wire>)>& wrap) {
+  client_->set_observer(nullptr);
+  client_ = wrap(std::move(client_));
+  client_->set_observer(this);
 }
 
 void ConnectionHandler::HandOff(std::unique_ptr<Layer> next) {
@@ -94,6 +101,7 @@ std::unique_ptr<Flow> ConnectionHandler::NewFlow() const {
   f->client_addr = client_addr_;
   f->body_record_cap = ctx_.config.max_body_record;
   f->timings.accepted = accepted_at_;
+  f->entry = entry_;
   return f;
 }
 

@@ -2,7 +2,8 @@
 // ConnectionHandler: one client connection from accept to close. It owns the client Wire, the
 // idle timer, the connection's registry id and its one teardown path (Close), and hands the
 // connection from layer to layer in time:
-//   HttpLayer (proxy requests) -CONNECT-> Detect -> ClientTlsLayer -> HttpLayer | Tunnel
+//   ProxyEntry -> HttpLayer (proxy requests) | Socks5Layer -CONNECT-> Detect -> ClientTlsLayer
+//     -> HttpLayer | Tunnel
 // A layer handles the client's events until it hands on (HandOff) or the connection closes.
 
 #include <functional>
@@ -64,8 +65,8 @@ class ConnectionHandler : public WireObserver {
   ConnectionHandler(const ConnectionHandler&) = delete;
   ConnectionHandler& operator=(const ConnectionHandler&) = delete;
 
-  // Starts with the proxy-request layer.
-  void Start();
+  // Starts with |first| (the entry layer of the listener's mode), or the regular proxy entry.
+  void Start(std::unique_ptr<Layer> first = nullptr);
   // mitmd is stopping: the layer records what is in flight, then the connection closes.
   void Shutdown();
 
@@ -78,6 +79,12 @@ class ConnectionHandler : public WireObserver {
   double accepted_at() const { return accepted_at_; }
   bool closed() const { return closed_; }
   std::string_view layer_name() const { return layer_ ? layer_->name() : "none"; }
+  // How the client reached mitmd, when not as a plain HTTP proxy ("socks5", ...): every flow
+  // of the connection from now on says so.
+  void set_entry(std::string entry) { entry_ = std::move(entry); }
+  // Replaces the client wire with |wrap|(the client wire), which takes it over: TLS inside the
+  // TLS of an HTTPS proxy (TlsInTlsWire).
+  void WrapClient(const std::function<std::unique_ptr<Wire>(std::unique_ptr<Wire>)>& wrap);
 
   // Gives the connection to |next| and starts it. The current layer is freed later, so it may
   // call this from inside its own methods (and must do nothing afterwards).
@@ -111,6 +118,7 @@ class ConnectionHandler : public WireObserver {
   std::unique_ptr<Wire> client_;
   const uint64_t id_;
   const std::string client_addr_;
+  std::string entry_;
   Done done_;
   const double accepted_at_;
   std::unique_ptr<Layer> layer_;

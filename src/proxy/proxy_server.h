@@ -1,11 +1,13 @@
 #pragma once
-// ProxyServer: the listening socket shared by N worker loops; each accepted connection becomes
-// a ConnectionHandler on the worker that accepted it.
+// ProxyServer: the listening sockets (one per --mode, or --listen) shared by N worker loops;
+// each accepted connection becomes a ConnectionHandler on the worker that accepted it, starting
+// with the entry layer of its listener's mode.
 
 #include <memory>
 #include <vector>
 
 #include "core/address.h"
+#include "core/proxy_mode.h"
 #include "core/result.h"
 #include "proxy/proxy_context.h"
 
@@ -17,7 +19,13 @@ class ProxyServer {
   static Result<std::unique_ptr<ProxyServer>> Start(ProxyContext& ctx);
   ~ProxyServer();
 
+  // The first listener's address.
   const HostPort& address() const;
+  struct Listening {
+    ProxyMode mode;
+    HostPort address;  // with the real port when 0 was asked for
+  };
+  const std::vector<Listening>& listening() const;
   // Stops accepting, records flows in flight as failed, closes every session, joins workers.
   void Shutdown();
 

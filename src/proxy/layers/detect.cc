@@ -5,6 +5,7 @@
 #include "proxy/layers/client_tls.h"
 #include "proxy/layers/http_layer.h"
 #include "proxy/layers/tunnel.h"
+#include "proxy/tls_in_tls_wire.h"
 
 namespace mitmd::proxy {
 namespace {
@@ -118,6 +119,13 @@ void Detect::Decide() {
         TunnelUntouched(std::move(*reason));
         return;
       }
+    }
+    if (conn_.client().ssl()) {
+      // The client reached mitmd as an HTTPS proxy: this TLS runs inside that one.
+      Timers& timers = conn_.services().timers;
+      conn_.WrapClient([&timers](std::unique_ptr<Wire> outer) -> std::unique_ptr<Wire> {
+        return std::make_unique<TlsInTlsWire>(std::move(outer), timers);
+      });
     }
     conn_.HandOff(std::make_unique<ClientTlsLayer>(conn_, host_, port_));
     return;

@@ -87,7 +87,8 @@ void HttpLayer::OnHead(http::StreamId id, http::Request&& request) {
   }
   ++requests_seen_;
   Target target;
-  target.scheme = tunnel_.hello ? "https" : "http";
+  // What the server is spoken to with (a reverse proxy may take plain HTTP to a TLS server).
+  target.scheme = tunnel_.key.tls ? "https" : "http";
   const std::string* host = FindHeader(request.head.headers, "Host");
   Target from_host = host ? ParseHostHeader(*host, tunnel_.port) : Target{};
   if (!from_host.host.empty()) {

@@ -17,7 +17,9 @@ class DialingUpstreams::Attempt : public Upstreams::Pending, public WireObserver
 
   void Start() {
     connect_start_ = o_.ctx_.now();
-    dial_ = o_.dialer_.Dial(key_.host, key_.port, o_.ctx_.config.connect_timeout,
+    const ProxyMode* via = o_.via_;
+    dial_ = o_.dialer_.Dial(via ? via->host : key_.host, via ? via->port : key_.port,
+                            o_.ctx_.config.connect_timeout,
                             [this](std::expected<net::Dialed, net::DialError> r) {
                               OnDialed(std::move(r));
                             });
@@ -27,7 +29,12 @@ class DialingUpstreams::Attempt : public Upstreams::Pending, public WireObserver
   void OnDialed(std::expected<net::Dialed, net::DialError> result) {
     dial_.reset();
     if (!result) {
-      Finish(std::unexpected(UpstreamError{PhaseOf(result.error().phase), result.error().message}));
+      std::string message = result.error().message;
+      if (o_.via_) {
+        message = StrCat("the upstream proxy ", HostPort{o_.via_->host, o_.via_->port}.ToString(),
+                         " (", o_.via_->Describe(), "): ", message);
+      }
+      Finish(std::unexpected(UpstreamError{PhaseOf(result.error().phase), std::move(message)}));
       return;
     }
     ProxyContext& ctx = o_.ctx_;
@@ -41,6 +48,71 @@ class DialingUpstreams::Attempt : public Upstreams::Pending, public WireObserver
     ctx.connections.SetAddresses(conn_->id, conn_->addr, conn_->wire->local_address());
     ctx.log.Debug("upstream connected", {{"conn", client_id_}, {"upstream", conn_->id},
                                          {"addr", conn_->addr}});
+    if (o_.via_) {
+      SendConnect();
+      return;
+    }
+    StartUpstreamTls();
+  }
+
+  // The next proxy: CONNECT to the server, then TLS to it through the tunnel.
+  void SendConnect() {
+    const ProxyMode& via = *o_.via_;
+    std::string authority = key_.host.find(':') != std::string::npos
+                                ? StrCat("[", key_.host, "]:", key_.port)
+                                : StrCat(key_.host, ":", key_.port);
+    std::string request = StrCat("CONNECT ", authority, " HTTP/1.1\r\nHost: ", authority, "\r\n");
+    if (!via.user.empty() || !via.password.empty()) {
+      request += StrCat("Proxy-Authorization: Basic ",
+                        Base64Encode(StrCat(via.user, ":", via.password)), "\r\n");
+    }
+    request += "\r\n";
+    awaiting_connect_ = true;
+    conn_->wire->set_observer(this);
+    timer_ = o_.timers_.New("upstream_proxy_connect", [this] {
+      FailConnect(StrCat("timed out: the upstream proxy did not answer CONNECT within ",
+                         DurationText(o_.ctx_.config.handshake_timeout)));
+    });
+    timer_->Arm(o_.ctx_.config.handshake_timeout);
+    conn_->wire->Write(request);
+  }
+
+  // The next proxy's answer to CONNECT: 2xx opens the tunnel; anything else is its error,
+  // passed on as it said it.
+  void OnConnectResponse() {
+    constexpr size_t kMaxHead = 16 * 1024;
+    evbuffer* in = conn_->wire->input();
+    size_t len = evbuffer_get_length(in);
+    std::string_view bytes(reinterpret_cast<const char*>(evbuffer_pullup(in, -1)), len);
+    size_t end = bytes.find("\r\n\r\n");
+    if (end == std::string_view::npos) {
+      if (len > kMaxHead) FailConnect("the upstream proxy's answer to CONNECT has no end of head");
+      return;
+    }
+    std::string_view line = bytes.substr(0, bytes.find("\r\n"));
+    bool ok = line.starts_with("HTTP/1.") && line.size() >= 12 && line[9] == '2';
+    if (!ok) {
+      FailConnect(StrCat("the upstream proxy refused CONNECT ", key_.host, ":", key_.port, ": ",
+                         line.substr(0, 200)));
+      return;
+    }
+    evbuffer_drain(in, end + 4);
+    awaiting_connect_ = false;
+    timer_.reset();
+    conn_->wire->set_observer(nullptr);
+    StartUpstreamTls();
+  }
+
+  void FailConnect(std::string message) {
+    std::string hop = StrCat("via ", o_.via_->Describe(), ": ");
+    UpstreamError error{Phase::kConnect, hop + message, std::nullopt};
+    CloseUpstream(o_.ctx_.connections, *conn_, error.message);
+    conn_.reset();
+    Finish(std::unexpected(std::move(error)));
+  }
+
+  void StartUpstreamTls() {
+    ProxyContext& ctx = o_.ctx_;
     if (!key_.tls) {
       Succeed();
       return;
@@ -65,6 +137,16 @@ class DialingUpstreams::Attempt : public Upstreams::Pending, public WireObserver
   }
 
   void OnWireEvent(Wire& wire, WireEvent event) override {
+    if (awaiting_connect_) {
+      if (event == WireEvent::kReadable) {
+        OnConnectResponse();
+      } else if (event == WireEvent::kEof || event == WireEvent::kError) {
+        FailConnect(event == WireEvent::kEof
+                        ? "the upstream proxy closed the connection without answering CONNECT"
+                        : StrCat("the connection to the upstream proxy failed: ", wire.error()));
+      }
+      return;
+    }
     switch (event) {
       case WireEvent::kHandshakeDone: {
         conn_->tls_end = o_.ctx_.now();
@@ -118,6 +200,7 @@ class DialingUpstreams::Attempt : public Upstreams::Pending, public WireObserver
   std::unique_ptr<net::DialAttempt> dial_;
   std::unique_ptr<UpstreamConn> conn_;
   std::unique_ptr<Timer> timer_;
+  bool awaiting_connect_ = false;
 };
 
 std::unique_ptr<Upstreams::Pending> DialingUpstreams::Connect(const UpstreamKey& key,

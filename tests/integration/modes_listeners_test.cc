@@ -1,0 +1,184 @@
+// Issue 13, --mode with real clients: upstream (mitmd -> a CONNECT forwarder the test starts ->
+// the server, with and without the next proxy's credentials, its refusals shown as it gave
+// them), reverse (curl to mitmd as if it were the server, over TLS and plain HTTP), several
+// modes on their own ports in one process, and a transparent port reached without a redirect
+// (a clear refusal, never a loop).
+
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "proxy_fixture.h"
+
+namespace mitmd::testing {
+namespace {
+
+class ModesListenersTest : public ProxyTest {
+ protected:
+  // Starts the CONNECT forwarder (requiring |credentials| when not empty); returns its port.
+  uint16_t StartForwarder(const std::string& credentials = "") {
+    std::vector<std::string> argv = {
+        "/usr/bin/python3", std::string(MITMD_SOURCE_DIR) + "/tests/support/connect_forwarder.py"};
+    if (!credentials.empty()) argv.push_back(credentials);
+    forwarder_out_ = dir_.File("forwarder.out");
+    EXPECT_TRUE(forwarder_.Start(argv, {}, forwarder_out_, dir_.File("forwarder.err")));
+    for (int i = 0; i < 100; ++i) {
+      std::smatch m;
+      std::string text = ForwarderLog();
+      if (std::regex_search(text, m, std::regex("port (\\d+)\\n"))) return std::stoi(m[1]);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << "the forwarder did not start";
+    return 0;
+  }
+
+  std::string ForwarderLog() const {
+    std::ifstream in(forwarder_out_);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  // The port of the listener whose banner line names |mode|.
+  uint16_t ModePort(const std::string& mode) {
+    std::smatch m;
+    std::string out = mitmd_.StdoutText();
+    std::regex line("mode +" +
+                    std::regex_replace(mode, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
+                    " on [^\\n]*:(\\d+)\\n");
+    if (!std::regex_search(out, m, line)) {
+      ADD_FAILURE() << "no listener for " << mode << " in:\n" << out;
+      return 0;
+    }
+    return static_cast<uint16_t>(std::stoi(m[1]));
+  }
+
+  void TearDown() override {
+    forwarder_.Kill();
+    ProxyTest::TearDown();
+  }
+
+  ChildProcess forwarder_;
+  std::string forwarder_out_;
+};
+
+TEST_F(ModesListenersTest, UpstreamChainsThroughTheNextProxy) {
+  UpstreamServer* tls = StartUpstream(TlsUpstream());
+  UpstreamServer* plain = StartUpstream(PlainUpstream());
+  ASSERT_TRUE(tls && plain);
+  uint16_t next = StartForwarder();
+  ASSERT_NE(next, 0);
+  ASSERT_NO_FATAL_FAILURE(
+      StartMitmd({"--mode", "upstream:http://127.0.0.1:" + std::to_string(next)}));
+  ProcessResult r =
+      mitmd_.Curl({"-o", "/dev/null", "-w", "%{http_code}", tls->Url("/bytes/100", "localhost")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200");
+  r = mitmd_.Curl({"-o", "/dev/null", "-w", "%{http_code}", plain->Url("/bytes/10")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200");
+  auto flows = mitmd_.WaitForFlows(2);
+  ASSERT_EQ(flows.size(), 2u);
+  EXPECT_TRUE(flows[0]["client"].contains("tls")) << "intercepted through the chain";
+  std::string log = ForwarderLog();
+  EXPECT_NE(log.find("CONNECT localhost:" + std::to_string(tls->port())), std::string::npos) << log;
+  EXPECT_NE(log.find("CONNECT 127.0.0.1:" + std::to_string(plain->port())), std::string::npos)
+      << log;
+}
+
+TEST_F(ModesListenersTest, UpstreamCredentialsAndTheNextHopsRefusal) {
+  UpstreamServer* up = StartUpstream(TlsUpstream());
+  ASSERT_TRUE(up);
+  uint16_t next = StartForwarder("alice:s3cret");
+  ASSERT_NE(next, 0);
+  std::string hop = "127.0.0.1:" + std::to_string(next);
+  ASSERT_NO_FATAL_FAILURE(StartMitmd({"--mode", "upstream:http://alice:s3cret@" + hop, "--mode",
+                                      "upstream:http://alice:wrong@" + hop + "@0"}));
+  ProcessResult ok =
+      mitmd_.Curl({"-o", "/dev/null", "-w", "%{http_code}", up->Url("/bytes/4", "localhost")});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(ok.out, "200");
+  uint16_t wrong_port = ModePort("upstream:http://alice:***@" + hop + "@127.0.0.1:0");
+  ASSERT_NE(wrong_port, 0);
+  ProcessResult refused =
+      RunCurl({"--proxy", "http://127.0.0.1:" + std::to_string(wrong_port), "--cacert",
+               mitmd_.ca_cert_path(), "-w", "%{http_code}", up->Url("/bytes/5", "localhost")});
+  EXPECT_NE(refused.out.find("502"), std::string::npos) << refused.out << refused.err;
+  EXPECT_NE(refused.out.find("407 Proxy Authentication Required"), std::string::npos)
+      << "the next hop's answer, as it gave it: " << refused.out;
+  auto flows = mitmd_.WaitForFlows(2);
+  ASSERT_EQ(flows.size(), 2u);
+  const auto& failed = flows[0].contains("error") ? flows[0] : flows[1];
+  EXPECT_NE(failed["error"]["message"].get<std::string>().find("407"), std::string::npos)
+      << failed.dump();
+  EXPECT_EQ(mitmd_.StdoutText().find("s3cret"), std::string::npos) << "no password in the banner";
+  EXPECT_EQ(mitmd_.StderrText().find("s3cret"), std::string::npos) << "no password in the log";
+}
+
+TEST_F(ModesListenersTest, ReverseServesTlsAndPlainClients) {
+  UpstreamServer* up = StartUpstream(TlsUpstream());
+  ASSERT_TRUE(up);
+  ASSERT_NO_FATAL_FAILURE(
+      StartMitmd({"--mode", "reverse:https://localhost:" + std::to_string(up->port())}));
+  std::string base = "localhost:" + std::to_string(mitmd_.port());
+  ProcessResult tls = RunCurl({"--cacert", mitmd_.ca_cert_path(), "-o", "/dev/null", "-w",
+                               "%{http_code}", "https://" + base + "/bytes/7"});
+  ASSERT_EQ(tls.exit_code, 0) << tls.err;
+  EXPECT_EQ(tls.out, "200");
+  ProcessResult plain =
+      RunCurl({"-o", "/dev/null", "-w", "%{http_code}", "http://" + base + "/bytes/8"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(plain.out, "200");
+  auto flows = mitmd_.WaitForFlows(2);
+  ASSERT_EQ(flows.size(), 2u);
+  for (const auto& f : flows) {
+    EXPECT_EQ(f["client"]["entry"], "reverse");
+    EXPECT_EQ(f["server"]["port"], up->port());
+    EXPECT_EQ(f["request"]["scheme"], "https") << "the server is spoken to over TLS";
+  }
+  EXPECT_EQ(up->requests_served(), 2u);
+}
+
+TEST_F(ModesListenersTest, SeveralModesOnTheirOwnPortsAndTransparentWithoutARedirect) {
+  UpstreamServer* up = StartUpstream(PlainUpstream());
+  ASSERT_TRUE(up);
+  ASSERT_NO_FATAL_FAILURE(
+      StartMitmd({"--mode", "regular", "--mode",
+                  "reverse:http://127.0.0.1:" + std::to_string(up->port()) + "@0", "--mode",
+                  "transparent@0"}));
+  uint16_t reverse =
+      ModePort("reverse:http://127.0.0.1:" + std::to_string(up->port()) + "@127.0.0.1:0");
+  uint16_t transparent = ModePort("transparent@127.0.0.1:0");
+  ASSERT_TRUE(reverse && transparent);
+  ProcessResult proxied =
+      mitmd_.Curl({"-o", "/dev/null", "-w", "%{http_code}", up->Url("/bytes/6")});
+  EXPECT_EQ(proxied.out, "200") << proxied.err;
+  ProcessResult reversed = RunCurl({"-o", "/dev/null", "-w", "%{http_code}",
+                                    "http://127.0.0.1:" + std::to_string(reverse) + "/bytes/7"});
+  EXPECT_EQ(reversed.out, "200") << reversed.err;
+  ProcessResult direct =
+      RunCurl({"--max-time", "10", "http://127.0.0.1:" + std::to_string(transparent) + "/bytes/8"});
+  EXPECT_NE(direct.exit_code, 0) << "a connection to the transparent port itself is refused";
+  EXPECT_NE(direct.exit_code, 28) << "refused at once, not a hang";
+  auto flows = mitmd_.WaitForFlows(3);
+  ASSERT_EQ(flows.size(), 3u);
+  int refused = 0;
+  for (const auto& f : flows) {
+    if (!f.contains("error")) continue;
+    ++refused;
+    EXPECT_EQ(f["client"]["entry"], "transparent");
+    EXPECT_NE(f["error"]["message"].get<std::string>().find("transparent mode"), std::string::npos)
+        << f.dump();
+  }
+  EXPECT_EQ(refused, 1);
+}
+
+TEST_F(ModesListenersTest, TwoModesOnOnePortIsAClearError) {
+  ProcessResult r =
+      RunProcess({MITMD_BINARY, "--confdir", dir_.File("c"), "--no-web", "--listen", "127.0.0.1:0",
+                  "--mode", "regular@127.0.0.1:18999", "--mode", "transparent@18999"},
+                 std::chrono::seconds(20));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("both listen on 127.0.0.1:18999"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace mitmd::testing
