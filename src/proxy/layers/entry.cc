@@ -138,9 +138,11 @@ void ProxyEntry::Decide() {
         std::nullopt, std::string(kSocks4Rejected, sizeof(kSocks4Rejected))));
     return;
   }
-  bool letter = (first >= 'A' && first <= 'Z') || (first >= 'a' && first <= 'z');
-  if (!letter) {
-    // No HTTP method starts like this, and the parser would wait for a line end that a client
+  // A method's first letter, or the empty lines HTTP lets a client send before its request.
+  bool http = (first >= 'A' && first <= 'Z') || (first >= 'a' && first <= 'z') ||
+              first == '\r' || first == '\n';
+  if (!http) {
+    // No HTTP request starts like this, and the parser would wait for a line end that a client
     // speaking something else may never send.
     char hex[5];
     std::snprintf(hex, sizeof(hex), "0x%02x", first);

@@ -5,6 +5,7 @@
 //   0x16        a TLS ClientHello: mitmd as an HTTPS proxy (ProxyTlsLayer), then HTTP inside
 //   0x04        SOCKS4, refused with its own reply and a message naming SOCKS5
 //   a letter    an HTTP proxy request (HttpLayer), which answers malformed ones with a 400
+//   (or CR/LF: the empty lines HTTP allows before a request)
 //   otherwise   a 400 that names the protocols mitmd speaks here
 // Every refusal is a recorded failed flow; nothing waits beyond the first byte.
 //
