@@ -199,6 +199,7 @@ Status App::StartProxy() {
   context_ = std::make_unique<proxy::ProxyContext>(proxy::ProxyContext{
       config_, log_, *authority_, *flows_, *upstream_tls_, *client_tls_, *connections_,
       *passthrough_, *client_certs_, WallClock});
+  context_->viewer_port = &viewer_port_;
   CertPage* page = cert_page_.get();
   ca::Authority* ca = authority_.get();
   context_->cert_page = [page, ca](std::string_view path) -> std::optional<http::StaticResponse> {
@@ -245,6 +246,7 @@ Status App::StartViewer() {
   }
   web_worker_ = std::move(*worker);
   viewer_ = std::move(*started);
+  viewer_port_.store(viewer_->address().port, std::memory_order_relaxed);
   web_worker_->Start();
   return {};
 }

@@ -4,6 +4,7 @@
 // fails with a message a user can act on. Teardown has one path: Stop() (also run by the
 // destructor) stops the proxy first, then the viewer, whatever step the start-up reached.
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -85,6 +86,7 @@ class App {
   std::unique_ptr<proxy::ProxyServer> server_;
   std::unique_ptr<net::Worker> web_worker_;
   std::unique_ptr<web::WebServer> viewer_;
+  std::atomic<uint16_t> viewer_port_{0};  // the viewer's bound port, read by the proxy's hooks
   std::unique_ptr<cli::ConsoleView> console_;
   uint64_t console_subscription_ = 0;
   bool stopped_ = false;

@@ -31,6 +31,13 @@ struct Config {
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds idle_timeout{120'000};
+  // A request head must be complete this long after its first byte (then 408).
+  std::chrono::milliseconds head_timeout{30'000};
+  // A response head must arrive this long after the request was sent (then 504); 0: no limit.
+  std::chrono::milliseconds response_timeout{0};
+  // The upstream pool (per worker): idle connections kept per server, and for how long.
+  size_t pool_max_idle = 8;
+  std::chrono::milliseconds pool_idle_timeout{60'000};
   std::string log_level = "info";
   // The viewer (src/web).
   bool web_enabled = true;                 // --no-web turns it off

@@ -145,6 +145,43 @@ constexpr OptionSpec kOptions[] = {
        return {};
      },
      "close connections idle this long (default 120)"},
+    {"--head-timeout", "SECS", Arity::kValue,
+     [](Config& c, std::string_view v) -> Status {
+       auto t = ParseSeconds(v, "--head-timeout");
+       if (!t) return std::unexpected(t.error());
+       if (t->count() == 0) return Fail("--head-timeout: give a positive number of seconds");
+       c.head_timeout = *t;
+       return {};
+     },
+     "a request head must be complete this long after its first byte,\n"
+     "else the client gets 408 and the connection closes (default 30)"},
+    {"--response-timeout", "SECS", Arity::kValue,
+     [](Config& c, std::string_view v) -> Status {
+       auto t = ParseSeconds(v, "--response-timeout");
+       if (!t) return std::unexpected(t.error());
+       c.response_timeout = *t;
+       return {};
+     },
+     "a response head must arrive this long after the request was sent,\n"
+     "else the client gets 504 (default 0: wait as long as the server takes;\n"
+     "long polls work)"},
+    {"--pool-max-idle", "N", Arity::kValue,
+     [](Config& c, std::string_view v) -> Status {
+       auto n = ParseUnsigned(v, "--pool-max-idle");
+       if (!n || *n > 1000) return Fail("--pool-max-idle: give a number from 0 to 1000");
+       c.pool_max_idle = *n;
+       return {};
+     },
+     "idle upstream connections kept for reuse per server and worker\n"
+     "(default 8; 0: no reuse across client connections)"},
+    {"--pool-idle-timeout", "SECS", Arity::kValue,
+     [](Config& c, std::string_view v) -> Status {
+       auto t = ParseSeconds(v, "--pool-idle-timeout");
+       if (!t) return std::unexpected(t.error());
+       c.pool_idle_timeout = *t;
+       return {};
+     },
+     "close pooled upstream connections idle this long (default 60)"},
     {"--log-level", "LEVEL", Arity::kValue,
      [](Config& c, std::string_view v) -> Status {
        if (v != "debug" && v != "info" && v != "warn" && v != "error") {

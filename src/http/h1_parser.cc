@@ -293,8 +293,20 @@ Parser::Step Parser::ConsumeHead(std::string_view data, size_t& pos, ParserEvent
     if (!lf) return Step::kContinue;
     size_t line_len = head_buf_.size() - line_start_;
     bool empty = line_len == 1 || (line_len == 2 && head_buf_[line_start_] == '\r');
+    size_t line_at = line_start_;
     line_start_ = head_buf_.size();
     if (!empty) {
+      if (!saw_start_line_ && kind_ == Kind::kRequest) {
+        // An HTTP/0.9 request is its request line alone, without a version: its client waits
+        // for an answer that a head which never ends would not give. Refused at once.
+        std::string_view rest = std::string_view(head_buf_).substr(line_at);
+        std::string_view line = NextLine(rest);
+        size_t sp = line.find(' ');
+        if (sp != std::string_view::npos && line.find(' ', sp + 1) == std::string_view::npos) {
+          return Failure(StrCat("HTTP/0.9 request ", Quote(line),
+                                " (no HTTP version): mitmd speaks HTTP/1.0 and later"));
+        }
+      }
       saw_start_line_ = true;
       continue;
     }

@@ -136,7 +136,7 @@ void Conn::SetReading(bool enabled) {
 void Conn::ShutdownWrite() {
   if (shutdown_pending_) return;
   shutdown_pending_ = true;
-  if (tls() && handshake_done_) SSL_shutdown(ssl_.get());
+  if (tls() && handshake_done_ && !skip_close_notify_) SSL_shutdown(ssl_.get());
   if (output_pending() == 0) ::shutdown(fd(), SHUT_WR);
 }
 
@@ -233,9 +233,17 @@ void Conn::ReadPlaintext() {
       evbuffer_commit_space(plain_in_, &vec, 0);
       int err = SSL_get_error(ssl_.get(), n);
       if (err == SSL_ERROR_WANT_READ) {
-        if (socket_eof_) peer_closed = true;  // truncated without close_notify: still an end
+        if (socket_eof_) {
+          peer_closed = true;  // without close_notify: still an end, which may be truncated
+          truncated_ = true;
+        }
       } else if (err == SSL_ERROR_ZERO_RETURN) {
         peer_closed = true;
+      } else if (err == SSL_ERROR_SYSCALL && socket_eof_ && ERR_peek_last_error() == 0) {
+        // The peer closed the TCP connection without close_notify: an end all the same, but
+        // what came last may be cut short.
+        peer_closed = true;
+        truncated_ = true;
       } else {
         if (progress) Emit(ConnEvent::kReadable);
         Fail(TlsErrorString(ssl_.get(), n));

@@ -71,8 +71,15 @@ class Conn {
   // The peer has closed: nothing will arrive beyond what input() holds (kEof comes only once
   // that is consumed).
   bool peer_closed() const { return socket_eof_; }
-  // Sends a TLS close_notify (when TLS) and shuts down the write side once output drains.
+  // TLS: the peer closed the TCP connection without a close_notify, so what it sent last may
+  // be cut short.
+  bool truncated() const { return truncated_; }
+  // Sends a TLS close_notify (when TLS, unless SkipCloseNotify) and shuts down the write side
+  // once output drains.
   void ShutdownWrite();
+  // This connection is to end as its peer's did, without a close_notify: passes an upstream's
+  // truncation on to the client.
+  void SkipCloseNotify() { skip_close_notify_ = true; }
   void set_delegate(Delegate* d) { delegate_ = d; }
   const std::string& error() const { return error_; }
   int fd() const;
@@ -110,6 +117,8 @@ class Conn {
   bool failed_ = false;
   bool socket_failed_ = false;  // the socket itself failed (reset...), not only TLS on it
   bool shutdown_pending_ = false;
+  bool truncated_ = false;
+  bool skip_close_notify_ = false;
   bool burying_ = false;  // handed to a ConnGraveyard: never progress a handshake
   std::string error_;
   uint64_t bytes_read_ = 0;

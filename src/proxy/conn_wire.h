@@ -28,6 +28,10 @@ class ConnWire : public Wire, private net::Conn::Delegate {
   void ShutdownWrite() override;
   bool eof() const override;
   bool peer_closed() const override { return !conn_ || conn_->peer_closed(); }
+  bool truncated() const override { return conn_ && conn_->truncated(); }
+  void SkipCloseNotify() override {
+    if (conn_) conn_->SkipCloseNotify();
+  }
   const std::string& error() const override;
   uint64_t bytes_read() const override { return conn_ ? conn_->bytes_read() : bytes_read_; }
   uint64_t bytes_written() const override {

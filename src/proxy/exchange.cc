@@ -11,6 +11,10 @@ constexpr size_t kHeldLimit = 64 * 1024;
 // Body progress is published at most this often per flow (seconds).
 constexpr double kPublishInterval = 0.25;
 
+void AddNote(Flow& flow, std::string_view text) {
+  flow.note = flow.note.empty() ? std::string(text) : StrCat(flow.note, "; ", text);
+}
+
 // The headers that address the proxy: never forwarded, never recorded.
 constexpr std::string_view kProxyHeaders[] = {"Proxy-Authorization", "Proxy-Connection"};
 
@@ -59,6 +63,11 @@ void Exchange::Log(std::string_view message) const {
 
 void Exchange::Start() {
   ConnectionHandler& conn = host_.conn();
+  response_timer_ = conn.services().timers.New("response", [this] {
+    Fail(504, Phase::kResponse,
+         StrCat("the server did not answer within ",
+                DurationText(host_.conn().ctx().config.response_timeout), " (--response-timeout)"));
+  });
   flow_ = conn.NewFlow();
   flow_->server_host = key_.host;
   flow_->server_port = key_.port;
@@ -122,6 +131,7 @@ void Exchange::Attach(std::unique_ptr<UpstreamConn> upstream, bool resume_client
   }
   held_raw_ = std::string();
   held_data_ = std::string();
+  ArmResponseTimer();
   Wire& client = host_.conn().client();
   if (!upstream_->codec->Writable(id_)) {
     client.SetReading(false);
@@ -176,12 +186,20 @@ void Exchange::OnRequestEnd() {
   request_done_ = true;
   if (!flow_) return;
   if (upstream_ && !raw_bodies() && !request_trailers_) upstream_->codec->SendEnd(id_);
+  ArmResponseTimer();
   flow_->timings.request_end = host_.conn().ctx().now();
   if (const auto& error = host_.tunnel().upstream_error) {
     // The upstream failed during the client's handshake: this request gets the explanation.
     flow_->server_cert = error->cert;
     Fail(502, error->phase, error->message,
          StrCat("mitmd could not reach ", key_.host, ":", key_.port, " for this request."));
+  }
+}
+
+void Exchange::ArmResponseTimer() {
+  auto timeout = host_.conn().ctx().config.response_timeout;
+  if (timeout.count() > 0 && upstream_ && request_done_ && state_ == State::kForwarding) {
+    response_timer_->Arm(timeout);
   }
 }
 
@@ -258,6 +276,7 @@ void Exchange::ReadUpstream() {
 }
 
 void Exchange::OnHead(http::StreamId, http::Response&& response) {
+  response_timer_->Cancel();  // the server answers
   const http::ResponseHead& head = response.head;
   if (response.interim()) {
     if (!flow_->response) flow_->response.emplace();
@@ -331,10 +350,18 @@ void Exchange::OnStreamReset(http::StreamId, uint32_t, const std::string& messag
 void Exchange::OnUpstreamEof() {
   upstream_->peer_closed = true;
   if (state_ == State::kResponding) {
+    // The client sees the server's close as it happened: without close_notify, when so.
+    bool truncated = upstream_->wire->truncated();
+    if (truncated) host_.conn().client().SkipCloseNotify();
     Status st = upstream_->codec->ReceiveEof(*this);  // completes a close-delimited body
     if (!st && flow_) {
       Cut(Phase::kResponse, st.error().message);
     } else if (response_done_) {
+      if (truncated) {
+        AddNote(*flow_,
+                "the server closed the connection without close_notify: this close-delimited "
+                "body may be truncated");
+      }
       Finish();
     }
     return;
@@ -355,6 +382,7 @@ bool Exchange::Retry(std::string_view why) {
     return false;
   }
   retried_ = true;
+  response_timer_->Cancel();  // restarted once the request is out again
   Log("retrying on a new connection");
   upstream_->wire->set_observer(nullptr);
   ConnectionHandler& conn = host_.conn();

@@ -68,7 +68,8 @@ class Exchange : private http::CodecEvents, private WireObserver {
   // WireObserver: the upstream connection while this exchange has it.
   void OnWireEvent(Wire& wire, WireEvent event) override;
 
-  void Connect();
+  // Starts the --response-timeout countdown once the whole request went upstream.
+  void ArmResponseTimer();
   void OnConnected(Upstreams::Outcome outcome);
   // Takes |upstream| and sends the request on it; |resume_client| reads the rest of the
   // request (false while the layer is already reading it).
@@ -104,6 +105,7 @@ class Exchange : private http::CodecEvents, private WireObserver {
   State state_ = State::kConnecting;
   std::unique_ptr<Flow> flow_;  // null once recorded
   std::unique_ptr<Upstreams::Pending> pending_connect_;
+  std::unique_ptr<Timer> response_timer_;  // --response-timeout, while waiting for the head
   std::unique_ptr<UpstreamConn> upstream_;
   // The request body waiting for the upstream connection, raw (as the client framed it) and
   // as payload: which one goes depends on the upstream codec.

@@ -70,7 +70,9 @@ bool DefaultHooks::IsThisMachine(const std::string& host) const {
 std::optional<HookAnswer> DefaultHooks::CheckTarget(const Target& target) {
   const Config& c = ctx_.config;
   bool proxy_port = target.port == proxy_port_;
-  bool viewer_port = c.web_enabled && target.port == c.web_listen.port;
+  uint16_t viewer = ctx_.viewer_port ? ctx_.viewer_port->load(std::memory_order_relaxed)
+                                     : (c.web_enabled ? c.web_listen.port : 0);
+  bool viewer_port = viewer != 0 && target.port == viewer;
   if (!(proxy_port || viewer_port) || !IsThisMachine(target.host)) return std::nullopt;
   std::string message =
       StrCat(target.host, ":", target.port, " is mitmd's own ", proxy_port ? "proxy" : "viewer",

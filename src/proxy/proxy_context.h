@@ -35,6 +35,9 @@ struct ProxyContext {
   // Answers http://mitmd.cert/<path> through the proxy (the root's page and downloads, like
   // mitmproxy's mitm.it); nullopt for an unknown path. May be empty: then nothing is served.
   std::function<std::optional<http::StaticResponse>(std::string_view path)> cert_page = {};
+  // The port the viewer is bound to once it listens (0 until then, or without a viewer), for
+  // refusing requests to it through the proxy; null: the configured --web port.
+  const std::atomic<uint16_t>* viewer_port = nullptr;
 };
 
 }  // namespace mitmd::proxy

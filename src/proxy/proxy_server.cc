@@ -139,7 +139,9 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::Start(ProxyContext& ctx) {
       ls->dialing = std::make_unique<DialingUpstreams>(
           ctx, slot->worker->base(), *slot->dialer, slot->graveyard, *slot->timers,
           mode.kind == ProxyMode::Kind::kUpstream ? &mode : nullptr);
-      ls->upstreams = std::make_unique<UpstreamPool>(*ls->dialing, *slot->timers);
+      ls->upstreams = std::make_unique<UpstreamPool>(
+          *ls->dialing, *slot->timers,
+          PoolLimits{ctx.config.pool_max_idle, ctx.config.pool_idle_timeout});
       // Every worker watches each listening socket; whichever wakes first accepts.
       ls->listener = evconnlistener_new(slot->worker->base(), Impl::AcceptCb, ls.get(),
                                         LEV_OPT_CLOSE_ON_EXEC, 0, impl->sockets[l].fd);

@@ -46,6 +46,10 @@ class Wire : public http::ByteSink {
   virtual TlsInfo DescribeTls() const = 0;
   // Sends close_notify (TLS) and half-closes once the output is flushed.
   virtual void ShutdownWrite() = 0;
+  // TLS: the peer closed without close_notify (what it sent last may be cut short).
+  virtual bool truncated() const = 0;
+  // Ends this connection without close_notify when it closes, as its peer's ended.
+  virtual void SkipCloseNotify() = 0;
   // The peer closed its side and everything it sent has been consumed (kEof was delivered).
   virtual bool eof() const = 0;
   // The peer closed its side: no bytes will arrive beyond what input() holds now.

@@ -37,6 +37,8 @@ try:
     out["connect"] = reply.split(b"\r\n")[0].decode("latin-1")
     if tls == "1":
         ctx = ssl.create_default_context(cafile=ca)
+        # Python's default treats a close without close_notify as a clean one.
+        ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
         if alpn:
             ctx.set_alpn_protocols(alpn.split(","))
         s = ctx.wrap_socket(s, server_hostname=sni, suppress_ragged_eofs=False)
@@ -56,6 +58,10 @@ try:
     except socket.timeout:
         out["close"] = "timeout"
     except ssl.SSLEOFError:
+        out["close"] = "unclean"
+    except ssl.SSLError as e:  # OpenSSL 3 words a missing close_notify this way
+        if "UNEXPECTED_EOF" not in str(e):
+            raise
         out["close"] = "unclean"
     except ConnectionResetError:
         out["close"] = "reset"

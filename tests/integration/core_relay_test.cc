@@ -78,6 +78,28 @@ TEST_F(CoreRelayTest, NoCommonAlpnIsAnAlertNotASilentHandshake) {
       << flows[0].dump();
 }
 
+TEST_F(CoreRelayTest, UpstreamCloseWithoutCloseNotifyReachesTheClientUnclean) {
+  ScriptServer up;
+  ASSERT_TRUE(up.Start({"/usr/bin/python3", "-c", kUncleanCloseServer, localhost_files_.cert,
+                        localhost_files_.key},
+                       dir_.path()));
+  ASSERT_NO_FATAL_FAILURE(StartMitmd());
+  std::string authority = "localhost:" + std::to_string(up.port());
+  auto r = RunTunnelClient(mitmd_.port(), authority, true, "localhost", mitmd_.ca_cert_path(),
+                           "http/1.1",
+                           "GET /partial HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n", 5);
+  ASSERT_EQ(r.value("error", ""), "") << r.dump();
+  EXPECT_NE(r.value("received", "").find("partial body"), std::string::npos) << r.dump();
+  EXPECT_EQ(r["close"], "unclean") << r.dump();
+  auto flows = mitmd_.WaitForFlows(1);
+  ASSERT_EQ(flows.size(), 1u);
+  // The close-delimited body may be truncated, and the flow says so.
+  std::string text = Lower(flows[0].dump());
+  EXPECT_TRUE(text.find("truncat") != std::string::npos ||
+              text.find("close_notify") != std::string::npos)
+      << flows[0].dump();
+}
+
 TEST_F(CoreRelayTest, ServerThatSpeaksFirstIsHeardAndRecorded) {
   ScriptServer banner;
   ASSERT_TRUE(banner.Start({"/usr/bin/python3", "-c", kBannerServer}, dir_.path()));

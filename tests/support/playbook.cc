@@ -46,6 +46,11 @@ void FakeWire::Deliver(std::string_view bytes) {
   if (reading_) Emit(WireEvent::kReadable);
 }
 
+void FakeWire::DeliverTruncatedEof() {
+  truncated_ = true;
+  DeliverEof();
+}
+
 void FakeWire::DeliverEof() {
   peer_closed_ = true;
   if (evbuffer_get_length(input_) > 0) {
@@ -271,6 +276,9 @@ Event FromServer(std::string bytes, int server) {
 }
 Event ClientEof() { return MakeEvent(Event::Kind::kClientEof); }
 Event ServerEof(int server) { return MakeEvent(Event::Kind::kServerEof, {}, server); }
+Event ServerTruncatedEof(int server) {
+  return MakeEvent(Event::Kind::kServerTruncatedEof, {}, server);
+}
 Event ClientError(std::string message) {
   return MakeEvent(Event::Kind::kClientError, std::move(message));
 }
@@ -324,6 +332,7 @@ std::string Event::Describe() const {
     case Kind::kFromServer: return StrCat("FromServer(", Quote(text), ", ", server, ")");
     case Kind::kClientEof: return "ClientEof()";
     case Kind::kServerEof: return StrCat("ServerEof(", server, ")");
+    case Kind::kServerTruncatedEof: return StrCat("ServerTruncatedEof(", server, ")");
     case Kind::kClientError: return "ClientError(" + Quote(text) + ")";
     case Kind::kServerError: return StrCat("ServerError(", Quote(text), ", ", server, ")");
     case Kind::kDialed: return "Dialed(" + text + ")";
@@ -381,7 +390,8 @@ Playbook::Playbook(std::function<void(Config&)> configure) : log_(2, LogLevel::k
       *client_certs_, [this] { return clock_; }});
   timers_ = std::make_unique<FakeTimers>(&clock_);
   upstreams_ = std::make_unique<FakeUpstreams>(registry_);
-  pool_ = std::make_unique<proxy::UpstreamPool>(*upstreams_, *timers_);
+  pool_ = std::make_unique<proxy::UpstreamPool>(
+      *upstreams_, *timers_, proxy::PoolLimits{config_.pool_max_idle, config_.pool_idle_timeout});
   hooks_ = std::make_unique<proxy::DefaultHooks>(*ctx_, config_.listen.port);
   auto client = std::make_unique<FakeWire>();
   client_ = client.get();
@@ -415,6 +425,7 @@ void Playbook::Apply(const Event& e) {
     case Event::Kind::kFromServer: if (server) server->Deliver(e.text); break;
     case Event::Kind::kClientEof: client_->DeliverEof(); break;
     case Event::Kind::kServerEof: if (server) server->DeliverEof(); break;
+    case Event::Kind::kServerTruncatedEof: if (server) server->DeliverTruncatedEof(); break;
     case Event::Kind::kClientError: client_->DeliverError(e.text); break;
     case Event::Kind::kServerError: if (server) server->DeliverError(e.text); break;
     case Event::Kind::kClientDrained: client_->set_pending(0); client_->Emit(WireEvent::kDrained); break;

@@ -49,6 +49,8 @@ class FakeWire : public proxy::Wire {
   void ShutdownWrite() override { shutdown_ = true; }
   bool eof() const override { return eof_; }
   bool peer_closed() const override { return peer_closed_; }
+  bool truncated() const override { return truncated_; }
+  void SkipCloseNotify() override { skip_close_notify_ = true; }
   const std::string& error() const override { return error_; }
   uint64_t bytes_read() const override { return bytes_read_; }
   uint64_t bytes_written() const override { return bytes_written_; }
@@ -59,6 +61,9 @@ class FakeWire : public proxy::Wire {
   // Test side.
   void Deliver(std::string_view bytes);
   void DeliverEof();
+  // The peer closes without close_notify.
+  void DeliverTruncatedEof();
+  bool close_notify_skipped() const { return skip_close_notify_; }
   void DeliverError(std::string message);
   void Emit(proxy::WireEvent event);
   // Bytes written since the last call.
@@ -89,6 +94,8 @@ class FakeWire : public proxy::Wire {
   bool shutdown_ = false;
   bool eof_ = false;
   bool peer_closed_ = false;
+  bool truncated_ = false;
+  bool skip_close_notify_ = false;
   bool closed_ = false;
 };
 
@@ -167,7 +174,8 @@ std::string Summary(const Flow& flow);
 
 struct Event {
   enum class Kind {
-    kFromClient, kFromServer, kClientEof, kServerEof, kClientError, kServerError,
+    kFromClient, kFromServer, kClientEof, kServerEof, kServerTruncatedEof, kClientError,
+    kServerError,
     kDialed, kDialFailed, kTimer, kClientDrained, kServerDrained, kClientHello,
     kClientHandshakeDone, kAdvance, kShutdown,
   };
@@ -183,6 +191,8 @@ Event FromClient(std::string bytes);
 Event FromServer(std::string bytes, int server = -1);
 Event ClientEof();
 Event ServerEof(int server = -1);
+// The server closes its TLS connection without close_notify.
+Event ServerTruncatedEof(int server = -1);
 Event ClientError(std::string message);
 Event ServerError(std::string message, int server = -1);
 Event ClientDrained();

@@ -569,7 +569,7 @@ TEST(H1RequestTest, MalformedRequestsAreRejectedWithAReason) {
       {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "unsupported HTTP version 'HTTP/2.0'"},
       {"GET / HTTP/1.2\r\n\r\n", "unsupported HTTP version 'HTTP/1.2'"},
       {"GET / http/1.1\r\n\r\n", "malformed request line"},
-      {"GET /\r\n\r\n", "malformed request line 'GET /'"},
+      {"GET /\r\n\r\n", "HTTP/0.9 request 'GET /'"},
       {"GET  / HTTP/1.1\r\n\r\n", "malformed request line"},
       {"GET / HTTP/1.1 \r\n\r\n", "malformed request line"},
       {"GET /a b HTTP/1.1\r\n\r\n", "malformed request line"},
@@ -617,6 +617,17 @@ TEST(H1RequestTest, MalformedRequestsAreRejectedWithAReason) {
     std::string error = ErrorOf(Kind::kRequest, c.input);
     EXPECT_NE(error.find(c.reason), std::string::npos) << "error was: " << error;
   }
+}
+
+TEST(H1RequestTest, Http09RequestLineIsRefusedWithoutWaitingForTheHeadToEnd) {
+  Parser parser(Kind::kRequest);
+  Recorder rec(parser);
+  auto fed = parser.Feed("GET /index.html\r\n", rec);  // an HTTP/0.9 client now waits
+  ASSERT_FALSE(fed);
+  EXPECT_NE(fed.error().message.find("HTTP/0.9 request 'GET /index.html'"), std::string::npos)
+      << fed.error().message;
+  Parser ok(Kind::kRequest);
+  EXPECT_TRUE(ok.Feed("GET /index.html HTTP/1.0\r\n", rec));  // the rest of the head may follow
 }
 
 TEST(H1RequestTest, MalformedHeadEmitsNoEventsAndTheParserStaysFailed) {

@@ -84,5 +84,33 @@ TEST(PlaybookAlpn, NoProtocolInCommonIsAnAlertAndARecordedFlow) {
   EXPECT_EQ(message.find("auto-passthrough"), std::string::npos) << message;
 }
 
+TEST(PlaybookUnclean, AServerCloseWithoutCloseNotifyIsPassedOnAndNoted) {
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n";
+  Playbook pb;
+  pb >> FromClient("GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n") << Dial("a.test:80");
+  pb >> Dialed() << ToServer("GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  pb >> FromServer(head + "partial") << ToClient(head + "partial");
+  pb >> ServerTruncatedEof() << Recorded("200 GET http://a.test/x") << CloseClient()
+     << CloseServer("not kept alive");
+  ASSERT_TRUE(pb.Run());
+  EXPECT_TRUE(pb.client().close_notify_skipped());
+  const Flow& f = *pb.recorded()[0];
+  EXPECT_NE(f.note.find("may be truncated"), std::string::npos) << f.note;
+  EXPECT_EQ(f.response->body.content, "partial");
+}
+
+TEST(PlaybookUnclean, AClosingServerWithCloseNotifyEndsCleanly) {
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n";
+  Playbook pb;
+  pb >> FromClient("GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n") << Dial("a.test:80");
+  pb >> Dialed() << ToServer("GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  pb >> FromServer(head + "whole") << ToClient(head + "whole");
+  pb >> ServerEof() << Recorded("200 GET http://a.test/x") << CloseClient()
+     << CloseServer("not kept alive");
+  ASSERT_TRUE(pb.Run());
+  EXPECT_FALSE(pb.client().close_notify_skipped());
+  EXPECT_EQ(pb.recorded()[0]->note, "");
+}
+
 }  // namespace
 }  // namespace mitmd::testing

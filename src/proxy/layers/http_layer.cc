@@ -17,6 +17,7 @@ constexpr double kPinnedHangupSeconds = 1.0;
 HttpLayer::HttpLayer(ConnectionHandler& conn, Mode mode)
     : Layer(conn), mode_(mode), codec_(http::H1Codec::Side::kServer, conn.client()) {
   reap_timer_ = conn_.services().timers.New("reap", [this] { reaped_.clear(); });
+  head_timer_ = conn_.services().timers.New("head", [this] { OnHeadTimeout(); });
 }
 
 HttpLayer::HttpLayer(ConnectionHandler& conn, TunnelTarget tunnel)
@@ -25,6 +26,7 @@ HttpLayer::HttpLayer(ConnectionHandler& conn, TunnelTarget tunnel)
       tunnel_(std::move(tunnel)),
       codec_(http::H1Codec::Side::kServer, conn.client()) {
   reap_timer_ = conn_.services().timers.New("reap", [this] { reaped_.clear(); });
+  head_timer_ = conn_.services().timers.New("head", [this] { OnHeadTimeout(); });
   idle_upstream_ = std::move(tunnel_.upstream);
   if (idle_upstream_) idle_upstream_->wire->set_observer(this);
 }
@@ -68,6 +70,9 @@ void HttpLayer::ReadClient() {
     EnterConnectTunnel();
     return;
   }
+  if (st && Receiving() && !exchange_ && !codec_.idle() && !head_timer_->armed()) {
+    head_timer_->Arm(conn_.ctx().config.head_timeout);  // a slow head may not hold the connection
+  }
   if (st || !Receiving()) return;
   std::string message = StrCat("malformed request: ", st.error().message);
   if (exchange_) {
@@ -81,6 +86,7 @@ void HttpLayer::ReadClient() {
 }
 
 void HttpLayer::OnHead(http::StreamId id, http::Request&& request) {
+  head_timer_->Cancel();
   if (mode_ == Mode::kProxy) {
     OnProxyRequest(id, std::move(request));
     return;
@@ -314,6 +320,14 @@ void HttpLayer::RecordConnectionFailure(Phase phase, const std::string& message)
   flow->error = FlowError{std::string(ToString(phase)), message};
   conn_.Log(LogLevel::kInfo, "flow failed", {{"phase", ToString(phase)}, {"error", message}});
   conn_.Record(std::move(flow));
+}
+
+void HttpLayer::OnHeadTimeout() {
+  if (exchange_ || conn_.closed()) return;
+  std::string message =
+      StrCat("the client did not complete its request head within ",
+             DurationText(conn_.ctx().config.head_timeout), " (--head-timeout)");
+  RespondLocally(0, conn_.NewFlow(), ErrorPage(408, message), Phase::kRequest, message);
 }
 
 void HttpLayer::OnClientEof() {

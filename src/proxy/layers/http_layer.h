@@ -68,6 +68,8 @@ class HttpLayer : public Layer,
               const std::string& message, std::string_view detail = {}, HeaderList extra = {});
   // Answers a complete CONNECT with 200 and hands the connection to Detect.
   void EnterConnectTunnel();
+  // The request head started arriving --head-timeout ago and is still not complete.
+  void OnHeadTimeout();
   void OnClientEof();
   void OnClientError();
   void DropIdleUpstream(std::string_view reason);
@@ -80,6 +82,7 @@ class HttpLayer : public Layer,
   std::unique_ptr<Exchange> exchange_;             // the request being answered
   std::vector<std::unique_ptr<Exchange>> reaped_;  // finished, freed on the next loop turn
   std::unique_ptr<Timer> reap_timer_;
+  std::unique_ptr<Timer> head_timer_;  // armed while a request head is partly read
   std::unique_ptr<UpstreamConn> idle_upstream_;
   uint64_t requests_seen_ = 0;
   std::optional<std::pair<std::string, uint16_t>> connect_target_;  // from a CONNECT head

@@ -109,6 +109,14 @@ void Tunnel::OnWireEvent(Wire& wire, WireEvent event) {
       return;
     case WireEvent::kEof:
       upstream_->peer_closed = true;
+      if (wire.truncated()) {
+        // Passed on as it happened: the client too sees a close without close_notify.
+        client.SkipCloseNotify();
+        if (flow_) {
+          flow_->note = StrCat(flow_->note, flow_->note.empty() ? "" : "; ",
+                               "the server closed without close_notify");
+        }
+      }
       client.ShutdownWrite();
       if (client.eof()) conn_.Close("both sides closed");
       return;
