@@ -158,7 +158,7 @@ void TlsInTlsWire::ReadPlaintext() {
 
 void TlsInTlsWire::ShutdownWrite() {
   if (closed_) return;
-  if (ssl_ && handshake_done_ && !failed_) {
+  if (ssl_ && handshake_done_ && !failed_ && !skip_close_notify_) {
     SSL_shutdown(ssl_.get());
     Flush();
   }

@@ -36,6 +36,9 @@ class TlsInTlsWire : public Wire, private WireObserver {
   void ShutdownWrite() override;
   bool eof() const override { return eof_delivered_; }
   bool peer_closed() const override { return close_notify_ || outer_->peer_closed(); }
+  // The outer connection ended without the inner TLS's close_notify.
+  bool truncated() const override { return !close_notify_ && outer_->peer_closed(); }
+  void SkipCloseNotify() override { skip_close_notify_ = true; }
   const std::string& error() const override { return error_.empty() ? outer_->error() : error_; }
   uint64_t bytes_read() const override { return outer_->bytes_read(); }
   uint64_t bytes_written() const override { return outer_->bytes_written(); }
@@ -65,6 +68,7 @@ class TlsInTlsWire : public Wire, private WireObserver {
   bool reading_ = true;
   bool handshake_done_ = false;
   bool close_notify_ = false;
+  bool skip_close_notify_ = false;  // end the inner TLS without close_notify
   bool eof_delivered_ = false;
   bool failed_ = false;
   bool closed_ = false;
