@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/strings.h"
+#include "decode/grpc.h"
 #include "http/body_decoder.h"
 #include "http/headers.h"
 
@@ -32,7 +33,7 @@ std::string LowerCopy(std::string_view s) {
 
 enum class Field {
   kWord, kHost, kMethod, kStatus, kType, kPath, kUrl, kHeader, kReqHeader, kResHeader, kBody,
-  kReqBody, kResBody, kSize, kDur, kConn, kUpstream, kError, kClient, kId, kIs,
+  kReqBody, kResBody, kSize, kDur, kConn, kUpstream, kError, kClient, kId, kIs, kWs,
 };
 
 struct FieldName {
@@ -48,14 +49,16 @@ constexpr FieldName kFields[] = {
     {"resbody", Field::kResBody},  {"size", Field::kSize},       {"dur", Field::kDur},
     {"conn", Field::kConn},        {"upstream", Field::kUpstream}, {"error", Field::kError},
     {"client", Field::kClient},    {"id", Field::kId},           {"is", Field::kIs},
+    {"ws", Field::kWs},
 };
 
-enum class Is { kError, kTls, kTunnel, kHttp, kInsecure, kTruncated, kReused, kH2 };
+enum class Is { kError, kTls, kTunnel, kHttp, kInsecure, kTruncated, kReused, kH2, kWs, kGrpc };
 
 constexpr std::pair<std::string_view, Is> kIsNames[] = {
     {"error", Is::kError},   {"tls", Is::kTls},         {"tunnel", Is::kTunnel},
     {"http", Is::kHttp},     {"insecure", Is::kInsecure}, {"truncated", Is::kTruncated},
-    {"reused", Is::kReused}, {"h2", Is::kH2},
+    {"reused", Is::kReused}, {"h2", Is::kH2},           {"ws", Is::kWs},
+    {"grpc", Is::kGrpc},
 };
 
 // A closed or open interval on the number line.
@@ -518,7 +521,14 @@ bool IsMatches(const Flow& f, Is is) {
       return (f.request && f.request->body.truncated) || (f.response && f.response->body.truncated);
     case Is::kReused: return f.upstream_reused;
     case Is::kH2:
-      return (f.client_tls && f.client_tls->alpn == "h2") || (f.server_tls && f.server_tls->alpn == "h2");
+      return f.stream_id != 0 || (f.request && f.request->version == "HTTP/2") ||
+             (f.response && f.response->version == "HTTP/2") ||
+             (f.client_tls && f.client_tls->alpn == "h2") || (f.server_tls && f.server_tls->alpn == "h2");
+    case Is::kWs: return f.websocket.has_value();
+    case Is::kGrpc: {
+      const std::string* type = f.request ? FindHeader(f.request->headers, "content-type") : nullptr;
+      return type && decode::IsGrpcContentType(*type);
+    }
   }
   return false;
 }
@@ -588,6 +598,12 @@ bool TermMatches(const Term& t, const Flow& f) {
       return LowerCopy(f.id).starts_with(t.value);
     case Field::kIs:
       return IsMatches(f, t.is);
+    case Field::kWs:
+      if (!f.websocket) return false;
+      for (const WebSocketMessage& m : f.websocket->messages) {
+        if (ContainsIgnoreCase(m.content, t.value)) return true;
+      }
+      return false;
   }
   return false;
 }

@@ -24,7 +24,9 @@
 //   error:E       the failure's phase or message contains E
 //   client:A      the client address contains A
 //   id:X          the flow id starts with X
-//   is:K          error, tls, tunnel, http, insecure, truncated, reused, h2
+//   is:K          error, tls, tunnel, http, insecure, truncated, reused, h2 (HTTP/2 on either
+//                 side), ws (a WebSocket), grpc (a gRPC call)
+//   ws:T          a WebSocket message contains T
 // A `~` before a field (~host:ample, ~body:token) makes its value a plain "contains" match.
 // Text matching ignores case.
 //

@@ -69,6 +69,31 @@ struct HttpResponse {
   std::vector<int> informational;
 };
 
+// One WebSocket message as recorded (a control frame is a message too).
+struct WebSocketMessage {
+  bool from_client = false;
+  std::string opcode;       // "text", "binary", "ping", "pong", "close"
+  double time = 0;          // when its last frame was read (epoch seconds)
+  uint64_t size = 0;        // payload bytes, inflated when compressed
+  std::string content;      // the first bytes of the payload, up to the flow's body cap
+  bool truncated = false;   // content holds less than size
+  bool compressed = false;  // permessage-deflate (content is inflated)
+};
+
+struct WebSocketClose {
+  bool by_client = false;  // who sent the first close frame
+  std::optional<int> code;
+  std::string reason;
+};
+
+// The messages of a WebSocket that followed a 101 (or an HTTP/2 extended CONNECT).
+struct WebSocketRecord {
+  std::vector<WebSocketMessage> messages;
+  uint64_t dropped = 0;  // messages past the per-flow cap: counted, not kept
+  std::optional<WebSocketClose> close;
+  std::string error;     // why the frames stopped being read (the relay went on)
+};
+
 struct Timings {
   double accepted = 0;        // client connection accepted (epoch seconds)
   double upstream_connect_start = 0;
@@ -124,6 +149,8 @@ struct Flow {
   std::optional<HttpResponse> response;
   std::optional<FlowError> error;
   Timings timings;
+  uint32_t stream_id = 0;   // the HTTP/2 stream on the client connection; 0 for HTTP/1
+  std::optional<WebSocketRecord> websocket;
   uint64_t bytes_up = 0;    // tunnels: client to server
   uint64_t bytes_down = 0;  // tunnels: server to client
   size_t body_record_cap = 0;

@@ -127,6 +127,75 @@ void TimingsFromJson(JsonFields& parent, Timings& t) {
   j->Double("response_end", t.response_end);
 }
 
+json WebSocketToJson(const WebSocketRecord& ws) {
+  json messages = json::array();
+  for (const WebSocketMessage& m : ws.messages) {
+    json jm = {{"from_client", m.from_client}, {"opcode", m.opcode}, {"time", m.time},
+               {"size", m.size}, {"truncated", m.truncated}, {"compressed", m.compressed}};
+    if (IsValidUtf8(m.content)) {
+      jm["encoding"] = "text";
+      jm["content"] = m.content;
+    } else {
+      jm["encoding"] = "base64";
+      jm["content"] = Base64Encode(m.content);
+    }
+    messages.push_back(std::move(jm));
+  }
+  json j = {{"messages", std::move(messages)}, {"dropped", ws.dropped}};
+  if (ws.close) {
+    j["close"] = {{"by", ws.close->by_client ? "client" : "server"}, {"reason", ws.close->reason}};
+    if (ws.close->code) j["close"]["code"] = *ws.close->code;
+  }
+  if (!ws.error.empty()) j["error"] = ws.error;
+  return j;
+}
+
+void WebSocketFromJson(JsonFields& parent, std::optional<WebSocketRecord>& out) {
+  auto j = parent.Object("websocket");
+  if (!j) return;
+  WebSocketRecord ws;
+  j->Integer("dropped", ws.dropped);
+  j->String("error", ws.error);
+  if (auto c = j->Object("close")) {
+    WebSocketClose close;
+    std::string by;
+    c->String("by", by);
+    close.by_client = by == "client";
+    c->String("reason", close.reason);
+    if (c->Has("code")) {
+      int code = 0;
+      c->Integer("code", code);
+      close.code = code;
+    }
+    ws.close = std::move(close);
+  }
+  if (const json* arr = j->Array("messages")) {
+    for (size_t i = 0; i < arr->size(); ++i) {
+      JsonFields jm = j->Nested((*arr)[i], StrCat(j->PathOf("messages"), "[", i, "]"));
+      WebSocketMessage m;
+      jm.Bool("from_client", m.from_client);
+      jm.String("opcode", m.opcode);
+      jm.Double("time", m.time);
+      jm.Integer("size", m.size);
+      jm.Bool("truncated", m.truncated);
+      jm.Bool("compressed", m.compressed);
+      std::string content, encoding = "text";
+      jm.String("content", content);
+      jm.String("encoding", encoding);
+      if (encoding == "base64") {
+        auto decoded = Base64Decode(content);
+        if (!decoded) return jm.Bad(jm.PathOf("content"), "not valid base64");
+        m.content = std::move(*decoded);
+      } else {
+        m.content = std::move(content);
+      }
+      if (!jm.ok()) return;
+      ws.messages.push_back(std::move(m));
+    }
+  }
+  out = std::move(ws);
+}
+
 }  // namespace
 
 json FlowToJson(const Flow& f) {
@@ -165,6 +234,8 @@ json FlowToJson(const Flow& f) {
   }
   if (f.error) j["error"] = {{"phase", f.error->phase}, {"message", f.error->message}};
   if (!f.note.empty()) j["note"] = f.note;
+  if (f.stream_id != 0) j["stream_id"] = f.stream_id;
+  if (f.websocket) j["websocket"] = WebSocketToJson(*f.websocket);
   return j;
 }
 
@@ -214,6 +285,8 @@ Result<Flow> FlowFromJson(const json& j) {
     bytes->Integer("down", f.bytes_down);
   }
   top.Integer("body_record_cap", f.body_record_cap);
+  top.Integer("stream_id", f.stream_id);
+  WebSocketFromJson(top, f.websocket);
   if (auto r = top.Object("request")) {
     HttpRequest req;
     r->String("method", req.method);
@@ -398,6 +471,49 @@ void WriteResponse(JsonWriter& w, const HttpResponse& r) {
   w.Raw("}");
 }
 
+void WriteWebSocket(JsonWriter& w, const WebSocketRecord& ws) {
+  w.Raw("{");
+  if (ws.close) {
+    w.Raw("\"close\":{\"by\":");
+    w.String(ws.close->by_client ? "client" : "server");
+    if (ws.close->code) {
+      w.Raw(",\"code\":");
+      w.Int(*ws.close->code);
+    }
+    w.Raw(",\"reason\":");
+    w.String(ws.close->reason);
+    w.Raw("},");
+  }
+  w.Raw("\"dropped\":");
+  w.Uint(ws.dropped);
+  if (!ws.error.empty()) {
+    w.Raw(",\"error\":");
+    w.String(ws.error);
+  }
+  w.Raw(",\"messages\":[");
+  for (size_t i = 0; i < ws.messages.size(); ++i) {
+    const WebSocketMessage& m = ws.messages[i];
+    w.Raw(i == 0 ? "{\"compressed\":" : ",{\"compressed\":");
+    w.Bool(m.compressed);
+    w.Raw(",\"content\":");
+    bool text = w.StringIfUtf8(m.content);
+    if (!text) w.Base64String(m.content);
+    w.Raw(text ? ",\"encoding\":\"text\",\"from_client\":"
+               : ",\"encoding\":\"base64\",\"from_client\":");
+    w.Bool(m.from_client);
+    w.Raw(",\"opcode\":");
+    w.String(m.opcode);
+    w.Raw(",\"size\":");
+    w.Uint(m.size);
+    w.Raw(",\"time\":");
+    w.Double(m.time);
+    w.Raw(",\"truncated\":");
+    w.Bool(m.truncated);
+    w.Raw("}");
+  }
+  w.Raw("]}");
+}
+
 // Enough for the line in the common case (text bodies without many escapes), so that the
 // output grows once.
 size_t EstimateLineSize(const Flow& f) {
@@ -428,6 +544,9 @@ size_t EstimateLineSize(const Flow& f) {
     body(f.response->body);
   }
   if (f.error) n += f.error->phase.size() + f.error->message.size();
+  if (f.websocket) {
+    for (const WebSocketMessage& m : f.websocket->messages) n += 160 + m.content.size() * 4 / 3;
+  }
   return n;
 }
 
@@ -501,8 +620,17 @@ void AppendFlowJsonLine(const Flow& f, std::string& out) {
   }
   w.Raw("},\"state\":\"");
   w.Raw(ToString(f.state));
-  w.Raw("\",\"timings\":");
+  w.Raw("\"");
+  if (f.stream_id != 0) {
+    w.Raw(",\"stream_id\":");
+    w.Uint(f.stream_id);
+  }
+  w.Raw(",\"timings\":");
   WriteTimings(w, f.timings);
+  if (f.websocket) {
+    w.Raw(",\"websocket\":");
+    WriteWebSocket(w, *f.websocket);
+  }
   w.Raw("}");
 }
 

@@ -424,6 +424,24 @@ json BuildHarEntry(const Flow& f, const HarOptions& options) {
     entry["_tls"] = {{"client", TlsJson(f.client_tls)}, {"server", TlsJson(f.server_tls)}};
   }
   if (f.insecure) entry["comment"] = "upstream certificate verification was disabled (--insecure)";
+  if (f.websocket) {
+    // As Chrome's DevTools export them: text as is, binary (opcode 2) base64-encoded.
+    static constexpr std::pair<std::string_view, int> kOpcodes[] = {
+        {"text", 1}, {"binary", 2}, {"close", 8}, {"ping", 9}, {"pong", 10}};
+    json messages = json::array();
+    for (const WebSocketMessage& m : f.websocket->messages) {
+      int opcode = 0;
+      for (const auto& [name, value] : kOpcodes) {
+        if (m.opcode == name) opcode = value;
+      }
+      bool text = opcode != 2 && IsValidUtf8(m.content);
+      messages.push_back({{"type", m.from_client ? "send" : "receive"},
+                          {"time", m.time},
+                          {"opcode", opcode},
+                          {"data", text ? m.content : Base64Encode(m.content)}});
+    }
+    entry["_webSocketMessages"] = std::move(messages);
+  }
   return entry;
 }
 

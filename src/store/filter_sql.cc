@@ -68,7 +68,7 @@ std::optional<std::pair<int, int>> StatusRange(std::string_view v) {
 SqlPrefilter CompilePrefilter(std::string_view text) {
   SqlPrefilter out;
   std::string lower = Lower(text);
-  for (const char* field : {"header:", "body:", "client:"}) {
+  for (const char* field : {"header:", "body:", "client:", "ws:", "is:ws", "is:h2", "is:grpc"}) {
     if (lower.find(field) != std::string::npos) out.needs_full_flow = true;
   }
   // Only a plain conjunction of terms: OR, grouping and quoting are left to the filter.
