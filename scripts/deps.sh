@@ -17,7 +17,9 @@ test_pkgs=(libgtest-dev libgmock-dev curl openssl ca-certificates python3
   httpie python3-requests
   # SOCKS5 for Python requests (socks5h://); transparent mode's test in a network namespace
   # (iptables REDIRECT)
-  python3-socks iptables)
+  python3-socks iptables
+  # HTTP/2, WebSocket and gRPC peers (issue 9)
+  nghttp2-server nghttp2-client python3-h2 python3-websockets python3-grpcio)
 
 # tools/bench/run.sh: nginx as the direct origin, Python for the Nagle client.
 bench_pkgs=(nginx-light python3)

@@ -1076,6 +1076,11 @@
       ['response', 'Response', resp ? `${resp.headers.length} h` : ''],
       ['tls', 'TLS'],
     ];
+    if (d.websocket) tabs.push(['messages', 'Messages', String(d.websocket.messages.length + d.websocket.dropped)]);
+    if (isGrpc(d)) tabs.push(['grpc', 'gRPC']);
+    if ((state.detailTab === 'messages' && !d.websocket) || (state.detailTab === 'grpc' && !isGrpc(d))) {
+      state.detailTab = 'overview';
+    }
     const tabBar = h('div', {class: 'd-tabs', role: 'tablist'},
       tabs.map(([id, label, badge]) => h('button', {
         class: 'd-tab' + (state.detailTab === id ? ' active' : ''), role: 'tab', dataset: {tab: id},
@@ -1120,6 +1125,8 @@
     if (state.detailTab === 'overview') renderOverview(content, d);
     else if (state.detailTab === 'request') renderMessage(content, d, 'request');
     else if (state.detailTab === 'response') renderMessage(content, d, 'response');
+    else if (state.detailTab === 'messages') renderWebSocket(content, d);
+    else if (state.detailTab === 'grpc') renderGrpc(content, d);
     else renderTls(content, d);
     body.replaceChildren(head, content);
   }
@@ -1231,6 +1238,104 @@
     const bodySection = h('div', {class: 'section', id: `${side}-body`});
     el.append(bodySection);
     renderBody(bodySection, d, side);
+  }
+
+  // ---- WebSocket messages and gRPC calls (issue 9) ---------------------------------------
+
+  function isGrpc(d) {
+    const type = d.request ? (headerValue(d.request.headers, 'content-type') || '') : '';
+    return /^application\/grpc([+-;]|$)/i.test(type.trim());
+  }
+
+  function messageText(m) {
+    if (m.encoding === 'text') return m.content;
+    const bin = atob(m.content);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return hexDump(bytes);
+  }
+
+  // The messages of a WebSocket as a list that a filter narrows; a live flow refreshes it.
+  function renderWebSocket(el, d) {
+    const ws = d.websocket;
+    const facts = [];
+    if (ws.close) {
+      facts.push(h('span', {text: `closed by the ${ws.close.by}` +
+        (ws.close.code !== undefined ? ` with ${ws.close.code}` : '') + (ws.close.reason ? ` (${ws.close.reason})` : '')}));
+    } else if (isLive(d)) {
+      facts.push(h('span', {class: 'running', text: 'open'}));
+    }
+    if (ws.dropped) facts.push(h('span', {class: 'warn', text: `${ws.dropped} later messages not kept (per-flow cap)`}));
+    if (ws.error) el.append(h('div', {class: 'note warn', id: 'ws-error', text: ws.error}));
+    const filter = h('input', {type: 'search', id: 'ws-filter', placeholder: 'Filter messages', value: state.wsFilter || ''});
+    const list = h('div', {class: 'ws-list', id: 'ws-messages'});
+    const fill = () => {
+      const needle = (state.wsFilter || '').toLowerCase();
+      list.replaceChildren();
+      let shown = 0;
+      for (const m of ws.messages) {
+        const text = m.encoding === 'text' ? m.content : '';
+        if (needle && !text.toLowerCase().includes(needle)) continue;
+        shown++;
+        list.append(h('div', {class: 'ws-msg ' + (m.from_client ? 'up' : 'down') + ' op-' + m.opcode},
+          h('span', {class: 'ws-dir', title: m.from_client ? 'client to server' : 'server to client', text: m.from_client ? '↑' : '↓'}),
+          h('span', {class: 'ws-time', text: fmtTime(m.time)}),
+          h('span', {class: 'ws-op', text: m.opcode + (m.compressed ? ' (deflate)' : '')}),
+          h('span', {class: 'ws-size', text: fmtSize(m.size) + (m.truncated ? ' (truncated)' : '')}),
+          h('pre', {class: 'ws-data', text: messageText(m)})));
+      }
+      if (!shown) list.append(h('div', {class: 'muted', text: ws.messages.length ? 'No message matches.' : 'No messages yet.'}));
+    };
+    filter.addEventListener('input', () => { state.wsFilter = filter.value; fill(); });
+    fill();
+    el.append(section(`Messages (${ws.messages.length})`, h('div', {class: 'd-meta'}, facts), filter, list));
+  }
+
+  function protobufTree(fields) {
+    const ul = h('ul', {class: 'pb'});
+    for (const f of fields) {
+      let value;
+      if (f.message) value = protobufTree(f.message);
+      else if (f.string !== undefined) value = h('span', {class: 'pb-str', text: JSON.stringify(f.string)});
+      else if (f.bytes !== undefined) value = h('span', {class: 'pb-bytes', text: `bytes ${f.bytes}`});
+      else {
+        const extra = f.sint !== undefined ? ` (sint ${f.sint})` : f.float !== undefined ? ` (float ${f.float})` :
+          f.double !== undefined ? ` (double ${f.double})` : '';
+        value = h('span', {class: 'pb-num', text: String(f.value) + extra});
+      }
+      ul.append(h('li', null, h('span', {class: 'pb-key', text: `${f.field} ${f.wire}: `}), value));
+    }
+    return ul;
+  }
+
+  function grpcMessages(title, side) {
+    if (!side) return section(title, h('div', {class: 'muted', text: 'None yet.'}));
+    const items = side.messages.map((m, i) => h('div', {class: 'grpc-msg'},
+      h('div', {class: 'd-meta'}, h('span', {text: `#${i + 1}`}), h('span', {text: fmtSize(m.length)}),
+        m.compressed ? h('span', {text: 'compressed'}) : null, m.complete ? null : h('span', {class: 'warn', text: 'incomplete'})),
+      m.protobuf ? protobufTree(m.protobuf) : h('div', {class: 'muted', text: m.protobuf_error}),
+      h('details', null, h('summary', {text: 'base64'}), h('pre', {class: 'code', text: m.base64}))));
+    if (side.truncated) items.push(h('div', {class: 'note warn', text: 'The recorded body was capped: later messages are missing.'}));
+    return section(`${title} (${side.messages.length})`, ...items);
+  }
+
+  async function renderGrpc(el, d) {
+    const box = h('div', {id: 'grpc-view', class: 'muted', text: 'Loading…'});
+    el.append(box);
+    let v;
+    try {
+      v = await api(withSession(`/api/flows/${encodeURIComponent(d.id)}/grpc`));
+    } catch (e) {
+      box.textContent = `Could not read the call: ${e.message}`;
+      return;
+    }
+    box.className = '';
+    box.replaceChildren(
+      section('Call', kvGrid([['Service', v.service], ['Method', v.method],
+        ['Status', v.status ? `${v.status.status} ${v.status.status_name || ''}`.trim() : (isLive(d) ? 'running' : 'none')],
+        ['Message', v.status && v.status.message]])),
+      grpcMessages('Request messages', v.request),
+      grpcMessages('Response messages', v.response));
   }
 
   function classify(type) {

@@ -1,8 +1,10 @@
 #include "http/h1_codec.h"
 
 #include <charconv>
+#include <optional>
 
 #include "http/h1_writer.h"
+#include "http/translate.h"
 
 namespace mitmd::http {
 namespace {
@@ -115,7 +117,19 @@ void H1Codec::StartOutgoing(const HeaderList& headers, bool bodyless) {
   }
 }
 
-void H1Codec::SendHead(StreamId id, const Request& request) {
+void H1Codec::SendHead(StreamId id, const Request& h2_or_h1) {
+  // A head from an HTTP/2 peer is translated (pseudo-headers to the request line and Host);
+  // a body of unknown length is then sent chunked.
+  std::optional<Request> translated;
+  if (HasPseudoHeaders(h2_or_h1.head.headers)) {
+    const RequestHead& h = h2_or_h1.head;
+    bool body = FindHeader(h.headers, "content-length")
+                    ? *FindHeader(h.headers, "content-length") != "0"
+                    : !(h.method == "GET" || h.method == "HEAD" || h.method == "DELETE" ||
+                        h.method == "OPTIONS" || h.method == "TRACE");
+    if (auto h1 = ToH1Request(h, body)) translated = std::move(h1->request);
+  }
+  const Request& request = translated ? *translated : h2_or_h1;
   if (side_ == Side::kClient) {
     parser_.ExpectResponseTo(request.head.method);
     expected_.push_back(id);
@@ -124,7 +138,14 @@ void H1Codec::SendHead(StreamId id, const Request& request) {
   out_.Write(EncodeHead(request));
 }
 
-void H1Codec::SendHead(StreamId, const Response& response) {
+void H1Codec::SendHead(StreamId, const Response& h2_or_h1) {
+  std::optional<Response> translated;
+  if (HasPseudoHeaders(h2_or_h1.head.headers)) {
+    if (auto h1 = ToH1Response(h2_or_h1.head, /*has_body=*/true, head_request_)) {
+      translated = std::move(h1->response);
+    }
+  }
+  const Response& response = translated ? *translated : h2_or_h1;
   int status = response.head.status;
   if (status >= 200 || status == 101) {  // an interim response leaves the final one to come
     StartOutgoing(response.head.headers,

@@ -66,6 +66,7 @@ std::string_view H2ErrorName(uint32_t code) {
 }
 
 struct H2Codec::Stream {
+  StreamId name = 0;           // the caller's name for it
   HeaderList fields;           // the header block being received
   bool head_received = false;  // the final (non-1xx) head arrived: a later block is trailers
   bool remote_ended = false;
@@ -79,6 +80,8 @@ struct H2Codec::Stream {
   bool end = false;        // END_STREAM after |out|
   std::optional<HeaderList> trailers;
   bool local_ended = false;
+  bool reset_here = false;  // this side sent RST_STREAM
+  std::optional<HeaderList> pending_head;  // a response head not submitted yet
 };
 
 // nghttp2's callbacks, which see the codec through |user_data|.
@@ -89,7 +92,10 @@ struct H2Codec::Callbacks {
     H2Codec& c = Of(user_data);
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     auto& slot = c.streams_[frame->hd.stream_id];
-    if (!slot) slot = std::make_unique<Stream>();
+    if (!slot) {
+      slot = std::make_unique<Stream>();
+      slot->name = static_cast<StreamId>(frame->hd.stream_id);  // server side: the client's id
+    }
     slot->fields.clear();
     return 0;
   }
@@ -99,7 +105,7 @@ struct H2Codec::Callbacks {
                       void* user_data) {
     H2Codec& c = Of(user_data);
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-    Stream* s = c.Find(frame->hd.stream_id);
+    Stream* s = c.FindWire(frame->hd.stream_id);
     if (!s) return 0;
     s->fields.emplace_back(std::string(reinterpret_cast<const char*>(name), namelen),
                            std::string(reinterpret_cast<const char*>(value), valuelen));
@@ -108,12 +114,12 @@ struct H2Codec::Callbacks {
 
   static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
     H2Codec& c = Of(user_data);
-    StreamId id = frame->hd.stream_id;
     bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
     switch (frame->hd.type) {
       case NGHTTP2_HEADERS: {
-        Stream* s = c.Find(id);
-        if (!s || !c.events_) return 0;
+        Stream* s = c.FindWire(frame->hd.stream_id);
+        if (!s || !c.events_ || !c.events_->Receiving()) return 0;
+        StreamId id = s->name;
         HeaderList fields = std::move(s->fields);
         s->fields.clear();
         if (end) s->remote_ended = true;
@@ -146,24 +152,22 @@ struct H2Codec::Callbacks {
         if (end && c.events_->Receiving()) c.events_->OnEnd(id);
         return 0;
       }
-      case NGHTTP2_DATA:
-        if (end && c.events_) {
-          if (Stream* s = c.Find(id)) s->remote_ended = true;
-          c.events_->OnEnd(id);
-        }
+      case NGHTTP2_DATA: {
+        Stream* s = c.FindWire(frame->hd.stream_id);
+        if (!end || !s) return 0;
+        s->remote_ended = true;
+        if (c.events_ && c.events_->Receiving()) c.events_->OnEnd(s->name);
         return 0;
+      }
       case NGHTTP2_GOAWAY:
         c.goaway_received_ = true;
-        if (c.h2_events_) {
-          c.h2_events_->OnGoaway(frame->goaway.last_stream_id, frame->goaway.error_code);
-        }
         return 0;
       case NGHTTP2_WINDOW_UPDATE:
       case NGHTTP2_SETTINGS:
         // A window opened: streams with queued bytes may move again.
-        for (auto& [sid, s] : c.streams_) {
+        for (auto& [wire_id, s] : c.streams_) {
           if (s->submitted && s->deferred && (s->out_pos < s->out.size() || s->end)) {
-            c.Resume(sid, *s);
+            c.Resume(wire_id, *s);
           }
         }
         return 0;
@@ -177,13 +181,17 @@ struct H2Codec::Callbacks {
     H2Codec& c = Of(user_data);
     // The connection window goes back at once; the stream's when its owner consumed.
     nghttp2_session_consume_connection(session, len);
-    Stream* s = c.Find(stream_id);
+    Stream* s = c.FindWire(stream_id);
     if (!s) return 0;
-    s->unconsumed += len;
-    if (!c.events_) return 0;
-    std::string_view chunk(reinterpret_cast<const char*>(data), len);
-    c.events_->OnBodyRaw(stream_id, chunk);
-    if (c.events_->Receiving()) c.events_->OnData(stream_id, chunk);
+    if (c.side_ == Side::kClient) {
+      // An upstream stream has one reader, its exchange, which stops reading the whole
+      // (unshared) connection when its client is slow: TCP holds the rest back.
+      nghttp2_session_consume_stream(session, stream_id, len);
+    } else {
+      s->unconsumed += len;
+    }
+    if (!c.events_ || !c.events_->Receiving()) return 0;
+    c.events_->OnData(s->name, std::string_view(reinterpret_cast<const char*>(data), len));
     return 0;
   }
 
@@ -193,20 +201,22 @@ struct H2Codec::Callbacks {
     if (it == c.streams_.end()) return 0;
     std::unique_ptr<Stream> s = std::move(it->second);
     c.streams_.erase(it);
-    if ((code != NGHTTP2_NO_ERROR || !s->remote_ended) && c.h2_events_) {
-      std::string message =
-          code == NGHTTP2_REFUSED_STREAM
-              ? std::string("the stream was refused (REFUSED_STREAM): it may be retried")
-              : StrCat("the stream was reset (", H2ErrorName(code), ")");
-      c.h2_events_->OnStreamReset(stream_id, code, message);
-    }
+    c.wire_ids_.erase(s->name);
+    // Streams this side reset, or that closed after both ends were sent, tell nobody.
+    if (code == NGHTTP2_NO_ERROR && s->remote_ended) return 0;
+    if (s->reset_here || !c.events_ || !c.events_->Receiving()) return 0;
+    std::string message =
+        code == NGHTTP2_REFUSED_STREAM
+            ? std::string("the stream was refused (REFUSED_STREAM)")
+            : StrCat("the stream was reset (", H2ErrorName(code), ")");
+    c.events_->OnStreamReset(s->name, code, message);
     return 0;
   }
 
   static ssize_t Read(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
                       uint32_t* data_flags, nghttp2_data_source*, void* user_data) {
     H2Codec& c = Of(user_data);
-    Stream* s = c.Find(stream_id);
+    Stream* s = c.FindWire(stream_id);
     if (!s) {
       *data_flags |= NGHTTP2_DATA_FLAG_EOF;
       return 0;
@@ -236,7 +246,8 @@ struct H2Codec::Callbacks {
   }
 };
 
-H2Codec::H2Codec(Side side, ByteSink& out) : side_(side), out_(out) {
+H2Codec::H2Codec(Side side, ByteSink& out, std::string_view scheme)
+    : side_(side), out_(out), scheme_(scheme) {
   nghttp2_session_callbacks* cbs;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, Callbacks::OnBeginHeaders);
@@ -267,21 +278,37 @@ H2Codec::H2Codec(Side side, ByteSink& out) : side_(side), out_(out) {
 
 H2Codec::~H2Codec() { nghttp2_session_del(session_); }
 
-H2Codec::Stream* H2Codec::Find(StreamId id) {
-  auto it = streams_.find(id);
+H2Codec::Stream* H2Codec::FindWire(int32_t wire_id) {
+  auto it = streams_.find(wire_id);
   return it == streams_.end() ? nullptr : it->second.get();
 }
 
+int32_t H2Codec::WireId(StreamId id) const {
+  if (side_ == Side::kServer) return static_cast<int32_t>(id);
+  auto it = wire_ids_.find(id);
+  return it == wire_ids_.end() ? 0 : it->second;
+}
+
+H2Codec::Stream* H2Codec::Find(StreamId id) {
+  int32_t wire_id = WireId(id);
+  return wire_id == 0 ? nullptr : FindWire(wire_id);
+}
+
 const H2Codec::Stream* H2Codec::Find(StreamId id) const {
-  auto it = streams_.find(id);
+  int32_t wire_id = WireId(id);
+  if (wire_id == 0) return nullptr;
+  auto it = streams_.find(wire_id);
   return it == streams_.end() ? nullptr : it->second.get();
 }
 
 Status H2Codec::Receive(evbuffer* in, CodecEvents& events) {
   if (failed_) return Fail("the HTTP/2 connection failed earlier");
   events_ = &events;
-  h2_events_ = listener_ ? listener_ : dynamic_cast<H2Events*>(&events);
+  for (auto& [id, message] : std::exchange(refused_, {})) {
+    if (events.Receiving()) events.OnStreamReset(id, kResetRefusedStream, message);
+  }
   Status result;
+  in_recv_ = true;  // frames go out once nghttp2 has returned (never from its callbacks)
   while (events.Receiving() && evbuffer_get_length(in) > 0) {
     evbuffer_iovec vec[kMaxIovecs];
     int n = evbuffer_peek(in, -1, nullptr, vec, kMaxIovecs);
@@ -300,44 +327,43 @@ Status H2Codec::Receive(evbuffer* in, CodecEvents& events) {
     evbuffer_drain(in, consumed);
     if (!result) break;
   }
+  in_recv_ = false;
   Flush();  // SETTINGS acks, PING answers, resets of broken streams, a protocol error's GOAWAY
   events_ = nullptr;
-  h2_events_ = listener_;
   return result;
 }
 
 Status H2Codec::ReceiveEof(CodecEvents& events) {
-  H2Events* h2 = listener_ ? listener_ : dynamic_cast<H2Events*>(&events);
   std::vector<StreamId> open;
-  for (const auto& [id, s] : streams_) {
-    if (!s->remote_ended) open.push_back(id);
+  for (const auto& [wire_id, s] : streams_) {
+    if (!s->remote_ended) open.push_back(s->name);
   }
-  if (h2) {
-    for (StreamId id : open) {
-      h2->OnStreamReset(id, NGHTTP2_CANCEL, "the connection closed before the stream ended");
-    }
+  for (auto& [id, message] : std::exchange(refused_, {})) open.push_back(id);
+  for (StreamId id : open) {
+    if (!events.Receiving()) break;
+    events.OnStreamReset(id, kResetCancel, "the connection closed before the stream ended");
   }
   if (!open.empty()) return Fail("the HTTP/2 connection closed with streams still open");
   return {};
 }
 
 void H2Codec::SendHead(StreamId id, const Request& request) {
-  // A client-side stream is opened with OpenStream, which picks the id.
-  (void)id;
-  (void)OpenStream(request, false);
+  if (Status st = OpenStream(id, request, false); !st) refused_.emplace_back(id, st.error().message);
 }
 
 void H2Codec::SendHead(StreamId id, const Response& response) { SendResponse(id, response, false); }
 
-Result<StreamId> H2Codec::OpenStream(const Request& request, bool end_stream) {
+Status H2Codec::OpenStream(StreamId name, const Request& request, bool end_stream) {
   if (side_ != Side::kClient) return Fail("a server-side HTTP/2 codec cannot open streams");
   if (goaway_received_) return Fail("the server sent GOAWAY: no new streams on this connection");
   if (!CanOpenStream()) return Fail("the server's limit of concurrent streams is reached");
+  if (wire_ids_.contains(name)) return Fail("a stream of that name is already open");
   HeaderList fields = HasPseudoHeaders(request.head.headers)
                           ? Lowered(request.head.headers)
-                          : ToH2Request(request.head, "https");
+                          : ToH2Request(request.head, scheme_);
   DropConnectionSpecific(fields);
   auto stream = std::make_unique<Stream>();
+  stream->name = name;
   stream->head_sent = true;
   std::vector<nghttp2_nv> nv = ToNv(fields);
   int32_t id;
@@ -352,8 +378,9 @@ Result<StreamId> H2Codec::OpenStream(const Request& request, bool end_stream) {
   }
   if (id < 0) return Fail(StrCat("cannot open an HTTP/2 stream: ", nghttp2_strerror(id)));
   streams_[id] = std::move(stream);
+  wire_ids_[name] = id;
   Flush();
-  return static_cast<StreamId>(id);
+  return {};
 }
 
 void H2Codec::SendResponse(StreamId id, const Response& response, bool end_stream) {
@@ -364,25 +391,44 @@ void H2Codec::SendResponse(StreamId id, const Response& response, bool end_strea
   DropConnectionSpecific(fields);
   std::vector<nghttp2_nv> nv = ToNv(fields);
   if (response.interim()) {
-    nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, id, nullptr, nv.data(), nv.size(),
-                           nullptr);
+    nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, WireId(id), nullptr, nv.data(),
+                           nv.size(), nullptr);
   } else if (end_stream) {
     s->head_sent = s->end = s->local_ended = true;
-    nghttp2_submit_response(session_, id, nv.data(), nv.size(), nullptr);
+    nghttp2_submit_response(session_, WireId(id), nv.data(), nv.size(), nullptr);
+  } else if (on_deferred_) {
+    // Held until the body, the end or the next loop turn: a response that ends at once goes
+    // out as one HEADERS frame with END_STREAM (gRPC's trailers-only responses need that).
+    s->pending_head = std::move(fields);
+    on_deferred_();
+    return;
   } else {
-    s->head_sent = s->submitted = true;
-    nghttp2_data_provider provider{};
-    provider.read_callback = Callbacks::Read;
-    nghttp2_submit_response(session_, id, nv.data(), nv.size(), &provider);
+    SubmitHead(WireId(id), *s, std::move(fields));
   }
   Flush();
+}
+
+void H2Codec::SubmitHead(int32_t wire_id, Stream& s, HeaderList fields) {
+  std::vector<nghttp2_nv> nv = ToNv(fields);
+  s.head_sent = s.submitted = true;
+  nghttp2_data_provider provider{};
+  provider.read_callback = Callbacks::Read;
+  nghttp2_submit_response(session_, wire_id, nv.data(), nv.size(), &provider);
+}
+
+void H2Codec::SubmitPendingHead(int32_t wire_id, Stream& s) {
+  if (!s.pending_head) return;
+  HeaderList fields = std::move(*s.pending_head);
+  s.pending_head.reset();
+  SubmitHead(wire_id, s, std::move(fields));
 }
 
 void H2Codec::SendData(StreamId id, std::string_view data) {
   Stream* s = Find(id);
   if (!s || s->end || data.empty()) return;
   s->out.append(data);
-  if (s->submitted) Resume(id, *s);
+  SubmitPendingHead(WireId(id), *s);
+  if (s->submitted) Resume(WireId(id), *s);
   Flush();
 }
 
@@ -390,7 +436,15 @@ void H2Codec::SendEnd(StreamId id) {
   Stream* s = Find(id);
   if (!s || s->end) return;
   s->end = true;
-  if (s->submitted) Resume(id, *s);
+  if (s->pending_head && s->out.empty()) {
+    // No body: the head alone ends the stream.
+    std::vector<nghttp2_nv> nv = ToNv(*s->pending_head);
+    s->pending_head.reset();
+    s->head_sent = s->local_ended = true;
+    nghttp2_submit_response(session_, WireId(id), nv.data(), nv.size(), nullptr);
+  }
+  SubmitPendingHead(WireId(id), *s);
+  if (s->submitted) Resume(WireId(id), *s);
   Flush();
 }
 
@@ -401,18 +455,22 @@ void H2Codec::SendTrailers(StreamId id, const HeaderList& trailers) {
   DropConnectionSpecific(fields);
   s->trailers = std::move(fields);
   s->end = true;
-  if (s->submitted) Resume(id, *s);
+  SubmitPendingHead(WireId(id), *s);
+  if (s->submitted) Resume(WireId(id), *s);
   Flush();
 }
 
-void H2Codec::Resume(StreamId id, Stream& s) {
+void H2Codec::Resume(int32_t wire_id, Stream& s) {
   s.deferred = false;
-  nghttp2_session_resume_data(session_, static_cast<int32_t>(id));
+  nghttp2_session_resume_data(session_, wire_id);
 }
 
 bool H2Codec::Reset(StreamId id, uint32_t code) {
-  if (!Find(id)) return true;  // already closed
-  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, static_cast<int32_t>(id), code);
+  Stream* s = Find(id);
+  if (!s) return true;  // already closed: nothing more goes on it
+  s->reset_here = true;
+  s->pending_head.reset();
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, WireId(id), code);
   Flush();
   return true;
 }
@@ -422,7 +480,7 @@ void H2Codec::Consume(StreamId id, size_t n) {
   if (!s || n == 0) return;
   n = std::min(n, s->unconsumed);
   s->unconsumed -= n;
-  nghttp2_session_consume_stream(session_, static_cast<int32_t>(id), n);
+  nghttp2_session_consume_stream(session_, WireId(id), n);
   Flush();
 }
 
@@ -433,7 +491,8 @@ void H2Codec::Shutdown(uint32_t code) {
 }
 
 void H2Codec::Flush() {
-  if (flushing_) return;  // a callback inside mem_send asked again
+  if (flushing_ || in_recv_) return;  // inside nghttp2: the caller flushes once it returns
+  for (auto& [wire_id, s] : streams_) SubmitPendingHead(wire_id, *s);
   flushing_ = true;
   while (out_.output_pending() < kOutputHighWater) {
     const uint8_t* data = nullptr;
@@ -460,6 +519,8 @@ bool H2Codec::CanOpenStream() const {
       nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
   return streams_.size() < limit && nghttp2_session_get_next_stream_id(session_) < (1u << 31);
 }
+
+bool H2Codec::keep_alive() const { return !goaway_received_ && !failed_; }
 
 bool H2Codec::RemoteEnded(StreamId id) const {
   const Stream* s = Find(id);

@@ -1,40 +1,38 @@
 #pragma once
 // H2Codec: the Codec for HTTP/2 over nghttp2, sans-I/O (nghttp2_session_mem_recv/mem_send).
 // A server-side codec reads the client's requests and sends responses; a client-side codec
-// opens streams on an upstream connection and reads their responses. Stream ids are HTTP/2's
-// own: a client-side codec picks them (OpenStream), a server-side one reports the client's.
+// opens streams on an upstream connection and reads their responses. A server-side codec
+// reports the client's stream ids; a client-side one names each stream as its caller did in
+// SendHead (HTTP/2's own ids are picked by nghttp2 and stay inside).
 //
 // Heads keep their pseudo-headers in |headers|, first, as received (":method", ":scheme",
 // ":authority", ":path"; ":status"), so the record shows what was on the wire; a head without
 // them (from an HTTP/1 peer) is translated on the way out (translate.h).
 //
 // Flow control follows the slower side: the connection window is given back as soon as DATA
-// arrives (one slow stream never stalls the others), a stream's window only when its owner
-// says the bytes were taken (Consume). A stream's unconsumed bytes are thus bounded by the
-// window advertised (kStreamWindow), whatever the peer sends. Bytes to send wait per stream
-// until the peer's window opens; Writable() turns false above kStreamHighWater.
+// arrives (one slow stream never stalls the others). On the server side (a client connection
+// that many exchanges share) a stream's window goes back only when its owner says the bytes
+// were taken (Consume), so a stream's unconsumed bytes are bounded by the window advertised
+// (kStreamWindow) whatever the peer sends. On the client side (an upstream connection that one
+// exchange uses at a time) it goes back at once: that exchange stops reading the connection
+// when its client is slow. Bytes to send wait per stream until the peer's window opens;
+// Writable() turns false above kStreamHighWater.
 
 #include <nghttp2/nghttp2.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "http/codec.h"
 
 namespace mitmd::http {
-
-// What HTTP/2 adds to the codec events: the end of the connection. (A stream that ends
-// without its message is CodecEvents::OnStreamReset: refused beyond a GOAWAY's last stream id
-// too.)
-class H2Events : public CodecEvents {
- public:
-  // The peer sent GOAWAY: no new streams; those up to |last_id| still complete.
-  virtual void OnGoaway(StreamId /*last_id*/, uint32_t /*code*/) {}
-};
 
 class H2Codec : public Codec {
  public:
@@ -50,47 +48,49 @@ class H2Codec : public Codec {
   static constexpr uint32_t kMaxConcurrentStreams = 100;
 
   // The preface (client) and SETTINGS are queued at once and go out with the first Flush().
-  H2Codec(Side side, ByteSink& out);
+  // |scheme| is the :scheme of requests that arrive without one (from an HTTP/1 client).
+  H2Codec(Side side, ByteSink& out, std::string_view scheme = "https");
   ~H2Codec() override;
   H2Codec(const H2Codec&) = delete;
   H2Codec& operator=(const H2Codec&) = delete;
 
-  // Who hears of resets and GOAWAY whenever they happen (also while sending). Unset, the
-  // |events| of Receive hear of them when they are H2Events.
-  void set_listener(H2Events* listener) { listener_ = h2_events_ = listener; }
-
-  // Codec.
+  // Codec. A stream the peer resets, or one refused after a GOAWAY, is OnStreamReset.
   Protocol protocol() const override { return Protocol::kHttp2; }
   Status Receive(evbuffer* in, CodecEvents& events) override;
   Status ReceiveEof(CodecEvents& events) override;
-  // Server side: the response head on |id| (its body follows). Client side: use OpenStream.
+  // Client side: opens a stream named |id| (its body follows, ended by SendEnd/SendTrailers).
+  // Refused (after a GOAWAY), the stream gets OnStreamReset from the next Receive.
   void SendHead(StreamId id, const Request& request) override;
+  // Server side: the response head on |id| (its body follows).
   void SendHead(StreamId id, const Response& response) override;
   // HTTP/2 has no framing to keep: the bytes are sent as DATA.
   void SendBodyRaw(StreamId id, std::string_view raw) override { SendData(id, raw); }
-  bool Writable(StreamId id) const override;
-
-  // Client side: a new stream carrying |request|; its id, or an error (GOAWAY received, no
-  // stream ids left, too many streams open). |end_stream|: the request has no body.
-  Result<StreamId> OpenStream(const Request& request, bool end_stream);
-  // Server side: the response head; |end_stream| when it has no body.
-  void SendResponse(StreamId id, const Response& response, bool end_stream);
   void SendData(StreamId id, std::string_view data) override;
-  // The message on |id| is complete: END_STREAM after the queued data.
-  void SendEnd(StreamId id) override;
   // Trailers end the message on |id|.
   void SendTrailers(StreamId id, const HeaderList& trailers) override;
-  // RST_STREAM with |code| (NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, ...). Always true: only
-  // that stream ends.
+  // The message on |id| is complete: END_STREAM after the queued data.
+  void SendEnd(StreamId id) override;
+  // RST_STREAM with |code|; the other streams go on.
   bool Reset(StreamId id, uint32_t code) override;
-  // No GOAWAY received and no connection error: new streams may come.
-  bool keep_alive() const override { return !goaway_received_ && !failed_; }
+  bool Writable(StreamId id) const override;
+  // No GOAWAY either way, no connection error.
+  bool keep_alive() const override;
   // No stream open.
   bool idle() const override { return streams_.empty(); }
+
+  // Client side: a new stream carrying |request|, named |id|, or an error (GOAWAY received, no
+  // stream ids left, too many streams open). |end_stream|: the request has no body.
+  Status OpenStream(StreamId id, const Request& request, bool end_stream);
+  // Server side: the response head; |end_stream| when it has no body.
+  void SendResponse(StreamId id, const Response& response, bool end_stream);
   // |n| bytes received on |id| were taken by the other side: the peer may send that many more.
   void Consume(StreamId id, size_t n);
   // GOAWAY: streams already open finish, no new ones are accepted.
   void Shutdown(uint32_t code = NGHTTP2_NO_ERROR);
+
+  // Server side: response heads are then held until their body, their end or the next Flush,
+  // and |fn| is called when one is held (the owner arranges a Flush on the next loop turn).
+  void set_on_deferred(std::function<void()> fn) { on_deferred_ = std::move(fn); }
 
   // Produces the frames nghttp2 has ready, while the output stays below kOutputHighWater
   // (call again once it drained). Every Send/Receive call flushes already.
@@ -115,22 +115,33 @@ class H2Codec : public Codec {
   struct Stream;
   struct Callbacks;
 
+  // By the caller's name of a stream.
   Stream* Find(StreamId id);
   const Stream* Find(StreamId id) const;
+  // By HTTP/2's stream id.
+  Stream* FindWire(int32_t wire_id);
   // Attaches the data source to a stream whose head is out and that has a body.
-  void Submit(StreamId id, Stream& s);
-  void Resume(StreamId id, Stream& s);
+  // HTTP/2's id of the stream the caller names |id|; 0 when there is none.
+  int32_t WireId(StreamId id) const;
+  void Resume(int32_t wire_id, Stream& s);
+  // Submits a response head with the stream's data source attached.
+  void SubmitHead(int32_t wire_id, Stream& s, HeaderList fields);
+  void SubmitPendingHead(int32_t wire_id, Stream& s);
 
   Side side_;
   ByteSink& out_;
   nghttp2_session* session_ = nullptr;
-  std::map<StreamId, std::unique_ptr<Stream>> streams_;
-  CodecEvents* events_ = nullptr;    // during Receive
-  H2Events* h2_events_ = nullptr;    // ... when it is one
-  H2Events* listener_ = nullptr;
+  const std::string scheme_;
+  std::map<int32_t, std::unique_ptr<Stream>> streams_;  // by HTTP/2 stream id
+  std::map<StreamId, int32_t> wire_ids_;                // client side: caller's name -> id
+  // Client side: streams that could not be opened, told at the next Receive.
+  std::vector<std::pair<StreamId, std::string>> refused_;
+  CodecEvents* events_ = nullptr;  // during Receive
+  std::function<void()> on_deferred_;
   bool goaway_received_ = false;
   bool failed_ = false;
   bool flushing_ = false;
+  bool in_recv_ = false;
 };
 
 // "CANCEL", "PROTOCOL_ERROR", ...: an HTTP/2 error code's name.

@@ -9,6 +9,8 @@ namespace {
 
 constexpr std::string_view kHttp1 = "http/1.1";
 constexpr std::string_view kH2 = "h2";
+// gRPC clients offer it before h2: HTTP/2 under gRPC's own name.
+constexpr std::string_view kGrpcExp = "grpc-exp";
 
 bool Offers(const std::vector<std::string>& offer, std::string_view protocol) {
   return std::find(offer.begin(), offer.end(), protocol) != offer.end();
@@ -75,7 +77,7 @@ ClientAnswer AnswerClient(const std::vector<std::string>& client_offer,
                    ", which the client did not offer (", List(client_offer), ")")};
   }
   if (chosen == kHttp1) return {Next::kHttp1, chosen, ""};
-  if (chosen == kH2 && support.h2) return {Next::kHttp2, chosen, ""};
+  if ((chosen == kH2 || chosen == kGrpcExp) && support.h2) return {Next::kHttp2, chosen, ""};
   return {Next::kRaw, chosen, ""};
 }
 

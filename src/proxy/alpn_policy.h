@@ -15,7 +15,7 @@ struct ProtocolSupport {
   bool h2 = false;  // an HTTP/2 codec exists: h2 is offered and parsed
 };
 // What this build supports.
-inline constexpr ProtocolSupport kProtocolSupport{.h2 = false};
+inline constexpr ProtocolSupport kProtocolSupport{.h2 = true};
 
 // The ALPN list to offer the upstream for a client that offered |client_offer| (in its order).
 std::vector<std::string> UpstreamAlpnOffer(const std::vector<std::string>& client_offer,

@@ -1,6 +1,7 @@
 #include "proxy/exchange.h"
 
 #include "core/strings.h"
+#include "proxy/ws_recorder.h"
 
 namespace mitmd::proxy {
 namespace {
@@ -73,6 +74,7 @@ void Exchange::Start() {
   flow_->server_port = key_.port;
   flow_->insecure = conn.ctx().config.insecure && key_.tls;
   flow_->timings.request_start = conn.ctx().now();
+  if (host_.codec().protocol() == http::Protocol::kHttp2) flow_->stream_id = id_;
   flow_->timings.client_tls_end = host_.tunnel().client_tls_end;
   flow_->client_tls = host_.tunnel().client_tls;
   HttpRequest& req = flow_->request.emplace(RecordedRequest(request_.head));
@@ -444,7 +446,15 @@ void Exchange::Finish() {
   bool keep_alive =
       host_.codec().keep_alive() && upstream_->codec->keep_alive() && request_done_;
   bool upgraded = upstream_->codec->upgraded();
-  Record();
+  if (upgraded && WsRecorder::IsWebSocketUpgrade(request_.head.headers, flow_->response->status,
+                                                 flow_->response->headers)) {
+    // A WebSocket: its flow stays live in the tunnel that relays it (TakeUpgradedFlow).
+    FillUpstreamFacts(*flow_);
+    upgraded_flow_ = std::move(flow_);
+    state_ = State::kDone;
+  } else {
+    Record();
+  }
   host_.conn().ReportBytes();
   ReportBytes(host_.conn().ctx().connections, *upstream_);
   upstream_->wire->set_observer(nullptr);

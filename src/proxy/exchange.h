@@ -52,6 +52,8 @@ class Exchange : private http::CodecEvents, private WireObserver {
   void Abort(Phase phase, const std::string& message);
 
   State state() const { return state_; }
+  // After a WebSocket upgrade: the flow, not yet recorded, for the layer that relays it.
+  std::unique_ptr<Flow> TakeUpgradedFlow() { return std::move(upgraded_flow_); }
   bool request_done() const { return request_done_; }
   bool response_started() const { return state_ == State::kResponding; }
 
@@ -104,6 +106,7 @@ class Exchange : private http::CodecEvents, private WireObserver {
   const UpstreamKey key_;
   State state_ = State::kConnecting;
   std::unique_ptr<Flow> flow_;  // null once recorded
+  std::unique_ptr<Flow> upgraded_flow_;  // a WebSocket's, until the layer takes it
   std::unique_ptr<Upstreams::Pending> pending_connect_;
   std::unique_ptr<Timer> response_timer_;  // --response-timeout, while waiting for the head
   std::unique_ptr<UpstreamConn> upstream_;

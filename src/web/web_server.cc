@@ -32,6 +32,7 @@
 #include "http/status.h"
 #include "http/headers.h"
 #include "web/api_json.h"
+#include "web/grpc_api.h"
 #include "web/ca_page.h"
 #include "flow/filter.h"
 #include "store/filter_sql.h"
@@ -616,6 +617,7 @@ void WebServer::Impl::Route(evhttp_request* req) {
     if (tail.empty() || tail == "/") return Detail(req, **e, params);
     if (tail == "/request/body") return Body(req, **e, "request", params);
     if (tail == "/response/body") return Body(req, **e, "response", params);
+    if (tail == "/grpc") return SendJson(req, 200, GrpcViewJson(*(*e)->flow));
     return SendError(req, 404, "unknown flow resource");
   }
   if (path.starts_with("/api/")) return SendError(req, 404, "unknown API path");

@@ -32,7 +32,7 @@ class Sink : public mitmd::http::ByteSink {
   size_t written_ = 0;
 };
 
-class Driver : public mitmd::http::H2Events {
+class Driver : public mitmd::http::CodecEvents {
  public:
   Driver(H2Codec& codec, uint8_t control) : codec_(codec), control_(control) {}
 
@@ -68,7 +68,7 @@ class Driver : public mitmd::http::H2Events {
         codec_.SendTrailers(id, {{"grpc-status", "0"}});
         break;
       }
-      case 1: codec_.Reset(id, NGHTTP2_CANCEL); break;
+      case 1: codec_.Reset(id, mitmd::http::kResetCancel); break;
       case 2: codec_.Shutdown(); break;
       default: break;
     }
@@ -90,14 +90,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool client = control & 1;
   H2Codec codec(client ? H2Codec::Side::kClient : H2Codec::Side::kServer, sink);
   Driver driver(codec, control);
-  codec.set_listener(&driver);
   if (client) {
     mitmd::http::Request get;
     get.head.method = "GET";
     get.head.target = "/";
     get.head.headers = {{"host", "a.test"}};
-    (void)codec.OpenStream(get, true);
-    (void)codec.OpenStream(get, false);
+    (void)codec.OpenStream(1, get, true);
+    codec.SendHead(3, get);
   }
   evbuffer* in = evbuffer_new();
   uint32_t state = control * 2654435761u + 1;

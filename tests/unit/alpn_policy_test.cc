@@ -30,6 +30,10 @@ TEST(AlpnPolicy, UpstreamChoiceIsMirrored) {
   a = AnswerClient({"h2", "http/1.1"}, {.chosen = "h2"}, kWithH2);
   EXPECT_EQ(a.next, Next::kHttp2);
   EXPECT_EQ(a.alpn, "h2");
+  // gRPC clients offer grpc-exp first: HTTP/2 under another name.
+  a = AnswerClient({"grpc-exp", "h2"}, {.chosen = "grpc-exp"}, kWithH2);
+  EXPECT_EQ(a.next, Next::kHttp2);
+  EXPECT_EQ(a.alpn, "grpc-exp");
 }
 
 TEST(AlpnPolicy, NoChoiceFallsBackToHttp1OnlyWhenTheClientOfferedIt) {

@@ -44,12 +44,12 @@ TEST(PlaybookAlpn, UnknownProtocolIsOfferedUpstreamAndRelayedRawAndRecorded) {
   EXPECT_EQ(f.client_tls->alpn_offered, offer);
 }
 
-TEST(PlaybookAlpn, H2IsLeftOutOfTheUpstreamOfferAndHttp1Follows) {
+TEST(PlaybookAlpn, H2IsOfferedUpstreamAndAnHttp1ServerGetsHttp1) {
   const std::vector<std::string> offer = {"h2", "http/1.1"};
   Playbook pb;
   pb >> FromClient(kConnect) << ToClient(kEstablished);
   pb >> FromClient(ClientHelloBytes("a.test", offer));
-  pb >> ClientHello("a.test", offer) << Dial("a.test:443 tls sni=a.test alpn=http/1.1");
+  pb >> ClientHello("a.test", offer) << Dial("a.test:443 tls sni=a.test alpn=h2,http/1.1");
   pb >> Dialed("http/1.1") << ContinueHandshake();
   ASSERT_TRUE(pb.Run());
   EXPECT_EQ(AlpnAnswer(pb, offer), "http/1.1");
@@ -60,7 +60,7 @@ TEST(PlaybookAlpn, ServerWithoutAlpnLeavesTheClientWithoutAlpnToo) {
   Playbook pb;
   pb >> FromClient(kConnect) << ToClient(kEstablished);
   pb >> FromClient(ClientHelloBytes("a.test", offer));
-  pb >> ClientHello("a.test", offer) << Dial("a.test:443 tls sni=a.test alpn=http/1.1");
+  pb >> ClientHello("a.test", offer) << Dial("a.test:443 tls sni=a.test alpn=h2,http/1.1");
   pb >> Dialed("") << ContinueHandshake();
   ASSERT_TRUE(pb.Run());
   EXPECT_EQ(AlpnAnswer(pb, offer), "");

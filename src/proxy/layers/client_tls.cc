@@ -1,6 +1,7 @@
 #include "proxy/layers/client_tls.h"
 
 #include "core/strings.h"
+#include "proxy/layers/h2_layer.h"
 #include "proxy/layers/http_layer.h"
 #include "proxy/layers/tunnel.h"
 
@@ -155,7 +156,14 @@ void ClientTlsLayer::OnHandshakeDone() {
   target.client_tls->sni = hello_->sni;
   target.client_tls->alpn_offered = hello_->alpn;
   conn_.ctx().connections.SetTls(conn_.id(), *target.client_tls);
-  if (answer_.next == ClientAnswer::Next::kRaw || answer_.next == ClientAnswer::Next::kHttp2) {
+  if (answer_.next == ClientAnswer::Next::kHttp2) {
+    target.hello = std::move(hello_);
+    target.upstream = std::move(upstream_);
+    target.upstream_error = std::move(upstream_error_);
+    conn_.HandOff(std::make_unique<H2Layer>(conn_, std::move(target)));
+    return;
+  }
+  if (answer_.next == ClientAnswer::Next::kRaw) {
     RelayRaw();
     return;
   }

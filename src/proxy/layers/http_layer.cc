@@ -271,7 +271,9 @@ void HttpLayer::OnExchangeDone(http::StreamId, std::unique_ptr<UpstreamConn> ups
     // The response switched protocols: what follows is relayed as bytes.
     handed_off_ = true;
     UpstreamKey key = upstream->key;
-    conn_.HandOff(std::make_unique<Tunnel>(conn_, std::move(key), std::move(upstream), nullptr));
+    std::unique_ptr<Flow> flow = reaped_.back()->TakeUpgradedFlow();  // a WebSocket stays live
+    conn_.HandOff(
+        std::make_unique<Tunnel>(conn_, std::move(key), std::move(upstream), std::move(flow)));
     return;
   }
   if (!keep_alive) {

@@ -6,6 +6,7 @@ namespace mitmd::proxy {
 namespace {
 constexpr size_t kHighWater = 256 * 1024;  // pause the source when the sink holds this much
 constexpr int kMaxIovecs = 16;
+constexpr double kPublishInterval = 0.25;  // seconds between snapshots of a WebSocket flow
 }  // namespace
 
 Tunnel::Tunnel(ConnectionHandler& conn, UpstreamKey key, std::unique_ptr<UpstreamConn> upstream,
@@ -40,7 +41,13 @@ void Tunnel::OnConnected(Upstreams::Outcome outcome) {
 
 void Tunnel::Relay() {
   upstream_->wire->set_observer(this);
-  if (flow_) {
+  if (flow_ && flow_->response &&
+      WsRecorder::IsWebSocketUpgrade(flow_->request ? flow_->request->headers : HeaderList{},
+                                     flow_->response->status, flow_->response->headers)) {
+    ws_ = std::make_unique<WsRecorder>(*flow_, flow_->response->headers,
+                                       [this] { return conn_.ctx().now(); });
+    conn_.Publish(*flow_);
+  } else if (flow_) {
     flow_->timings.request_start = conn_.ctx().now();
     flow_->server_addr = upstream_->addr;
     flow_->upstream_conn_id = upstream_->id;
@@ -59,9 +66,19 @@ void Tunnel::Pump(Wire& from, Wire& to) {
     evbuffer_iovec vec[kMaxIovecs];
     int n = std::min(evbuffer_peek(in, -1, nullptr, vec, kMaxIovecs), kMaxIovecs);
     size_t chunk = 0;
+    bool from_client = &from == &conn_.client();
+    bool recorded = false;
     for (int i = 0; i < n; ++i) {
-      to.Write(std::string_view(static_cast<const char*>(vec[i].iov_base), vec[i].iov_len));
+      std::string_view bytes(static_cast<const char*>(vec[i].iov_base), vec[i].iov_len);
+      to.Write(bytes);
+      if (ws_) recorded |= ws_->Feed(from_client, bytes);
       chunk += vec[i].iov_len;
+    }
+    // The viewer follows the messages live, a few snapshots a second at most.
+    double now = conn_.ctx().now();
+    if (recorded && now - last_publish_ >= kPublishInterval) {
+      last_publish_ = now;
+      conn_.Publish(*flow_);
     }
     evbuffer_drain(in, chunk);
     moved += chunk;

@@ -2,11 +2,14 @@
 // Tunnel: relays bytes both ways between the client and one upstream connection, with
 // back-pressure, until both sides have closed. Used for passthrough (ignored hosts, pinned
 // clients, out-of-scope names), for what is neither TLS nor HTTP, and after a protocol switch.
+// After a WebSocket upgrade its flow (the 101's) stays live while the socket is open, and the
+// messages read from the relayed bytes are recorded on it (WsRecorder).
 
 #include <memory>
 
 #include "proxy/connection_handler.h"
 #include "proxy/upstream/upstream_conn.h"
+#include "proxy/ws_recorder.h"
 
 namespace mitmd::proxy {
 
@@ -36,6 +39,8 @@ class Tunnel : public Layer, private WireObserver {
   UpstreamKey key_;
   std::unique_ptr<UpstreamConn> upstream_;
   std::unique_ptr<Flow> flow_;
+  std::unique_ptr<WsRecorder> ws_;  // when |flow_| is a WebSocket's
+  double last_publish_ = 0;
   std::unique_ptr<Upstreams::Pending> pending_connect_;
 };
 

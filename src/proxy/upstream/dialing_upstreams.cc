@@ -1,6 +1,7 @@
 #include "proxy/upstream/dialing_upstreams.h"
 
 #include "core/strings.h"
+#include "http/h2_codec.h"
 #include "proxy/conn_wire.h"
 
 namespace mitmd::proxy {
@@ -182,7 +183,12 @@ class DialingUpstreams::Attempt : public Upstreams::Pending, public WireObserver
   void Succeed() {
     timer_.reset();
     conn_->wire->set_observer(nullptr);
-    conn_->codec = std::make_unique<http::H1Codec>(http::H1Codec::Side::kClient, *conn_->wire);
+    // The server's ALPN choice says which protocol the connection speaks.
+    if (conn_->tls && (conn_->tls->alpn == "h2" || conn_->tls->alpn == "grpc-exp")) {
+      conn_->codec = std::make_unique<http::H2Codec>(http::H2Codec::Side::kClient, *conn_->wire);
+    } else {
+      conn_->codec = std::make_unique<http::H1Codec>(http::H1Codec::Side::kClient, *conn_->wire);
+    }
     Finish(std::move(conn_));
   }
 

@@ -1,0 +1,75 @@
+#pragma once
+// H2Layer: HTTP/2 on the client connection (after TLS with ALPN h2, or h2c with prior
+// knowledge inside a CONNECT tunnel). A server-side H2Codec turns the client's frames into
+// streams; each stream is an Exchange (exchange.h) with its own flow, which gets its upstream
+// connection from the pool and answers on its stream. A stream that fails is reset alone; the
+// connection and its other streams go on.
+//
+// Flow control follows the slower side: a stream's receive window is given back to the client
+// only when its exchange has passed the bytes on, and a stream whose client reads slowly stops
+// reading its own upstream connection (Exchange), never the others.
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "http/h2_codec.h"
+#include "proxy/exchange_host.h"
+
+namespace mitmd::proxy {
+
+class Exchange;
+
+class H2Layer : public Layer, public ExchangeHost, private http::CodecEvents {
+ public:
+  H2Layer(ConnectionHandler& conn, TunnelTarget tunnel);
+  ~H2Layer() override;
+
+  std::string_view name() const override { return "h2"; }
+  void Start() override;
+  void OnClientEvent(WireEvent event) override;
+  bool OnIdle(const std::string& message) override;
+  void OnShutdown() override;
+  void OnClose(std::string_view reason) override;
+
+  // ExchangeHost
+  ConnectionHandler& conn() override { return conn_; }
+  http::Codec& codec() override { return codec_; }
+  const TunnelTarget& tunnel() const override { return tunnel_; }
+  std::unique_ptr<UpstreamConn> TakeIdleUpstream(const UpstreamKey& key) override;
+  void ReadClient() override;
+  void RespondLocally(http::StreamId id, std::unique_ptr<Flow> flow, const LocalResponse& response,
+                      std::optional<Phase> error, const std::string& message,
+                      bool head_only = false) override;
+  void OnExchangeDone(http::StreamId id, std::unique_ptr<UpstreamConn> upstream, bool keep_alive,
+                      bool upgraded) override;
+
+ private:
+  // http::CodecEvents (the client's streams).
+  void OnHead(http::StreamId id, http::Request&& request) override;
+  void OnData(http::StreamId id, std::string_view data) override;
+  void OnTrailers(http::StreamId id, const HeaderList& trailers) override;
+  void OnEnd(http::StreamId id) override;
+  void OnStreamReset(http::StreamId id, uint32_t code, const std::string& message) override;
+  bool Receiving() const override;
+
+  Exchange* Find(http::StreamId id);
+  // Takes the exchange on |id| out of the live set; freed on the next loop turn (it may be on
+  // the stack).
+  void Retire(http::StreamId id);
+  // Streams whose client side drained may read their upstream again.
+  void ResumeStreams();
+  // Records every exchange still open as failed and retires it.
+  void AbortAll(Phase request_phase, Phase response_phase, const std::string& message);
+
+  TunnelTarget tunnel_;
+  http::H2Codec codec_;
+  std::map<http::StreamId, std::unique_ptr<Exchange>> exchanges_;
+  std::vector<std::unique_ptr<Exchange>> reaped_;
+  std::unique_ptr<Timer> reap_timer_;
+  std::unique_ptr<Timer> flush_timer_;  // sends response heads held by the codec
+  std::unique_ptr<UpstreamConn> idle_upstream_;  // from the ClientHello pause, until used
+  bool closing_ = false;
+};
+
+}  // namespace mitmd::proxy
