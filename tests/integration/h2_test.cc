@@ -1,0 +1,166 @@
+// Issue 9, HTTP/2 through mitmd with real peers: nghttpd (h2 only) as the upstream, curl --http2
+// and Python gRPC (grpcio) as clients. Each stream is its own flow, recorded as HTTP/2 on both
+// sides with its stream id; many streams share one client connection; bodies arrive byte for
+// byte; gRPC calls keep their messages and grpc-status trailers.
+
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "proxy_fixture.h"
+
+namespace mitmd::testing {
+namespace {
+
+// A port on 127.0.0.1 that was free a moment ago (nghttpd takes a number, not 0).
+uint16_t FreePort() {
+  RefusingPort probe;
+  return probe.port();
+}
+
+class H2Test : public ProxyTest {
+ protected:
+  // Starts nghttpd serving |docroot_| over TLS (h2 only) with the localhost leaf.
+  void StartNghttpd() {
+    std::string nghttpd = access("/usr/sbin/nghttpd", X_OK) == 0 ? "/usr/sbin/nghttpd"
+                                                                  : "/usr/bin/nghttpd";
+    if (access(nghttpd.c_str(), X_OK) != 0) {
+      GTEST_SKIP() << "nghttpd is not installed (scripts/deps.sh test)";
+    }
+    docroot_ = dir_.path() + "/htdocs";
+    ASSERT_EQ(system(("mkdir -p " + docroot_).c_str()), 0);
+    std::ofstream(docroot_ + "/index.html") << "<h1>h2</h1>\n";
+    big_.resize(3 * 1024 * 1024 + 17);
+    for (size_t i = 0; i < big_.size(); ++i) big_[i] = static_cast<char>((i * 7919) >> 3);
+    std::ofstream(docroot_ + "/big.bin", std::ios::binary) << big_;
+    for (int i = 0; i < 30; ++i) {
+      std::ofstream(docroot_ + "/r" + std::to_string(i) + ".txt") << "resource " << i << "\n";
+    }
+    port_ = FreePort();
+    Status st = nghttpd_.Start({nghttpd, "-a", "127.0.0.1", "-d", docroot_,
+                                std::to_string(port_), localhost_files_.key,
+                                localhost_files_.cert},
+                               {}, dir_.path() + "/nghttpd.out", dir_.path() + "/nghttpd.err");
+    ASSERT_TRUE(st) << st.error().message;
+    // Bounded wait for it to listen.
+    for (int i = 0; i < 200; ++i) {
+      ProcessResult r = DirectCurl({"--http2", "-o", "/dev/null", "-w", "%{http_code}", Url("/")});
+      if (r.out == "200") return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    FAIL() << "nghttpd did not start";
+  }
+  std::string Url(const std::string& path) const {
+    return "https://localhost:" + std::to_string(port_) + path;
+  }
+  void TearDown() override {
+    nghttpd_.Kill();
+    ProxyTest::TearDown();
+  }
+
+  ChildProcess nghttpd_;
+  std::string docroot_;
+  std::string big_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(H2Test, CurlHttp2ToAnH2OnlyServerIsHttp2OnBothSides) {
+  ASSERT_NO_FATAL_FAILURE(StartNghttpd());
+  if (IsSkipped()) return;
+  ASSERT_NO_FATAL_FAILURE(StartMitmd());
+  std::string out = dir_.path() + "/big.out";
+  ProcessResult r = mitmd_.Curl({"--http2", "-sS", "-o", out, "-w", "%{http_version} %{http_code}",
+                                 Url("/big.bin")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "2 200");
+  std::ifstream in(out, std::ios::binary);
+  std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(got == big_) << "body differs: " << got.size() << " bytes vs " << big_.size();
+
+  auto flows = mitmd_.WaitForFlows(1);
+  ASSERT_EQ(flows.size(), 1u);
+  const auto& f = flows[0];
+  EXPECT_EQ(f["request"]["version"], "HTTP/2") << f.dump();
+  EXPECT_EQ(f["response"]["version"], "HTTP/2");
+  EXPECT_EQ(f["response"]["status"], 200);
+  EXPECT_EQ(f["stream_id"], 1);
+  EXPECT_EQ(f["client"]["tls"]["alpn"], "h2");
+  EXPECT_EQ(f["server"]["tls"]["alpn"], "h2");
+  EXPECT_EQ(f["request"]["path"], "/big.bin");
+  // Pseudo-headers are recorded as they came.
+  EXPECT_EQ(HeaderValue(f["request"]["headers"], ":method"), "GET");
+  EXPECT_EQ(HeaderValue(f["request"]["headers"], ":authority"), "localhost:" + std::to_string(port_));
+  EXPECT_EQ(HeaderValue(f["response"]["headers"], ":status"), "200");
+  EXPECT_EQ(f["response"]["body"]["size"], big_.size());
+}
+
+TEST_F(H2Test, ThirtyStreamsShareOneClientConnection) {
+  ASSERT_NO_FATAL_FAILURE(StartNghttpd());
+  if (IsSkipped()) return;
+  ASSERT_NO_FATAL_FAILURE(StartMitmd());
+  std::vector<std::string> args = {"--http2", "--parallel", "--parallel-max", "30",
+                                   "-sS"};
+  for (int i = 0; i < 30; ++i) {
+    args.push_back("-o");
+    args.push_back(dir_.path() + "/r" + std::to_string(i) + ".out");
+    args.push_back(Url("/r" + std::to_string(i) + ".txt"));
+  }
+  ProcessResult r = mitmd_.Curl(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (int i = 0; i < 30; ++i) {
+    std::ifstream in(dir_.path() + "/r" + std::to_string(i) + ".out");
+    std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(got, "resource " + std::to_string(i) + "\n");
+  }
+  auto flows = mitmd_.WaitForFlows(30);
+  ASSERT_EQ(flows.size(), 30u);
+  std::set<uint64_t> client_conns;
+  std::set<uint64_t> streams;
+  for (const auto& f : flows) {
+    EXPECT_EQ(f["request"]["version"], "HTTP/2");
+    EXPECT_EQ(f["response"]["status"], 200) << f.dump();
+    client_conns.insert(f["client"]["conn"].get<uint64_t>());
+    streams.insert(f["stream_id"].get<uint64_t>());
+  }
+  EXPECT_EQ(client_conns.size(), 1u) << "curl multiplexes its 30 requests on one connection";
+  EXPECT_EQ(streams.size(), 30u);
+}
+
+TEST_F(H2Test, GrpcUnaryStreamingAndErrorStatusAreRecorded) {
+  if (system("/usr/bin/python3 -c 'import grpc' 2>/dev/null") != 0) {
+    GTEST_SKIP() << "python3-grpcio is not installed (scripts/deps.sh test)";
+  }
+  ASSERT_NO_FATAL_FAILURE(StartMitmd());
+  ProcessResult r = RunProcess(
+      {"/usr/bin/python3", std::string(MITMD_SOURCE_DIR) + "/tests/integration/scripts/grpc_calls.py",
+       mitmd_.proxy_url(), mitmd_.ca_cert_path(), localhost_files_.cert, localhost_files_.key},
+      std::chrono::seconds(60));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto result = nlohmann::json::parse(r.out);
+  EXPECT_EQ(result["echo"], "6f6c6c6568050a");  // the request bytes reversed
+  EXPECT_EQ(result["count"].size(), 3u);
+  EXPECT_EQ(result["fail"], nlohmann::json({"NOT_FOUND", "no such thing"}));
+
+  auto flows = mitmd_.WaitForFlows(3);
+  ASSERT_EQ(flows.size(), 3u);
+  std::map<std::string, nlohmann::json> by_path;
+  for (const auto& f : flows) by_path[f["request"]["path"].get<std::string>()] = f;
+  const auto& echo = by_path["/test.Svc/Echo"];
+  EXPECT_EQ(echo["request"]["version"], "HTTP/2") << echo.dump();
+  EXPECT_EQ(HeaderValue(echo["request"]["headers"], "content-type"), "application/grpc");
+  EXPECT_EQ(BodyContent(echo["request"]["body"]), std::string("\x00\x00\x00\x00\x07\x0a\x05hello", 12));
+  EXPECT_EQ(HeaderValue(echo["response"]["trailers"], "grpc-status"), "0");
+  EXPECT_EQ(HeaderValue(echo["response"]["trailers"], "x-echo"), "1");
+  const auto& count = by_path["/test.Svc/Count"];
+  EXPECT_EQ(count["response"]["body"]["size"], 3 * (5 + 7));
+  const auto& fail = by_path["/test.Svc/Fail"];
+  std::string status = HeaderValue(fail["response"]["trailers"], "grpc-status");
+  if (status.empty()) status = HeaderValue(fail["response"]["headers"], "grpc-status");
+  EXPECT_EQ(status, "5") << fail.dump();
+}
+
+}  // namespace
+}  // namespace mitmd::testing

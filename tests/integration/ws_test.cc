@@ -1,0 +1,54 @@
+// Issue 9, WebSocket through mitmd with Python websockets over TLS (permessage-deflate on): the
+// frames are relayed untouched and every message is recorded on the upgrade's flow, in order,
+// with the server's close code; the flow is live while the socket is open.
+
+#include "proxy_fixture.h"
+
+namespace mitmd::testing {
+namespace {
+
+using WsTest = ProxyTest;
+
+TEST_F(WsTest, MessagesOfAWebSocketAreRecordedInOrder) {
+  if (system("/usr/bin/python3 -c 'import websockets' 2>/dev/null") != 0) {
+    GTEST_SKIP() << "python3-websockets is not installed (scripts/deps.sh test)";
+  }
+  ASSERT_NO_FATAL_FAILURE(StartMitmd());
+  ProcessResult r = RunProcess(
+      {"/usr/bin/python3", std::string(MITMD_SOURCE_DIR) + "/tests/integration/scripts/ws_session.py",
+       std::to_string(mitmd_.port()), mitmd_.ca_cert_path(), localhost_files_.cert,
+       localhost_files_.key},
+      std::chrono::seconds(60));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto result = nlohmann::json::parse(r.out);
+  EXPECT_EQ(result["got"], nlohmann::json::parse(R"(["hello", "0001ff", 1048576, [4001, "done"]])"));
+  EXPECT_EQ(result["extensions"], nlohmann::json::parse(R"(["permessage-deflate"])"));
+
+  auto flows = mitmd_.WaitForFlows(1);
+  ASSERT_EQ(flows.size(), 1u);
+  const auto& f = flows[0];
+  EXPECT_EQ(f["response"]["status"], 101) << f.dump().substr(0, 2000);
+  ASSERT_TRUE(f.contains("websocket")) << f.dump().substr(0, 2000);
+  const auto& ws = f["websocket"];
+  EXPECT_EQ(ws["close"]["code"], 4001);
+  EXPECT_EQ(ws["close"]["reason"], "done");
+  EXPECT_EQ(ws["close"]["by"], "server");
+  // Client and server messages in the order each side sent them.
+  std::vector<std::string> up, down;
+  for (const auto& m : ws["messages"]) {
+    std::string desc = m["opcode"].get<std::string>() + ":" +
+                       (m["opcode"] == "text" && m["size"] < 100 ? m["content"].get<std::string>()
+                                                                : std::to_string(m["size"].get<int>()));
+    (m["from_client"].get<bool>() ? up : down).push_back(desc);
+    if (m["size"] == 1048576) {
+      EXPECT_EQ(m["compressed"], true) << "permessage-deflate was on";
+    }
+  }
+  EXPECT_EQ(up, (std::vector<std::string>{"text:hello", "binary:3", "ping:2", "text:1048576",
+                                          "close:6"}));
+  EXPECT_EQ(down, (std::vector<std::string>{"text:hello", "binary:3", "pong:2", "text:1048576",
+                                            "close:6"}));
+}
+
+}  // namespace
+}  // namespace mitmd::testing
