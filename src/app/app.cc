@@ -18,6 +18,7 @@
 #include "cli/ca_command.h"
 #include "cli/console.h"
 #include "cli/sessions_command.h"
+#include "cli/replay_command.h"
 #include "config/options.h"
 #include "core/strings.h"
 #include "flow/connection_registry.h"
@@ -33,6 +34,7 @@
 #include "proxy/proxy_server.h"
 #include "proxy/upstream_tls.h"
 #include "store/session_lock.h"
+#include "rules/replay_client.h"
 #include "web/ca_page.h"
 #include "web/web_server.h"
 
@@ -196,10 +198,17 @@ Status App::CreateTlsContexts() {
 Status App::StartProxy() {
   net::EnableEventThreads();
   connections_ = std::make_unique<ConnectionRegistry>();
+  // Rules the viewer set persist in the confdir; the command line's join them.
+  auto controls = rules::Controls::Open(
+      StrCat(config_.confdir, "/rules.json"), config_.rules,
+      rules::HoldSpec{config_.hold_requests, config_.hold_responses});
+  if (!controls) return std::unexpected(controls.error());
+  controls_ = std::move(*controls);
   context_ = std::make_unique<proxy::ProxyContext>(proxy::ProxyContext{
       config_, log_, *authority_, *flows_, *upstream_tls_, *client_tls_, *connections_,
       *passthrough_, *client_certs_, WallClock});
   context_->viewer_port = &viewer_port_;
+  context_->controls = controls_.get();
   CertPage* page = cert_page_.get();
   ca::Authority* ca = authority_.get();
   context_->cert_page = [page, ca](std::string_view path) -> std::optional<http::StaticResponse> {
@@ -234,6 +243,11 @@ Status App::StartViewer() {
   options.version = kVersion;
   options.proxy_address = server_->address().ToString();
   options.session_log = config_.flows_path;
+  replayer_ = std::make_unique<rules::Replayer>(
+      server_->address(), config_.proxy_token, controls_->replay_token(), log_,
+      std::chrono::duration_cast<std::chrono::seconds>(config_.idle_timeout));
+  options.controls = controls_.get();
+  options.replayer = replayer_.get();
   auto started = web::WebServer::Start((*worker)->base(), std::move(options), *flows_,
                                        *authority_, *connections_, log_);
   if (!started) {
@@ -316,6 +330,7 @@ void App::Stop() {
     flows_->Unsubscribe(console_subscription_);
     console_.reset();
   }
+  replayer_.reset();  // after the viewer that starts replays; cuts those still running
   if (flows_) log_.Info("stopped", {{"flows_recorded", flows_->recorded_count()}});
 }
 
@@ -353,6 +368,9 @@ int AppMain(int argc, char** argv) {
   }
   if (!args.empty() && args[0] == "sessions") {
     return cli::RunSessionsCommand({args.begin() + 1, args.end()}, home ? home : "");
+  }
+  if (!args.empty() && args[0] == "replay") {
+    return cli::RunReplayCommand({args.begin() + 1, args.end()});
   }
   auto inv = ParseArgs(args, home ? home : "");
   if (!inv) return Die(inv.error().message);

@@ -29,6 +29,10 @@ class ProxyServer;
 class UpstreamTls;
 struct ProxyContext;
 }
+namespace rules {
+class Controls;
+class Replayer;
+}
 namespace web {
 class WebServer;
 }
@@ -82,8 +86,10 @@ class App {
   std::unique_ptr<proxy::ClientCertStore> client_certs_;
   std::unique_ptr<ConnectionRegistry> connections_;
   std::unique_ptr<CertPage> cert_page_;
+  std::unique_ptr<rules::Controls> controls_;  // rules, hold filters, held flows
   std::unique_ptr<proxy::ProxyContext> context_;
   std::unique_ptr<proxy::ProxyServer> server_;
+  std::unique_ptr<rules::Replayer> replayer_;  // the viewer's replays, through the proxy
   std::unique_ptr<net::Worker> web_worker_;
   std::unique_ptr<web::WebServer> viewer_;
   std::atomic<uint16_t> viewer_port_{0};  // the viewer's bound port, read by the proxy's hooks

@@ -10,6 +10,7 @@
 #include "ca/keys.h"
 #include "core/address.h"
 #include "core/proxy_mode.h"
+#include "rules/rule.h"
 
 namespace mitmd {
 
@@ -64,6 +65,12 @@ struct Config {
   std::string client_cert;      // PEM with certificate and key, for every upstream that asks
   std::string client_cert_dir;  // <dir>/<host>.pem per host (wins over client_cert)
   std::string keylog_file;      // NSS key log of both sides (also $SSLKEYLOGFILE)
+  // Changing traffic (src/rules): rules from the command line (added to <confdir>/rules.json's),
+  // hold filters, and how much of a held or rewritten body is buffered.
+  std::vector<rules::RuleSpec> rules;
+  std::vector<std::string> hold_requests;   // --hold FILTER
+  std::vector<std::string> hold_responses;  // --hold-response FILTER
+  size_t hold_max_body = 16 << 20;
 };
 
 }  // namespace mitmd

@@ -4,6 +4,8 @@
 #include <regex>
 
 #include "core/strings.h"
+#include "flow/filter.h"
+#include "rules/rule.h"
 #include "store/session_name.h"
 
 namespace mitmd {
@@ -32,6 +34,22 @@ Status ParseListen(HostPort& out, std::string_view option, std::string_view valu
   auto hp = ParseHostPort(value);
   if (!hp) return Fail(StrCat(option, ": ", hp.error().message));
   out = *hp;
+  return {};
+}
+
+Status AddRule(Config& c, rules::RuleKind kind, std::string_view value) {
+  rules::RuleSpec spec{kind, std::string(value), true};
+  auto rule = rules::Rule::Parse(spec);
+  if (!rule) return Fail(StrCat("--", rule.error().message));
+  c.rules.push_back(std::move(spec));
+  return {};
+}
+
+Status AddHold(std::vector<std::string>& out, std::string_view option, std::string_view value) {
+  if (auto st = NonEmpty(option, value); !st) return st;
+  auto filter = Filter::Parse(value);
+  if (!filter) return Fail(StrCat(option, ": '", value, "': ", filter.error().message));
+  out.emplace_back(value);
   return {};
 }
 
@@ -339,6 +357,37 @@ constexpr OptionSpec kOptions[] = {
      },
      "write TLS keys of both sides (NSS key log, for Wireshark);\n"
      "$SSLKEYLOGFILE does the same"},
+    {"--map-local", "|FILTER|PATH", Arity::kRepeatable,
+     [](Config& c, std::string_view v) { return AddRule(c, rules::RuleKind::kMapLocal, v); },
+     "answer matching requests from a local file, or a directory's\n"
+     "files by path (repeatable; | is any separator)"},
+    {"--map-remote", "|FILTER|REGEX|REPL", Arity::kRepeatable,
+     [](Config& c, std::string_view v) { return AddRule(c, rules::RuleKind::kMapRemote, v); },
+     "send matching requests to the URL the regex rewrites (repeatable)"},
+    {"--modify-headers", "|FILTER|NAME|VALUE", Arity::kRepeatable,
+     [](Config& c, std::string_view v) { return AddRule(c, rules::RuleKind::kModifyHeaders, v); },
+     "set a header of matching requests and responses; an empty\n"
+     "VALUE removes it, @FILE reads it (repeatable)"},
+    {"--modify-body", "|FILTER|REGEX|REPL", Arity::kRepeatable,
+     [](Config& c, std::string_view v) { return AddRule(c, rules::RuleKind::kModifyBody, v); },
+     "rewrite matching request and response bodies (repeatable)"},
+    {"--hold", "FILTER", Arity::kRepeatable,
+     [](Config& c, std::string_view v) { return AddHold(c.hold_requests, "--hold", v); },
+     "hold matching requests for the viewer before they go upstream"},
+    {"--hold-response", "FILTER", Arity::kRepeatable,
+     [](Config& c, std::string_view v) {
+       return AddHold(c.hold_responses, "--hold-response", v);
+     },
+     "hold matching responses before they reach the client"},
+    {"--hold-max-body", "SIZE", Arity::kValue,
+     [](Config& c, std::string_view v) -> Status {
+       auto n = ParseSize(v, "--hold-max-body");
+       if (!n) return std::unexpected(n.error());
+       c.hold_max_body = *n;
+       return {};
+     },
+     "body bytes buffered to hold or rewrite a message (default 16m);\n"
+     "larger bodies stream unchanged and the flow says so"},
 };
 
 const OptionSpec* FindOption(std::string_view name) {
@@ -449,7 +498,8 @@ std::string UsageText() {
       "mitmd: an HTTPS inspection proxy.\n\n"
       "Usage: mitmd [OPTIONS]\n"
       "       mitmd ca info|export|regenerate   (see mitmd ca --help)\n"
-      "       mitmd sessions list|export|import|rm   (see mitmd sessions --help)\n\n";
+      "       mitmd sessions list|export|import|rm   (see mitmd sessions --help)\n"
+      "       mitmd replay FILE [--filter F] [--proxy HOST:PORT]   (see mitmd replay --help)\n\n";
   for (const OptionSpec& o : kOptions) {
     std::string left = StrCat("  ", o.name);
     if (!o.metavar.empty()) left += StrCat(" ", o.metavar);

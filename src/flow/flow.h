@@ -121,6 +121,18 @@ std::string_view ToString(FlowState state);
 // The inverse of ToString; nullopt for anything else.
 std::optional<FlowState> FlowStateFromString(std::string_view text);
 
+// One change mitmd made to a flow on the user's behalf: a rule (map-local, map-remote,
+// modify-headers, modify-body) or the user's own edit of a held message. The flow records what
+// went on the wire; |before| keeps what the client or the server had sent.
+struct Modification {
+  std::string rule;    // the rule as written ("modify-headers |host:a.test|X-Env|dev"), or "edit"
+  std::string what;    // "request header X-Env", "request url", "response body", ...
+  std::string before;  // empty when the value was absent; bodies are cut at kModificationCap
+  std::string after;   // empty when the change removed it
+};
+// Bytes of a body kept in a Modification's |before| and |after|.
+inline constexpr size_t kModificationCap = 64 * 1024;
+
 struct Flow {
   enum class Kind { kHttp, kTunnel };
 
@@ -154,6 +166,9 @@ struct Flow {
   uint64_t bytes_up = 0;    // tunnels: client to server
   uint64_t bytes_down = 0;  // tunnels: server to client
   size_t body_record_cap = 0;
+  // Every change rules or the user made, in the order they were made.
+  std::vector<Modification> modified_by;
+  std::string replay_of;  // the id of the flow this one replays; empty for live traffic
 };
 
 // A random version 4 UUID.

@@ -236,6 +236,15 @@ json FlowToJson(const Flow& f) {
   if (!f.note.empty()) j["note"] = f.note;
   if (f.stream_id != 0) j["stream_id"] = f.stream_id;
   if (f.websocket) j["websocket"] = WebSocketToJson(*f.websocket);
+  if (!f.modified_by.empty()) {
+    json mods = json::array();
+    for (const Modification& m : f.modified_by) {
+      mods.push_back(
+          {{"rule", m.rule}, {"what", m.what}, {"before", m.before}, {"after", m.after}});
+    }
+    j["modified_by"] = std::move(mods);
+  }
+  if (!f.replay_of.empty()) j["replay_of"] = f.replay_of;
   return j;
 }
 
@@ -311,6 +320,18 @@ Result<Flow> FlowFromJson(const json& j) {
     r->IntList("informational", resp.informational);
     BodyFromJson(*r, resp.body);
     f.response = std::move(resp);
+  }
+  top.String("replay_of", f.replay_of);
+  if (const json* mods = top.Array("modified_by")) {
+    for (size_t i = 0; i < mods->size(); ++i) {
+      JsonFields m = top.Nested((*mods)[i], StrCat("modified_by[", i, "]"));
+      Modification mod;
+      m.String("rule", mod.rule);
+      m.String("what", mod.what);
+      m.String("before", mod.before);
+      m.String("after", mod.after);
+      f.modified_by.push_back(std::move(mod));
+    }
   }
   if (auto e = top.Object("error")) {
     FlowError fe;
@@ -520,7 +541,10 @@ size_t EstimateLineSize(const Flow& f) {
   constexpr size_t kFixed = 1024;       // keys, punctuation, numbers, TLS and cert names
   constexpr size_t kPerHeader = 8;      // ["",""],
   size_t n = kFixed + f.id.size() + f.client_addr.size() + f.server_host.size() +
-             f.server_addr.size() + f.note.size();
+             f.server_addr.size() + f.note.size() + f.replay_of.size();
+  for (const Modification& m : f.modified_by) {
+    n += m.rule.size() + m.what.size() + m.before.size() + m.after.size() + 48;
+  }
   auto headers = [&](const HeaderList& h) {
     for (const auto& [k, v] : h) n += k.size() + v.size() + kPerHeader;
   };
@@ -586,9 +610,29 @@ void AppendFlowJsonLine(const Flow& f, std::string& out) {
   w.Raw(",\"insecure\":");
   w.Bool(f.insecure);
   w.Raw(f.kind == Flow::Kind::kTunnel ? ",\"kind\":\"tunnel\"" : ",\"kind\":\"http\"");
+  if (!f.modified_by.empty()) {
+    w.Raw(",\"modified_by\":[");
+    for (size_t i = 0; i < f.modified_by.size(); ++i) {
+      const Modification& m = f.modified_by[i];
+      w.Raw(i == 0 ? "{\"after\":" : ",{\"after\":");
+      w.String(m.after);
+      w.Raw(",\"before\":");
+      w.String(m.before);
+      w.Raw(",\"rule\":");
+      w.String(m.rule);
+      w.Raw(",\"what\":");
+      w.String(m.what);
+      w.Raw("}");
+    }
+    w.Raw("]");
+  }
   if (!f.note.empty()) {
     w.Raw(",\"note\":");
     w.String(f.note);
+  }
+  if (!f.replay_of.empty()) {
+    w.Raw(",\"replay_of\":");
+    w.String(f.replay_of);
   }
   if (f.request) {
     w.Raw(",\"request\":");

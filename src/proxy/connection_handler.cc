@@ -107,6 +107,11 @@ std::unique_ptr<Flow> ConnectionHandler::NewFlow() const {
 
 void ConnectionHandler::Publish(Flow& flow) {
   ++flow.revision;
+  if (flow.state == FlowState::kHeld) {
+    // The user edits a held flow: its bodies go with it (once; it does not change while held).
+    ctx_.flows.Publish(std::make_shared<Flow>(flow));
+    return;
+  }
   std::string request_body, response_body;
   if (flow.request) request_body = std::exchange(flow.request->body.content, {});
   if (flow.response) response_body = std::exchange(flow.response->body.content, {});

@@ -101,7 +101,8 @@ class ConnectionHandler : public WireObserver {
   std::unique_ptr<Flow> NewFlow() const;
   // A running flow's snapshot to the flow sink (state live, the next revision), so the viewer
   // shows it before it ends. Body copies are left out of snapshots: their sizes say how far
-  // it got, and copying a capped body several times a second is not cheap.
+  // it got, and copying a capped body several times a second is not cheap. A held flow
+  // (state held) is published with its bodies, for the user to edit.
   void Publish(Flow& flow);
   // The flow is final: to the flow sink, exactly once.
   void Record(std::unique_ptr<Flow> flow);

@@ -16,8 +16,9 @@ void AddNote(Flow& flow, std::string_view text) {
   flow.note = flow.note.empty() ? std::string(text) : StrCat(flow.note, "; ", text);
 }
 
-// The headers that address the proxy: never forwarded, never recorded.
-constexpr std::string_view kProxyHeaders[] = {"Proxy-Authorization", "Proxy-Connection"};
+// The headers that address the proxy (or mitmd's replay): never forwarded, never recorded.
+constexpr std::string_view kProxyHeaders[] = {"Proxy-Authorization", "Proxy-Connection",
+                                              kReplayHeader};
 
 }  // namespace
 
@@ -36,6 +37,7 @@ std::string_view ToString(Exchange::State state) {
     case Exchange::State::kConnecting: return "connecting";
     case Exchange::State::kForwarding: return "forwarding";
     case Exchange::State::kResponding: return "responding";
+    case Exchange::State::kHeld: return "held";
     case Exchange::State::kDone: return "done";
   }
   return "unknown";
@@ -50,6 +52,7 @@ Exchange::Exchange(ExchangeHost& host, http::StreamId id, http::Request request,
       key_(std::move(key)) {}
 
 Exchange::~Exchange() {
+  Unhold();
   if (upstream_) {
     upstream_->wire->set_observer(nullptr);
     host_.conn().services().upstreams.Release(std::move(upstream_), "the exchange ended");
@@ -70,6 +73,9 @@ void Exchange::Start() {
                 DurationText(host_.conn().ctx().config.response_timeout), " (--response-timeout)"));
   });
   flow_ = conn.NewFlow();
+  ReplayMark replay = conn.services().hooks.ReadReplayMark(request_.head.headers);
+  flow_->replay_of = std::move(replay.replay_of);
+  if (!replay.flow_id.empty()) flow_->id = std::move(replay.flow_id);
   flow_->server_host = key_.host;
   flow_->server_port = key_.port;
   flow_->insecure = conn.ctx().config.insecure && key_.tls;
@@ -92,9 +98,17 @@ void Exchange::Start() {
     request_.raw = RewriteRequestHead(request_.raw, target_.path, kProxyHeaders);
     request_.head.target = target_.path;
   }
+  rules_ = conn.services().hooks.Rules();
+  if (!rules_->empty() && !host_.tunnel().upstream_error && ApplyRequestRules()) return;
   Log("request");
   Publish(/*throttled=*/false);
   if (host_.tunnel().upstream_error) return;  // answered with the error once the request is in
+  if (request_buffer_.active) return;  // goes on once complete (ReleaseRequest)
+  Connect();
+}
+
+void Exchange::Connect() {
+  ConnectionHandler& conn = host_.conn();
   if (auto idle = host_.TakeIdleUpstream(key_)) {
     Attach(std::move(idle), /*resume_client=*/false);
     return;
@@ -154,7 +168,9 @@ void Exchange::LimitHeld() {
 
 void Exchange::OnRequestBodyRaw(std::string_view raw) {
   if (host_.tunnel().upstream_error) return;
-  if (!upstream_) {
+  if (request_buffer_.active) {
+    BufferRequest(raw, {});
+  } else if (!upstream_) {
     held_raw_.append(raw);
     LimitHeld();
   } else if (raw_bodies()) {
@@ -167,7 +183,9 @@ void Exchange::OnRequestBodyRaw(std::string_view raw) {
 void Exchange::OnRequestData(std::string_view data) {
   if (flow_) flow_->request->body.Append(data.data(), data.size(), flow_->body_record_cap);
   if (host_.tunnel().upstream_error) return;
-  if (!upstream_) {
+  if (request_buffer_.active) {
+    BufferRequest({}, data);
+  } else if (!upstream_) {
     held_data_.append(data);
     LimitHeld();
   } else if (!raw_bodies()) {
@@ -195,7 +213,9 @@ void Exchange::OnRequestEnd() {
     flow_->server_cert = error->cert;
     Fail(502, error->phase, error->message,
          StrCat("mitmd could not reach ", key_.host, ":", key_.port, " for this request."));
+    return;
   }
+  if (request_buffer_.active) ReleaseRequest();
 }
 
 void Exchange::ArmResponseTimer() {
@@ -274,7 +294,11 @@ void Exchange::ReadUpstream() {
     Fail(502, Phase::kResponse, stream_error_);
     return;
   }
-  if (response_done_) Finish();
+  if (response_done_ && response_buffer_.active) {
+    ReleaseResponse();
+  } else if (response_done_) {
+    Finish();
+  }
 }
 
 void Exchange::OnHead(http::StreamId, http::Response&& response) {
@@ -306,11 +330,19 @@ void Exchange::OnHead(http::StreamId, http::Response&& response) {
   host_.conn().ctx().connections.AddRequest(upstream_->id);
   flow_->server_addr = upstream_->addr;
   state_ = State::kResponding;
+  if (!rules_->empty() && ApplyResponseRules(response)) {
+    Publish(/*throttled=*/false);  // the head goes on with the whole body (ReleaseResponse)
+    return;
+  }
   host_.codec().SendHead(id_, response);
   Publish(/*throttled=*/false);
 }
 
 void Exchange::OnBodyRaw(http::StreamId, std::string_view raw) {
+  if (response_buffer_.active) {
+    BufferResponse(raw, {});
+    return;
+  }
   if (!raw_bodies()) return;
   host_.codec().SendBodyRaw(id_, raw);
   if (!host_.codec().Writable(id_)) upstream_->wire->SetReading(false);
@@ -318,7 +350,9 @@ void Exchange::OnBodyRaw(http::StreamId, std::string_view raw) {
 
 void Exchange::OnData(http::StreamId, std::string_view data) {
   if (flow_->response) flow_->response->body.Append(data.data(), data.size(), flow_->body_record_cap);
-  if (!raw_bodies()) {
+  if (response_buffer_.active) {
+    BufferResponse({}, data);
+  } else if (!raw_bodies()) {
     host_.codec().SendData(id_, data);
     if (!host_.codec().Writable(id_)) upstream_->wire->SetReading(false);
   }
@@ -335,13 +369,13 @@ void Exchange::Publish(bool throttled) {
 void Exchange::OnTrailers(http::StreamId, const HeaderList& trailers) {
   if (flow_->response) flow_->response->trailers = trailers;
   response_trailers_ = true;
-  if (!raw_bodies()) host_.codec().SendTrailers(id_, trailers);
+  if (!raw_bodies() && !response_buffer_.active) host_.codec().SendTrailers(id_, trailers);
 }
 
 void Exchange::OnEnd(http::StreamId) {
   flow_->timings.response_end = host_.conn().ctx().now();
   response_done_ = true;
-  if (!raw_bodies() && !response_trailers_) host_.codec().SendEnd(id_);
+  if (!raw_bodies() && !response_trailers_ && !response_buffer_.active) host_.codec().SendEnd(id_);
 }
 
 void Exchange::OnStreamReset(http::StreamId, uint32_t, const std::string& message) {
@@ -358,6 +392,8 @@ void Exchange::OnUpstreamEof() {
     Status st = upstream_->codec->ReceiveEof(*this);  // completes a close-delimited body
     if (!st && flow_) {
       Cut(Phase::kResponse, st.error().message);
+    } else if (response_done_ && response_buffer_.active) {
+      ReleaseResponse();
     } else if (response_done_) {
       if (truncated) {
         AddNote(*flow_,
@@ -419,7 +455,8 @@ void Exchange::Fail(int status, Phase phase, const std::string& message, std::st
   host_.conn().Log(LogLevel::kInfo, "exchange failed",
                     {{"flow", flow_->id}, {"exchange", ToString(state_)},
                      {"phase", ToString(phase)}, {"error", message}});
-  if (state_ == State::kResponding) {
+  Unhold();
+  if (state_ == State::kResponding && !response_buffer_.active) {
     Cut(phase, message);
     return;
   }
@@ -443,9 +480,10 @@ void Exchange::Cut(Phase phase, const std::string& message) {
 }
 
 void Exchange::Finish() {
-  bool keep_alive =
-      host_.codec().keep_alive() && upstream_->codec->keep_alive() && request_done_;
-  bool upgraded = upstream_->codec->upgraded();
+  // A held response gave its upstream connection back already (EnterHeld).
+  bool keep_alive = host_.codec().keep_alive() && request_done_ &&
+                    (upstream_ ? upstream_->codec->keep_alive() : upstream_keep_alive_);
+  bool upgraded = upstream_ && upstream_->codec->upgraded();
   if (upgraded && WsRecorder::IsWebSocketUpgrade(request_.head.headers, flow_->response->status,
                                                  flow_->response->headers)) {
     // A WebSocket: its flow stays live in the tunnel that relays it (TakeUpgradedFlow).
@@ -456,8 +494,10 @@ void Exchange::Finish() {
     Record();
   }
   host_.conn().ReportBytes();
-  ReportBytes(host_.conn().ctx().connections, *upstream_);
-  upstream_->wire->set_observer(nullptr);
+  if (upstream_) {
+    ReportBytes(host_.conn().ctx().connections, *upstream_);
+    upstream_->wire->set_observer(nullptr);
+  }
   host_.OnExchangeDone(id_, std::move(upstream_), keep_alive, upgraded);  // may free this
 }
 
@@ -474,6 +514,7 @@ void Exchange::FillUpstreamFacts(Flow& flow) const {
 
 void Exchange::Record(std::optional<Phase> phase, const std::string& message) {
   if (!flow_) return;
+  Unhold();
   std::unique_ptr<Flow> flow = std::move(flow_);
   if (phase && !flow->error) flow->error = FlowError{std::string(ToString(*phase)), message};
   FillUpstreamFacts(*flow);

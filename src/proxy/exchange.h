@@ -7,6 +7,11 @@
 //
 // Bodies go raw (byte for byte, framing included) when both codecs speak HTTP/1, else as
 // payload that each codec frames itself (see http/codec.h).
+//
+// The rule set in force when it starts applies to it throughout (exchange_rules.cc): map-local
+// answers it, map-remote retargets it, modify-headers changes heads. A message whose body a rule
+// rewrites, or which the user holds, is buffered whole (up to --hold-max-body; larger ones
+// stream unchanged and the flow says so); a held one waits in kHeld for Control().
 
 #include <memory>
 #include <string>
@@ -18,15 +23,18 @@
 #include "proxy/exchange_host.h"
 #include "proxy/upstream/upstream_conn.h"
 #include "proxy/wire.h"
+#include "rules/controls.h"
+#include "rules/rule_set.h"
 
 namespace mitmd::proxy {
 
-class Exchange : private http::CodecEvents, private WireObserver {
+class Exchange : private http::CodecEvents, private WireObserver, public rules::Holdable {
  public:
   enum class State {
     kConnecting,  // waiting for the upstream connection; request bytes are held
     kForwarding,  // request going upstream, waiting for the response head
     kResponding,  // response head sent to the client, body streaming
+    kHeld,        // the whole request, or response, waits for the user (Control)
     kDone,        // recorded
   };
 
@@ -51,6 +59,9 @@ class Exchange : private http::CodecEvents, private WireObserver {
   // open, gives the upstream connection back.
   void Abort(Phase phase, const std::string& message);
 
+  // The user's resume (with edits) or kill, delivered on this exchange's worker.
+  Status Control(rules::Command command) override;
+
   State state() const { return state_; }
   // After a WebSocket upgrade: the flow, not yet recorded, for the layer that relays it.
   std::unique_ptr<Flow> TakeUpgradedFlow() { return std::move(upgraded_flow_); }
@@ -72,6 +83,8 @@ class Exchange : private http::CodecEvents, private WireObserver {
 
   // Starts the --response-timeout countdown once the whole request went upstream.
   void ArmResponseTimer();
+  // Takes the idle upstream connection the host kept for this key, or dials one.
+  void Connect();
   void OnConnected(Upstreams::Outcome outcome);
   // Takes |upstream| and sends the request on it; |resume_client| reads the rest of the
   // request (false while the layer is already reading it).
@@ -99,11 +112,44 @@ class Exchange : private http::CodecEvents, private WireObserver {
   // Publishes the running flow; |throttled| ones at most kPublishInterval apart.
   void Publish(bool throttled);
 
+  // ---- Rules and hold (exchange_rules.cc) ----
+  // A message being buffered whole: as on the wire, and its payload.
+  struct Buffer {
+    bool active = false;
+    std::string raw;
+    std::string data;
+  };
+  // At the request head: map-local, map-remote, modify-headers; decides whether the request is
+  // buffered. True when the exchange was answered (map-local) or failed.
+  bool ApplyRequestRules();
+  // Points the request at |url| (map-remote, an edit). The error says why it cannot go there.
+  Status Retarget(const std::string& url);
+  // map-local answers in place of the server.
+  void AnswerLocally(const rules::Rule& rule);
+  // A buffered request body, to go upstream once connected.
+  void QueueUpstream(std::string raw, std::string data);
+  // Buffered body bytes; past --hold-max-body the message streams on unchanged.
+  void BufferRequest(std::string_view raw, std::string_view data);
+  void BufferResponse(std::string_view raw, std::string_view data);
+  // The whole message is in: modify-body, then hold or send it on.
+  void ReleaseRequest();
+  void ReleaseResponse();
+  // At the response head: modify-headers; decides whether the response is buffered. True when
+  // it is (the head is not sent yet).
+  bool ApplyResponseRules(http::Response& response);
+  // Sends the buffered response head and body (and its end, when the codec frames it).
+  void SendBufferedResponse();
+  void EnterHeld();
+  Status ResumeRequest(const rules::Edit& edit);
+  Status ResumeResponse(const rules::Edit& edit);
+  void Unhold();
+  size_t hold_max_body() const;
+
   ExchangeHost& host_;
   const http::StreamId id_;
   http::Request request_;  // as forwarded upstream
-  const Target target_;
-  const UpstreamKey key_;
+  Target target_;          // map-remote and edits may retarget it
+  UpstreamKey key_;
   State state_ = State::kConnecting;
   std::unique_ptr<Flow> flow_;  // null once recorded
   std::unique_ptr<Flow> upgraded_flow_;  // a WebSocket's, until the layer takes it
@@ -123,6 +169,15 @@ class Exchange : private http::CodecEvents, private WireObserver {
   bool retried_ = false;
   bool unsolicited_upgrade_ = false;  // a 101 to a request that asked for no upgrade
   std::string stream_error_;          // the upstream codec ended this stream alone
+  std::shared_ptr<const rules::RuleSet> rules_;  // taken once, when the exchange starts
+  Buffer request_buffer_;
+  Buffer response_buffer_;
+  http::Response response_;      // a buffered response's head, until it is sent
+  bool response_raw_ = false;    // ... whose body goes raw (both codecs HTTP/1)
+  bool hold_request_ = false;    // the request is held once complete
+  bool hold_response_ = false;   // the response is held once complete
+  bool held_registered_ = false;
+  bool upstream_keep_alive_ = true;  // of an upstream given back while the response is held
 };
 
 std::string_view ToString(Exchange::State state);

@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 #include <openssl/mem.h>
 
+#include <algorithm>
+
 #include "core/strings.h"
 
 namespace mitmd::proxy {
@@ -36,8 +38,10 @@ std::string AddressText(const sockaddr* sa) {
 
 }  // namespace
 
-DefaultHooks::DefaultHooks(const ProxyContext& ctx, uint16_t proxy_port)
-    : ctx_(ctx), proxy_port_(proxy_port) {
+DefaultHooks::DefaultHooks(const ProxyContext& ctx, uint16_t proxy_port,
+                           rules::FlowControl::Post post)
+    : ctx_(ctx), proxy_port_(proxy_port), post_(std::move(post)) {
+  if (!post_) post_ = [](std::function<void()> fn) { fn(); };
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) return;
   for (ifaddrs* a = list; a; a = a->ifa_next) {
@@ -116,6 +120,47 @@ std::optional<HookAnswer> DefaultHooks::ServeLocally(const http::RequestHead&,
   }
   r.body = std::move(page->body);
   return HookAnswer{std::move(r), std::nullopt, "served by mitmd itself"};
+}
+
+std::shared_ptr<const rules::RuleSet> DefaultHooks::Rules() {
+  return ctx_.controls ? ctx_.controls->Current() : no_rules_;
+}
+
+void DefaultHooks::Hold(const std::string& flow_id, rules::Holdable* target,
+                        rules::HeldInfo info) {
+  if (ctx_.controls) ctx_.controls->flows().Hold(flow_id, target, post_, std::move(info));
+}
+
+void DefaultHooks::Unhold(const std::string& flow_id) {
+  if (ctx_.controls) ctx_.controls->flows().Unhold(flow_id);
+}
+
+ReplayMark DefaultHooks::ReadReplayMark(const HeaderList& headers) {
+  ReplayMark mark;
+  const std::string* value = FindHeader(headers, kReplayHeader);
+  if (value == nullptr) return mark;
+  std::vector<std::string> words;
+  for (size_t at = 0; at < value->size();) {
+    size_t end = value->find(' ', at);
+    if (end == std::string::npos) end = value->size();
+    if (end > at) words.push_back(value->substr(at, end - at));
+    at = end + 1;
+  }
+  // Flow ids are UUIDs: anything else a client sends is no reference to a flow.
+  auto is_id = [](const std::string& w) {
+    auto id_char = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == '-'; };
+    return !w.empty() && w.size() <= 64 && std::all_of(w.begin(), w.end(), id_char);
+  };
+  if (!std::all_of(words.begin(), words.end(), is_id)) return mark;
+  const std::string& token = ctx_.controls ? ctx_.controls->replay_token() : std::string();
+  if (words.size() == 3 && !token.empty() && words[0].size() == token.size() &&
+      CRYPTO_memcmp(words[0].data(), token.data(), token.size()) == 0) {
+    mark.replay_of = words[1];
+    mark.flow_id = words[2];
+  } else if (words.size() == 1) {
+    mark.replay_of = words[0];
+  }
+  return mark;
 }
 
 }  // namespace mitmd::proxy

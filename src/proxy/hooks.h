@@ -1,8 +1,10 @@
 #pragma once
-// Hooks: the seam where policy meets the exchange, away from the protocol code. Today: the
-// proxy-authentication check and the pages mitmd serves itself (http://mitmd.cert/); hold,
-// rules and replay come in through here too.
+// Hooks: the seam where policy meets the exchange, away from the protocol code: the
+// proxy-authentication check, the pages mitmd serves itself (http://mitmd.cert/), the rules and
+// hold filters in force (src/rules), the registry of held flows, and replay marks.
 
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,8 +14,19 @@
 #include "proxy/phase.h"
 #include "proxy/proxy_context.h"
 #include "proxy/request_target.h"
+#include "rules/controls.h"
+#include "rules/replay.h"
+#include "rules/rule_set.h"
 
 namespace mitmd::proxy {
+
+// What mitmd's replay header said about a request (empty when it had none).
+struct ReplayMark {
+  std::string replay_of;  // the flow this request replays
+  std::string flow_id;    // the id its flow must have (set by the viewer's replay), or empty
+};
+
+using rules::kReplayHeader;
 
 // A response mitmd gives instead of forwarding, and what the flow says about it.
 struct HookAnswer {
@@ -35,17 +48,32 @@ class Hooks {
   // for mitmd's own listening addresses, so that no proxy client reaches the loopback-only
   // viewer, nor loops mitmd into itself.
   virtual std::optional<HookAnswer> CheckTarget(const Target& target) = 0;
+  // The rules and hold filters in force: an exchange takes them once, when it starts.
+  virtual std::shared_ptr<const rules::RuleSet> Rules() = 0;
+  // A flow now waits for the user (|target| lives on this worker until Unhold); and no longer.
+  virtual void Hold(const std::string& flow_id, rules::Holdable* target,
+                    rules::HeldInfo info) = 0;
+  virtual void Unhold(const std::string& flow_id) = 0;
+  // What kReplayHeader in |headers| says (the exchange strips it with the proxy's headers).
+  virtual ReplayMark ReadReplayMark(const HeaderList& headers) = 0;
 };
 
 class DefaultHooks : public Hooks {
  public:
   // Learns the machine's addresses once (getifaddrs). |proxy_port| is the port the proxy is
-  // bound to (the configured one may be 0).
-  DefaultHooks(const ProxyContext& ctx, uint16_t proxy_port);
+  // bound to (the configured one may be 0). |post| runs a function on this worker's loop (the
+  // web thread's commands to held flows arrive through it); empty runs it at once, for tests
+  // that drive the worker from their own thread.
+  DefaultHooks(const ProxyContext& ctx, uint16_t proxy_port,
+               rules::FlowControl::Post post = {});
   std::optional<HookAnswer> CheckProxyAuth(const http::RequestHead& head) override;
   std::optional<HookAnswer> ServeLocally(const http::RequestHead& head,
                                          const Target& target) override;
   std::optional<HookAnswer> CheckTarget(const Target& target) override;
+  std::shared_ptr<const rules::RuleSet> Rules() override;
+  void Hold(const std::string& flow_id, rules::Holdable* target, rules::HeldInfo info) override;
+  void Unhold(const std::string& flow_id) override;
+  ReplayMark ReadReplayMark(const HeaderList& headers) override;
 
  private:
   // |host| names this machine: a loopback or unspecified address, "localhost", or one of the
@@ -54,6 +82,8 @@ class DefaultHooks : public Hooks {
 
   const ProxyContext& ctx_;
   const uint16_t proxy_port_;
+  rules::FlowControl::Post post_;
+  const std::shared_ptr<const rules::RuleSet> no_rules_ = rules::RuleSet::Empty();
   std::vector<std::string> local_addresses_;  // textual, as inet_ntop writes them
 };
 

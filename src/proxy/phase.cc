@@ -14,6 +14,7 @@ std::string_view ToString(Phase phase) {
     case Phase::kResponse: return "response";
     case Phase::kTunnel: return "tunnel";
     case Phase::kShutdown: return "shutdown";
+    case Phase::kKilled: return "killed";
   }
   return "unknown";
 }

@@ -19,6 +19,7 @@ enum class Phase {
   kResponse,      // reading the server's response
   kTunnel,
   kShutdown,      // mitmd stopped while the exchange was in flight
+  kKilled,        // the user killed it while it was held
 };
 
 std::string_view ToString(Phase phase);

@@ -18,6 +18,7 @@
 #include "proxy/passthrough.h"
 #include "proxy/upstream_tls.h"
 #include "http/static_response.h"
+#include "rules/controls.h"
 
 namespace mitmd::proxy {
 
@@ -38,6 +39,9 @@ struct ProxyContext {
   // The port the viewer is bound to once it listens (0 until then, or without a viewer), for
   // refusing requests to it through the proxy; null: the configured --web port.
   const std::atomic<uint16_t>* viewer_port = nullptr;
+  // The rules and hold filters the user sets at runtime, and the held flows (src/rules). Null:
+  // no rules, nothing held.
+  rules::Controls* controls = nullptr;
 };
 
 }  // namespace mitmd::proxy

@@ -135,7 +135,10 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::Start(ProxyContext& ctx) {
       ls->worker = slot.get();
       ls->listening = &impl->listening[l];
       const ProxyMode& mode = ls->listening->mode;
-      ls->hooks = std::make_unique<DefaultHooks>(ctx, impl->sockets[l].bound.port);
+      net::Worker* loop = slot->worker.get();
+      ls->hooks = std::make_unique<DefaultHooks>(
+          ctx, impl->sockets[l].bound.port,
+          [loop](std::function<void()> fn) { loop->Post(std::move(fn)); });
       ls->dialing = std::make_unique<DialingUpstreams>(
           ctx, slot->worker->base(), *slot->dialer, slot->graveyard, *slot->timers,
           mode.kind == ProxyMode::Kind::kUpstream ? &mode : nullptr);

@@ -34,6 +34,7 @@
 #include "web/api_json.h"
 #include "web/grpc_api.h"
 #include "web/ca_page.h"
+#include "web/control_api.h"
 #include "flow/filter.h"
 #include "store/filter_sql.h"
 #include "store/session_db.h"
@@ -283,6 +284,8 @@ struct WebServer::Impl {
   }
 
   void Route(evhttp_request* req);
+  // Hold, rules and replay (control_api.h): false when |path| is not theirs.
+  bool Control(evhttp_request* req, const std::string& path, evhttp_cmd_type method);
   bool HostAllowed(evhttp_request* req) const;
   bool Authorized(evhttp_request* req, const Params& params, bool* from_query) const;
   void AddCommonHeaders(evhttp_request* req, const char* csp);
@@ -384,7 +387,8 @@ Status WebServer::Impl::Init() {
 
   http = evhttp_new(base);
   if (http == nullptr) return Fail("cannot create the viewer's HTTP server");
-  evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+  evhttp_set_allowed_methods(http,
+                             EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
   evhttp_set_max_body_size(http, static_cast<ev_ssize_t>(opts.max_import_bytes));
   evhttp_set_max_headers_size(http, kMaxHeaderBytes);
   evhttp_set_timeout(http, kHttpTimeoutSeconds);
@@ -564,7 +568,7 @@ void WebServer::Impl::Route(evhttp_request* req) {
                                 tls_ctx ? "; Secure" : "");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie.c_str());
   }
-  if (method == EVHTTP_REQ_POST || method == EVHTTP_REQ_DELETE) {
+  if (method == EVHTTP_REQ_POST || method == EVHTTP_REQ_PUT || method == EVHTTP_REQ_DELETE) {
     const char* marker = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Mitmd");
     if (marker == nullptr || std::string_view(marker) != "1") {
       return SendError(req, 403, "changes need the header X-Mitmd: 1");
@@ -576,6 +580,7 @@ void WebServer::Impl::Route(evhttp_request* req) {
     return false;
   };
 
+  if (opts.controls && Control(req, path, method)) return;
   if (path == "/api/events") { if (get_only()) Events(req, params); return; }
   if (path == "/api/flows") {
     if (method == EVHTTP_REQ_DELETE) return Clear(req);
@@ -640,6 +645,27 @@ void WebServer::Impl::Route(evhttp_request* req) {
   Send(req, 404, "text/plain; charset=utf-8", "not found\n");
 }
 
+bool WebServer::Impl::Control(evhttp_request* req, const std::string& path,
+                              evhttp_cmd_type method) {
+  std::string_view name = method == EVHTTP_REQ_GET      ? "GET"
+                          : method == EVHTTP_REQ_POST   ? "POST"
+                          : method == EVHTTP_REQ_PUT    ? "PUT"
+                          : method == EVHTTP_REQ_DELETE ? "DELETE"
+                                                        : "OTHER";
+  evbuffer* in = evhttp_request_get_input_buffer(req);
+  std::string_view body(reinterpret_cast<const char*>(evbuffer_pullup(in, -1)),
+                        evbuffer_get_length(in));
+  FlowLookup lookup = [this](std::string_view id) -> Result<std::shared_ptr<const Flow>> {
+    auto e = db->Get(id);
+    if (!e) return std::unexpected(e.error());
+    return *e ? (*e)->flow : nullptr;
+  };
+  auto reply = ControlApi(*opts.controls, opts.replayer).Handle(name, path, body, lookup);
+  if (!reply) return false;
+  SendJson(req, reply->status, reply->body);
+  return true;
+}
+
 void WebServer::Impl::Static(evhttp_request* req, const StaticFile& file) {
   evkeyvalq* h = evhttp_request_get_output_headers(req);
   AddCommonHeaders(req, kAppCsp);
@@ -686,6 +712,7 @@ void WebServer::Impl::Info(evhttp_request* req) {
             {"viewers", viewers.size()},
             {"dropped_viewers", dropped_viewers},
             {"dropped_flows", dropped_flows},
+            {"control", opts.controls != nullptr},  // hold, rules and replay (control_api.h)
             {"ca", {{"fingerprint", ca.root_fingerprint_sha256()}, {"android", ca_files->android_name()}}}});
 }
 

@@ -62,6 +62,8 @@
 #include "flow/connection_registry.h"
 #include "flow/flow.h"
 #include "flow/flow_store.h"
+#include "rules/controls.h"
+#include "rules/replay_client.h"
 
 namespace mitmd::web {
 
@@ -82,6 +84,9 @@ struct WebOptions {
   size_t max_import_bytes = 256 << 20;
   size_t max_pending_flows = 100'000;   // recorded flows waiting for the web thread
   int heartbeat_seconds = 15;           // event-stream keep-alive comment
+  // Hold, rules and replay (control_api.h); null: those endpoints are absent (404).
+  rules::Controls* controls = nullptr;
+  rules::Replayer* replayer = nullptr;
 };
 
 class WebServer {

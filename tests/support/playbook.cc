@@ -325,6 +325,11 @@ std::string ClientHelloBytes(const std::string& sni, const std::vector<std::stri
   BIO_mem_contents(out, &data, &len);
   return std::string(reinterpret_cast<const char*>(data), len);
 }
+Event Call(std::string what, std::function<void()> fn) {
+  Event e{Event::Kind::kCall, std::move(what)};
+  e.call = std::move(fn);
+  return e;
+}
 
 std::string Event::Describe() const {
   switch (kind) {
@@ -344,6 +349,7 @@ std::string Event::Describe() const {
     case Kind::kClientHandshakeDone: return "ClientHandshakeDone()";
     case Kind::kAdvance: return "Advance(" + std::to_string(seconds) + ")";
     case Kind::kShutdown: return "Shutdown()";
+    case Kind::kCall: return "Call(" + text + ")";
   }
   return "?";
 }
@@ -388,6 +394,7 @@ Playbook::Playbook(std::function<void(Config&)> configure) : log_(2, LogLevel::k
   ctx_ = std::make_unique<proxy::ProxyContext>(proxy::ProxyContext{
       config_, log_, *ca_, sink_, *upstream_tls_, *client_tls_, registry_, *passthrough_,
       *client_certs_, [this] { return clock_; }});
+  ctx_->controls = &controls_;
   timers_ = std::make_unique<FakeTimers>(&clock_);
   upstreams_ = std::make_unique<FakeUpstreams>(registry_);
   pool_ = std::make_unique<proxy::UpstreamPool>(
@@ -440,6 +447,7 @@ void Playbook::Apply(const Event& e) {
     case Event::Kind::kTimer: timers_->Fire(e.text); break;
     case Event::Kind::kAdvance: clock_ += e.seconds; break;
     case Event::Kind::kShutdown: handler_->Shutdown(); break;
+    case Event::Kind::kCall: e.call(); break;
     case Event::Kind::kClientHello: {
       auto* hooks = client_->ssl() ? static_cast<proxy::ClientHandshakeHooks*>(
                                          SSL_get_app_data(client_->ssl()))

@@ -177,13 +177,14 @@ struct Event {
     kFromClient, kFromServer, kClientEof, kServerEof, kServerTruncatedEof, kClientError,
     kServerError,
     kDialed, kDialFailed, kTimer, kClientDrained, kServerDrained, kClientHello,
-    kClientHandshakeDone, kAdvance, kShutdown,
+    kClientHandshakeDone, kAdvance, kShutdown, kCall,
   };
   Kind kind;
   std::string text;  // bytes, timer name, error message
   int server = -1;   // which server connection (-1: the latest)
   proxy::Phase phase = proxy::Phase::kConnect;
   double seconds = 0;
+  std::function<void()> call;  // kCall
   std::string Describe() const;
 };
 
@@ -207,6 +208,9 @@ Event ClientHello(std::string sni, std::vector<std::string> alpn = {});
 Event ClientHandshakeDone();
 // mitmd is stopping.
 Event Shutdown();
+// Something from outside the connection, e.g. the user resuming a held flow from the viewer
+// (through rules::FlowControl, which runs it on this thread): |what| names it in diffs.
+Event Call(std::string what, std::function<void()> fn);
 
 // The bytes of a real ClientHello (BoringSSL's) offering |sni| and |alpn|.
 std::string ClientHelloBytes(const std::string& sni, const std::vector<std::string>& alpn = {});
@@ -257,6 +261,8 @@ class Playbook {
   proxy::UpstreamPool& pool() { return *pool_; }
   FakeTimers& timers() { return *timers_; }
   ConnectionRegistry& registry() { return registry_; }
+  // Rules and hold filters in force, and the held flows (commands run on the test's thread).
+  rules::Controls& controls() { return controls_; }
   // The handler closed and asked to be deleted (it is kept until the playbook ends).
   bool handler_done() const { return handler_done_; }
   double now() const { return clock_; }
@@ -280,6 +286,7 @@ class Playbook {
   std::unique_ptr<proxy::ClientCertStore> client_certs_;
   ConnectionRegistry registry_;
   RecordingSink sink_;
+  rules::Controls controls_;
   std::unique_ptr<proxy::ProxyContext> ctx_;
   std::unique_ptr<FakeTimers> timers_;
   std::unique_ptr<FakeUpstreams> upstreams_;

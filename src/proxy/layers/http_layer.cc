@@ -183,6 +183,7 @@ void HttpLayer::OnProxyRequest(http::StreamId id, http::Request&& request) {
   key.host = target->host;
   key.port = target->port;
   key.tls = target->scheme == "https";
+  if (key.tls) key.sni = target->host;  // as a client asking for this URL itself would send
   key.insecure = conn_.ctx().config.insecure;
   exchange_ = std::make_unique<Exchange>(*this, id, std::move(request), std::move(*target),
                                          std::move(key));
@@ -371,8 +372,10 @@ void HttpLayer::OnClientError() {
 
 bool HttpLayer::OnIdle(const std::string& message) {
   if (!exchange_) return true;
-  // Waiting for a response is not idleness: a long poll may take many minutes.
-  if (exchange_->request_done() && exchange_->state() == Exchange::State::kForwarding) {
+  // Waiting for a response is not idleness: a long poll may take many minutes; nor is waiting
+  // for the user to resume a held exchange.
+  if ((exchange_->request_done() && exchange_->state() == Exchange::State::kForwarding) ||
+      exchange_->state() == Exchange::State::kHeld) {
     return false;
   }
   exchange_->Abort(exchange_->request_done() ? Phase::kResponse : Phase::kRequest, message);
