@@ -1735,6 +1735,16 @@
     }
     items.push(h('div', {class: 'ctx-sep'}),
       item('filter-host', `Filter by host ${f.host}`, () => setFilterText(`host:${f.host}`)));
+    const CTL = window.mitmdControl;
+    if (CTL && !state.session) {
+      const picked = CTL.comparePicked();
+      items.push(h('div', {class: 'ctx-sep'}),
+        item('resend', 'Edit and resend…', () => CTL.compose(id), {disabled: !hasRequest, key: 'r'}),
+        item('replay', 'Replay', () => CTL.replay(id), {disabled: !hasRequest}),
+        item('compare', picked && picked !== id ? 'Compare with the picked flow' : 'Compare with…',
+          () => CTL.compare(id)));
+      if (f.state === 'held') items.push(item('held', 'Edit held flow…', () => CTL.openEditor(id)));
+    }
     if (state.store && !state.session) {
       items.push(h('div', {class: 'ctx-sep'}),
         item('mark', f.marked ? 'Unmark' : 'Mark', () => toggleMark(id), {key: 'm'}),
@@ -2015,6 +2025,13 @@
       case 'm':
         if (state.selected !== null) toggleMark(state.selected);
         break;
+      case 'r':
+        if (state.selected !== null && window.mitmdControl && !state.session) {
+          const f = state.byId.get(state.selected);
+          if (f && f.state === 'held') window.mitmdControl.openEditor(state.selected);
+          else window.mitmdControl.compose(state.selected);
+        }
+        break;
       case 'Delete':
         if (state.selected !== null && !state.session) deleteFlow(state.selected);
         break;
@@ -2074,5 +2091,6 @@
     scheduleRender();
   }
 
+  window.mitmdViewer = {toast};
   start();
 })();

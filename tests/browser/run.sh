@@ -35,4 +35,4 @@ unset SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE REQUESTS_CA_BUNDLE NODE_EXTRA_CA
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 
 cd "$here"
-MITMD="$mitmd" ARTIFACTS="$artifacts" exec node --test --test-reporter=spec viewer_test.js
+MITMD="$mitmd" ARTIFACTS="$artifacts" exec node --test --test-concurrency=1 --test-reporter=spec viewer_test.js control_test.js
