@@ -58,6 +58,8 @@ Status JsonlLog::Append(std::string_view lines) {
     buffer.append(lines);
     data = buffer;
   }
+  // The writer thread is the file's only writer: its end now is where this append starts.
+  const off_t start = ::lseek(fd_, 0, SEEK_END);
   size_t written = 0;
   if (WriteAll(data, &written)) {
     torn_ = false;
@@ -65,8 +67,18 @@ Status JsonlLog::Append(std::string_view lines) {
     return {};
   }
   int err = errno;
-  // Whatever reached the file may end mid-line; when nothing did, the file still ends as before.
-  if (written > 0) torn_ = data[written - 1] != '\n';
+  // Whatever reached the file may end mid-line: the part of a line is cut off again, so the log
+  // keeps whole lines only (a reader never meets a torn one). When that fails too, the next
+  // append starts on a fresh line instead. When nothing was written the file ends as before.
+  if (written > 0) {
+    torn_ = false;
+    if (data[written - 1] != '\n') {
+      // (A torn_ append began with '\n', so a line end is always found then.)
+      size_t last_newline = data.rfind('\n', written - 1);
+      off_t keep = start + (last_newline == std::string_view::npos ? 0 : static_cast<off_t>(last_newline) + 1);
+      torn_ = !(start >= 0 && ::ftruncate(fd_, keep) == 0);
+    }
+  }
   ++failures_;
   last_error_ = StrCat("cannot write the session log ", path_, " (", written, " of ", data.size(),
                        " bytes written): ", std::strerror(err),

@@ -1,8 +1,9 @@
 #pragma once
 // JsonlLog: the session log as JSON lines (`--flows FILE`), for `tail -f | jq` users. Written by
 // the store's writer thread only. It never tears silently: a short write or a full disk is an
-// error the store logs and the viewer shows, and the next append starts a fresh line so a later
-// flow is never glued onto a torn one. Opening terminates a torn last line left by a crash.
+// error the store logs and the viewer shows, and the part of a line that reached the file is cut
+// off again (or, if that fails, the next append starts a fresh line), so a later flow is never
+// glued onto a torn one. Opening terminates a torn last line left by a crash.
 
 #include <cstdint>
 #include <memory>

@@ -2,6 +2,8 @@
 // import de-duplication, the JSONL log's torn lines and the migration of an old log.
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -296,6 +298,31 @@ TEST(JsonlLogTest, AFullDiskIsAnErrorAndTheNextLineStartsFresh) {
   EXPECT_NE(st.error().message.find("No space left on device"), std::string::npos) << st.error().message;
   EXPECT_NE(st.error().message.find("free some disk space"), std::string::npos);
   EXPECT_EQ((*log)->failures(), 1u);
+}
+
+// A write that stops mid-line (here at a file size limit, as on a full disk) leaves the log
+// with whole lines only; the next append, once there is room, is a line of its own.
+TEST(JsonlLogTest, AShortWriteCutsItsPartOfALineOffAgain) {
+  TempDir dir;
+  std::string path = dir.File("f.jsonl");
+  auto log = store::JsonlLog::Open(path);
+  ASSERT_TRUE(log);
+  const std::string line(59, 'a');
+  ASSERT_TRUE((*log)->Append(line + "\n"));
+  struct sigaction ignore{}, saved_action{};
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGXFSZ, &ignore, &saved_action);
+  rlimit saved{};
+  getrlimit(RLIMIT_FSIZE, &saved);
+  rlimit small{100, saved.rlim_max};
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  auto st = (*log)->Append(line + "\n" + line + "\n");  // 40 of the next 120 bytes fit
+  setrlimit(RLIMIT_FSIZE, &saved);
+  sigaction(SIGXFSZ, &saved_action, nullptr);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(testing::ReadFile(path), line + "\n");
+  ASSERT_TRUE((*log)->Append("{\"b\":2}\n"));
+  EXPECT_EQ(testing::ReadFile(path), line + "\n{\"b\":2}\n");
 }
 
 TEST(FlowStoreTest, ImportsAnOldLogOnceInTheBackgroundBelowLiveFlows) {
