@@ -183,13 +183,7 @@ struct H2Codec::Callbacks {
     nghttp2_session_consume_connection(session, len);
     Stream* s = c.FindWire(stream_id);
     if (!s) return 0;
-    if (c.side_ == Side::kClient) {
-      // An upstream stream has one reader, its exchange, which stops reading the whole
-      // (unshared) connection when its client is slow: TCP holds the rest back.
-      nghttp2_session_consume_stream(session, stream_id, len);
-    } else {
-      s->unconsumed += len;
-    }
+    s->unconsumed += len;
     if (!c.events_ || !c.events_->Receiving()) return 0;
     c.events_->OnData(s->name, std::string_view(reinterpret_cast<const char*>(data), len));
     return 0;
@@ -258,6 +252,8 @@ H2Codec::H2Codec(Side side, ByteSink& out, std::string_view scheme)
   nghttp2_option* opt;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);
+  // Until the server's SETTINGS say otherwise, the limit RFC 9113 recommends at least.
+  nghttp2_option_set_peer_max_concurrent_streams(opt, kMaxConcurrentStreams);
   if (side == Side::kServer) {
     nghttp2_session_server_new2(&session_, cbs, this, opt);
   } else {
@@ -518,6 +514,10 @@ bool H2Codec::CanOpenStream() const {
   uint32_t limit =
       nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
   return streams_.size() < limit && nghttp2_session_get_next_stream_id(session_) < (1u << 31);
+}
+
+uint32_t H2Codec::peer_max_streams() const {
+  return nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 
 bool H2Codec::keep_alive() const { return !goaway_received_ && !failed_; }

@@ -10,13 +10,11 @@
 // them (from an HTTP/1 peer) is translated on the way out (translate.h).
 //
 // Flow control follows the slower side: the connection window is given back as soon as DATA
-// arrives (one slow stream never stalls the others). On the server side (a client connection
-// that many exchanges share) a stream's window goes back only when its owner says the bytes
-// were taken (Consume), so a stream's unconsumed bytes are bounded by the window advertised
-// (kStreamWindow) whatever the peer sends. On the client side (an upstream connection that one
-// exchange uses at a time) it goes back at once: that exchange stops reading the connection
-// when its client is slow. Bytes to send wait per stream until the peer's window opens;
-// Writable() turns false above kStreamHighWater.
+// arrives (one slow stream never stalls the others). On both sides (a client connection, or an
+// upstream one, that many exchanges share) a stream's window goes back only when its owner says
+// the bytes were taken (Consume), so a stream's unconsumed bytes are bounded by the window
+// advertised (kStreamWindow) whatever the peer sends. Bytes to send wait per stream until the
+// peer's window opens; Writable() turns false above kStreamHighWater.
 
 #include <nghttp2/nghttp2.h>
 
@@ -102,6 +100,10 @@ class H2Codec : public Codec {
   // a request without a body.
   bool RemoteEnded(StreamId id) const;
   bool goaway_received() const { return goaway_received_; }
+  // The peer's SETTINGS_MAX_CONCURRENT_STREAMS (kMaxConcurrentStreams until it sent one).
+  uint32_t peer_max_streams() const;
+  // Stream |id| is open: not closed both ways, not reset.
+  bool open(StreamId id) const { return Find(id) != nullptr; }
   // Streams open (not yet closed) on this connection.
   size_t open_streams() const { return streams_.size(); }
   // The connection is finished: both sides said GOAWAY or a fatal error, nothing left to send.

@@ -291,6 +291,8 @@ void Exchange::ReadUpstream() {
     return;
   }
   if (!stream_error_.empty()) {
+    // A refused stream was not processed (RFC 9113, 8.7): like a reused connection's close.
+    if (stream_refused_ && Retry(stream_error_)) return;
     Fail(502, Phase::kResponse, stream_error_);
     return;
   }
@@ -378,9 +380,10 @@ void Exchange::OnEnd(http::StreamId) {
   if (!raw_bodies() && !response_trailers_ && !response_buffer_.active) host_.codec().SendEnd(id_);
 }
 
-void Exchange::OnStreamReset(http::StreamId, uint32_t, const std::string& message) {
+void Exchange::OnStreamReset(http::StreamId, uint32_t code, const std::string& message) {
   // Acted on once the codec returns (ReadUpstream), like every ending.
   stream_error_ = StrCat("the upstream server reset the stream: ", message);
+  stream_refused_ = code == http::kResetRefusedStream;
 }
 
 void Exchange::OnUpstreamEof() {
@@ -420,6 +423,8 @@ bool Exchange::Retry(std::string_view why) {
     return false;
   }
   retried_ = true;
+  stream_error_.clear();
+  stream_refused_ = false;
   response_timer_->Cancel();  // restarted once the request is out again
   Log("retrying on a new connection");
   upstream_->wire->set_observer(nullptr);

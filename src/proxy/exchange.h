@@ -169,6 +169,7 @@ class Exchange : private http::CodecEvents, private WireObserver, public rules::
   bool retried_ = false;
   bool unsolicited_upgrade_ = false;  // a 101 to a request that asked for no upgrade
   std::string stream_error_;          // the upstream codec ended this stream alone
+  bool stream_refused_ = false;       // ... refused it unprocessed (HTTP/2 REFUSED_STREAM)
   std::shared_ptr<const rules::RuleSet> rules_;  // taken once, when the exchange starts
   Buffer request_buffer_;
   Buffer response_buffer_;

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "core/strings.h"
+#include "http/h2_codec.h"
 #include "proxy/client_hello.h"
 #include "proxy/layers/client_tls.h"
 
@@ -198,7 +199,11 @@ FakeWire* FakeUpstreams::CompleteNext(double now, const std::string& alpn) {
     conn->tls = TlsInfo{"TLSv1.3", "TLS_AES_128_GCM_SHA256", alpn, request->key.sni, {}};
     conn->tls_end = now;
   }
-  conn->codec = std::make_unique<http::H1Codec>(http::H1Codec::Side::kClient, *conn->wire);
+  if (alpn == "h2") {
+    conn->codec = std::make_unique<http::H2Codec>(http::H2Codec::Side::kClient, *conn->wire);
+  } else {
+    conn->codec = std::make_unique<http::H1Codec>(http::H1Codec::Side::kClient, *conn->wire);
+  }
   servers_.push_back(raw);
   request->done(std::move(conn));
   return raw;

@@ -246,8 +246,9 @@ TEST_F(H2CodecTest, SlowStreamIsBoundedByItsWindowAndDoesNotStallOthers) {
   EXPECT_EQ(at_server_.streams[slow].data, big);
 }
 
-TEST_F(H2CodecTest, ClientSideGivesWindowsBackAtOnce) {
-  at_client_.auto_consume = false;  // an exchange never calls Consume
+TEST_F(H2CodecTest, ClientSideStreamIsBoundedByItsWindowUntilConsumed) {
+  // A shared upstream connection: the exchange that reads a stream gives its window back.
+  at_client_.auto_consume = false;
   StreamId id = 1;
   ASSERT_TRUE(client_.OpenStream(id, Get("/big"), true));
   Pump();
@@ -256,6 +257,12 @@ TEST_F(H2CodecTest, ClientSideGivesWindowsBackAtOnce) {
   server_.SendData(id, big);
   server_.SendEnd(id);
   Pump();
+  EXPECT_EQ(at_client_.streams[id].data.size(), H2Codec::kStreamWindow);
+  EXPECT_EQ(client_.unconsumed(id), H2Codec::kStreamWindow);
+  for (int round = 0; round < 100 && !at_client_.streams[id].ended; ++round) {
+    client_.Consume(id, client_.unconsumed(id));
+    Pump();
+  }
   EXPECT_EQ(at_client_.streams[id].data, big);
   EXPECT_TRUE(at_client_.streams[id].ended);
 }

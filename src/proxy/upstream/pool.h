@@ -5,12 +5,20 @@
 // for the next Connect with the same key. While idle it is watched: the server closing it, or
 // sending anything, drops it, so a request is never sent on a connection known to be dead.
 // What the pool does not have it asks |dialer| for.
+//
+// An HTTP/2 connection is shared instead (shared_h2.h): every Connect with its key gets a lease
+// of it, one stream each, up to the server's limit of concurrent streams, from any client
+// connection of the worker; then another one is dialed. While a dial that may turn out HTTP/2
+// is under way, later Connects with the same key wait for it rather than dial too (30 streams
+// of one page make one connection, not 30).
 
 #include <chrono>
+#include <deque>
 #include <list>
 #include <memory>
 
 #include "proxy/timers.h"
+#include "proxy/upstream/shared_h2.h"
 #include "proxy/upstream/upstream_conn.h"
 
 namespace mitmd::proxy {
@@ -34,17 +42,40 @@ class UpstreamPool : public Upstreams {
   void Return(std::unique_ptr<UpstreamConn> conn) override;
 
   size_t idle_count() const { return idle_.size(); }
+  size_t shared_count() const { return shared_.size(); }
 
  private:
   class Idle;
   class Handout;
+  class Dial;
+  class Waiter;
   // Removes |idle| from the pool and closes its connection.
   void Drop(Idle* idle, std::string_view reason);
+  // Dials for |key| and shares the connection if it is HTTP/2; |joinable|: later Connects with
+  // the key wait for this dial.
+  std::unique_ptr<Pending> DialShared(const UpstreamKey& key, uint64_t client_id, Callback done,
+                                      bool joinable);
+  void OnDialed(Dial* dial, Outcome outcome);
+  void CancelDial(Dial* dial);
+  // Makes |conn| (HTTP/2) a shared connection.
+  SharedH2Conn& Share(std::unique_ptr<UpstreamConn> conn);
+  // A shared connection is done: closed on the next loop turn.
+  void Retire(SharedH2Conn& shared, std::string_view reason);
+  // Keys whose server answered an h2 offer with HTTP/1: their Connects dial at once, in
+  // parallel, instead of waiting for one dial (the most recent kHttp1KeysKept are known).
+  bool KnownHttp1(const UpstreamKey& key) const;
+  void RememberHttp1(const UpstreamKey& key);
+  static constexpr size_t kHttp1KeysKept = 256;
 
   Upstreams& dialer_;
   Timers& timers_;
   const PoolLimits limits_;
   std::list<std::unique_ptr<Idle>> idle_;  // most recently returned last
+  std::list<std::unique_ptr<SharedH2Conn>> shared_;  // newest last
+  std::list<std::unique_ptr<Dial>> dials_;
+  std::deque<UpstreamKey> http1_keys_;
+  std::vector<std::pair<std::unique_ptr<SharedH2Conn>, std::string>> retired_;
+  std::unique_ptr<Timer> retire_timer_;
 };
 
 }  // namespace mitmd::proxy
