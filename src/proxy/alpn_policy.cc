@@ -22,6 +22,11 @@ std::string List(const std::vector<std::string>& offer) {
   return out;
 }
 
+// An h2-only client to an HTTP/1.1 server: h2 on the client's side, mitmd translates.
+ClientAnswer Translated() {
+  return {.next = ClientAnswer::Next::kHttp2, .alpn = std::string(kH2), .translated = true};
+}
+
 }  // namespace
 
 std::string_view ToString(ClientAnswer::Next next) {
@@ -41,6 +46,7 @@ std::vector<std::string> UpstreamAlpnOffer(const std::vector<std::string>& clien
     if (p.empty() || (p == kH2 && !support.h2) || Offers(offer, p)) continue;
     offer.push_back(p);
   }
+  if (Offers(offer, kH2) && !Offers(offer, kHttp1)) offer.emplace_back(kHttp1);
   return offer;
 }
 
@@ -53,6 +59,7 @@ ClientAnswer AnswerClient(const std::vector<std::string>& client_offer,
     // protocol in common with often just closes (OpenSSL's s_server does), so for any other
     // client the failure is the no-common-protocol one.
     if (Offers(client_offer, kHttp1)) return {Next::kHttp1, std::string(kHttp1), ""};
+    if (Offers(client_offer, kH2) && support.h2) return {Next::kHttp2, std::string(kH2), ""};
     return {Next::kRefuse, "",
             StrCat("the server did not complete a TLS handshake offering ",
                    List(client_offer))};
@@ -61,6 +68,8 @@ ClientAnswer AnswerClient(const std::vector<std::string>& client_offer,
   if (chosen.empty()) {
     // The server chose nothing: the client falls back to HTTP/1.1 when it offered that.
     if (Offers(client_offer, kHttp1)) return {Next::kHttp1, "", ""};
+    // A server without ALPN speaks HTTP/1.1.
+    if (Offers(client_offer, kH2) && support.h2) return Translated();
     std::vector<std::string> relayable = UpstreamAlpnOffer(client_offer, support);
     if (relayable.empty()) {
       return {Next::kRefuse, "",
@@ -70,6 +79,10 @@ ClientAnswer AnswerClient(const std::vector<std::string>& client_offer,
     return {Next::kRefuse, "",
             StrCat("no application protocol in common: the client offered ",
                    List(client_offer), " and the server chose none of them")};
+  }
+  if (chosen == kHttp1 && !Offers(client_offer, kHttp1) && Offers(client_offer, kH2) &&
+      support.h2) {
+    return Translated();
   }
   if (!Offers(client_offer, chosen)) {
     return {Next::kRefuse, "",

@@ -1,7 +1,18 @@
 #pragma once
-// Which application protocol the client gets, mirrored from the upstream: mitmd offers the
-// server exactly what the client offered (minus what it cannot relay yet), then answers the
-// client with what the server chose. A pure policy: client offer x upstream outcome -> answer.
+// Which application protocol the client gets: mirrored from the upstream where the two can
+// meet, translated where they cannot. mitmd offers the server what the client offered (minus
+// what it cannot relay), then answers the client with what the server chose. A client that
+// offers h2 but not HTTP/1.1 (nghttp, gRPC, curl --http2-prior-knowledge) is offered upstream
+// with http/1.1 added: a server that speaks only HTTP/1.1 then gets HTTP/1.1 and the client
+// h2, mitmd translating between them. A pure policy: client offer x upstream outcome -> answer.
+//
+//   client offers      server chooses      client gets   upstream speaks
+//   h2, http/1.1       h2                  h2            h2          (mirror)
+//   h2, http/1.1       http/1.1 or none    http/1.1      HTTP/1.1    (mirror)
+//   h2                 h2                  h2            h2          (mirror)
+//   h2                 http/1.1 or none    h2            HTTP/1.1    (translate)
+//   h2                 fails               h2            -           (a 502 over h2)
+//   http/1.1 or none   http/1.1 or none    HTTP/1.1      HTTP/1.1    (mirror)
 
 #include <string>
 #include <string_view>
@@ -17,7 +28,8 @@ struct ProtocolSupport {
 // What this build supports.
 inline constexpr ProtocolSupport kProtocolSupport{.h2 = true};
 
-// The ALPN list to offer the upstream for a client that offered |client_offer| (in its order).
+// The ALPN list to offer the upstream for a client that offered |client_offer| (in its order),
+// http/1.1 added last when the client offered h2 alone (see above).
 std::vector<std::string> UpstreamAlpnOffer(const std::vector<std::string>& client_offer,
                                            const ProtocolSupport& support);
 
@@ -38,6 +50,7 @@ struct ClientAnswer {
   Next next = Next::kHttp1;
   std::string alpn;    // the protocol answered to the client; empty: no ALPN extension
   std::string reason;  // kRefuse: why, in words for the recorded flow
+  bool translated = false;  // the client speaks h2, the upstream HTTP/1.1
 };
 std::string_view ToString(ClientAnswer::Next next);
 

@@ -129,6 +129,121 @@ TEST_F(H2Test, ThirtyStreamsShareOneClientConnection) {
   EXPECT_EQ(streams.size(), 30u);
 }
 
+TEST_F(H2Test, StreamsOfTwoClientConnectionsShareOneUpstreamConnection) {
+  ASSERT_NO_FATAL_FAILURE(StartNghttpd());
+  if (IsSkipped()) return;
+  // One worker: upstream connections are pooled per worker.
+  ASSERT_NO_FATAL_FAILURE(StartMitmd({"--workers", "1"}));
+  std::vector<std::string> args = {"--http2", "--parallel", "--parallel-max", "30", "-sS"};
+  for (int i = 0; i < 30; ++i) {
+    args.push_back("-o");
+    args.push_back(dir_.path() + "/r" + std::to_string(i) + ".out");
+    args.push_back(Url("/r" + std::to_string(i) + ".txt"));
+  }
+  ProcessResult r = mitmd_.Curl(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (int i = 0; i < 30; ++i) {
+    std::ifstream in(dir_.path() + "/r" + std::to_string(i) + ".out");
+    std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(got, "resource " + std::to_string(i) + "\n");
+  }
+  ASSERT_EQ(mitmd_.WaitForFlows(30).size(), 30u);
+  // A second client connection, later: the upstream connection is still there, idle.
+  r = mitmd_.Curl({"--http2", "-sS", "-o", "/dev/null", "-w", "%{http_code}", Url("/big.bin")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200");
+
+  auto flows = mitmd_.WaitForFlows(31);
+  ASSERT_EQ(flows.size(), 31u);
+  std::set<uint64_t> client_conns, upstream_conns;
+  int reused = 0;
+  for (const auto& f : flows) {
+    EXPECT_EQ(f["response"]["status"], 200) << f.dump();
+    EXPECT_EQ(f["response"]["version"], "HTTP/2");
+    client_conns.insert(f["client"]["conn"].get<uint64_t>());
+    upstream_conns.insert(f["server"]["conn"].get<uint64_t>());
+    reused += f["server"]["reused"].get<bool>();
+  }
+  EXPECT_EQ(client_conns.size(), 2u);
+  EXPECT_EQ(upstream_conns.size(), 1u) << "31 streams from 2 client connections, one upstream";
+  EXPECT_EQ(reused, 30) << "every stream but the first rides a connection that carried others";
+}
+
+// The client offers only h2 (as nghttp and gRPC clients do) and the server speaks only
+// HTTP/1.1 (the test upstream answers no ALPN): the client gets h2, the server HTTP/1.1, and
+// mitmd translates, trailers included.
+TEST_F(H2Test, AnH2OnlyClientToAnHttp1OnlyServerIsTranslated) {
+  if (system("/usr/bin/python3 -c 'import h2' 2>/dev/null") != 0) {
+    GTEST_SKIP() << "python3-h2 is not installed (scripts/deps.sh test)";
+  }
+  UpstreamServer* up = StartUpstream(TlsUpstream());
+  ASSERT_NE(up, nullptr);
+  ASSERT_NO_FATAL_FAILURE(StartMitmd());
+  ProcessResult r = RunProcess(
+      {"/usr/bin/python3",
+       std::string(MITMD_SOURCE_DIR) + "/tests/integration/scripts/h2_only_client.py",
+       std::to_string(mitmd_.port()), "localhost", std::to_string(up->port()),
+       mitmd_.ca_cert_path(), "/chunked/300000", "/echo", "/status/404"},
+      std::chrono::seconds(60));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto result = nlohmann::json::parse(r.out);
+  EXPECT_EQ(result["alpn"], "h2");
+  const auto& chunked = result["responses"]["/chunked/300000"];
+  EXPECT_EQ(chunked["status"], 200) << chunked.dump();
+  EXPECT_EQ(chunked["body_len"], 300000);
+  EXPECT_EQ(HeaderValue(chunked["trailers"], "x-body-sha256"), chunked["body_sha256"])
+      << "the HTTP/1.1 chunked trailer arrives as an HTTP/2 trailer";
+  EXPECT_EQ(HeaderValue(chunked["headers"], "transfer-encoding"), "");
+  const auto& echo = result["responses"]["/echo"];
+  ASSERT_EQ(echo["status"], 200) << echo.dump();
+  auto seen = nlohmann::json::parse(echo["body"].get<std::string>());
+  EXPECT_EQ(seen["version"], "HTTP/1.1");
+  EXPECT_EQ(seen["method"], "GET");
+  EXPECT_EQ(seen["target"], "/echo");
+  EXPECT_EQ(HeaderValue(seen["headers"], "host"), "localhost:" + std::to_string(up->port()))
+      << seen.dump();
+  EXPECT_EQ(result["responses"]["/status/404"]["status"], 404);
+
+  auto flows = mitmd_.WaitForFlows(3);
+  ASSERT_EQ(flows.size(), 3u);
+  for (const auto& f : flows) {
+    EXPECT_EQ(f["request"]["version"], "HTTP/2") << f.dump();
+    EXPECT_EQ(f["response"]["version"], "HTTP/1.1");
+    EXPECT_EQ(f["client"]["tls"]["alpn"], "h2");
+    EXPECT_TRUE(!f.contains("error") || f["error"].is_null()) << f.dump();
+  }
+}
+
+// curl -p --http2-prior-knowledge: a CONNECT tunnel, then cleartext HTTP/2 (h2c) inside it,
+// to a plain HTTP/1.1 server.
+TEST_F(H2Test, PriorKnowledgeH2cInsideAConnectTunnel) {
+  UpstreamServer* up = StartUpstream(PlainUpstream());
+  ASSERT_NE(up, nullptr);
+  ASSERT_NO_FATAL_FAILURE(StartMitmd());
+  std::string base = "http://127.0.0.1:" + std::to_string(up->port());
+  std::string out = dir_.path() + "/h2c.out";
+  // One URL per curl: curl 7.88 fails a second prior-knowledge URL on the same connection
+  // even straight to nghttpd --no-tls ("Error in the HTTP2 framing layer").
+  ProcessResult r = mitmd_.Curl({"-p", "--http2-prior-knowledge", "-sS", "-o", out, "-w",
+                                 "%{http_version} %{http_code}", base + "/bytes/100000"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "2 200");
+  r = mitmd_.Curl({"-p", "--http2-prior-knowledge", "-sS", "-o", "/dev/null", "-w",
+                   "%{http_version} %{http_code}", base + "/status/404"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "2 404");
+  std::ifstream in(out, std::ios::binary);
+  std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(got == PatternBytes(100000)) << got.size();
+  auto flows = mitmd_.WaitForFlows(2);
+  ASSERT_EQ(flows.size(), 2u);
+  for (const auto& f : flows) {
+    EXPECT_EQ(f["request"]["version"], "HTTP/2") << f.dump();
+    EXPECT_EQ(f["request"]["scheme"], "http");
+    EXPECT_EQ(f["response"]["version"], "HTTP/1.1");
+  }
+}
+
 TEST_F(H2Test, GrpcUnaryStreamingAndErrorStatusAreRecorded) {
   if (system("/usr/bin/python3 -c 'import grpc' 2>/dev/null") != 0) {
     GTEST_SKIP() << "python3-grpcio is not installed (scripts/deps.sh test)";

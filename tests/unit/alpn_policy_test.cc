@@ -18,6 +18,33 @@ TEST(AlpnPolicy, OfferIsTheClientsListWithoutWhatCannotBeRelayed) {
   EXPECT_EQ(UpstreamAlpnOffer({"mqtt", "", "mqtt"}, kH1Only), std::vector<std::string>{"mqtt"});
   EXPECT_TRUE(UpstreamAlpnOffer({}, kH1Only).empty());
   EXPECT_TRUE(UpstreamAlpnOffer({"h2"}, kH1Only).empty());
+  // An h2-only client: the server may answer HTTP/1.1, which mitmd translates.
+  EXPECT_EQ(UpstreamAlpnOffer({"h2"}, kWithH2), (std::vector<std::string>{"h2", "http/1.1"}));
+  EXPECT_EQ(UpstreamAlpnOffer({"grpc-exp", "h2"}, kWithH2),
+            (std::vector<std::string>{"grpc-exp", "h2", "http/1.1"}));
+  EXPECT_EQ(UpstreamAlpnOffer({"http/1.1"}, kWithH2), std::vector<std::string>{"http/1.1"});
+}
+
+TEST(AlpnPolicy, AnH2OnlyClientToAnHttp1ServerIsTranslated) {
+  for (std::string chosen : {"http/1.1", ""}) {
+    ClientAnswer a = AnswerClient({"h2"}, {.chosen = chosen}, kWithH2);
+    EXPECT_EQ(a.next, Next::kHttp2) << chosen;
+    EXPECT_EQ(a.alpn, "h2");
+    EXPECT_TRUE(a.translated);
+  }
+  // Where the sides can meet, nothing is translated.
+  EXPECT_FALSE(AnswerClient({"h2"}, {.chosen = "h2"}, kWithH2).translated);
+  ClientAnswer a = AnswerClient({"h2", "http/1.1"}, {.chosen = "http/1.1"}, kWithH2);
+  EXPECT_EQ(a.next, Next::kHttp1);
+  EXPECT_FALSE(a.translated);
+  // Without an HTTP/2 codec there is nothing to translate to.
+  EXPECT_EQ(AnswerClient({"h2"}, {.chosen = "http/1.1"}, kH1Only).next, Next::kRefuse);
+}
+
+TEST(AlpnPolicy, AFailedUpstreamIsExplainedToAnH2OnlyClientOverH2) {
+  ClientAnswer a = AnswerClient({"h2"}, {.connected = false}, kWithH2);
+  EXPECT_EQ(a.next, Next::kHttp2);
+  EXPECT_EQ(a.alpn, "h2");
 }
 
 TEST(AlpnPolicy, UpstreamChoiceIsMirrored) {

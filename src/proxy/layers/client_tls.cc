@@ -95,7 +95,8 @@ void ClientTlsLayer::OnUpstream(Upstreams::Outcome outcome) {
                          UpstreamAlpn{.chosen = upstream_->tls ? upstream_->tls->alpn : ""},
                          kProtocolSupport);
   conn_.Log(LogLevel::kDebug, "application protocol",
-            {{"next", proxy::ToString(answer_.next)}, {"alpn", answer_.alpn}});
+            {{"next", proxy::ToString(answer_.next)}, {"alpn", answer_.alpn},
+             {"translated", answer_.translated}});
   ResumeHandshake(upstream_->cert());
 }
 

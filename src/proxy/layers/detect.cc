@@ -3,6 +3,7 @@
 #include "core/strings.h"
 #include "proxy/client_hello.h"
 #include "proxy/layers/client_tls.h"
+#include "proxy/layers/h2_layer.h"
 #include "proxy/layers/http_layer.h"
 #include "proxy/layers/tunnel.h"
 #include "proxy/tls_in_tls_wire.h"
@@ -11,6 +12,8 @@ namespace mitmd::proxy {
 namespace {
 
 constexpr uint8_t kTlsHandshakeRecord = 0x16;
+// What an HTTP/2 client with prior knowledge sends first (RFC 9113, 3.4): h2c in the tunnel.
+constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 // A ClientHello is read whole before deciding by its SNI; beyond this much it is left to the
 // TLS library (post-quantum key shares make them a few KiB, never this large).
 constexpr size_t kMaxPeek = 64 * 1024;
@@ -130,7 +133,8 @@ void Detect::Decide() {
     conn_.HandOff(std::make_unique<ClientTlsLayer>(conn_, host_, port_));
     return;
   }
-  // Not TLS: plain HTTP through the tunnel when it looks like a request line, else raw bytes.
+  // Not TLS: plain HTTP through the tunnel when it looks like a request line (HTTP/2 when it
+  // is the prior-knowledge preface), else raw bytes.
   if (first >= 'A' && first <= 'Z') {
     TunnelTarget target;
     target.host = host_;
@@ -138,6 +142,15 @@ void Detect::Decide() {
     target.key.host = host_;
     target.key.port = port_;
     target.key.insecure = conn_.ctx().config.insecure;
+    size_t n = std::min(available, kH2Preface.size());
+    std::string_view start(reinterpret_cast<const char*>(evbuffer_pullup(in, n)), n);
+    if (start == kH2Preface.substr(0, n)) {
+      if (n < kH2Preface.size() && !conn_.client().peer_closed()) return;  // wait for the rest
+      if (n == kH2Preface.size()) {
+        conn_.HandOff(std::make_unique<H2Layer>(conn_, std::move(target)));
+        return;
+      }
+    }
     conn_.HandOff(std::make_unique<HttpLayer>(conn_, std::move(target)));
     return;
   }
