@@ -2,7 +2,8 @@
 # Browser tests of the viewer (ctest label "browser"):
 #   tests/browser/run.sh MITMD_BINARY ARTIFACTS_DIR
 # Installs what they need when it is missing (Debian's chromium and nodejs, the npm packages in
-# package.json), then runs viewer_test.js with node's test runner. Screenshots, the exported HAR
+# package.json), then runs viewer_test.js, control_test.js and h2_test.js (HTTP/2 and WebSocket
+# through mitmd) with node's test runner. Screenshots, the exported HAR
 # and the 50,000-flow figures are left in ARTIFACTS_DIR.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -26,7 +27,8 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi
-if [ ! -d "$here/node_modules/playwright-core" ] || [ ! -d "$here/node_modules/har-validator" ]; then
+if [ ! -d "$here/node_modules/playwright-core" ] || [ ! -d "$here/node_modules/har-validator" ] ||
+   [ ! -d "$here/node_modules/ws" ]; then
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
@@ -35,4 +37,4 @@ unset SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE REQUESTS_CA_BUNDLE NODE_EXTRA_CA
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 
 cd "$here"
-MITMD="$mitmd" ARTIFACTS="$artifacts" exec node --test --test-concurrency=1 --test-reporter=spec viewer_test.js control_test.js
+MITMD="$mitmd" ARTIFACTS="$artifacts" exec node --test --test-concurrency=1 --test-reporter=spec viewer_test.js control_test.js h2_test.js
