@@ -617,7 +617,7 @@ test('sessions: another session can be looked at while recording goes on (hidden
     await sleep(800);
     assert.deepEqual((await visibleRows(page)).map((r) => r.path), ['/page.html?day=1']);
     await (await rowWithPath(page, '/page.html?day=1')).click();
-    await page.waitForFunction(() => document.querySelector('.d-url').textContent.endsWith('day=1'));
+    await page.waitForFunction(() => document.querySelector('.d-url')?.textContent.endsWith('day=1'));
     await shot(page, '26-other-session');
     await assertTopbarClear(page, 'session switcher, 1440');
     await page.setViewportSize({width: 1024, height: 720});
@@ -647,7 +647,7 @@ test('the waterfall of a request on a reused connection has no connect or TLS ph
   await rowWithPath(page, '/page.html?wf=2');
   await (await rowWithPath(page, '/page.html?wf=1')).click();
   await page.keyboard.press('1');
-  await page.waitForFunction(() => document.querySelector('.d-url').textContent.endsWith('wf=1') &&
+  await page.waitForFunction(() => document.querySelector('.d-url')?.textContent.endsWith('wf=1') &&
     document.querySelector('#waterfall .bar'));
   const first = await page.evaluate(async (id) => (await (await fetch(`/api/flows/${id}`)).json()),
     await page.$eval('.row.sel', (r) => r.dataset.id));
@@ -655,7 +655,7 @@ test('the waterfall of a request on a reused connection has no connect or TLS ph
   assert.ok(await page.$('#waterfall .bar.connect'), `the first request connected: ${why}`);
   assert.ok(await page.$('#waterfall .bar.tls'), `the first request set up TLS: ${why}`);
   await (await rowWithPath(page, '/page.html?wf=2')).click();
-  await page.waitForFunction(() => document.querySelector('.d-url').textContent.endsWith('wf=2'));
+  await page.waitForFunction(() => document.querySelector('.d-url')?.textContent.endsWith('wf=2'));
   await page.waitForSelector('#waterfall .bar.wait');
   const reused = await page.evaluate(async (id) => (await (await fetch(`/api/flows/${id}`)).json()).server.reused,
     await page.$eval('.row.sel', (r) => r.dataset.id));
@@ -709,7 +709,7 @@ test('a live flow ticks while it runs, keeps its newest snapshot, and becomes a 
     // Revision 3 (response head) overtakes a late revision 2: the row keeps revision 3.
     fake.push('update', summary({revision: 3, status: 200, type: 'text/event-stream'}));
     fake.push('update', summary({revision: 2}));
-    await page.waitForFunction(() => document.querySelector('.row .status').textContent === '200');
+    await page.waitForFunction(() => document.querySelector('.row .status')?.textContent === '200');
     await sleep(300);
     assert.equal(await page.textContent('.row .status'), '200', 'a late snapshot does not go back');
     assert.match(await page.getAttribute('.row', 'class'), /\blive-flow\b/, 'still running');
