@@ -433,9 +433,11 @@ void H2Codec::SendEnd(StreamId id) {
   if (!s || s->end) return;
   s->end = true;
   if (s->pending_head && s->out.empty()) {
-    // No body: the head alone ends the stream.
-    std::vector<nghttp2_nv> nv = ToNv(*s->pending_head);
+    // No body: the head alone ends the stream. |nv| points into |fields|, which outlives the
+    // submit (nghttp2 copies the fields).
+    HeaderList fields = std::move(*s->pending_head);
     s->pending_head.reset();
+    std::vector<nghttp2_nv> nv = ToNv(fields);
     s->head_sent = s->local_ended = true;
     nghttp2_submit_response(session_, WireId(id), nv.data(), nv.size(), nullptr);
   }
