@@ -164,6 +164,33 @@ TEST_F(SharedH2Test, ConcurrentConnectsShareOneDialAndOneConnection) {
   EXPECT_EQ(server.paths.size(), 4u);
 }
 
+TEST_F(SharedH2Test, AnIdleConnectionAnswersPingsAndStaysPooled) {
+  auto a = Connect();
+  FakeWire* wire = dialer_.CompleteNext(clock_, "h2");
+  ASSERT_EQ(dialer_.TakeDials().size(), 1u);
+  ASSERT_EQ(clients_.size(), 1u);
+  Server server;
+  clients_[0]->Get("/");
+  Pump(wire, server);
+  Respond(server, server.paths.begin()->first, "ok");
+  Pump(wire, server);
+  pool_.Return(std::exchange(clients_[0]->conn, nullptr));
+  timers_.RunZeroDelay();
+  // The server pings the idle connection (a keep-alive probe): answered, and the connection
+  // stays, where an idle HTTP/1 connection that receives bytes is dropped.
+  const std::string ping("\x00\x00\x08\x06\x00\x00\x00\x00\x00" "12345678", 17);
+  wire->Deliver(ping);
+  timers_.RunZeroDelay();
+  const std::string ack("\x00\x00\x08\x06\x01\x00\x00\x00\x00" "12345678", 17);
+  EXPECT_NE(wire->TakeWritten().find(ack), std::string::npos) << "PING ACK";
+  EXPECT_EQ(pool_.shared_count(), 1u);
+  EXPECT_TRUE(dialer_.TakeReleases().empty());
+  auto b = Connect();
+  timers_.RunZeroDelay();
+  EXPECT_TRUE(dialer_.TakeDials().empty()) << "the pooled connection serves the next Connect";
+  EXPECT_EQ(clients_.size(), 2u);
+}
+
 TEST_F(SharedH2Test, ASlowStreamHoldsBackOnlyItself) {
   auto a = Connect(), b = Connect();
   FakeWire* wire = dialer_.CompleteNext(clock_, "h2");
