@@ -243,9 +243,19 @@ Status App::StartViewer() {
   options.version = kVersion;
   options.proxy_address = server_->address().ToString();
   options.session_log = config_.flows_path;
-  replayer_ = std::make_unique<rules::Replayer>(
-      server_->address(), config_.proxy_token, controls_->replay_token(), log_,
-      std::chrono::duration_cast<std::chrono::seconds>(config_.idle_timeout));
+  // Replays are proxy requests in absolute form: they go where live traffic of that kind goes,
+  // a regular listener (else an upstream one), whatever --mode listens first.
+  const proxy::ProxyServer::Listening* replay_via = nullptr;
+  for (ProxyMode::Kind kind : {ProxyMode::Kind::kRegular, ProxyMode::Kind::kUpstream}) {
+    for (const auto& l : server_->listening()) {
+      if (!replay_via && l.mode.kind == kind) replay_via = &l;
+    }
+  }
+  if (replay_via) {
+    replayer_ = std::make_unique<rules::Replayer>(
+        replay_via->address, config_.proxy_token, controls_->replay_token(), log_,
+        std::chrono::duration_cast<std::chrono::seconds>(config_.idle_timeout));
+  }
   options.controls = controls_.get();
   options.replayer = replayer_.get();
   auto started = web::WebServer::Start((*worker)->base(), std::move(options), *flows_,

@@ -24,6 +24,14 @@ void RecordBody(BodyRecord& record, std::string_view body, size_t cap) {
   record.Append(body.data(), body.size(), cap);
 }
 
+// An HTTP/2 head carries its method and target in pseudo-headers too (recorded as they came):
+// a change sets both, or the old values would go out.
+void SetPseudoHeader(HeaderList& headers, std::string_view name, const std::string& value) {
+  for (auto& [n, v] : headers) {
+    if (n == name) v = value;
+  }
+}
+
 // "https://a.test:8443/x" with the port left out when it is the scheme's default.
 std::string Authority(const Target& t) {
   bool v6 = t.host.find(':') != std::string::npos;
@@ -83,6 +91,9 @@ Status Exchange::Retarget(const std::string& url) {
   if (FindHeader(request_.head.headers, "Host")) {
     SetHeader(request_.head.headers, "Host", Authority(target_));
   }
+  SetPseudoHeader(request_.head.headers, ":scheme", target_.scheme);
+  SetPseudoHeader(request_.head.headers, ":authority", Authority(target_));
+  SetPseudoHeader(request_.head.headers, ":path", target_.path);
   request_.raw.clear();
   HttpRequest& req = *flow_->request;
   req.scheme = target_.scheme;
@@ -97,7 +108,7 @@ Status Exchange::Retarget(const std::string& url) {
 }
 
 void Exchange::AnswerLocally(const rules::Rule& rule) {
-  rules::LocalAnswer answer = rules::ServeLocal(rule, target_.path, hold_max_body());
+  rules::LocalAnswer answer = rules::ServeLocal(rule, target_.path);
   LocalResponse response;
   response.status = answer.status;
   response.headers = {{"Content-Type", answer.content_type},
@@ -318,7 +329,9 @@ Status Exchange::ResumeRequest(const rules::Edit& edit) {
     if (e.method && *e.method != request_.head.method) {
       mods.push_back(Modification{"edit", "request method", request_.head.method, *e.method});
       request_.head.method = *e.method;
+      SetPseudoHeader(request_.head.headers, ":method", *e.method);
       flow_->request->method = *e.method;
+      flow_->request->headers = request_.head.headers;
       request_.raw.clear();
     }
     bool reframe = false;

@@ -1,9 +1,6 @@
 #include "rules/apply.h"
 
 #include <re2/re2.h>
-#include <sys/stat.h>
-
-#include <fstream>
 
 #include "core/strings.h"
 
@@ -86,38 +83,32 @@ const Rule* FindMapLocal(const RuleSet& set, const Flow& flow) {
   return nullptr;
 }
 
-LocalAnswer ServeLocal(const Rule& rule, std::string_view path, size_t max_size) {
+LocalAnswer ServeLocal(const Rule& rule, std::string_view path) {
+  const LocalFiles& local = rule.local_files();
   std::string file = rule.local_path();
-  struct stat st;
-  if (::stat(file.c_str(), &st) != 0) {
-    return Refuse(404, StrCat("map-local: '", file, "' does not exist (", rule.Written(), ")"));
-  }
-  if (S_ISDIR(st.st_mode)) {
+  auto found = local.files.end();
+  if (!local.directory) {
+    found = local.files.find("");
+  } else {
     std::string_view rel = path.substr(0, path.find_first_of("?#"));
     while (rel.starts_with('/')) rel.remove_prefix(1);
     if (HasDotDotSegment(rel)) {
       return Refuse(403, StrCat("map-local: the path '", path,
                                 "' has a .. segment; only files inside '", file, "' are served"));
     }
+    std::string key(rel);
+    if (key.empty() || key.ends_with('/')) key += "index.html";
+    found = local.files.find(key);
+    if (found == local.files.end()) found = local.files.find(StrCat(key, "/index.html"));
     if (!file.ends_with('/')) file += '/';
-    file += rel;
-    if (file.ends_with('/')) file += "index.html";
-    if (::stat(file.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) file += "/index.html";
-    if (::stat(file.c_str(), &st) != 0) {
-      return Refuse(404, StrCat("map-local: no file '", file, "' for ", path));
+    if (found == local.files.end()) {
+      return Refuse(404, StrCat("map-local: no file '", file, key, "' for ", path,
+                                " (files are read when the rule is set)"));
     }
+    file += found->first;
   }
-  if (!S_ISREG(st.st_mode)) return Refuse(403, StrCat("map-local: '", file, "' is not a file"));
-  if (static_cast<uint64_t>(st.st_size) > max_size) {
-    return Refuse(500, StrCat("map-local: '", file, "' is ", st.st_size, " bytes, more than the ",
-                              max_size, " map-local serves"));
-  }
-  std::ifstream in(file, std::ios::binary);
   LocalAnswer a;
-  a.body.resize(static_cast<size_t>(st.st_size));
-  if (!in || !in.read(a.body.data(), static_cast<std::streamsize>(a.body.size()))) {
-    return Refuse(500, StrCat("map-local: cannot read '", file, "'"));
-  }
+  a.body = found->second;
   a.content_type = ContentTypeOf(file);
   a.file = std::move(file);
   return a;

@@ -23,15 +23,16 @@ const Rule* FindMapLocal(const RuleSet& set, const Flow& flow);
 
 // What a map-local rule answers for a request path ("/a/b.js?x=1").
 struct LocalAnswer {
-  int status = 200;  // 200, or 404/403/500 with |body| saying why
+  int status = 200;  // 200, or 404/403 with |body| saying why
   std::string content_type;
   std::string body;
   std::string file;  // the file served, for the flow's note; empty when none
 };
 // A rule naming a file serves it for every path; a directory serves DIR/PATH (the query left
 // out, index.html for a path ending in /). A path with a ".." segment is refused: the rule
-// never serves outside its directory. Files are read whole, up to |max_size| bytes.
-LocalAnswer ServeLocal(const Rule& rule, std::string_view path, size_t max_size);
+// never serves outside its directory. The files come from memory (read when the rule was
+// parsed): the worker never waits on the disk.
+LocalAnswer ServeLocal(const Rule& rule, std::string_view path);
 
 // map-remote: every matching rule rewrites the URL in turn. The new URL when it changed.
 std::optional<std::string> MapRemote(const RuleSet& set, const Flow& flow, const std::string& url,

@@ -36,6 +36,19 @@ void ReadOptional(JsonFields& fields, std::string_view key, std::optional<std::s
   out = std::move(value);
 }
 
+// "body" (text) or "body_base64" (any bytes: what the editor sends for a binary body).
+Status ReadBody(JsonFields& fields, std::string_view side, std::optional<std::string>& out) {
+  ReadOptional(fields, "body", out);
+  if (!fields.Has("body_base64")) return {};
+  if (out) return Fail(StrCat(side, ": give body or body_base64, not both"));
+  std::string encoded;
+  fields.String("body_base64", encoded);
+  std::optional<std::string> bytes = Base64Decode(encoded);
+  if (!bytes) return Fail(StrCat(side, ".body_base64: not valid base64"));
+  out = std::move(*bytes);
+  return {};
+}
+
 }  // namespace
 
 Result<Edit> EditFromJson(const nlohmann::json& j) {
@@ -48,7 +61,7 @@ Result<Edit> EditFromJson(const nlohmann::json& j) {
     RequestEdit e;
     ReadOptional(*r, "method", e.method);
     ReadOptional(*r, "url", e.url);
-    ReadOptional(*r, "body", e.body);
+    if (auto st = ReadBody(*r, "request", e.body); !st) return std::unexpected(st.error());
     if (!error.empty()) return Fail(error);
     if (auto st = ReadHeaders(*r, e.headers); !st) return std::unexpected(st.error());
     if (!error.empty()) return Fail(error);
@@ -71,7 +84,7 @@ Result<Edit> EditFromJson(const nlohmann::json& j) {
       e.status = status;
     }
     ReadOptional(*r, "reason", e.reason);
-    ReadOptional(*r, "body", e.body);
+    if (auto st = ReadBody(*r, "response", e.body); !st) return std::unexpected(st.error());
     if (!error.empty()) return Fail(error);
     if (auto st = ReadHeaders(*r, e.headers); !st) return std::unexpected(st.error());
     if (!error.empty()) return Fail(error);

@@ -2,7 +2,8 @@
 // Edit: what the user changed in a held (or replayed) message, as the API sends it:
 //   {"request": {"method", "url", "headers": [[n, v], ...], "body"}}
 //   {"response": {"status", "reason", "headers", "body"}}
-// Every member is optional; a given "headers" list replaces the whole list. Sans-I/O.
+// Every member is optional; a given "headers" list replaces the whole list. "body_base64" in
+// place of "body" carries bytes that are not text (JSON strings cannot). Sans-I/O.
 
 #include <nlohmann/json.hpp>
 #include <optional>

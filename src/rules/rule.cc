@@ -1,8 +1,8 @@
 #include "rules/rule.h"
 
 #include <re2/re2.h>
-#include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -63,6 +63,54 @@ Result<std::string> ReadValueFile(std::string_view path, std::string_view what) 
   return data;
 }
 
+// Reads the files a map-local rule serves (see LocalFiles), within the caps.
+Result<std::shared_ptr<const LocalFiles>> ReadLocalFiles(const std::string& path) {
+  namespace fs = std::filesystem;
+  auto files = std::make_shared<LocalFiles>();
+  size_t total = 0;
+  auto read_one = [&](const std::string& file, std::string key) -> Status {
+    std::error_code ec;
+    uintmax_t size = fs::file_size(file, ec);
+    if (ec) return Fail(StrCat("cannot read '", file, "': ", ec.message()));
+    if (size > kMapLocalMaxFile) {
+      return Fail(StrCat("'", file, "' is ", size, " bytes, more than the ", kMapLocalMaxFile >> 20,
+                         " MiB map-local serves"));
+    }
+    total += size;
+    if (total > kMapLocalMaxTotal) {
+      return Fail(StrCat("the files under '", path, "' add up to more than the ",
+                         kMapLocalMaxTotal >> 20, " MiB map-local reads; name a smaller directory"));
+    }
+    if (files->files.size() >= kMapLocalMaxFiles) {
+      return Fail(StrCat("'", path, "' holds more than ", kMapLocalMaxFiles,
+                         " files; name a smaller directory"));
+    }
+    auto data = ReadValueFile(file, "map-local");
+    if (!data) return std::unexpected(data.error());
+    files->files.emplace(std::move(key), std::move(*data));
+    return {};
+  };
+  std::error_code ec;
+  fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) return Fail(StrCat("the local path '", path, "' does not exist"));
+  if (fs::is_regular_file(st)) {
+    if (auto r = read_one(path, ""); !r) return std::unexpected(r.error());
+    return files;
+  }
+  if (!fs::is_directory(st)) return Fail(StrCat("'", path, "' is not a file or a directory"));
+  files->directory = true;
+  fs::recursive_directory_iterator it(path, fs::directory_options::skip_permission_denied, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    std::string key = it->path().lexically_relative(path).generic_string();
+    if (auto r = read_one(it->path().string(), std::move(key)); !r) {
+      return std::unexpected(r.error());
+    }
+  }
+  if (ec) return Fail(StrCat("cannot list '", path, "': ", ec.message()));
+  return files;
+}
+
 // "@FILE" reads the value from FILE; anything else is the value itself.
 Result<std::string> ValueOrFile(const std::string& value, std::string_view what) {
   if (!value.starts_with('@')) return value;
@@ -115,11 +163,10 @@ Result<Rule> Rule::Parse(const RuleSpec& spec) {
 
   switch (spec.kind) {
     case RuleKind::kMapLocal: {
-      struct stat st;
       if (rule.subject_.empty()) return bad("the local path is empty");
-      if (::stat(rule.subject_.c_str(), &st) != 0) {
-        return bad(StrCat("the local path '", rule.subject_, "' does not exist"));
-      }
+      auto files = ReadLocalFiles(rule.subject_);
+      if (!files) return bad(files.error().message);
+      rule.local_ = std::move(*files);
       return rule;
     }
     case RuleKind::kModifyHeaders: {

@@ -11,8 +11,10 @@
 // Regular expressions are RE2 (Python-like syntax, linear time whatever the input: a body a peer
 // sends cannot make a rule hang or overflow the stack, as std::regex does past ~100 KB).
 // Replacements refer to groups as \1 .. \9. Sans-I/O but for @FILE and map-local, which read
-// the file system when parsed.
+// the file system when parsed, never when a rule applies: a worker must not wait on the disk.
 
+#include <cstddef>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +34,22 @@ enum class RuleKind { kMapLocal, kMapRemote, kModifyHeaders, kModifyBody };
 // "map-local", "map-remote", "modify-headers", "modify-body": the API's and the options' names.
 std::string_view ToString(RuleKind kind);
 std::optional<RuleKind> RuleKindFromString(std::string_view text);
+
+// What map-local reads when its rule is parsed: a file up to kMapLocalMaxFile bytes; a
+// directory's regular files (recursively) up to kMapLocalMaxTotal bytes and kMapLocalMaxFiles
+// files in all. A larger tree is refused with a message saying so.
+constexpr size_t kMapLocalMaxFile = 16 << 20;
+constexpr size_t kMapLocalMaxTotal = 64 << 20;
+constexpr size_t kMapLocalMaxFiles = 10000;
+
+// The files a map-local rule serves, as they were when the rule was parsed (set the rules again
+// to read them anew).
+struct LocalFiles {
+  bool directory = false;
+  // A file rule: one entry, "". A directory rule: each file by its path under the directory
+  // ("app.js", "img/logo.png").
+  std::map<std::string, std::string, std::less<>> files;
+};
 
 // A rule as the user wrote it.
 struct RuleSpec {
@@ -53,8 +71,9 @@ class Rule {
   std::string Written() const;
   bool Matches(const Flow& flow) const { return filter_->Matches(flow); }
 
-  // map-local: the file or directory to serve from.
+  // map-local: the file or directory to serve from, and what it held when parsed.
   const std::string& local_path() const { return subject_; }
+  const LocalFiles& local_files() const { return *local_; }
   // modify-headers: the header and its value (empty: remove it).
   const std::string& header_name() const { return subject_; }
   const std::string& header_value() const { return replacement_; }
@@ -70,6 +89,7 @@ class Rule {
   std::string subject_;
   std::string replacement_;
   std::shared_ptr<const re2::RE2> pattern_;
+  std::shared_ptr<const LocalFiles> local_;
 };
 
 }  // namespace mitmd::rules

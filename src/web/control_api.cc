@@ -113,7 +113,11 @@ ApiReply ControlApi::FlowAction(std::string_view id, std::string_view action, st
   auto edit = rules::EditFromJson(*j);
   if (!edit) return Error(400, edit.error().message);
   if (action == "replay") {
-    if (replayer_ == nullptr) return Error(503, "replay is not available in this mitmd");
+    if (replayer_ == nullptr) {
+      return Error(503,
+                   "replay needs a proxy listener (--mode regular or upstream): this mitmd has "
+                   "only reverse or transparent ones");
+    }
     if (edit->response) return Error(400, "a replay sends a request: edit \"request\"");
     auto flow = lookup(id);
     if (!flow) return Error(500, flow.error().message);

@@ -2,6 +2,7 @@
 // and persisted, edits, the flow control registry, and the flow fields rules fill in.
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -167,20 +168,34 @@ TEST(RuleApplyTest, MapLocalServesFilesAndDirectories) {
   const Rule* file_rule = FindMapLocal(*file_set, RequestFlow("a.test", "/x"));
   ASSERT_NE(file_rule, nullptr);
   EXPECT_EQ(FindMapLocal(*file_set, RequestFlow("b.test", "/x")), nullptr);
-  LocalAnswer a = ServeLocal(*file_rule, "/anything?q=1", 1 << 20);
+  LocalAnswer a = ServeLocal(*file_rule, "/anything?q=1");
   EXPECT_EQ(a.status, 200);
   EXPECT_EQ(a.body, "console.log(1)");
   EXPECT_EQ(a.content_type, "text/javascript; charset=utf-8");
 
   auto dir_set = MustSet({{RuleKind::kMapLocal, "|host:a.test|" + dir.path(), true}});
   const Rule& d = dir_set->active()[0];
-  EXPECT_EQ(ServeLocal(d, "/app.js?v=3", 1 << 20).body, "console.log(1)");
-  EXPECT_EQ(ServeLocal(d, "/", 1 << 20).body, "<h1>hi</h1>");
-  EXPECT_EQ(ServeLocal(d, "/missing.css", 1 << 20).status, 404);
-  LocalAnswer escape = ServeLocal(d, "/../../etc/passwd", 1 << 20);
+  EXPECT_EQ(ServeLocal(d, "/app.js?v=3").body, "console.log(1)");
+  EXPECT_EQ(ServeLocal(d, "/").body, "<h1>hi</h1>");
+  EXPECT_EQ(ServeLocal(d, "/missing.css").status, 404);
+  LocalAnswer escape = ServeLocal(d, "/../../etc/passwd");
   EXPECT_EQ(escape.status, 403);
   EXPECT_EQ(escape.body.find("root:"), std::string::npos);
-  EXPECT_EQ(ServeLocal(d, "/app.js", 4).status, 500);  // over the size limit
+  // The files were read when the rule was parsed: the worker never touches the disk.
+  WriteFile(dir.File("app.js"), "changed on disk");
+  ::unlink(dir.File("index.html").c_str());
+  EXPECT_EQ(ServeLocal(d, "/app.js").body, "console.log(1)");
+  EXPECT_EQ(ServeLocal(d, "/").body, "<h1>hi</h1>");
+}
+
+TEST(RuleApplyTest, MapLocalRefusesFilesOverItsCap) {
+  TempDir dir;
+  WriteFile(dir.File("big.bin"), "");
+  ASSERT_EQ(::truncate(dir.File("big.bin").c_str(), kMapLocalMaxFile + 1), 0);  // sparse: cheap
+  auto set = RuleSet::Create({{RuleKind::kMapLocal, "|path:/x|" + dir.path(), true}});
+  ASSERT_FALSE(set);
+  EXPECT_NE(set.error().message.find("more than the 16 MiB map-local serves"), std::string::npos)
+      << set.error().message;
 }
 
 TEST(RuleSetTest, ErrorsNameTheRuleAndHoldFiltersMatch) {
@@ -318,6 +333,22 @@ TEST(EditTest, ParsesAndValidates) {
   auto r = EditFromJson(nlohmann::json::parse(R"({"response":{"status":404,"reason":"Gone"}})"));
   ASSERT_TRUE(r);
   EXPECT_EQ(*r->response->status, 404);
+}
+
+TEST(EditTest, BinaryBodiesComeAsBase64) {
+  auto e = EditFromJson(nlohmann::json::parse(R"({"request":{"body_base64":"AP8Kgw=="}})"));
+  ASSERT_TRUE(e) << e.error().message;
+  EXPECT_EQ(*e->request->body, std::string("\x00\xff\n\x83", 4));
+  auto r = EditFromJson(nlohmann::json::parse(R"({"response":{"body_base64":""}})"));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r->response->body, "");
+  auto bad = EditFromJson(nlohmann::json::parse(R"({"request":{"body_base64":"not base64!"}})"));
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("request.body_base64"), std::string::npos);
+  auto both =
+      EditFromJson(nlohmann::json::parse(R"({"response":{"body":"a","body_base64":"YQ=="}})"));
+  ASSERT_FALSE(both);
+  EXPECT_NE(both.error().message.find("not both"), std::string::npos);
 }
 
 TEST(RuleFlowJsonTest, ModifiedByAndReplayOfRoundTripInBothWriters) {
