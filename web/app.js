@@ -1105,6 +1105,7 @@
     const notices = h('div', {class: 'd-notices'});
     if (d.error) notices.append(errorBox(d));
     if (d.note) notices.append(h('div', {class: 'note', id: 'flow-note'}, h('b', {text: 'Note: '}), d.note));
+    if (d.modified_by && d.modified_by.length && window.mitmdControl) notices.append(window.mitmdControl.modifications(d));
     if (summary.comment || d.comment) {
       notices.append(h('div', {class: 'note comment', id: 'flow-comment'}, h('b', {text: 'Comment: '}), summary.comment || d.comment));
     }

@@ -98,14 +98,30 @@
     }
     if (body.encoding === 'base64') {
       const bytes = atob(body.content);
+      // Past 256 KiB a hex textarea is too slow to edit: show the start, send the bytes as they are.
+      const editable = bytes.length <= 256 * 1024;
       let hex = '';
-      for (let i = 0; i < Math.min(bytes.length, 4096); i += 16) {
+      for (let i = 0; i < (editable ? bytes.length : 4096); i += 16) {
         const row = [...bytes.slice(i, i + 16)].map((c) => c.charCodeAt(0).toString(16).padStart(2, '0'));
         hex += i.toString(16).padStart(6, '0') + '  ' + row.join(' ') + '\n';
       }
-      return {text: hex, editable: false, note: `binary body (${bytes.length} bytes), shown in hex: it goes on as it is`};
+      return {text: hex, editable, hex: true, note: editable
+        ? `binary body (${bytes.length} bytes) in hex: edit the bytes after each offset`
+        : `binary body (${bytes.length} bytes), its start in hex: too large to edit here, it goes on as it is`};
     }
     return {text: body.content, editable: true, note: ''};
+  }
+
+  // The bytes of the hex editor's text as base64: each line's leading offset is dropped, then
+  // every pair of hex digits is a byte.
+  function hexToBase64(text) {
+    let bin = '';
+    text.split('\n').forEach((line, i) => {
+      const digits = line.replace(/^\s*[0-9a-fA-F]{6,}\s\s/, '').replace(/\s+/g, '');
+      if (!/^[0-9a-fA-F]*$/.test(digits) || digits.length % 2) throw new Error(`hex line ${i + 1} is not pairs of hex digits`);
+      for (let j = 0; j < digits.length; j += 2) bin += String.fromCharCode(parseInt(digits.slice(j, j + 2), 16));
+    });
+    return btoa(bin);
   }
 
   // A form for a request ({method, url, headers, body}) or a response ({status, reason, ...}).
@@ -128,7 +144,7 @@
     const pretty = button('Pretty JSON', () => {
       try { fields.body.value = JSON.stringify(JSON.parse(fields.body.value), null, 2); } catch (e) { toast('The body is not JSON', true); }
     }, 'small');
-    pretty.disabled = !body.editable;
+    pretty.disabled = !body.editable || body.hex;
     rows.push(h('label', {class: 'ctl-label', text: 'Headers (one "Name: value" per line; add, remove or reorder lines)'}), fields.headers,
       h('div', {class: 'ctl-label'}, h('span', {text: 'Body '}), pretty, body.note ? h('span', {class: 'muted', text: ' ' + body.note}) : null),
       fields.body);
@@ -147,7 +163,9 @@
           if (fields.reason.value !== (msg.reason || '')) e.reason = fields.reason.value;
         }
         if (fields.headers.value !== original.headers) e.headers = parseHeaders(fields.headers.value);
-        if (body.editable && fields.body.value !== original.body) e.body = fields.body.value;
+        if (body.editable && fields.body.value !== original.body) {
+          if (body.hex) e.body_base64 = hexToBase64(fields.body.value); else e.body = fields.body.value;
+        }
         return e;
       },
     };
@@ -372,6 +390,23 @@
       sections), [], 'compare');
   }
 
+  // ---------------------------------------------------------------- what rules and edits changed
+
+  // The detail pane's list of a flow's modified_by: per change, the rule (or "edit") and what it
+  // changed, the original value next to the modified one.
+  function modifications(d) {
+    const rows = d.modified_by.map((m) => h('div', {class: 'mod-row'},
+      h('div', {class: 'mod-what'}, h('span', {class: 'mod-field', text: m.what}), h('span', {class: 'muted', text: ' by ' + m.rule})),
+      h('div', {class: 'cmp-grid'},
+        h('div', {class: 'cmp-cell' + (m.before === '' ? ' cmp-empty' : ' cmp-del'), title: 'original', text: m.before === '' ? '(none)' : m.before}),
+        h('div', {class: 'cmp-cell' + (m.after === '' ? ' cmp-empty' : ' cmp-add'), title: 'modified', text: m.after === '' ? '(removed)' : m.after}))));
+    const n = d.modified_by.length;
+    return h('div', {class: 'note mods', id: 'flow-modified'},
+      h('b', {text: `Modified (${n} change${n === 1 ? '' : 's'}): original ⟶ modified`}),
+      d.replay_of ? h('span', {class: 'muted', text: ` · a replay of ${d.replay_of.slice(0, 8)}`}) : null,
+      rows);
+  }
+
   // ---------------------------------------------------------------- start
 
   async function start() {
@@ -389,7 +424,8 @@
     setInterval(() => { if (!document.hidden) pollHold(); }, POLL_MS);
   }
 
-  window.mitmdControl = {compose, replay, compare, openEditor, openRules, comparePicked: () => compareFirst};
+  window.mitmdControl = {compose, replay, compare, openEditor, openRules, modifications,
+    comparePicked: () => compareFirst};
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
   else start();
 })();

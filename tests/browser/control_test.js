@@ -1,6 +1,7 @@
 // Browser tests of changing traffic from the viewer (web/control.js): hold a request, edit a
-// header, resume it and see that the server got it; edit and resend from the composer; add a rule
-// in the Rules panel and see it applied; compare two flows. Screenshots go to ARTIFACTS.
+// header, resume it and see that the server got it; edit a binary body as hex; edit and resend
+// from the composer; add a rule in the Rules panel, see it applied and the original value next
+// to the modified one in the detail pane; compare two flows. Screenshots go to ARTIFACTS.
 'use strict';
 const {test, before, after} = require('node:test');
 const assert = require('node:assert/strict');
@@ -95,6 +96,29 @@ test('killing a held request answers the client with an error', async () => {
   assert.equal(upstream.requests.filter((r) => r.url === '/echo?kill=1').length, 0);
 });
 
+test('a binary body is edited as hex in the held editor', async () => {
+  const {page} = viewer;
+  await api('PUT', '/api/hold', {request: ['path:/echo'], response: []});
+  const file = path.join(dir, 'binary.dat');
+  fs.writeFileSync(file, Buffer.from([0x00, 0x01, 0x02, 0xff]));
+  const curl = h.curlThrough(mitmd, `${upstreamUrl}/echo?bin=1`,
+    ['--data-binary', '@' + file, '-H', 'Content-Type: application/octet-stream']);
+  await page.waitForSelector('#held-bar:not([hidden]) .held-item');
+  await page.click('#held-bar .held-item');
+  await page.waitForSelector('.held-editor textarea.ctl-bodytext');
+  const hex = await page.inputValue('.held-editor textarea.ctl-bodytext');
+  assert.match(hex, /^000000 {2}00 01 02 ff/);
+  assert.equal(await page.getAttribute('.held-editor textarea.ctl-bodytext', 'readonly'), null, 'the hex is editable');
+  await page.fill('.held-editor textarea.ctl-bodytext', hex.replace('00 01 02 ff', 'de ad be ef 00'));
+  await shot(page, 'control-07-hex-editor');
+  await page.click('.held-editor button.primary');
+  assert.equal(await curl, 200);
+  const got = upstream.requests.filter((r) => r.url === '/echo?bin=1')[0];
+  assert.ok(got, 'the server got the request');
+  assert.deepEqual([...got.body], [0xde, 0xad, 0xbe, 0xef, 0x00]);
+  await api('PUT', '/api/hold', {request: [], response: []});
+});
+
 test('the composer edits and resends a recorded request', async () => {
   const {page} = viewer;
   assert.equal(await h.curlThrough(mitmd, `${upstreamUrl}/echo?compose=1`, ['-d', 'first body']), 200);
@@ -130,7 +154,7 @@ test('a rule added in the Rules panel applies to the next request', async () => 
   await page.waitForSelector('.ctl-backdrop', {state: 'detached'});
   const rules = await api('GET', '/api/rules');
   assert.equal(rules.rules.length, 1);
-  assert.equal(await h.curlThrough(mitmd, `${upstreamUrl}/echo?rule=1`), 200);
+  assert.equal(await h.curlThrough(mitmd, `${upstreamUrl}/echo?rule=1`, ['-H', 'X-Rule: sent-by-curl']), 200);
   const got = echoed('x-rule')[0];
   assert.ok(got, 'the server got the header the rule sets');
   assert.equal(got.headers['x-rule'], 'from-the-panel');
@@ -142,6 +166,15 @@ test('a rule added in the Rules panel applies to the next request', async () => 
   const flow = await api('GET', `/api/flows/${flows[0].id}`);
   assert.equal(flow.modified_by[0].rule, 'modify-headers |path:/echo|X-Rule|from-the-panel');
   await api('PUT', '/api/rules', {rules: []});
+
+  // The detail pane shows the original value next to the modified one.
+  const row = await page.waitForSelector('.row:has-text("/echo?rule=1")');
+  await row.click();
+  await page.waitForSelector('#flow-modified .cmp-del');
+  assert.equal(await page.textContent('#flow-modified .cmp-del'), 'sent-by-curl');
+  assert.equal(await page.textContent('#flow-modified .cmp-add'), 'from-the-panel');
+  assert.match(await page.textContent('#flow-modified .mod-what'), /request header X-Rule by modify-headers \|path:\/echo\|X-Rule\|from-the-panel/);
+  await shot(page, 'control-06-original-vs-modified');
 });
 
 test('two flows compare side by side with their differences marked', async () => {
