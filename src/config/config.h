@@ -23,6 +23,8 @@ struct Config {
                            // <confdir>/sessions/<session>.jsonl
   std::string session = "default";  // <confdir>/sessions/<session>.sqlite
   std::vector<std::string> upstream_ca_files;
+  std::vector<std::string> upstream_proxy_ca_files;  // trusted for an upstream:https:// next hop
+  bool rewrite_host = false;  // reverse mode: Host names the server, not what the client used
   std::string system_ca_file = "/etc/ssl/certs/ca-certificates.crt";
   std::vector<Cidr> upstream_allow;  // empty: any address
   size_t max_body_record = 1 << 20;

@@ -67,7 +67,7 @@ constexpr OptionSpec kOptions[] = {
      },
      "how clients reach mitmd (repeatable, each on its own @PORT or --listen):\n"
      "regular (HTTP, SOCKS5 and HTTPS proxy; the default),\n"
-     "upstream:http://[USER:PASS@]HOST:PORT (through the next proxy),\n"
+     "upstream:http[s]|socks5://[USER:PASS@]HOST:PORT (through the next proxy),\n"
      "reverse:http[s]://HOST[:PORT] (in front of one server),\n"
      "transparent (redirected by the firewall; tools/mitmd-transparent)"},
     {"--confdir", "DIR", Arity::kValue,
@@ -102,6 +102,21 @@ constexpr OptionSpec kOptions[] = {
        return {};
      },
      "also trust this PEM bundle for upstream servers (repeatable)"},
+    {"--rewrite-host", "", Arity::kFlag,
+     [](Config& c, std::string_view) -> Status {
+       c.rewrite_host = true;
+       return {};
+     },
+     "reverse mode: send the server's own name as Host (HTTP/2 :authority) instead of the\n"
+     "name the client used"},
+    {"--upstream-proxy-ca", "FILE", Arity::kRepeatable,
+     [](Config& c, std::string_view v) -> Status {
+       if (auto st = NonEmpty("--upstream-proxy-ca", v); !st) return st;
+       c.upstream_proxy_ca_files.emplace_back(v);
+       return {};
+     },
+     "also trust this PEM bundle for an upstream:https:// next proxy (repeatable; the system\n"
+     "CAs are always trusted)"},
     {"--upstream-allow", "CIDR,..", Arity::kRepeatable,
      [](Config& c, std::string_view v) -> Status {
        size_t before = c.upstream_allow.size();

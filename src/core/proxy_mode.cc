@@ -55,6 +55,12 @@ std::string ProxyMode::Describe() const {
   return out;
 }
 
+std::string ProxyMode::Authority() const {
+  std::string h = host.find(':') != std::string::npos ? StrCat("[", host, "]") : host;
+  bool default_port = (scheme == "https" && port == 443) || (scheme == "http" && port == 80);
+  return default_port ? h : StrCat(h, ":", port);
+}
+
 Result<ProxyMode> ParseProxyMode(std::string_view text, std::string_view default_host) {
   ProxyMode mode;
   std::string_view rest = text;
@@ -89,13 +95,15 @@ Result<ProxyMode> ParseProxyMode(std::string_view text, std::string_view default
       return Fail(StrCat("--mode ", name, ": '", rest, "' is not SCHEME://HOST:PORT"));
     }
     mode.scheme = std::string(rest.substr(0, scheme_end));
-    if (mode.scheme != "http" && mode.scheme != "https") {
-      return Fail(
-          StrCat("--mode ", name, ": scheme '", mode.scheme, "' is not supported (http or https)"));
-    }
-    if (mode.kind == ProxyMode::Kind::kUpstream && mode.scheme != "http") {
-      return Fail(StrCat("--mode upstream: the next proxy must be http:// (", mode.scheme,
-                         ":// next proxies are not supported)"));
+    // mitmd always lets a SOCKS5 next proxy resolve names, which is what socks5h means.
+    if (mode.kind == ProxyMode::Kind::kUpstream && mode.scheme == "socks5h") mode.scheme = "socks5";
+    bool known = mode.scheme == "http" || mode.scheme == "https" ||
+                 (mode.kind == ProxyMode::Kind::kUpstream && mode.scheme == "socks5");
+    if (!known) {
+      return Fail(StrCat("--mode ", name, ": scheme '", mode.scheme, "' is not supported (",
+                         mode.kind == ProxyMode::Kind::kUpstream ? "http, https or socks5"
+                                                                 : "http or https",
+                         ")"));
     }
     rest.remove_prefix(scheme_end + 3);
     // The authority, then perhaps "@listen". An '@' may also end credentials ("u:p@host:port"):
@@ -131,6 +139,9 @@ Result<ProxyMode> ParseProxyMode(std::string_view text, std::string_view default
       }
       mode.user = std::string(userinfo.substr(0, c));
       mode.password = std::string(userinfo.substr(c + 1));
+      if (mode.scheme == "socks5" && (mode.user.size() > 255 || mode.password.size() > 255)) {
+        return Fail("--mode upstream: SOCKS5 credentials are at most 255 bytes each");
+      }
       authority.remove_prefix(at + 1);
     }
     if (authority.find('/') != std::string_view::npos) {

@@ -9,6 +9,7 @@
 
 #include "flow/flow.h"
 #include "http/codec.h"
+#include "http/headers.h"
 #include "proxy/client_hello.h"
 #include "proxy/connection_handler.h"
 #include "proxy/hooks.h"
@@ -27,7 +28,20 @@ struct TunnelTarget {
   double client_tls_end = 0;
   std::unique_ptr<UpstreamConn> upstream;       // connected during the ClientHello pause
   std::optional<UpstreamError> upstream_error;  // ... or why that failed
+  // Reverse mode with --rewrite-host: the Host (HTTP/2 :authority) every request gets, the
+  // server's own; empty: as the client sent it.
+  std::string rewrite_host;
 };
+
+// Applies |tunnel|'s rewrite_host to a request's head and target (nothing when empty).
+inline void RewriteHost(const TunnelTarget& tunnel, http::Request& request, Target& target) {
+  if (tunnel.rewrite_host.empty()) return;
+  target.host = tunnel.host;
+  for (auto& [name, value] : request.head.headers) {
+    if (name == ":authority" || EqualsIgnoreCase(name, "host")) value = tunnel.rewrite_host;
+  }
+  request.raw.clear();  // the head goes out as changed, not as received
+}
 
 class ExchangeHost {
  public:

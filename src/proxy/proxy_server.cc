@@ -3,6 +3,7 @@
 #include <event2/listener.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <thread>
 #include <unordered_map>
@@ -53,6 +54,8 @@ struct ProxyServer::Impl {
   std::vector<ProxyServer::Listening> listening;
   net::AcceptErrorLog accept_errors;  // shared by the slots' back-offs
   std::vector<std::unique_ptr<WorkerSlot>> slots;
+  // Verifies upstream:https:// next proxies (the system CAs and --upstream-proxy-ca).
+  std::unique_ptr<UpstreamTls> hop_tls;
   bool stopped = false;
 
   explicit Impl(ProxyContext& c) : ctx(c), accept_errors(c.log) {}
@@ -95,6 +98,26 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::Start(ProxyContext& ctx) {
   auto impl = std::make_unique<Impl>(ctx);
   std::vector<ProxyMode> modes = ctx.config.modes;
   if (modes.empty()) modes.emplace_back();  // regular
+  bool https_hop = std::any_of(modes.begin(), modes.end(), [](const ProxyMode& m) {
+    return m.kind == ProxyMode::Kind::kUpstream && m.scheme == "https";
+  });
+  if (!https_hop && !ctx.config.upstream_proxy_ca_files.empty()) {
+    return Fail("--upstream-proxy-ca is for a next proxy spoken to over TLS: add --mode "
+                "upstream:https://HOST:PORT");
+  }
+  if (https_hop) {
+    // The next proxy's trust: the system CAs and --upstream-proxy-ca (not --upstream-ca, which
+    // is for the servers behind it).
+    Config hop = ctx.config;
+    hop.upstream_ca_files = ctx.config.upstream_proxy_ca_files;
+    auto tls = UpstreamTls::Create(hop);
+    if (!tls) {
+      std::string message = tls.error().message;
+      if (message.starts_with("--upstream-ca ")) message.insert(10, "-proxy");
+      return Fail(message);
+    }
+    impl->hop_tls = std::move(*tls);
+  }
   for (const ProxyMode& mode : modes) {
     HostPort want = mode.listen.value_or(ctx.config.listen);
     for (const Listening& other : impl->listening) {
@@ -141,7 +164,7 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::Start(ProxyContext& ctx) {
           [loop](std::function<void()> fn) { loop->Post(std::move(fn)); });
       ls->dialing = std::make_unique<DialingUpstreams>(
           ctx, slot->worker->base(), *slot->dialer, slot->graveyard, *slot->timers,
-          mode.kind == ProxyMode::Kind::kUpstream ? &mode : nullptr);
+          mode.kind == ProxyMode::Kind::kUpstream ? &mode : nullptr, impl->hop_tls.get());
       ls->upstreams = std::make_unique<UpstreamPool>(
           *ls->dialing, *slot->timers,
           PoolLimits{ctx.config.pool_max_idle, ctx.config.pool_idle_timeout});

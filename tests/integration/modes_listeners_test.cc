@@ -1,8 +1,10 @@
 // Issue 13, --mode with real clients: upstream (mitmd -> a CONNECT forwarder the test starts ->
 // the server, with and without the next proxy's credentials, its refusals shown as it gave
-// them), reverse (curl to mitmd as if it were the server, over TLS and plain HTTP), several
-// modes on their own ports in one process, and a transparent port reached without a redirect
-// (a clear refusal, never a loop).
+// them; the same forwarder over TLS for upstream:https://, verified; a Python SOCKS5 server for
+// upstream:socks5:// with username/password), reverse (curl to mitmd as if it were the server,
+// over TLS and plain HTTP, by another name than the server's, with --rewrite-host), several
+// modes on their own ports in one process, a transparent port reached without a redirect (a
+// clear refusal, never a loop), and misconfigured modes refused at start.
 
 #include <fstream>
 #include <regex>
@@ -16,9 +18,14 @@ namespace {
 class ModesListenersTest : public ProxyTest {
  protected:
   // Starts the CONNECT forwarder (requiring |credentials| when not empty); returns its port.
-  uint16_t StartForwarder(const std::string& credentials = "") {
-    std::vector<std::string> argv = {
-        "/usr/bin/python3", std::string(MITMD_SOURCE_DIR) + "/tests/support/connect_forwarder.py"};
+  uint16_t StartForwarder(const std::string& credentials = "", bool tls = false) {
+    return StartHop("connect_forwarder.py", credentials, tls);
+  }
+  // Starts tests/support/|script| with its options; returns its port.
+  uint16_t StartHop(const std::string& script, const std::string& credentials, bool tls) {
+    std::vector<std::string> argv = {"/usr/bin/python3",
+                                     std::string(MITMD_SOURCE_DIR) + "/tests/support/" + script};
+    if (tls) argv.insert(argv.end(), {"--tls", localhost_files_.cert, localhost_files_.key});
     if (!credentials.empty()) argv.push_back(credentials);
     forwarder_out_ = dir_.File("forwarder.out");
     EXPECT_TRUE(forwarder_.Start(argv, {}, forwarder_out_, dir_.File("forwarder.err")));
@@ -113,6 +120,105 @@ TEST_F(ModesListenersTest, UpstreamCredentialsAndTheNextHopsRefusal) {
   EXPECT_EQ(mitmd_.StderrText().find("s3cret"), std::string::npos) << "no password in the log";
 }
 
+TEST_F(ModesListenersTest, UpstreamOverTlsToTheNextProxy) {
+  UpstreamServer* tls = StartUpstream(TlsUpstream());
+  UpstreamServer* plain = StartUpstream(PlainUpstream());
+  ASSERT_TRUE(tls && plain);
+  uint16_t next = StartForwarder("carol:pw", /*tls=*/true);
+  ASSERT_NE(next, 0);
+  ASSERT_NO_FATAL_FAILURE(
+      StartMitmd({"--mode", "upstream:https://carol:pw@localhost:" + std::to_string(next),
+                  "--upstream-proxy-ca", ca_files_.cert}));
+  ProcessResult r =
+      mitmd_.Curl({"-o", "/dev/null", "-w", "%{http_code}", tls->Url("/bytes/100", "localhost")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200") << mitmd_.StderrText();
+  r = mitmd_.Curl({"-o", "/dev/null", "-w", "%{http_code}", plain->Url("/bytes/10")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200");
+  auto flows = mitmd_.WaitForFlows(2);
+  ASSERT_EQ(flows.size(), 2u);
+  EXPECT_TRUE(flows[0]["client"].contains("tls")) << "intercepted through the chain";
+  EXPECT_EQ(flows[0]["server"]["tls"]["sni"], "localhost") << flows[0].dump();
+  std::string log = ForwarderLog();
+  EXPECT_NE(log.find("TLS\nCONNECT localhost:" + std::to_string(tls->port())), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("TLS\nCONNECT 127.0.0.1:" + std::to_string(plain->port())),
+            std::string::npos)
+      << log;
+}
+
+TEST_F(ModesListenersTest, UpstreamOverTlsRefusesANextProxyItCannotVerify) {
+  UpstreamServer* up = StartUpstream(TlsUpstream());
+  ASSERT_TRUE(up);
+  uint16_t next = StartForwarder("", /*tls=*/true);
+  ASSERT_NE(next, 0);
+  // No --upstream-proxy-ca: the system CAs do not know the test CA.
+  ASSERT_NO_FATAL_FAILURE(
+      StartMitmd({"--mode", "upstream:https://localhost:" + std::to_string(next)}));
+  ProcessResult r = mitmd_.Curl({"-w", "\n%{http_code}", up->Url("/bytes/3", "localhost")});
+  EXPECT_TRUE(r.out.ends_with("502")) << r.out << r.err;
+  EXPECT_NE(r.out.find("upstream:https://localhost:"), std::string::npos) << r.out;
+  EXPECT_NE(Lower(r.out).find("certificate"), std::string::npos) << r.out;
+  EXPECT_EQ(ForwarderLog().find("CONNECT"), std::string::npos) << "nothing sent to it";
+}
+
+TEST_F(ModesListenersTest, UpstreamThroughSocks5WithCredentials) {
+  UpstreamServer* tls = StartUpstream(TlsUpstream());
+  UpstreamServer* plain = StartUpstream(PlainUpstream());
+  ASSERT_TRUE(tls && plain);
+  uint16_t next = StartHop("socks5_server.py", "dave:s3cret", false);
+  ASSERT_NE(next, 0);
+  std::string hop = "127.0.0.1:" + std::to_string(next);
+  ASSERT_NO_FATAL_FAILURE(StartMitmd({"--mode", "upstream:socks5://dave:s3cret@" + hop, "--mode",
+                                      "upstream:socks5://dave:wrong@" + hop + "@0"}));
+  ProcessResult r =
+      mitmd_.Curl({"-o", "/dev/null", "-w", "%{http_code}", tls->Url("/bytes/100", "localhost")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200") << mitmd_.StderrText();
+  r = mitmd_.Curl({"-o", "/dev/null", "-w", "%{http_code}", plain->Url("/bytes/10")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200");
+  std::string log = ForwarderLog();
+  EXPECT_NE(log.find("CONNECT localhost:" + std::to_string(tls->port()) + " (name)"),
+            std::string::npos)
+      << "the name goes to the proxy: " << log;
+  EXPECT_NE(log.find("CONNECT 127.0.0.1:" + std::to_string(plain->port()) + " (ipv4)"),
+            std::string::npos)
+      << log;
+
+  uint16_t wrong_port = ModePort("upstream:socks5://dave:***@" + hop + "@127.0.0.1:0");
+  ASSERT_NE(wrong_port, 0);
+  ProcessResult refused =
+      RunCurl({"--proxy", "http://127.0.0.1:" + std::to_string(wrong_port), "--cacert",
+               mitmd_.ca_cert_path(), "-w", "\n%{http_code}", tls->Url("/bytes/5", "localhost")});
+  EXPECT_TRUE(refused.out.ends_with("502")) << refused.out << refused.err;
+  EXPECT_NE(refused.out.find("refused the username and password"), std::string::npos)
+      << refused.out;
+  EXPECT_EQ(mitmd_.StderrText().find("s3cret"), std::string::npos) << "no password in the log";
+}
+
+TEST_F(ModesListenersTest, MisconfiguredModesAreClearErrors) {
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = {MITMD_BINARY, "--confdir", dir_.File("c"), "--no-web",
+                                     "--listen", "127.0.0.1:0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return RunProcess(argv, std::chrono::seconds(20));
+  };
+  ProcessResult r = run({"--mode", "upstream:ftp://h:1"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("http, https or socks5"), std::string::npos) << r.err;
+  r = run({"--mode", "upstream:socks5://h"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("give a port"), std::string::npos) << r.err;
+  r = run({"--mode", "upstream:https://h:1", "--upstream-proxy-ca", dir_.File("missing.pem")});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--upstream-proxy-ca"), std::string::npos) << r.err;
+  r = run({"--upstream-proxy-ca", ca_files_.cert});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("upstream:https://"), std::string::npos) << r.err;
+}
+
 TEST_F(ModesListenersTest, ReverseServesTlsAndPlainClients) {
   UpstreamServer* up = StartUpstream(TlsUpstream());
   ASSERT_TRUE(up);
@@ -135,6 +241,31 @@ TEST_F(ModesListenersTest, ReverseServesTlsAndPlainClients) {
     EXPECT_EQ(f["request"]["scheme"], "https") << "the server is spoken to over TLS";
   }
   EXPECT_EQ(up->requests_served(), 2u);
+}
+
+// Clients reach the reverse proxy by another name (alias.test) than the server's own: the server
+// is still verified for its own name, and --rewrite-host sends that name as Host.
+TEST_F(ModesListenersTest, ReverseVerifiesTheServerForItsOwnNameAndRewritesHost) {
+  UpstreamServer* up = StartUpstream(TlsUpstream());
+  ASSERT_TRUE(up);
+  std::string server = "localhost:" + std::to_string(up->port());
+  ASSERT_NO_FATAL_FAILURE(StartMitmd({"--mode", "reverse:https://" + server, "--rewrite-host"}));
+  std::string alias = "alias.test:" + std::to_string(mitmd_.port());
+  ProcessResult r = RunCurl({"--cacert", mitmd_.ca_cert_path(), "--resolve",
+                             alias + ":127.0.0.1", "https://" + alias + "/echo"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto echo = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(echo.is_discarded()) << r.out;
+  EXPECT_EQ(HeaderValue(echo["headers"], "Host"), server);
+  r = RunCurl({"http://127.0.0.1:" + std::to_string(mitmd_.port()) + "/echo"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  echo = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(echo.is_discarded()) << r.out;
+  EXPECT_EQ(HeaderValue(echo["headers"], "Host"), server) << "plain HTTP clients too";
+  auto flows = mitmd_.WaitForFlows(2);
+  ASSERT_EQ(flows.size(), 2u);
+  EXPECT_EQ(flows[0]["client"]["tls"]["sni"], "alias.test");
+  EXPECT_EQ(flows[0]["server"]["tls"]["sni"], "localhost") << flows[0].dump();
 }
 
 TEST_F(ModesListenersTest, SeveralModesOnTheirOwnPortsAndTransparentWithoutARedirect) {

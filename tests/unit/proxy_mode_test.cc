@@ -61,6 +61,25 @@ TEST(ProxyMode, Upstream) {
   EXPECT_EQ(m.listen->port, 8084);
 }
 
+TEST(ProxyMode, UpstreamOverTlsAndSocks5) {
+  ProxyMode m = Parse("upstream:https://proxy.corp:3129");
+  EXPECT_EQ(m.scheme, "https");
+  EXPECT_EQ(m.port, 3129);
+  m = Parse("upstream:socks5://bob:s3cret@127.0.0.1:1080@8085");
+  EXPECT_EQ(m.scheme, "socks5");
+  EXPECT_EQ(m.user, "bob");
+  EXPECT_EQ(m.password, "s3cret");
+  EXPECT_EQ(m.port, 1080);
+  ASSERT_TRUE(m.listen);
+  EXPECT_EQ(m.listen->port, 8085);
+  EXPECT_EQ(m.Describe(), "upstream:socks5://bob:***@127.0.0.1:1080@127.0.0.1:8085");
+  EXPECT_EQ(Parse("upstream:socks5h://h:1080").scheme, "socks5");  // names go to the proxy
+  EXPECT_NE(Error("upstream:socks5://h").find("give a port"), std::string::npos);
+  EXPECT_NE(Error("upstream:socks5://" + std::string(256, 'u') + ":p@h:1080").find("255"),
+            std::string::npos);
+  EXPECT_NE(Error("reverse:socks5://h:1").find("http or https"), std::string::npos);
+}
+
 TEST(ProxyMode, Reverse) {
   ProxyMode m = Parse("reverse:https://example.com");
   EXPECT_EQ(m.kind, ProxyMode::Kind::kReverse);
@@ -78,7 +97,8 @@ TEST(ProxyMode, ErrorsSayWhatToWrite) {
   EXPECT_NE(Error("socks9").find("unknown mode 'socks9'"), std::string::npos);
   EXPECT_NE(Error("upstream").find("upstream:http://proxy.example:3128"), std::string::npos);
   EXPECT_NE(Error("upstream:http://proxy.corp").find("give a port"), std::string::npos);
-  EXPECT_NE(Error("upstream:https://proxy.corp:3128").find("must be http://"), std::string::npos);
+  EXPECT_NE(Error("upstream:ftp://proxy.corp:3128").find("http, https or socks5"),
+            std::string::npos);
   EXPECT_NE(Error("reverse:ftp://x").find("scheme 'ftp'"), std::string::npos);
   EXPECT_NE(Error("reverse:https://example.com/path").find("without a path"), std::string::npos);
   EXPECT_NE(Error("regular@99999").find("listen address"), std::string::npos);

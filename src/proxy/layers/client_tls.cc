@@ -16,8 +16,9 @@ std::string_view ClientTlsLayer::ToString(State state) {
   return "unknown";
 }
 
-ClientTlsLayer::ClientTlsLayer(ConnectionHandler& conn, std::string host, uint16_t port)
-    : Layer(conn), host_(std::move(host)), port_(port) {
+ClientTlsLayer::ClientTlsLayer(ConnectionHandler& conn, std::string host, uint16_t port,
+                               const ProxyMode* reverse)
+    : Layer(conn), host_(std::move(host)), port_(port), reverse_(reverse) {
   timer_ = conn_.services().timers.New("client_handshake", [this] {
     RecordFailure(StrCat("the client did not complete the TLS handshake within ",
                          DurationText(conn_.ctx().config.handshake_timeout)));
@@ -68,7 +69,7 @@ void ClientTlsLayer::OnHello(ClientHelloInfo hello) {
   key_.host = host_;
   key_.port = port_;
   key_.tls = true;
-  key_.sni = hello_->sni;
+  key_.sni = reverse_ ? host_ : hello_->sni;
   key_.alpn = UpstreamAlpnOffer(hello_->alpn, kProtocolSupport);
   key_.insecure = conn_.ctx().config.insecure;
   state_ = State::kUpstream;
@@ -152,6 +153,7 @@ void ClientTlsLayer::OnHandshakeDone() {
   target.host = host_;
   target.port = port_;
   target.key = key_;
+  if (reverse_ && conn_.ctx().config.rewrite_host) target.rewrite_host = reverse_->Authority();
   target.client_tls_end = conn_.ctx().now();
   target.client_tls = client.DescribeTls();
   target.client_tls->sni = hello_->sni;

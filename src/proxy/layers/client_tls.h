@@ -14,6 +14,7 @@
 #include <string>
 
 #include "ca/authority.h"
+#include "core/proxy_mode.h"
 #include "proxy/alpn_policy.h"
 #include "proxy/client_hello.h"
 #include "proxy/client_tls.h"
@@ -30,7 +31,10 @@ class ClientTlsLayer : public Layer, public ClientHandshakeHooks {
     kHandshake,    // leaf chosen; finishing the client's handshake
   };
 
-  ClientTlsLayer(ConnectionHandler& conn, std::string host, uint16_t port);
+  // |reverse| (may be null; outlives the layer): reverse mode, where the server is |host|
+  // whatever name the client used, so it is verified for |host|, not the client's SNI.
+  ClientTlsLayer(ConnectionHandler& conn, std::string host, uint16_t port,
+                 const ProxyMode* reverse = nullptr);
   ~ClientTlsLayer() override;
 
   std::string_view name() const override { return ToString(state_); }
@@ -59,6 +63,7 @@ class ClientTlsLayer : public Layer, public ClientHandshakeHooks {
 
   const std::string host_;
   const uint16_t port_;
+  const ProxyMode* const reverse_;
   State state_ = State::kClientHello;
   std::optional<ClientHelloInfo> hello_;
   UpstreamKey key_;

@@ -196,7 +196,7 @@ void ReverseEntry::Decide() {
           HostPort{mode_.host, mode_.port}));
       return;
     }
-    conn_.HandOff(std::make_unique<ClientTlsLayer>(conn_, mode_.host, mode_.port));
+    conn_.HandOff(std::make_unique<ClientTlsLayer>(conn_, mode_.host, mode_.port, &mode_));
     return;
   }
   TunnelTarget target;
@@ -207,6 +207,7 @@ void ReverseEntry::Decide() {
   target.key.tls = mode_.scheme == "https";
   if (target.key.tls) target.key.sni = mode_.host;
   target.key.insecure = conn_.ctx().config.insecure;
+  if (conn_.ctx().config.rewrite_host) target.rewrite_host = mode_.Authority();
   conn_.HandOff(std::make_unique<HttpLayer>(conn_, std::move(target)));
 }
 

@@ -114,6 +114,7 @@ void H2Layer::OnHead(http::StreamId id, http::Request&& request) {
   }
   target.port = tunnel_.port;
   target.path = request.head.target;
+  RewriteHost(tunnel_, request, target);
   auto exchange =
       std::make_unique<Exchange>(*this, id, std::move(request), std::move(target), tunnel_.key);
   Exchange* ex = exchange.get();

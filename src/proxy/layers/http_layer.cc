@@ -106,6 +106,7 @@ void HttpLayer::OnHead(http::StreamId id, http::Request&& request) {
   }
   target.port = tunnel_.port;
   target.path = request.head.target;
+  RewriteHost(tunnel_, request, target);
   exchange_ = std::make_unique<Exchange>(*this, id, std::move(request), std::move(target),
                                          tunnel_.key);
   exchange_->Start();

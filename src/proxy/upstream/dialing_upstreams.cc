@@ -3,12 +3,28 @@
 #include "core/strings.h"
 #include "http/h2_codec.h"
 #include "proxy/conn_wire.h"
+#include "proxy/socks5_client.h"
+#include "proxy/tls_in_tls_wire.h"
 
 namespace mitmd::proxy {
 
-// One connection being made: dial, then (for TLS) the verified handshake.
+// One connection being made: dial, then (for TLS) the verified handshake. Through a next proxy,
+// its steps come between: TLS to the proxy (https), then CONNECT (http, https) or the SOCKS5
+// handshake (socks5).
 class DialingUpstreams::Attempt : public Upstreams::Pending, public WireObserver {
  public:
+  enum class Step { kDialing, kHopTls, kHopConnect, kHopSocks5, kServerTls };
+  static std::string_view ToString(Step step) {
+    switch (step) {
+      case Step::kDialing: return "dialing";
+      case Step::kHopTls: return "upstream_proxy_tls";
+      case Step::kHopConnect: return "upstream_proxy_connect";
+      case Step::kHopSocks5: return "upstream_proxy_socks5";
+      case Step::kServerTls: return "server_tls";
+    }
+    return "unknown";
+  }
+
   Attempt(DialingUpstreams& owner, const UpstreamKey& key, uint64_t client_id, Callback done)
       : o_(owner), key_(key), client_id_(client_id), done_(std::move(done)) {}
 
@@ -49,10 +65,92 @@ class DialingUpstreams::Attempt : public Upstreams::Pending, public WireObserver
     ctx.connections.SetAddresses(conn_->id, conn_->addr, conn_->wire->local_address());
     ctx.log.Debug("upstream connected", {{"conn", client_id_}, {"upstream", conn_->id},
                                          {"addr", conn_->addr}});
-    if (o_.via_) {
+    if (!o_.via_) {
+      StartUpstreamTls();
+    } else if (o_.via_->scheme == "https") {
+      StartHopTls();
+    } else if (o_.via_->scheme == "socks5") {
+      StartSocks5();
+    } else {
       SendConnect();
+    }
+  }
+
+  void Enter(Step step) {
+    step_ = step;
+    o_.ctx_.log.Debug("upstream step", {{"conn", client_id_}, {"upstream", conn_->id},
+                                        {"step", ToString(step)}});
+  }
+
+  // TLS to the next proxy itself, verified for its name like any server (the system CAs and
+  // --upstream-proxy-ca), before CONNECT goes through it.
+  void StartHopTls() {
+    Enter(Step::kHopTls);
+    hop_verification_ = std::make_unique<UpstreamVerification>();
+    hop_verification_->host = o_.via_->host;
+    hop_verification_->insecure = false;
+    conn_->wire->set_observer(this);
+    timer_ = o_.timers_.New("upstream_proxy_tls", [this] {
+      FailConnect(StrCat("timed out: no TLS handshake with the upstream proxy within ",
+                         DurationText(o_.ctx_.config.handshake_timeout)));
+    });
+    timer_->Arm(o_.ctx_.config.handshake_timeout);
+    conn_->wire->StartTls(o_.hop_tls_->NewSsl(o_.via_->host, {"http/1.1"},
+                                              hop_verification_.get()));
+  }
+
+  void OnHopTlsEvent(Wire& wire, WireEvent event) {
+    switch (event) {
+      case WireEvent::kHandshakeDone:
+        // No verification callback runs after the handshake: the SSL stops pointing at state
+        // this attempt owns.
+        SSL_set_app_data(wire.ssl(), nullptr);
+        timer_.reset();
+        SendConnect();
+        return;
+      case WireEvent::kError: {
+        const UpstreamVerification& v = *hop_verification_;
+        FailConnect(v.done && !v.ok ? StrCat("its certificate: ", v.message)
+                                    : StrCat("TLS to the upstream proxy failed: ", wire.error()));
+        return;
+      }
+      case WireEvent::kEof:
+        FailConnect("the upstream proxy closed the connection during the TLS handshake");
+        return;
+      default:
+        return;
+    }
+  }
+
+  // SOCKS5 to the next proxy: the server by name (the proxy resolves it).
+  void StartSocks5() {
+    Enter(Step::kHopSocks5);
+    socks_ = std::make_unique<Socks5Client>(key_.host, key_.port, o_.via_->user,
+                                            o_.via_->password);
+    conn_->wire->set_observer(this);
+    timer_ = o_.timers_.New("upstream_proxy_socks5", [this] {
+      FailConnect(StrCat("timed out: the SOCKS5 proxy did not complete its handshake within ",
+                         DurationText(o_.ctx_.config.handshake_timeout)));
+    });
+    timer_->Arm(o_.ctx_.config.handshake_timeout);
+    conn_->wire->Write(socks_->Start());
+  }
+
+  void OnSocks5Readable() {
+    evbuffer* in = conn_->wire->input();
+    // Each SOCKS5 answer is a few bytes, never more than 262: one pull-up each time is cheap.
+    size_t len = evbuffer_get_length(in);
+    std::string_view bytes(reinterpret_cast<const char*>(evbuffer_pullup(in, -1)), len);
+    auto step = socks_->Feed(bytes);
+    if (!step) {
+      FailConnect(StrCat("the SOCKS5 proxy: ", step.error().message));
       return;
     }
+    evbuffer_drain(in, step->consumed);
+    if (!step->send.empty()) conn_->wire->Write(step->send);
+    if (socks_->state() != Socks5Client::State::kOpen) return;
+    timer_.reset();
+    conn_->wire->set_observer(nullptr);
     StartUpstreamTls();
   }
 
@@ -68,7 +166,7 @@ class DialingUpstreams::Attempt : public Upstreams::Pending, public WireObserver
                         Base64Encode(StrCat(via.user, ":", via.password)), "\r\n");
     }
     request += "\r\n";
-    awaiting_connect_ = true;
+    Enter(Step::kHopConnect);
     conn_->wire->set_observer(this);
     timer_ = o_.timers_.New("upstream_proxy_connect", [this] {
       FailConnect(StrCat("timed out: the upstream proxy did not answer CONNECT within ",
@@ -98,9 +196,12 @@ class DialingUpstreams::Attempt : public Upstreams::Pending, public WireObserver
       return;
     }
     evbuffer_drain(in, end + 4);
-    awaiting_connect_ = false;
     timer_.reset();
     conn_->wire->set_observer(nullptr);
+    if (o_.via_->scheme == "https" && key_.tls) {
+      // The server's TLS runs inside the proxy's.
+      conn_->wire = std::make_unique<TlsInTlsWire>(std::move(conn_->wire), o_.timers_);
+    }
     StartUpstreamTls();
   }
 
@@ -118,6 +219,7 @@ class DialingUpstreams::Attempt : public Upstreams::Pending, public WireObserver
       Succeed();
       return;
     }
+    Enter(Step::kServerTls);
     conn_->verification = std::make_unique<UpstreamVerification>();
     UpstreamVerification& v = *conn_->verification;
     v.insecure = key_.insecure;
@@ -138,12 +240,21 @@ class DialingUpstreams::Attempt : public Upstreams::Pending, public WireObserver
   }
 
   void OnWireEvent(Wire& wire, WireEvent event) override {
-    if (awaiting_connect_) {
+    if (step_ == Step::kHopTls) {
+      OnHopTlsEvent(wire, event);
+      return;
+    }
+    if (step_ == Step::kHopConnect || step_ == Step::kHopSocks5) {
       if (event == WireEvent::kReadable) {
-        OnConnectResponse();
+        if (step_ == Step::kHopConnect) {
+          OnConnectResponse();
+        } else {
+          OnSocks5Readable();
+        }
       } else if (event == WireEvent::kEof || event == WireEvent::kError) {
         FailConnect(event == WireEvent::kEof
-                        ? "the upstream proxy closed the connection without answering CONNECT"
+                        ? StrCat("the upstream proxy closed the connection without answering ",
+                                 step_ == Step::kHopConnect ? "CONNECT" : "the SOCKS5 handshake")
                         : StrCat("the connection to the upstream proxy failed: ", wire.error()));
       }
       return;
@@ -203,10 +314,14 @@ class DialingUpstreams::Attempt : public Upstreams::Pending, public WireObserver
   uint64_t client_id_;
   Callback done_;
   double connect_start_ = 0;
+  Step step_ = Step::kDialing;
   std::unique_ptr<net::DialAttempt> dial_;
+  // The next proxy's certificate check; the outer SSL points here until its handshake ends, so
+  // it is declared before (destroyed after) the connection.
+  std::unique_ptr<UpstreamVerification> hop_verification_;
+  std::unique_ptr<Socks5Client> socks_;
   std::unique_ptr<UpstreamConn> conn_;
   std::unique_ptr<Timer> timer_;
-  bool awaiting_connect_ = false;
 };
 
 std::unique_ptr<Upstreams::Pending> DialingUpstreams::Connect(const UpstreamKey& key,
