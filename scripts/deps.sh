@@ -8,7 +8,7 @@ set -euo pipefail
 
 build_pkgs=(cmake ninja-build g++ pkg-config android-libboringssl-dev libevent-dev
   nlohmann-json3-dev libnghttp2-dev zlib1g-dev libbrotli-dev libzstd-dev libsqlite3-dev
-  libre2-dev)
+  libre2-dev libqrencode-dev)
 test_pkgs=(libgtest-dev libgmock-dev curl openssl ca-certificates python3
   # tools tests: Chromium + certutil, tshark/dumpcap for the key log, GNOME settings in a
   # private session bus for mitmd-proxy

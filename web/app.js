@@ -577,7 +577,7 @@
     const proxy = (state.info && state.info.proxy) || '127.0.0.1:8080';
     body.replaceChildren(
       h('p', {text: 'Point a client at the proxy and trust mitmd\'s root certificate, for example:'}),
-      h('code', {text: `curl --proxy http://${proxy} --cacert ~/.mitmd/mitmd-ca.pem https://example.com/`}),
+      h('code', {text: `curl --proxy http://${proxy} --cacert ${(state.info && state.info.ca && state.info.ca.file) || '~/.mitmd/mitmd-ca.pem'} https://example.com/`}),
       h('p', null, 'Get the root for browsers and phones on the ', h('a', {href: '/ca', target: '_blank', rel: 'noopener', text: 'root certificate page'}), '.'));
   }
 

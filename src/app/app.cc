@@ -36,6 +36,7 @@
 #include "store/session_lock.h"
 #include "rules/replay_client.h"
 #include "web/ca_page.h"
+#include "web/phone_setup.h"
 #include "web/web_server.h"
 
 namespace mitmd {
@@ -242,6 +243,8 @@ Status App::StartViewer() {
   options.session_name = session_name_;
   options.version = kVersion;
   options.proxy_address = server_->address().ToString();
+  options.confdir = config_.confdir;
+  options.allow_clients = config_.allow_clients;
   options.session_log = config_.flows_path;
   // Replays are proxy requests in absolute form: they go where live traffic of that kind goes,
   // a regular listener (else an upstream one), whatever --mode listens first.
@@ -258,6 +261,11 @@ Status App::StartViewer() {
   }
   options.controls = controls_.get();
   options.replayer = replayer_.get();
+  options.passthrough.list = [p = passthrough_.get()] { return p->ListJson(WallClock()); };
+  options.passthrough.clear = [p = passthrough_.get()](const std::string& client,
+                                                       const std::string& host) {
+    return p->Clear(client, host);
+  };
   auto started = web::WebServer::Start((*worker)->base(), std::move(options), *flows_,
                                        *authority_, *connections_, log_);
   if (!started) {
@@ -290,7 +298,18 @@ Status App::StartConsole() {
 
 void App::PrintBanner() {
   const std::string address = server_->address().ToString();
-  const std::string proxy_url = StrCat("http://", address);
+  // The example must name an address a client can connect to, not 0.0.0.0.
+  HostPort reachable = server_->address();
+  const bool lan = !IsLoopbackHost(reachable.host);
+  const std::vector<std::string> lan_addresses = lan ? web::LanAddresses() : std::vector<std::string>{};
+  if (reachable.host == "0.0.0.0" || reachable.host == "::") {
+    reachable.host = lan_addresses.empty() ? "127.0.0.1" : lan_addresses.front();
+  }
+  const std::string proxy_url = StrCat("http://", reachable.ToString());
+  // The token is shown only where the banner already prints it (a token the user gave for a
+  // loopback proxy stays out of the terminal).
+  const std::string proxy_user =
+      lan && !config_.proxy_token.empty() ? StrCat(" --proxy-user mitmd:", config_.proxy_token) : "";
   const std::string root = authority_->root_cert_path();
   std::printf("mitmd %s\n", kVersion);
   std::printf("proxy listening on %s\n", address.c_str());
@@ -316,10 +335,23 @@ void App::PrintBanner() {
     std::printf("key log      %s   (TLS secrets of both sides: keep it private)\n",
                 config_.keylog_file.c_str());
   }
+  if (lan) {
+    web::LanSetup setup;
+    setup.lan_addresses = lan_addresses;
+    setup.proxy_port = server_->address().port;
+    if (viewer_ && !IsLoopbackHost(viewer_->address().host)) {
+      setup.viewer_port = viewer_->address().port;
+    }
+    setup.viewer_tls = config_.web_tls;
+    setup.clients_allowed = !config_.allow_clients.empty();
+    setup.qr = ::isatty(STDOUT_FILENO);
+    std::fputs(web::LanBanner(setup).c_str(), stdout);
+  }
   std::printf("\nTrust the root, then point a client at the proxy, e.g.\n"
-              "  curl --proxy %s --cacert %s https://example.com/\n"
+              "  curl --proxy %s%s --cacert %s https://example.com/\n"
               "  export http_proxy=%s https_proxy=%s\n",
-              proxy_url.c_str(), root.c_str(), proxy_url.c_str(), proxy_url.c_str());
+              proxy_url.c_str(), proxy_user.c_str(), root.c_str(), proxy_url.c_str(),
+              proxy_url.c_str());
   std::fflush(stdout);
   log_.Info("proxy listening", {{"addr", address}, {"root", root}, {"flows", config_.flows_path},
                                 {"insecure", config_.insecure}});

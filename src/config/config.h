@@ -30,6 +30,9 @@ struct Config {
   size_t max_body_record = 1 << 20;
   bool insecure = false;   // skip upstream verification; every flow is marked
   std::string proxy_token; // required from clients (Proxy-Authorization) when listening beyond loopback
+  // Clients from these networks use the proxy (and the viewer's /ca page) without the token:
+  // phones, whose Wi-Fi proxy settings have no password field.
+  std::vector<Cidr> allow_clients;
   int workers = 0;         // event-loop threads; 0 means one per core
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds handshake_timeout{10'000};

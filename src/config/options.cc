@@ -131,6 +131,21 @@ constexpr OptionSpec kOptions[] = {
        return {};
      },
      "only connect upstream to these networks (e.g. 127.0.0.0/8,::1/128)"},
+    {"--allow-clients", "CIDR,..", Arity::kRepeatable,
+     [](Config& c, std::string_view v) -> Status {
+       size_t before = c.allow_clients.size();
+       for (std::string_view part : SplitComma(v)) {
+         auto cidr = Cidr::Parse(part);
+         if (!cidr) return Fail("--allow-clients: " + cidr.error().message);
+         c.allow_clients.push_back(*cidr);
+       }
+       if (c.allow_clients.size() == before) {
+         return Fail("--allow-clients: give at least one network, e.g. 192.168.1.0/24");
+       }
+       return {};
+     },
+     "clients from these networks use the proxy and the /ca page without the token (a phone "
+     "on the LAN, e.g. 192.168.1.0/24); others still need it"},
     {"--max-body-record", "SIZE", Arity::kValue,
      [](Config& c, std::string_view v) -> Status {
        auto n = ParseSize(v, "--max-body-record");

@@ -105,6 +105,43 @@ bool Cidr::Contains(const sockaddr* addr) const {
   return (bytes[full] & mask) == (bytes_[full] & mask);
 }
 
+bool Cidr::ContainsIp(std::string_view ip) const {
+  std::string text(ip);
+  sockaddr_storage ss{};
+  auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, text.c_str(), &sin->sin_addr) == 1) {
+    ss.ss_family = AF_INET;
+  } else if (inet_pton(AF_INET6, text.c_str(), &sin6->sin6_addr) == 1) {
+    ss.ss_family = AF_INET6;
+  } else {
+    return false;
+  }
+  return Contains(reinterpret_cast<const sockaddr*>(&ss));
+}
+
+std::string AddressWithoutPort(std::string_view address) {
+  if (address.starts_with('[')) {
+    size_t close = address.find(']');
+    return std::string(address.substr(1, close == std::string_view::npos ? close : close - 1));
+  }
+  size_t colon = address.find(':');
+  // One colon: IPv4 with a port. None, or several (a bare IPv6 address): as it is.
+  if (colon != std::string_view::npos && address.find(':', colon + 1) == std::string_view::npos) {
+    return std::string(address.substr(0, colon));
+  }
+  return std::string(address);
+}
+
+bool InNetworks(const std::vector<Cidr>& nets, std::string_view address) {
+  if (nets.empty()) return false;
+  std::string ip = AddressWithoutPort(address);
+  for (const Cidr& net : nets) {
+    if (net.ContainsIp(ip)) return true;
+  }
+  return false;
+}
+
 std::string Cidr::ToString() const {
   char buf[INET6_ADDRSTRLEN];
   inet_ntop(family_, bytes_, buf, sizeof(buf));

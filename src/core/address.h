@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/result.h"
 
@@ -33,11 +34,18 @@ class Cidr {
   static Result<Cidr> Parse(std::string_view text);
   bool Contains(const sockaddr* addr) const;
   std::string ToString() const;
+  // |ip|: an IPv4 or IPv6 literal.
+  bool ContainsIp(std::string_view ip) const;
 
  private:
   int family_ = AF_INET;
   uint8_t bytes_[16] = {};
   int prefix_ = 0;
 };
+
+// "10.0.0.7:51234" -> "10.0.0.7", "[::1]:80" -> "::1"; a bare address is returned as is.
+std::string AddressWithoutPort(std::string_view address);
+// Whether |address| (an IP literal, with or without its port) is in one of |nets|.
+bool InNetworks(const std::vector<Cidr>& nets, std::string_view address);
 
 }  // namespace mitmd

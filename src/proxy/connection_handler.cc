@@ -123,6 +123,8 @@ void ConnectionHandler::Publish(Flow& flow) {
 }
 
 void ConnectionHandler::Record(std::unique_ptr<Flow> flow) {
+  // A request over mitmd's TLS: this client trusts the root (evidence for auto-passthrough).
+  if (flow->client_tls && flow->request) ctx_.passthrough.NoteAccepted(client_addr_, ctx_.now());
   flow->state = FlowState::kDone;
   ++flow->revision;
   Log(LogLevel::kDebug, "flow recorded", {{"flow", flow->id}});

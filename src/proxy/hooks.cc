@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "core/address.h"
 #include "core/strings.h"
 
 namespace mitmd::proxy {
@@ -85,10 +86,12 @@ std::optional<HookAnswer> DefaultHooks::CheckTarget(const Target& target) {
   return HookAnswer{ErrorPage(403, message), Phase::kProxyRequest, message};
 }
 
-std::optional<HookAnswer> DefaultHooks::CheckProxyAuth(const http::RequestHead& head) {
-  // Clients beyond loopback must prove they know the token.
+std::optional<HookAnswer> DefaultHooks::CheckProxyAuth(const http::RequestHead& head,
+                                                     std::string_view client) {
+  // Clients beyond loopback must prove they know the token, unless --allow-clients vouches.
   const std::string& token = ctx_.config.proxy_token;
-  if (token.empty() || HasToken(FindHeader(head.headers, "Proxy-Authorization"), token)) {
+  if (token.empty() || HasToken(FindHeader(head.headers, "Proxy-Authorization"), token) ||
+      InNetworks(ctx_.config.allow_clients, client)) {
     return std::nullopt;
   }
   std::string message = "this mitmd listens beyond loopback and requires its proxy token";

@@ -38,9 +38,10 @@ struct HookAnswer {
 class Hooks {
  public:
   virtual ~Hooks() = default;
-  // Every request addressed to the proxy itself (CONNECT or absolute-form): nullopt lets it
-  // through, else the refusal (407).
-  virtual std::optional<HookAnswer> CheckProxyAuth(const http::RequestHead& head) = 0;
+  // Every request addressed to the proxy itself (CONNECT or absolute-form) from |client| (its
+  // address and port): nullopt lets it through, else the refusal (407).
+  virtual std::optional<HookAnswer> CheckProxyAuth(const http::RequestHead& head,
+                                                   std::string_view client) = 0;
   // A plain-HTTP request for |target|: what mitmd answers itself, or nullopt to forward it.
   virtual std::optional<HookAnswer> ServeLocally(const http::RequestHead& head,
                                                  const Target& target) = 0;
@@ -66,7 +67,8 @@ class DefaultHooks : public Hooks {
   // that drive the worker from their own thread.
   DefaultHooks(const ProxyContext& ctx, uint16_t proxy_port,
                rules::FlowControl::Post post = {});
-  std::optional<HookAnswer> CheckProxyAuth(const http::RequestHead& head) override;
+  std::optional<HookAnswer> CheckProxyAuth(const http::RequestHead& head,
+                                           std::string_view client) override;
   std::optional<HookAnswer> ServeLocally(const http::RequestHead& head,
                                          const Target& target) override;
   std::optional<HookAnswer> CheckTarget(const Target& target) override;

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "core/strings.h"
+#include "web/qr.h"
 
 namespace mitmd::web {
 namespace {
@@ -91,7 +92,11 @@ Result<CaDownloads> CaDownloads::Create(X509* root, std::string pem, std::string
   return d;
 }
 
-std::string CaDownloads::PageHtml() const {
+std::string CaDownloads::PageHtml(const CaPageInfo& info) const {
+  const std::string proxy = HtmlEscape(info.proxy.empty() ? "127.0.0.1:8080" : info.proxy);
+  const std::string proxy_host = proxy.substr(0, proxy.rfind(':'));
+  const std::string proxy_port = proxy.substr(proxy.rfind(':') + 1);
+  const std::string confdir = HtmlEscape(info.confdir.empty() ? "~/.mitmd" : info.confdir);
   const std::string pem_url = StrCat("/ca/", kPemName);
   const std::string der_url = StrCat("/ca/", kDerName);
   const std::string android_url = StrCat("/ca/", android_name_);
@@ -106,6 +111,16 @@ std::string CaDownloads::PageHtml() const {
        "root. Clients accept them only once they trust the root. It was created for this "
        "install alone: its private key never left this machine.</p>";
 
+  if (!info.setup_url.empty()) {
+    if (auto qr = QrSvg(info.setup_url)) {
+      h += StrCat("<section class=\"card\" id=\"phone\"><h2>On a phone</h2>"
+                  "<div class=\"qr\">", *qr, "</div><p>Scan this with the phone's camera to open "
+                  "this page on it: <code>", HtmlEscape(info.setup_url), "</code>. The phone must "
+                  "be on the same network, and mitmd must let it in without a token "
+                  "(<code>--allow-clients</code> with its network, e.g. 192.168.1.0/24).</p>"
+                  "</section>");
+    }
+  }
   h += "<section class=\"card\"><h2>Download</h2>";
   h += StrCat("<p>Subject <code>", HtmlEscape(subject_), "</code>");
   if (!not_after_.empty()) h += StrCat(", valid until ", HtmlEscape(not_after_));
@@ -166,51 +181,93 @@ std::string CaDownloads::PageHtml() const {
       "<b>Local Machine</b>, <b>Place all certificates in the following store</b>, "
       "<b>Trusted Root Certification Authorities</b>.</p></section>");
 
+  const std::string pac =
+      info.pac_url.empty() ? std::string()
+                           : StrCat(" (or <b>Proxy Auto-Config</b> with <code>",
+                                    HtmlEscape(info.pac_url), "</code>)");
   h += StrCat(
       "<section class=\"card\" id=\"android\"><h2>Android</h2>"
-      "<h3>User store (browsers, apps that opt in)</h3><ol>"
-      "<li>Download <code>", kDerName, "</code> on the device (open this page through the "
-      "proxy at <code>http://mitmd.cert/</code>).</li>"
-      "<li>Settings → Security → Encryption &amp; credentials → Install a certificate → "
-      "<b>CA certificate</b>, and pick the file.</li></ol>"
-      "<p>Since Android 7, apps trust user CAs only if their network security config says so. "
-      "For other apps use the system store on an emulator or rooted device:</p>"
+      "<h3>1. Point the Wi-Fi at mitmd</h3><ol>"
+      "<li>Settings → Network &amp; internet → Internet → the Wi-Fi network's gear → pencil "
+      "(or long-press the network → <b>Modify</b>) → <b>Advanced options</b>.</li>"
+      "<li><b>Proxy</b>: <b>Manual</b>, hostname <code>", proxy_host, "</code>, port <code>",
+      proxy_port, "</code>", pac, ". Save.</li></ol>"
+      "<p>Android's proxy settings have no password field: start mitmd with "
+      "<code>--allow-clients</code> naming the phone's network.</p>"
+      "<h3>Over USB instead of Wi-Fi</h3>"
+      "<pre>adb reverse tcp:", proxy_port, " tcp:", proxy_port,
+      "\nadb shell settings put global http_proxy 127.0.0.1:", proxy_port,
+      "\n# when done:\nadb shell settings put global http_proxy :0</pre>"
+      "<p>The phone then reaches mitmd on its own loopback, so no token and no "
+      "<code>--allow-clients</code> are needed.</p>"
+      "<h3>2. Install the root (user store)</h3><ol>"
+      "<li>Open <code>http://mitmd.cert/</code> in the phone's browser (through the proxy) and "
+      "download <code>", kDerName, "</code>.</li>"
+      "<li>Android 11 and later: Settings → Security &amp; privacy → More security settings "
+      "(or Advanced) → Encryption &amp; credentials → Install a certificate → <b>CA "
+      "certificate</b> → <b>Install anyway</b>, and pick the file. Older versions: Settings → "
+      "Security → Install from storage.</li>"
+      "<li>Check it under Encryption &amp; credentials → Trusted credentials → <b>User</b>.</li>"
+      "</ol>"
+      "<p>Chrome and apps that opt in trust user CAs. Since Android 7 other apps trust only the "
+      "system store:</p>"
       "<h3>System store (emulator or rooted device)</h3>"
+      "<p>Android 13 and earlier:</p>"
       "<pre>adb root &amp;&amp; adb remount\nadb push ", HtmlEscape(android_name_),
       " /system/etc/security/cacerts/\nadb shell chmod 644 /system/etc/security/cacerts/",
       HtmlEscape(android_name_), "\nadb reboot</pre>"
-      "<p>The file name is the certificate's subject hash, which Android requires. "
-      "On Android 14 and later the system store lives in "
-      "<code>/apex/com.android.conscrypt/cacerts</code>.</p></section>");
+      "<p>Android 14 and later read the system store from the Conscrypt APEX "
+      "(<code>/apex/com.android.conscrypt/cacerts</code>), which is read-only: as root, "
+      "overlay it with a copy that adds the root, in every app's mount namespace (until the "
+      "next reboot):</p>"
+      "<pre>adb root\nadb push ", HtmlEscape(android_name_), " /data/local/tmp/\nadb shell\n"
+      "mkdir -m 700 /data/local/tmp/ca &amp;&amp; cp /apex/com.android.conscrypt/cacerts/* "
+      "/data/local/tmp/ca/\ncp /data/local/tmp/", HtmlEscape(android_name_),
+      " /data/local/tmp/ca/ &amp;&amp; chmod 644 /data/local/tmp/ca/*\n"
+      "mount -t tmpfs tmpfs /system/etc/security/cacerts\n"
+      "cp /data/local/tmp/ca/* /system/etc/security/cacerts/\n"
+      "chcon u:object_r:system_file:s0 /system/etc/security/cacerts/*\n"
+      "for pid in 1 $(pgrep zygote) $(pgrep zygote64); do\n"
+      "  nsenter --mount=/proc/$pid/ns/mnt -- mount --bind /system/etc/security/cacerts "
+      "/apex/com.android.conscrypt/cacerts\ndone</pre>"
+      "<p>The file name is the certificate's subject hash, which Android requires. Restart the "
+      "apps (or the device's runtime) to make them read the store again.</p></section>");
 
   h += StrCat(
       "<section class=\"card\" id=\"ios\"><h2>iOS and iPadOS</h2><ol>"
-      "<li>With the device's Wi-Fi proxy set to mitmd, open <code>http://mitmd.cert/</code> in "
-      "Safari and tap the <b>DER</b> link; allow the profile download.</li>"
+      "<li>Settings → Wi-Fi → ⓘ next to the network → <b>Configure Proxy</b> → <b>Manual</b>: "
+      "server <code>", proxy_host, "</code>, port <code>", proxy_port,
+      "</code>, authentication off", pac.empty() ? "" : StrCat(" (or <b>Automatic</b> with URL <code>",
+      HtmlEscape(info.pac_url), "</code>)"), ". mitmd must allow the phone's network with "
+      "<code>--allow-clients</code>.</li>"
+      "<li>Open <code>http://mitmd.cert/</code> in <b>Safari</b> (other browsers cannot install "
+      "profiles) and tap the <b>DER</b> link; allow the profile download.</li>"
       "<li>Settings → General → VPN &amp; Device Management → the mitmd profile → "
       "<b>Install</b>.</li>"
       "<li>Settings → General → About → Certificate Trust Settings → turn on full trust for the "
-      "mitmd root.</li></ol></section>");
+      "mitmd root. Without this step Safari and apps still refuse mitmd's certificates.</li>"
+      "</ol><p>When done, remove the profile and set the proxy back to <b>Off</b>.</p></section>");
 
   h += StrCat(
       "<section class=\"card\" id=\"cli\"><h2>Command-line tools, one at a time</h2>"
-      "<pre>curl --cacert ", kPemName, " --proxy http://127.0.0.1:8080 https://example.com/\n"
+      "<pre>curl --cacert ", kPemName, " --proxy http://", proxy, " https://example.com/\n"
       "export REQUESTS_CA_BUNDLE=$PWD/", kPemName, "      # Python requests\n"
       "export NODE_EXTRA_CA_CERTS=$PWD/", kPemName, "     # Node.js\n"
       "export SSL_CERT_FILE=$PWD/", kPemName, "           # OpenSSL-based tools\n"
       "keytool -importcert -cacerts -alias mitmd -file ", kDerName, "   # Java</pre></section>");
 
   h += "<section class=\"card warn\"><h2>When you are done</h2><p>Anyone holding this root's "
-       "private key could read traffic from every client that trusts it. Keep "
-       "<code>~/.mitmd</code> private, and remove the root from the stores above when you no "
+       "private key could read traffic from every client that trusts it. Keep <code>" +
+       confdir + "</code> private, and remove the root from the stores above when you no "
        "longer inspect traffic.</p></section>";
   h += "</main></body></html>";
   return h;
 }
 
-std::optional<StaticResponse> CaDownloads::Serve(std::string_view path) const {
+std::optional<StaticResponse> CaDownloads::Serve(std::string_view path,
+                                                const CaPageInfo& info) const {
   if (path == "/" || path == "/ca" || path == "/ca/") {
-    return StaticResponse{200, "text/html; charset=utf-8", PageHtml(), ""};
+    return StaticResponse{200, "text/html; charset=utf-8", PageHtml(info), ""};
   }
   if (!path.starts_with("/ca/")) return std::nullopt;
   std::string_view name = path.substr(4);

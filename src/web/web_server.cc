@@ -21,6 +21,7 @@
 #include <ctime>
 #include <mutex>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <unordered_map>
@@ -35,11 +36,13 @@
 #include "web/grpc_api.h"
 #include "web/ca_page.h"
 #include "web/control_api.h"
+#include "web/gate_filter.h"
 #include "flow/filter.h"
 #include "store/filter_sql.h"
 #include "store/session_db.h"
 #include "store/session_name.h"
 #include "web/pac.h"
+#include "web/phone_setup.h"
 #include "web/static_files.h"
 #include "web/tls_filter.h"
 
@@ -66,6 +69,8 @@ constexpr int kHttpTimeoutSeconds = 60;
 constexpr int kStreamTimeoutSeconds = 24 * 3600;
 constexpr size_t kStreamWriteChunk = 1 << 20;
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
+// The largest body of a request other than an import (rules, held flows, edits).
+constexpr uint64_t kMaxApiBody = 64 << 20;
 constexpr char kCookieName[] = "mitmd_token";
 
 constexpr char kAppCsp[] =
@@ -108,6 +113,30 @@ class Params {
  private:
   evkeyvalq kv_;
 };
+
+// A request's path, percent-decoded ("/" when it has none).
+std::string DecodedPath(const evhttp_uri* uri) {
+  const char* raw_path = uri ? evhttp_uri_get_path(uri) : nullptr;
+  char* decoded = evhttp_uridecode(raw_path && *raw_path ? raw_path : "/", 0, nullptr);
+  std::string path = decoded ? decoded : "/";
+  free(decoded);
+  return path;
+}
+
+// A request header by name: the first one, as evhttp_find_header would give it.
+using HeaderFn = std::function<std::optional<std::string_view>(const char* name)>;
+
+HeaderFn EvhttpHeaders(evhttp_request* req) {
+  return [in = evhttp_request_get_input_headers(req)](const char* name) -> std::optional<std::string_view> {
+    const char* v = evhttp_find_header(in, name);
+    if (v == nullptr) return std::nullopt;
+    return std::string_view(v);
+  };
+}
+
+bool Changes(std::string_view method) {
+  return method == "POST" || method == "PUT" || method == "DELETE";
+}
 
 std::string LowerCopy(std::string_view s) {
   std::string out(s);
@@ -263,12 +292,6 @@ struct WebServer::Impl {
 
   // ---- plumbing ----
   static void HandleCb(evhttp_request* req, void* arg) { static_cast<Impl*>(arg)->Route(req); }
-  static bufferevent* TlsBevCb(event_base* base, void* arg) {
-    auto* impl = static_cast<Impl*>(arg);
-    // A reloaded root: serve a leaf from the new one (keep the old on failure).
-    if (impl->ca.root_generation() != impl->tls_generation) (void)impl->BuildTlsContext();
-    return NewTlsServerBufferevent(base, impl->tls_ctx.get());
-  }
   static void InboxCb(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->DrainInbox(); }
   static void HeartbeatCb(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->Heartbeat(); }
   static void ConnsCb(evutil_socket_t, short, void* arg) {
@@ -285,9 +308,21 @@ struct WebServer::Impl {
 
   void Route(evhttp_request* req);
   // Hold, rules and replay (control_api.h): false when |path| is not theirs.
-  bool Control(evhttp_request* req, const std::string& path, evhttp_cmd_type method);
-  bool HostAllowed(evhttp_request* req) const;
-  bool Authorized(evhttp_request* req, const Params& params, bool* from_query) const;
+  bool Control(evhttp_request* req, const std::string& path, std::string_view method);
+  static bufferevent* BevCb(event_base* base, void* arg);
+  bool HostAllowed(const HeaderFn& header) const;
+  bool Authorized(const HeaderFn& header, const Params& params, bool* from_query) const;
+  // Whether a request may go on, from its head alone (Host, token, X-Mitmd): nullopt, or the
+  // refusal. |from_query| tells whether the token came in the query (the cookie to set).
+  // |client|: the peer's address ("" when unknown).
+  std::optional<Refusal> Admit(std::string_view method, const std::string& path,
+                               const Params& params, const HeaderFn& header,
+                               std::string_view client, bool* from_query) const;
+  // The proxy's address as the client of |req| reaches it, and what the /ca page says to it.
+  HostPort ProxyAddressFor(evhttp_request* req) const;
+  CaPageInfo CaInfoFor(evhttp_request* req) const;
+  // The request gate's question for a head that announces a body (gate_filter.h).
+  std::optional<Refusal> AdmitBody(const RequestHead& head) const;
   void AddCommonHeaders(evhttp_request* req, const char* csp);
   void Send(evhttp_request* req, int code, std::string_view type, std::string_view body);
   void SendJson(evhttp_request* req, int code, const json& j);
@@ -312,6 +347,7 @@ struct WebServer::Impl {
   void ExportHar(evhttp_request* req, const Params& params);
   void ContinueExport(evhttp_connection* conn);
   void Connections(evhttp_request* req);
+  void Passthrough(evhttp_request* req, evhttp_cmd_type method, const Params& params);
   void CheckFilter(evhttp_request* req, const Params& params);
   void Events(evhttp_request* req, const Params& params);
   void Static(evhttp_request* req, const StaticFile& file);
@@ -392,7 +428,7 @@ Status WebServer::Impl::Init() {
   evhttp_set_max_body_size(http, static_cast<ev_ssize_t>(opts.max_import_bytes));
   evhttp_set_max_headers_size(http, kMaxHeaderBytes);
   evhttp_set_timeout(http, kHttpTimeoutSeconds);
-  if (tls_ctx) evhttp_set_bevcb(http, &Impl::TlsBevCb, this);
+  evhttp_set_bevcb(http, &Impl::BevCb, this);
   evhttp_set_gencb(http, &Impl::HandleCb, this);
   evhttp_bound_socket* sock = evhttp_bind_socket_with_handle(http, opts.listen.host.c_str(), opts.listen.port);
   if (sock == nullptr) {
@@ -467,28 +503,41 @@ Status WebServer::Impl::RefreshCaFiles() {
 
 // ---- plumbing ----------------------------------------------------------------------------------
 
-bool WebServer::Impl::HostAllowed(evhttp_request* req) const {
+bufferevent* WebServer::Impl::BevCb(event_base* base, void* arg) {
+  auto* impl = static_cast<Impl*>(arg);
+  bufferevent* inner = nullptr;
+  if (impl->tls_ctx) {
+    // A reloaded root: serve a leaf from the new one (keep the old on failure).
+    if (impl->ca.root_generation() != impl->tls_generation) (void)impl->BuildTlsContext();
+    inner = NewTlsServerBufferevent(base, impl->tls_ctx.get());
+  } else {
+    inner = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+  }
+  return NewGatedBufferevent(base, inner,
+                             [impl](const RequestHead& head) { return impl->AdmitBody(head); });
+}
+
+bool WebServer::Impl::HostAllowed(const HeaderFn& header) const {
   if (allowed_hosts.empty()) return true;
-  const char* host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
-  if (host == nullptr) return true;  // HTTP/1.0 without Host: not a browser, so not a rebinding
-  std::string h = LowerCopy(host);
+  auto host = header("Host");
+  if (!host) return true;  // HTTP/1.0 without Host: not a browser, so not a rebinding
+  std::string h = LowerCopy(*host);
   return std::find(allowed_hosts.begin(), allowed_hosts.end(), h) != allowed_hosts.end();
 }
 
-bool WebServer::Impl::Authorized(evhttp_request* req, const Params& params, bool* from_query) const {
+bool WebServer::Impl::Authorized(const HeaderFn& header, const Params& params, bool* from_query) const {
   *from_query = false;
   if (opts.token.empty()) return true;
   auto equal = [&](std::string_view given) {
     return given.size() == opts.token.size() &&
            CRYPTO_memcmp(given.data(), opts.token.data(), given.size()) == 0;
   };
-  evkeyvalq* in = evhttp_request_get_input_headers(req);
-  if (const char* auth = evhttp_find_header(in, "Authorization")) {
-    std::string_view a = auth;
+  if (auto auth = header("Authorization")) {
+    std::string_view a = *auth;
     if (a.starts_with("Bearer ") && equal(a.substr(7))) return true;
   }
-  if (const char* cookie = evhttp_find_header(in, "Cookie")) {
-    std::string_view c = cookie;
+  if (auto cookie = header("Cookie")) {
+    std::string_view c = *cookie;
     std::string key = StrCat(kCookieName, "=");
     for (size_t pos = c.find(key); pos != std::string_view::npos; pos = c.find(key, pos + 1)) {
       if (pos != 0 && c[pos - 1] != ' ' && c[pos - 1] != ';') continue;
@@ -503,6 +552,110 @@ bool WebServer::Impl::Authorized(evhttp_request* req, const Params& params, bool
     return true;
   }
   return false;
+}
+
+std::optional<Refusal> WebServer::Impl::Admit(std::string_view method, const std::string& path,
+                                              const Params& params, const HeaderFn& header,
+                                              std::string_view client, bool* from_query) const {
+  *from_query = false;
+  if (!HostAllowed(header)) {
+    return Refusal{421, "this viewer answers only to loopback host names (127.0.0.1, localhost, [::1])"};
+  }
+  // Before the token check: a browser or desktop fetching its proxy configuration cannot send a
+  // token, and the file holds nothing but the proxy's address.
+  if (path == "/proxy.pac") return std::nullopt;
+  // A phone on a network --allow-clients names opens the root's page to trust it: it has no
+  // token yet, and the page holds nothing secret.
+  if (method == "GET" && (path == "/ca" || path.starts_with("/ca/")) &&
+      InNetworks(opts.allow_clients, client)) {
+    return std::nullopt;
+  }
+  if (!Authorized(header, params, from_query)) {
+    return Refusal{401, "this viewer needs its token: open the address mitmd printed at start (it "
+                        "ends in ?token=...), or send Authorization: Bearer TOKEN"};
+  }
+  if (Changes(method) && header("X-Mitmd") != std::optional<std::string_view>("1")) {
+    return Refusal{403, "changes need the header X-Mitmd: 1"};
+  }
+  return std::nullopt;
+}
+
+std::optional<Refusal> WebServer::Impl::AdmitBody(const RequestHead& head) const {
+  evhttp_uri* uri = evhttp_uri_parse_with_flags(std::string(head.target).c_str(),
+                                                EVHTTP_URI_NONCONFORMANT);
+  if (uri == nullptr) return Refusal{400, "the request target is not a URI"};
+  std::string path = DecodedPath(uri);
+  Params params(evhttp_uri_get_query(uri));
+  evhttp_uri_free(uri);
+  HeaderFn header = [&head](const char* name) { return head.Find(name); };
+  bool from_query = false;
+  if (auto refusal = Admit(head.method, path, params, header, "", &from_query)) return refusal;
+  if (!Changes(head.method)) return Refusal{400, StrCat("a ", head.method, " has no body here")};
+  uint64_t limit = path == "/api/import" ? opts.max_import_bytes : kMaxApiBody;
+  if (head.content_length > limit) {
+    return Refusal{413, StrCat("this body is ", head.content_length, " bytes; ", path,
+                               " takes at most ", limit, " bytes")};
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// The address of our end of |req|'s connection ("" when unknown).
+std::string LocalAddressOf(evhttp_request* req) {
+  evhttp_connection* conn = evhttp_request_get_connection(req);
+  if (conn == nullptr) return "";
+  evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(conn));
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (fd < 0 || getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (ss.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, buf, sizeof(buf));
+  } else if (ss.ss_family == AF_INET6) {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+      inet_ntop(AF_INET, sin6->sin6_addr.s6_addr + 12, buf, sizeof(buf));
+    } else {
+      inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf));
+    }
+  }
+  return buf;
+}
+
+bool IsWildcard(std::string_view host) { return host.empty() || host == "0.0.0.0" || host == "::"; }
+
+}  // namespace
+
+HostPort WebServer::Impl::ProxyAddressFor(evhttp_request* req) const {
+  auto proxy = ParseHostPort(opts.proxy_address);
+  if (!proxy) return HostPort{"127.0.0.1", 8080};
+  // A proxy on every address is reached on the address this client reached the viewer on (the
+  // same machine): a phone's PAC or setup page must not say 127.0.0.1.
+  if (IsWildcard(proxy->host)) {
+    std::string local = LocalAddressOf(req);
+    if (!local.empty()) proxy->host = local;
+  }
+  return *proxy;
+}
+
+CaPageInfo WebServer::Impl::CaInfoFor(evhttp_request* req) const {
+  CaPageInfo info;
+  info.proxy = ProxyAddressFor(req).ToString();
+  info.confdir = opts.confdir;
+  std::string scheme = tls_ctx ? "https://" : "http://";
+  std::string local = LocalAddressOf(req);
+  HostPort viewer{local.empty() ? bound.host : local, bound.port};
+  info.pac_url = StrCat(scheme, viewer.ToString(), "/proxy.pac");
+  // A QR code only where a phone can follow it: the viewer beyond loopback, on a LAN address.
+  if (!IsLoopbackHost(bound.host)) {
+    if (IsLoopbackHost(viewer.host)) {
+      auto lan = LanAddresses();
+      if (!lan.empty()) viewer.host = lan.front();
+    }
+    if (!IsLoopbackHost(viewer.host)) info.setup_url = StrCat(scheme, viewer.ToString(), "/ca");
+  }
+  return info;
 }
 
 void WebServer::Impl::AddCommonHeaders(evhttp_request* req, const char* csp) {
@@ -536,26 +689,25 @@ void WebServer::Impl::SendError(evhttp_request* req, int code, std::string_view 
 
 void WebServer::Impl::Route(evhttp_request* req) {
   const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
-  const char* raw_path = uri ? evhttp_uri_get_path(uri) : nullptr;
-  char* decoded = evhttp_uridecode(raw_path && *raw_path ? raw_path : "/", 0, nullptr);
-  std::string path = decoded ? decoded : "/";
-  free(decoded);
+  std::string path = DecodedPath(uri);
   Params params(uri ? evhttp_uri_get_query(uri) : nullptr);
   evhttp_cmd_type method = evhttp_request_get_command(req);
+  std::string_view method_name = method == EVHTTP_REQ_GET      ? "GET"
+                                 : method == EVHTTP_REQ_POST   ? "POST"
+                                 : method == EVHTTP_REQ_PUT    ? "PUT"
+                                 : method == EVHTTP_REQ_DELETE ? "DELETE"
+                                                               : "OTHER";
 
-  if (!HostAllowed(req)) {
-    return SendError(req, 421, "this viewer answers only to loopback host names (127.0.0.1, localhost, [::1])");
-  }
-  // Before the token check: a browser or desktop fetching its proxy configuration cannot send a
-  // token, and the file holds nothing but the proxy's address.
-  if (path == "/proxy.pac") {
-    if (method != EVHTTP_REQ_GET) return SendError(req, 405, "use GET");
-    auto proxy = ParseHostPort(opts.proxy_address);
-    if (!proxy) return SendError(req, 503, "the viewer does not know mitmd's proxy address");
-    return Send(req, 200, kPacContentType, BuildPac(*proxy));
+  std::string client;
+  if (evhttp_connection* conn = evhttp_request_get_connection(req)) {
+    char* peer = nullptr;
+    ev_uint16_t peer_port = 0;
+    evhttp_connection_get_peer(conn, &peer, &peer_port);
+    if (peer != nullptr) client = peer;
   }
   bool from_query = false;
-  if (!Authorized(req, params, &from_query)) {
+  if (auto refusal = Admit(method_name, path, params, EvhttpHeaders(req), client, &from_query)) {
+    if (refusal->status != 401) return SendError(req, refusal->status, refusal->message);
     AddCommonHeaders(req, kCaPageCsp);
     return Send(req, 401, "text/html; charset=utf-8",
                 "<!doctype html><meta charset=utf-8><title>mitmd viewer</title>"
@@ -563,16 +715,17 @@ void WebServer::Impl::Route(evhttp_request* req) {
                 "address mitmd printed at start (it ends in <code>?token=…</code>), or send "
                 "<code>Authorization: Bearer TOKEN</code>.</p>");
   }
+  if (path == "/proxy.pac") {
+    if (method != EVHTTP_REQ_GET) return SendError(req, 405, "use GET");
+    if (opts.proxy_address.empty()) {
+      return SendError(req, 503, "the viewer does not know mitmd's proxy address");
+    }
+    return Send(req, 200, kPacContentType, BuildPac(ProxyAddressFor(req)));
+  }
   if (from_query) {
     std::string cookie = StrCat(kCookieName, "=", opts.token, "; Path=/; HttpOnly; SameSite=Strict",
                                 tls_ctx ? "; Secure" : "");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie.c_str());
-  }
-  if (method == EVHTTP_REQ_POST || method == EVHTTP_REQ_PUT || method == EVHTTP_REQ_DELETE) {
-    const char* marker = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Mitmd");
-    if (marker == nullptr || std::string_view(marker) != "1") {
-      return SendError(req, 403, "changes need the header X-Mitmd: 1");
-    }
   }
   auto get_only = [&]() {
     if (method == EVHTTP_REQ_GET) return true;
@@ -580,7 +733,7 @@ void WebServer::Impl::Route(evhttp_request* req) {
     return false;
   };
 
-  if (opts.controls && Control(req, path, method)) return;
+  if (opts.controls && Control(req, path, method_name)) return;
   if (path == "/api/events") { if (get_only()) Events(req, params); return; }
   if (path == "/api/flows") {
     if (method == EVHTTP_REQ_DELETE) return Clear(req);
@@ -625,11 +778,12 @@ void WebServer::Impl::Route(evhttp_request* req) {
     if (tail == "/grpc") return SendJson(req, 200, GrpcViewJson(*(*e)->flow));
     return SendError(req, 404, "unknown flow resource");
   }
+  if (path == "/api/passthrough") return Passthrough(req, method, params);
   if (path.starts_with("/api/")) return SendError(req, 404, "unknown API path");
   if (path == "/ca" || path.starts_with("/ca/")) {
     if (!get_only()) return;
     if (auto st = RefreshCaFiles(); !st) return SendError(req, 500, st.error().message);
-    auto resp = ca_files->Serve(path);
+    auto resp = ca_files->Serve(path, CaInfoFor(req));
     if (!resp) return SendError(req, 404, "no such file; see /ca");
     AddCommonHeaders(req, kCaPageCsp);
     if (!resp->filename.empty()) {
@@ -646,12 +800,7 @@ void WebServer::Impl::Route(evhttp_request* req) {
 }
 
 bool WebServer::Impl::Control(evhttp_request* req, const std::string& path,
-                              evhttp_cmd_type method) {
-  std::string_view name = method == EVHTTP_REQ_GET      ? "GET"
-                          : method == EVHTTP_REQ_POST   ? "POST"
-                          : method == EVHTTP_REQ_PUT    ? "PUT"
-                          : method == EVHTTP_REQ_DELETE ? "DELETE"
-                                                        : "OTHER";
+                              std::string_view method) {
   evbuffer* in = evhttp_request_get_input_buffer(req);
   std::string_view body(reinterpret_cast<const char*>(evbuffer_pullup(in, -1)),
                         evbuffer_get_length(in));
@@ -660,7 +809,7 @@ bool WebServer::Impl::Control(evhttp_request* req, const std::string& path,
     if (!e) return std::unexpected(e.error());
     return *e ? (*e)->flow : nullptr;
   };
-  auto reply = ControlApi(*opts.controls, opts.replayer).Handle(name, path, body, lookup);
+  auto reply = ControlApi(*opts.controls, opts.replayer).Handle(method, path, body, lookup);
   if (!reply) return false;
   SendJson(req, reply->status, reply->body);
   return true;
@@ -701,7 +850,7 @@ void WebServer::Impl::Info(evhttp_request* req) {
   if (!st.db_error.empty()) store_json["db_error"] = st.db_error;
   SendJson(req, 200,
            {{"version", opts.version},
-            {"proxy", opts.proxy_address},
+            {"proxy", ProxyAddressFor(req).ToString()},
             {"web", StrCat(tls_ctx ? "https://" : "http://", bound.ToString(), "/")},
             {"tls", tls_ctx != nullptr},
             {"session_log", opts.session_log},
@@ -713,7 +862,9 @@ void WebServer::Impl::Info(evhttp_request* req) {
             {"dropped_viewers", dropped_viewers},
             {"dropped_flows", dropped_flows},
             {"control", opts.controls != nullptr},  // hold, rules and replay (control_api.h)
-            {"ca", {{"fingerprint", ca.root_fingerprint_sha256()}, {"android", ca_files->android_name()}}}});
+            {"ca", {{"fingerprint", ca.root_fingerprint_sha256()},
+                    {"android", ca_files->android_name()},
+                    {"file", ca.root_cert_path()}}}});
 }
 
 store::SessionDb* WebServer::Impl::SessionFor(evhttp_request* req, const Params& params) {
@@ -1087,6 +1238,21 @@ void WebServer::Impl::Connections(evhttp_request* req) {
   SendJson(req, 200, ConnectionsJson(SIZE_MAX));
 }
 
+void WebServer::Impl::Passthrough(evhttp_request* req, evhttp_cmd_type method,
+                                  const Params& params) {
+  if (!opts.passthrough.list || !opts.passthrough.clear) {
+    return SendError(req, 404, "auto-passthrough is not available in this viewer");
+  }
+  if (method == EVHTTP_REQ_GET) return SendJson(req, 200, opts.passthrough.list());
+  if (method != EVHTTP_REQ_DELETE) return SendError(req, 405, "use GET or DELETE");
+  std::string client = params.Get("client"), host = params.Get("host");
+  size_t n = opts.passthrough.clear(client, host);
+  log.Info("viewer cleared auto-passthrough pins",
+           {{"cleared", n}, {"client", client.empty() ? "any" : client},
+            {"host", host.empty() ? "any" : host}});
+  SendJson(req, 200, {{"cleared", n}});
+}
+
 void WebServer::Impl::CheckFilter(evhttp_request* req, const Params& params) {
   auto filter = Filter::Parse(params.Get("q"));
   if (!filter) return SendJson(req, 400, {{"ok", false}, {"error", filter.error().message}});
@@ -1107,9 +1273,10 @@ void WebServer::Impl::Events(evhttp_request* req, const Params& params) {
   evhttp_connection_set_timeout(conn, kStreamTimeoutSeconds);
   // libevent writes 16 KiB per loop turn by default: far less than a busy proxy produces, which
   // would count against even a fast viewer.
-  bufferevent* bev = evhttp_connection_get_bufferevent(conn);
-  bufferevent_set_max_single_write(bev, kStreamWriteChunk);
-  if (bufferevent* under = bufferevent_get_underlying(bev)) bufferevent_set_max_single_write(under, kStreamWriteChunk);
+  for (bufferevent* b = evhttp_connection_get_bufferevent(conn); b != nullptr;
+       b = bufferevent_get_underlying(b)) {
+    bufferevent_set_max_single_write(b, kStreamWriteChunk);
+  }
   auto v = std::make_unique<Viewer>();
   v->id = next_viewer_id++;
   v->req = req;
@@ -1129,9 +1296,11 @@ void WebServer::Impl::Events(evhttp_request* req, const Params& params) {
 // ---- live stream -------------------------------------------------------------------------------
 
 size_t WebServer::Impl::Backlog(evhttp_connection* conn) const {
-  bufferevent* bev = evhttp_connection_get_bufferevent(conn);
-  size_t n = evbuffer_get_length(bufferevent_get_output(bev));
-  if (bufferevent* under = bufferevent_get_underlying(bev)) n += evbuffer_get_length(bufferevent_get_output(under));
+  size_t n = 0;
+  for (bufferevent* b = evhttp_connection_get_bufferevent(conn); b != nullptr;
+       b = bufferevent_get_underlying(b)) {
+    n += evbuffer_get_length(bufferevent_get_output(b));
+  }
   return n;
 }
 

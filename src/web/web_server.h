@@ -31,6 +31,11 @@
 //   GET  /api/export.har?filter=                HAR 1.2 download, streamed from the database
 //   GET  /api/connections                       open and recently closed connections
 //   GET  /api/filter?q=                         {"ok":true}, or 400 {"ok":false,"error":…}
+//   GET  /api/passthrough                       hosts tunnelled per client by auto-passthrough
+//                                               {"auto","ttl","ignore","entries":[{client, host,
+//                                               reason, since, until, seconds_left}]}
+//   DELETE /api/passthrough[?client=&host=]     clears those pins (all without parameters):
+//                                               {"cleared": N}
 //   GET  /ca, /ca/mitmd-ca.pem, /ca/mitmd-ca.cer, /ca/<hash>.0   trusting the root
 // Every read of flows takes ?session=NAME to look at another session (read-only); recording
 // always goes to the current one.
@@ -38,7 +43,9 @@
 //
 // Security: on loopback, requests must name a loopback Host (stops DNS rebinding). Beyond
 // loopback a token is required: "Authorization: Bearer TOKEN", or "?token=TOKEN" once, which
-// sets an HttpOnly cookie. Bodies are served with a sandboxing CSP, so a captured HTML or SVG
+// sets an HttpOnly cookie; /proxy.pac needs none, and /ca none for --allow-clients networks (a
+// phone setting itself up). A request's body is read only after its head passed these checks
+// (gate_filter.h). Bodies are served with a sandboxing CSP, so a captured HTML or SVG
 // body can never run script in the viewer's origin.
 //
 // Threading: everything runs on the event_base passed to Start (one thread), with its own
@@ -51,11 +58,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "ca/authority.h"
+#include <nlohmann/json.hpp>
+
 #include "core/address.h"
 #include "core/log.h"
 #include "core/result.h"
@@ -67,6 +77,14 @@
 
 namespace mitmd::web {
 
+// Auto-passthrough's pins (proxy/passthrough.h) for GET/DELETE /api/passthrough, as callbacks so
+// the viewer does not depend on the proxy. Called on the viewer's thread; the policy locks.
+struct PassthroughAccess {
+  std::function<nlohmann::json()> list;  // {"auto", "ttl", "ignore": [...], "entries": [...]}
+  // Clears the pins of |client| for |host| (empty: any); returns how many.
+  std::function<size_t(const std::string& client, const std::string& host)> clear;
+};
+
 struct WebOptions {
   HostPort listen{"127.0.0.1", 8081};
   bool tls = false;           // serve HTTPS with a leaf minted from mitmd's root
@@ -77,6 +95,9 @@ struct WebOptions {
   std::string session_name = "default";
   std::string version = "0.1.0";
   std::string proxy_address;  // shown in the page, e.g. "127.0.0.1:8080"
+  std::string confdir;        // shown on the /ca page (keep it private)
+  // Clients from these networks open /ca without the token (--allow-clients).
+  std::vector<Cidr> allow_clients;
   std::string session_log;    // shown in the page
   size_t max_viewer_backlog = 8 << 20;   // unsent bytes of one event stream that count as stalled
   double viewer_stall_seconds = 5;       // how long a stream may stay stalled
@@ -87,6 +108,8 @@ struct WebOptions {
   // Hold, rules and replay (control_api.h); null: those endpoints are absent (404).
   rules::Controls* controls = nullptr;
   rules::Replayer* replayer = nullptr;
+  // Unset: /api/passthrough answers 404.
+  PassthroughAccess passthrough;
 };
 
 class WebServer {

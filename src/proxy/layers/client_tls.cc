@@ -210,15 +210,19 @@ void ClientTlsLayer::OnHandshakeFailed() {
   }
   ProxyContext& ctx = conn_.ctx();
   std::string why = conn_.client().error();
-  bool rejected = why.find("alert") != std::string::npos;
+  // A TLS 1.3 client's alert after it refused the certificate arrives under keys the server
+  // has moved past: BoringSSL reports a record it cannot decrypt, not the alert.
+  bool rejected = why.find("alert") != std::string::npos ||
+                  why.find("bad record mac") != std::string::npos;
   std::string message =
       rejected ? StrCat("the client rejected mitmd's certificate during the TLS handshake (", why,
                         "): the client does not trust mitmd's root, or pins the server's key")
                : StrCat("the client TLS handshake failed: ", why);
-  if (rejected && ctx.passthrough.RecordRejection(host_, why, ctx.now())) {
-    message += StrCat("; ", host_, " is tunnelled for now (auto-passthrough). If this client "
-                      "should trust mitmd, install the root (tools/mitmd-trust, or the "
-                      "viewer's /ca page), or run with --no-auto-passthrough");
+  if (rejected) {
+    auto verdict = ctx.passthrough.RecordRejection(
+        conn_.client_addr(), host_, PassthroughPolicy::Evidence::kAlert, why,
+        hello_ && PassthroughPolicy::OffersHttp(hello_->alpn), ctx.now());
+    if (!verdict.message.empty()) message += StrCat("; ", verdict.message);
   }
   RecordFailure(message);
   conn_.Close(why);

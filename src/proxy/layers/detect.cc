@@ -22,7 +22,9 @@ constexpr size_t kMaxPeek = 64 * 1024;
 
 std::optional<std::string> Detect::PassthroughReason(const std::string& name) const {
   ProxyContext& ctx = conn_.ctx();
-  if (auto reason = ctx.passthrough.Reason(name, port_, ctx.now())) return reason;
+  if (auto reason = ctx.passthrough.Reason(conn_.client_addr(), name, port_, ctx.now())) {
+    return reason;
+  }
   if (!ctx.ca.InScope(name)) {
     return StrCat("not intercepted: ", name, " is outside the root CA's scope (",
                   ctx.ca.scope_description(), ")");

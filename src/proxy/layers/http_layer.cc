@@ -114,7 +114,7 @@ void HttpLayer::OnHead(http::StreamId id, http::Request&& request) {
 
 void HttpLayer::OnProxyRequest(http::StreamId id, http::Request&& request) {
   const http::RequestHead& head = request.head;
-  if (auto refusal = conn_.services().hooks.CheckProxyAuth(head)) {
+  if (auto refusal = conn_.services().hooks.CheckProxyAuth(head, conn_.client_addr())) {
     auto flow = conn_.NewFlow();
     flow->request = RecordedRequest(head);
     RespondLocally(id, std::move(flow), refusal->response, refusal->error_phase, refusal->message);
@@ -341,10 +341,11 @@ void HttpLayer::OnClientEof() {
     std::string message =
         "the client closed the connection right after the TLS handshake without sending a "
         "request: it most likely rejected mitmd's certificate (certificate or key pinning)";
-    if (ctx.passthrough.RecordRejection(tunnel_.host, "closed right after the handshake",
-                                        ctx.now())) {
-      message += StrCat("; ", tunnel_.host, " is tunnelled from now on (auto-passthrough)");
-    }
+    auto verdict = ctx.passthrough.RecordRejection(
+        conn_.client_addr(), tunnel_.host, PassthroughPolicy::Evidence::kHangup,
+        "closed right after the handshake, repeatedly",
+        PassthroughPolicy::OffersHttp(tunnel_.hello->alpn), ctx.now());
+    if (!verdict.message.empty()) message += StrCat("; ", verdict.message);
     RecordConnectionFailure(Phase::kClientTls, message);
     conn_.Close("client hung up after the handshake");
     return;

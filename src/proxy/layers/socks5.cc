@@ -1,12 +1,17 @@
 #include "proxy/layers/socks5.h"
 
+#include "core/address.h"
 #include "core/strings.h"
 #include "proxy/layers/detect.h"
 
 namespace mitmd::proxy {
 
 Socks5Layer::Socks5Layer(ConnectionHandler& conn)
-    : Layer(conn), handshake_(conn.ctx().config.proxy_token) {
+    : Layer(conn),
+      // A client --allow-clients vouches for needs no password, like on the HTTP proxy.
+      handshake_(InNetworks(conn.ctx().config.allow_clients, conn.client_addr())
+                     ? std::string()
+                     : conn.ctx().config.proxy_token) {
   timer_ = conn_.services().timers.New("socks5_handshake", [this] {
     Refuse(StrCat("the SOCKS5 client did not complete its handshake within ",
                   DurationText(conn_.ctx().config.handshake_timeout), " (stopped in ",
