@@ -1221,7 +1221,11 @@
   function headersTable(headers) {
     if (!headers || !headers.length) return h('div', {class: 'muted', text: 'No headers.'});
     const table = h('table', {class: 'headers'});
-    for (const [k, v] of headers) table.append(h('tr', null, h('td', {class: 'hn', text: k}), h('td', {text: v})));
+    for (const [k, v, bytes] of headers) {
+      // A third element holds a name or value that is not UTF-8; the strings show its bytes as \xHH.
+      const raw = bytes ? h('span', {class: 'tag', text: 'bytes', title: 'not UTF-8: each byte of an invalid sequence is shown as \\xHH'}) : '';
+      table.append(h('tr', bytes ? {class: 'raw-bytes'} : null, h('td', {class: 'hn', text: k}), h('td', {text: v}, raw)));
+    }
     return table;
   }
 
@@ -1910,6 +1914,15 @@
     });
   }
 
+  // The client connections a (pooled) upstream connection carried requests for.
+  function servedClients(c) {
+    const ids = c.clients && c.clients.length ? c.clients : (c.client ? [c.client] : []);
+    if (!ids.length) return '';
+    const text = ` ← ${ids.map((id) => '#' + id).join(' ')}${c.more_clients ? ' …' : ''}`;
+    const title = ids.length > 1 || c.more_clients ? `served ${ids.length}${c.more_clients ? '+' : ''} client connections` : 'opened for this client connection';
+    return h('span', {class: 'muted clients', text, title});
+  }
+
   function renderConns() {
     const data = state.conns;
     if (!data) return;
@@ -1930,7 +1943,7 @@
       const target = c.host ? hostPort(c.host, c.port) : '';
       const tr = h('tr', {class: c.open ? 'open' : 'closed', title: c.close_reason || '', dataset: {id: c.id, side: c.side}},
         h('td', {text: '#' + c.id}),
-        h('td', null, h('span', {class: 'side ' + c.side, text: c.side}), c.side === 'upstream' && c.client ? h('span', {class: 'muted', text: ` ← #${c.client}`}) : ''),
+        h('td', null, h('span', {class: 'side ' + c.side, text: c.side}), c.side === 'upstream' ? servedClients(c) : ''),
         h('td', null, h('span', {class: 'state', text: c.open ? 'open' : 'closed'})),
         h('td', {text: c.peer}),
         h('td', {text: target}),

@@ -42,6 +42,8 @@ nlohmann::json ConnectionToJson(const ConnectionInfo& c, double now) {
                       {"open", c.closed == 0}};
   if (c.side == ConnSide::kUpstream) {
     j["client"] = c.client_id;
+    j["clients"] = c.clients;
+    if (c.more_clients) j["more_clients"] = true;
     j["reused"] = c.reused();
   }
   if (c.tls) {
@@ -133,15 +135,25 @@ void ConnectionRegistry::AddBytes(uint64_t id, uint64_t bytes_in, uint64_t bytes
   });
 }
 
-void ConnectionRegistry::AddRequest(uint64_t id) {
+void ConnectionRegistry::AddRequest(uint64_t id, uint64_t client_id) {
   double now = clock_();
-  bool became_reused = false;
+  bool changed = false;  // reused for the first time, or by another client connection
   Update(id, false, [&](ConnectionInfo& c) {
     ++c.requests;
     c.last_active = now;
-    became_reused = c.side == ConnSide::kUpstream && c.requests == 2;
+    changed = c.side == ConnSide::kUpstream && c.requests == 2;
+    if (c.side != ConnSide::kUpstream || client_id == 0 ||
+        std::find(c.clients.begin(), c.clients.end(), client_id) != c.clients.end()) {
+      return;
+    }
+    if (c.clients.size() < ConnectionInfo::kMaxClientsListed) {
+      c.clients.push_back(client_id);
+      changed = true;
+    } else {
+      c.more_clients = true;
+    }
   });
-  if (became_reused) Notify();
+  if (changed) Notify();
 }
 
 void ConnectionRegistry::Close(uint64_t id, ClosedBy who, std::string reason) {

@@ -28,6 +28,8 @@ enum class ConnSide { kClient, kUpstream };
 enum class ClosedBy { kNotClosed, kPeer, kMitmd };
 
 struct ConnectionInfo {
+  static constexpr size_t kMaxClientsListed = 32;
+
   uint64_t id = 0;
   ConnSide side = ConnSide::kClient;
   std::string peer_addr;   // the other end: the client, or the server we dialed
@@ -35,6 +37,10 @@ struct ConnectionInfo {
   std::string host;        // upstream: the host dialed; client: the CONNECT target once known
   uint16_t port = 0;
   uint64_t client_id = 0;  // upstream: the client connection it was opened for
+  // Upstream: the client connections it carried requests for (a pooled connection serves
+  // several), in the order they first used it, at most kMaxClientsListed of them.
+  std::vector<uint64_t> clients;
+  bool more_clients = false;  // ... and others past the list
   double opened = 0;       // epoch seconds
   double last_active = 0;
   double closed = 0;       // 0 while open
@@ -72,7 +78,9 @@ class ConnectionRegistry {
   void SetAddresses(uint64_t id, std::string peer_addr, std::string local_addr);
   void SetTls(uint64_t id, TlsInfo tls);
   void AddBytes(uint64_t id, uint64_t bytes_in, uint64_t bytes_out);
-  void AddRequest(uint64_t id);
+  // A request went over |id|; for an upstream connection, on behalf of client connection
+  // |client_id|.
+  void AddRequest(uint64_t id, uint64_t client_id = 0);
 
   // Moves |id| to the closed history. The first call wins; later ones are ignored.
   void Close(uint64_t id, ClosedBy who, std::string reason);

@@ -36,8 +36,11 @@ void BodyRecord::Append(const char* data, size_t len, size_t cap) {
 }
 
 std::string HttpRequest::Url() const {
+  std::string bracketed = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  // A CONNECT names only an authority (authority-form): that is its URL, as mitmproxy shows it.
+  if (method == "CONNECT" && path.empty() && !host.empty()) return StrCat(bracketed, ":", port);
   bool default_port = (scheme == "https" && port == 443) || (scheme == "http" && port == 80);
-  std::string authority = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  std::string authority = std::move(bracketed);
   if (!default_port && port != 0) authority += StrCat(":", port);
   return StrCat(scheme, "://", authority, path.empty() ? std::string("/") : path);
 }

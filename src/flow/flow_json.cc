@@ -1,9 +1,6 @@
 #include "flow/flow_json.h"
 
 #include "core/strings.h"
-
-#include <openssl/base64.h>
-
 #include "flow/json_fields.h"
 #include "flow/json_writer.h"
 
@@ -14,35 +11,34 @@ using nlohmann::json;
 
 constexpr int kSchemaVersion = 1;
 
-
-
-json HeadersToJson(const HeaderList& headers) {
-  json arr = json::array();
-  for (const auto& [k, v] : headers) arr.push_back(json::array({k, v}));
-  return arr;
-}
-
+// [name, value] or [name, value, {"name_b64": ..., "value_b64": ...}]: the object, when there,
+// holds the exact bytes the two strings show escaped.
 void HeadersFromJson(JsonFields& parent, std::string_view key, HeaderList& out) {
   const json* arr = parent.Array(key);
   if (arr == nullptr) return;
   for (size_t i = 0; i < arr->size(); ++i) {
     const json& h = (*arr)[i];
-    if (!h.is_array() || h.size() != 2 || !h[0].is_string() || !h[1].is_string()) {
-      return parent.Bad(StrCat(parent.PathOf(key), "[", i, "]"), "expected [\"name\", \"value\"]");
+    std::string path = StrCat(parent.PathOf(key), "[", i, "]");
+    if (!h.is_array() || h.size() < 2 || h.size() > 3 || !h[0].is_string() ||
+        !h[1].is_string() || (h.size() == 3 && !h[2].is_object())) {
+      return parent.Bad(path, "expected [\"name\", \"value\"] or [\"name\", \"value\", {bytes}]");
     }
-    out.emplace_back(h[0].get_ref<const std::string&>(), h[1].get_ref<const std::string&>());
+    std::string name = h[0].get<std::string>();
+    std::string value = h[1].get<std::string>();
+    if (h.size() == 3) {
+      JsonFields bytes = parent.Nested(h[2], StrCat(path, "[2]"));
+      for (auto [field, target] : {std::pair{"name_b64", &name}, std::pair{"value_b64", &value}}) {
+        if (!bytes.Has(field)) continue;
+        std::string text;
+        bytes.String(field, text);
+        auto decoded = Base64Decode(text);
+        if (!decoded) return parent.Bad(bytes.PathOf(field), "not valid base64");
+        *target = std::move(*decoded);
+      }
+      if (!bytes.ok()) return;
+    }
+    out.emplace_back(std::move(name), std::move(value));
   }
-}
-json BodyToJson(const BodyRecord& b) {
-  json j = {{"size", b.size}, {"truncated", b.truncated}};
-  if (IsValidUtf8(b.content)) {
-    j["encoding"] = "text";
-    j["content"] = b.content;
-  } else {
-    j["encoding"] = "base64";
-    j["content"] = Base64Encode(b.content);
-  }
-  return j;
 }
 
 void BodyFromJson(JsonFields& parent, BodyRecord& b) {
@@ -62,12 +58,6 @@ void BodyFromJson(JsonFields& parent, BodyRecord& b) {
   }
 }
 
-json TlsToJson(const TlsInfo& t) {
-  json j = {{"version", t.version}, {"cipher", t.cipher}, {"alpn", t.alpn}, {"sni", t.sni}};
-  if (!t.alpn_offered.empty()) j["alpn_offered"] = t.alpn_offered;
-  return j;
-}
-
 std::optional<TlsInfo> TlsFromJson(JsonFields& parent) {
   auto j = parent.Object("tls");
   if (!j) return std::nullopt;
@@ -78,12 +68,6 @@ std::optional<TlsInfo> TlsFromJson(JsonFields& parent) {
   j->String("sni", t.sni);
   j->StringList("alpn_offered", t.alpn_offered);
   return t;
-}
-
-json CertToJson(const CertInfo& c) {
-  return {{"subject", c.subject}, {"issuer", c.issuer}, {"sans", c.sans},
-          {"sha256", c.sha256}, {"not_before", c.not_before}, {"not_after", c.not_after},
-          {"verified", c.verified}, {"verify_error", c.verify_error}};
 }
 
 std::optional<CertInfo> CertFromJson(JsonFields& parent) {
@@ -101,18 +85,6 @@ std::optional<CertInfo> CertFromJson(JsonFields& parent) {
   return c;
 }
 
-json TimingsToJson(const Timings& t) {
-  return {{"accepted", t.accepted},
-          {"upstream_connect_start", t.upstream_connect_start},
-          {"upstream_connect_end", t.upstream_connect_end},
-          {"upstream_tls_end", t.upstream_tls_end},
-          {"client_tls_end", t.client_tls_end},
-          {"request_start", t.request_start},
-          {"request_end", t.request_end},
-          {"response_start", t.response_start},
-          {"response_end", t.response_end}};
-}
-
 void TimingsFromJson(JsonFields& parent, Timings& t) {
   auto j = parent.Object("timings");
   if (!j) return;
@@ -125,29 +97,6 @@ void TimingsFromJson(JsonFields& parent, Timings& t) {
   j->Double("request_end", t.request_end);
   j->Double("response_start", t.response_start);
   j->Double("response_end", t.response_end);
-}
-
-json WebSocketToJson(const WebSocketRecord& ws) {
-  json messages = json::array();
-  for (const WebSocketMessage& m : ws.messages) {
-    json jm = {{"from_client", m.from_client}, {"opcode", m.opcode}, {"time", m.time},
-               {"size", m.size}, {"truncated", m.truncated}, {"compressed", m.compressed}};
-    if (IsValidUtf8(m.content)) {
-      jm["encoding"] = "text";
-      jm["content"] = m.content;
-    } else {
-      jm["encoding"] = "base64";
-      jm["content"] = Base64Encode(m.content);
-    }
-    messages.push_back(std::move(jm));
-  }
-  json j = {{"messages", std::move(messages)}, {"dropped", ws.dropped}};
-  if (ws.close) {
-    j["close"] = {{"by", ws.close->by_client ? "client" : "server"}, {"reason", ws.close->reason}};
-    if (ws.close->code) j["close"]["code"] = *ws.close->code;
-  }
-  if (!ws.error.empty()) j["error"] = ws.error;
-  return j;
 }
 
 void WebSocketFromJson(JsonFields& parent, std::optional<WebSocketRecord>& out) {
@@ -199,53 +148,9 @@ void WebSocketFromJson(JsonFields& parent, std::optional<WebSocketRecord>& out) 
 }  // namespace
 
 json FlowToJson(const Flow& f) {
-  json client = {{"conn", f.client_conn_id}, {"addr", f.client_addr}};
-  if (!f.entry.empty()) client["entry"] = f.entry;
-  if (f.client_tls) client["tls"] = TlsToJson(*f.client_tls);
-  json server = {{"host", f.server_host}, {"port", f.server_port}, {"addr", f.server_addr},
-                 {"conn", f.upstream_conn_id}, {"reused", f.upstream_reused}};
-  if (f.server_tls) server["tls"] = TlsToJson(*f.server_tls);
-  if (f.server_cert) server["cert"] = CertToJson(*f.server_cert);
-
-  json j = {{"schema", kSchemaVersion},
-            {"id", f.id},
-            {"kind", f.kind == Flow::Kind::kTunnel ? "tunnel" : "http"},
-            {"client", std::move(client)},
-            {"server", std::move(server)},
-            {"insecure", f.insecure},
-            {"state", ToString(f.state)},
-            {"timings", TimingsToJson(f.timings)},
-            {"bytes", {{"up", f.bytes_up}, {"down", f.bytes_down}}},
-            {"body_record_cap", f.body_record_cap}};
-  if (f.request) {
-    const HttpRequest& r = *f.request;
-    j["request"] = {{"method", r.method}, {"scheme", r.scheme}, {"host", r.host},
-                    {"port", r.port}, {"target", r.target}, {"path", r.path},
-                    {"url", r.Url()}, {"version", r.version},
-                    {"headers", HeadersToJson(r.headers)}, {"body", BodyToJson(r.body)}};
-    if (!r.trailers.empty()) j["request"]["trailers"] = HeadersToJson(r.trailers);
-  }
-  if (f.response) {
-    const HttpResponse& r = *f.response;
-    j["response"] = {{"status", r.status}, {"reason", r.reason}, {"version", r.version},
-                     {"headers", HeadersToJson(r.headers)}, {"body", BodyToJson(r.body)}};
-    if (!r.trailers.empty()) j["response"]["trailers"] = HeadersToJson(r.trailers);
-    if (!r.informational.empty()) j["response"]["informational"] = r.informational;
-  }
-  if (f.error) j["error"] = {{"phase", f.error->phase}, {"message", f.error->message}};
-  if (!f.note.empty()) j["note"] = f.note;
-  if (f.stream_id != 0) j["stream_id"] = f.stream_id;
-  if (f.websocket) j["websocket"] = WebSocketToJson(*f.websocket);
-  if (!f.modified_by.empty()) {
-    json mods = json::array();
-    for (const Modification& m : f.modified_by) {
-      mods.push_back(
-          {{"rule", m.rule}, {"what", m.what}, {"before", m.before}, {"after", m.after}});
-    }
-    j["modified_by"] = std::move(mods);
-  }
-  if (!f.replay_of.empty()) j["replay_of"] = f.replay_of;
-  return j;
+  // Derived from the line writer, so that the schema has one writer. The line is valid JSON by
+  // construction (ill-formed UTF-8 is escaped or replaced there).
+  return json::parse(FlowToJsonLine(f), nullptr, /*allow_exceptions=*/false);
 }
 
 Result<Flow> FlowFromJson(const json& j) {
@@ -345,16 +250,34 @@ Result<Flow> FlowFromJson(const json& j) {
 
 namespace {
 
-// The streaming form of FlowToJson: the same members in the same (sorted, as nlohmann's std::map
-// orders them) sequence, so the line is the text FlowToJson(f).dump() would print.
+// Members in sorted order, as nlohmann's std::map orders them: the line is the text that
+// FlowToJson(f).dump() prints back.
 
+// A header whose name or value is not UTF-8 (HTTP allows any byte from 0x80 in a value) keeps
+// its bytes: ["X-Name","caf\\xe9",{"value_b64":"Y2Fm6Q=="}]: the strings show them escaped
+// (EscapeIllFormedUtf8), the object holds them exactly.
 void WriteHeaders(JsonWriter& w, const HeaderList& headers) {
   w.Raw("[");
   for (size_t i = 0; i < headers.size(); ++i) {
+    const auto& [name, value] = headers[i];
     w.Raw(i == 0 ? "[" : ",[");
-    w.String(headers[i].first);
+    bool name_bytes = !w.StringIfUtf8(name);
+    if (name_bytes) w.String(EscapeIllFormedUtf8(name));
     w.Raw(",");
-    w.String(headers[i].second);
+    bool value_bytes = !w.StringIfUtf8(value);
+    if (value_bytes) w.String(EscapeIllFormedUtf8(value));
+    if (name_bytes || value_bytes) {
+      w.Raw(",{");
+      if (name_bytes) {
+        w.Raw("\"name_b64\":");
+        w.Base64String(name);
+      }
+      if (value_bytes) {
+        w.Raw(name_bytes ? ",\"value_b64\":" : "\"value_b64\":");
+        w.Base64String(value);
+      }
+      w.Raw("}");
+    }
     w.Raw("]");
   }
   w.Raw("]");

@@ -6,7 +6,11 @@
 //  "cert":{…}},"insecure":false,"request":{…},"response":{…},"error":{"phase":…,"message":…},
 //  "timings":{…},"bytes":{"up":…,"down":…},"body_record_cap":1048576,"note":"…"}
 // Bodies: {"size":N,"truncated":bool,"encoding":"text"|"base64","content":"…"}; text when the
-// recorded bytes are valid UTF-8, base64 otherwise. Headers: [["Name","value"],…] in wire order.
+// recorded bytes are valid UTF-8, base64 otherwise. Headers: [["Name","value"],…] in wire order;
+// a name or value that is not UTF-8 (HTTP allows bytes from 0x80 in values) is shown escaped,
+// each byte of an ill-formed sequence as \xHH, and kept exactly in a third element:
+// ["X-Name","caf\\xe9",{"value_b64":"Y2Fm6Q=="}] ("name_b64" likewise). Readers that take only
+// the first two elements see the escaped text.
 
 #include <string>
 
@@ -17,12 +21,13 @@
 
 namespace mitmd {
 
+// The parsed FlowToJsonLine(flow): one writer for the schema.
 nlohmann::json FlowToJson(const Flow& flow);
 Result<Flow> FlowFromJson(const nlohmann::json& j);
 
-// One line, no trailing newline; invalid UTF-8 in headers is replaced, never thrown.
-// Written without building the DOM; the text is what FlowToJson(flow).dump() with
-// error_handler_t::replace prints (each ill-formed UTF-8 subpart becomes one U+FFFD).
+// One line, no trailing newline, written without building a DOM; ill-formed UTF-8 never throws:
+// headers keep it as above, bodies go as base64, other strings get one U+FFFD per ill-formed
+// subpart (as nlohmann's error_handler_t::replace does).
 std::string FlowToJsonLine(const Flow& flow);
 
 // Appends FlowToJsonLine(flow) to |out| (no newline), so a caller can reuse one buffer.

@@ -9,6 +9,7 @@
 
 #include "core/strings.h"
 #include "flow/json_fields.h"
+#include "flow/json_writer.h"
 #include "http/body_decoder.h"
 #include "http/headers.h"
 
@@ -66,9 +67,13 @@ json NameValues(std::string_view query) {
   return arr;
 }
 
+// HAR has no place for bytes that are not text: they show as \xHH, as in the viewer.
 json HeadersJson(const HeaderList& headers) {
   json arr = json::array();
-  for (const auto& [k, v] : headers) arr.push_back({{"name", k}, {"value", v}});
+  for (const auto& [k, v] : headers) {
+    arr.push_back({{"name", IsValidUtf8(k) ? k : EscapeIllFormedUtf8(k)},
+                   {"value", IsValidUtf8(v) ? v : EscapeIllFormedUtf8(v)}});
+  }
   return arr;
 }
 

@@ -298,4 +298,28 @@ void JsonWriter::Double(double v) {
   out_.append(buf, o);
 }
 
+std::string EscapeIllFormedUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 16);
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  size_t i = 0;
+  while (i < s.size()) {
+    if (p[i] < 0x80) {
+      out.push_back(static_cast<char>(p[i++]));
+      continue;
+    }
+    int len = Utf8SequenceAt(p + i, s.size() - i);
+    if (len > 0) {
+      out.append(s.substr(i, static_cast<size_t>(len)));
+      i += static_cast<size_t>(len);
+      continue;
+    }
+    for (int k = 0; k < -len; ++k, ++i) {
+      const char escape[4] = {'\\', 'x', kHex[p[i] >> 4], kHex[p[i] & 0xf]};
+      out.append(escape, sizeof(escape));
+    }
+  }
+  return out;
+}
+
 }  // namespace mitmd

@@ -44,4 +44,10 @@ class JsonWriter {
   std::string& out_;
 };
 
+// |s| with every byte of each ill-formed UTF-8 subpart written as "\xHH" (lower-case hex) and the
+// rest as it is: a visible stand-in for bytes that are not text, e.g. a header value in Latin-1.
+// Not reversible on its own (a literal "\x41" looks the same): the flow schema keeps the bytes
+// next to it (flow_json.h).
+std::string EscapeIllFormedUtf8(std::string_view s);
+
 }  // namespace mitmd

@@ -1,5 +1,7 @@
 #include "proxy/exchange.h"
 
+#include <charconv>
+
 #include "core/strings.h"
 #include "proxy/ws_recorder.h"
 
@@ -25,7 +27,7 @@ constexpr std::string_view kProxyHeaders[] = {"Proxy-Authorization", "Proxy-Conn
 HttpRequest RecordedRequest(const http::RequestHead& head) {
   HttpRequest req;
   req.method = head.method;
-  req.target = head.target;
+  req.target = WithoutUserinfo(head.target);
   req.version = head.version;
   req.headers = head.headers;
   for (std::string_view name : kProxyHeaders) RemoveHeader(req.headers, name);
@@ -93,7 +95,8 @@ void Exchange::Start() {
   // The proxy's own headers stop here; the raw head is rewritten only when something changed.
   size_t stripped = 0;
   for (std::string_view name : kProxyHeaders) stripped += RemoveHeader(request_.head.headers, name);
-  bool retarget = request_.head.target != target_.path;
+  // An authority-form target (a CONNECT relayed to a proxy behind a tunnel) has no path.
+  bool retarget = !target_.path.empty() && request_.head.target != target_.path;
   if (stripped > 0 || retarget) {
     request_.raw = RewriteRequestHead(request_.raw, target_.path, kProxyHeaders);
     request_.head.target = target_.path;
@@ -329,7 +332,7 @@ void Exchange::OnHead(http::StreamId, http::Response&& response) {
   flow_->timings.response_start = host_.conn().ctx().now();
   flow_->upstream_conn_id = upstream_->id;
   flow_->upstream_reused = ++upstream_->responses > 1;
-  host_.conn().ctx().connections.AddRequest(upstream_->id);
+  host_.conn().ctx().connections.AddRequest(upstream_->id, host_.conn().id());
   flow_->server_addr = upstream_->addr;
   state_ = State::kResponding;
   if (!rules_->empty() && ApplyResponseRules(response)) {
@@ -485,6 +488,18 @@ void Exchange::Cut(Phase phase, const std::string& message) {
 }
 
 void Exchange::Finish() {
+  if (!request_done_ && flow_ && flow_->request) {
+    // The server answered early (413, 401, ...): the client is not told to stop sending, so the
+    // connection closes after the response, and the rest of the body never reaches the server.
+    uint64_t received = flow_->request->body.size;
+    uint64_t declared = 0;
+    const std::string* length = FindHeader(request_.head.headers, "Content-Length");
+    bool known = length && std::from_chars(length->data(), length->data() + length->size(),
+                                           declared).ec == std::errc();
+    AddNote(*flow_, StrCat("the server answered before the request was complete: ",
+                           known ? StrCat(received, " of ", declared) : StrCat(received),
+                           " bytes of its body had arrived; the rest was not forwarded"));
+  }
   // A held response gave its upstream connection back already (EnterHeld).
   bool keep_alive = host_.codec().keep_alive() && request_done_ &&
                     (upstream_ ? upstream_->codec->keep_alive() : upstream_keep_alive_);

@@ -184,7 +184,8 @@ class Exchange : private http::CodecEvents, private WireObserver, public rules::
 std::string_view ToString(Exchange::State state);
 
 // A request head as recorded: the proxy's own headers (Proxy-Authorization, Proxy-Connection)
-// left out, so a proxy token never reaches the flow log, the viewer or an export.
+// and the credentials of a URL left out, so that no token or password reaches the flow log, the
+// viewer or an export.
 HttpRequest RecordedRequest(const http::RequestHead& head);
 
 }  // namespace mitmd::proxy

@@ -82,11 +82,11 @@ Result<Target> ParseAbsoluteForm(std::string_view target) {
   }
   std::string_view port;
   if (!SplitHostPort(authority, &t.host, &port) || !ValidHost(t.host)) {
-    return Fail(StrCat("invalid host in URL '", target, "'"));
+    return Fail(StrCat("invalid host in URL '", WithoutUserinfo(target), "'"));
   }
   t.port = t.scheme == "https" ? 443 : 80;
   if (!port.empty() && !ParsePort(port, &t.port)) {
-    return Fail(StrCat("invalid port in URL '", target, "'"));
+    return Fail(StrCat("invalid port in URL '", WithoutUserinfo(target), "'"));
   }
   t.path = path_at == std::string_view::npos ? "/" : std::string(rest.substr(path_at));
   if (size_t hash = t.path.find('#'); hash != std::string::npos) t.path.resize(hash);
@@ -96,6 +96,17 @@ Result<Target> ParseAbsoluteForm(std::string_view target) {
     t.path = std::move(rooted);
   }
   return t;
+}
+
+std::string WithoutUserinfo(std::string_view target) {
+  size_t sep = target.find("://");
+  if (sep == std::string_view::npos) return std::string(target);
+  size_t authority_at = sep + 3;
+  std::string_view authority = target.substr(authority_at);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(target);
+  return StrCat(target.substr(0, authority_at), target.substr(authority_at + at + 1));
 }
 
 Target ParseHostHeader(std::string_view value, uint16_t default_port) {

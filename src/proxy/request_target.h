@@ -24,6 +24,10 @@ Result<Target> ParseAuthorityForm(std::string_view target);
 // "http://host[:port]/path?query". Other schemes are an error naming the scheme.
 Result<Target> ParseAbsoluteForm(std::string_view target);
 
+// |target| without the userinfo of an absolute-form URL ("http://me:pw@a.test/" becomes
+// "http://a.test/"), so that credentials in a URL are never recorded; any other target as it is.
+std::string WithoutUserinfo(std::string_view target);
+
 // "Host" header value to host and port (default |default_port|).
 Target ParseHostHeader(std::string_view value, uint16_t default_port);
 

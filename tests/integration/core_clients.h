@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -180,5 +181,18 @@ class ScriptServer {
   std::string out_;
   uint16_t port_ = 0;
 };
+
+// The viewer's port from mitmd's "viewer listening on http://HOST:PORT/" line, waited for (up to
+// 30 s: a sanitizer build on a busy machine starts slowly); 0 if it never appears.
+inline uint16_t WaitForViewerPort(const MitmdProcess& mitmd) {
+  const std::regex line("viewer listening on http://[^:/]+:(\\d+)/");
+  for (int i = 0; i < 600; ++i) {
+    std::string text = mitmd.StdoutText();
+    std::smatch m;
+    if (std::regex_search(text, m, line)) return static_cast<uint16_t>(std::stoi(m[1]));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return 0;
+}
 
 }  // namespace mitmd::testing

@@ -1,8 +1,10 @@
 // Issue 8, the upstream pool with real clients: two curl processes, one after the other, are
-// served over one upstream TLS connection, and the second flow says it reused it. The pool is
+// served over one upstream TLS connection, the second flow says it reused it, and the
+// Connections view lists both client connections on that upstream connection. The pool is
 // per worker and the kernel picks the worker that accepts each client, so mitmd runs one
 // worker here.
 
+#include "core_clients.h"
 #include "proxy_fixture.h"
 
 namespace mitmd::testing {
@@ -13,7 +15,7 @@ using CorePoolTest = ProxyTest;
 TEST_F(CorePoolTest, TwoCurlProcessesShareOneUpstreamConnection) {
   UpstreamServer* up = StartUpstream(TlsUpstream());
   ASSERT_TRUE(up);
-  ASSERT_NO_FATAL_FAILURE(StartMitmd({"--workers", "1"}));
+  ASSERT_NO_FATAL_FAILURE(StartMitmd({"--workers", "1", "--web", "127.0.0.1:0"}));
   for (int i = 0; i < 2; ++i) {
     ProcessResult r = mitmd_.Curl({"-o", "/dev/null", "-w", "%{http_code}",
                                    up->Url("/bytes/100", "localhost")});
@@ -27,6 +29,20 @@ TEST_F(CorePoolTest, TwoCurlProcessesShareOneUpstreamConnection) {
   EXPECT_NE(flows[0]["client"]["conn"], flows[1]["client"]["conn"]);
   EXPECT_EQ(flows[0]["server"]["conn"], flows[1]["server"]["conn"]);
   EXPECT_EQ(flows[1]["server"]["reused"], true) << flows[1].dump();
+
+  // The Connections view lists both client connections on the one upstream connection.
+  uint16_t web = WaitForViewerPort(mitmd_);
+  ASSERT_NE(web, 0) << mitmd_.StdoutText();
+  ProcessResult api = RunCurl({"-s", "--noproxy", "*", "http://127.0.0.1:" + std::to_string(web) + "/api/connections"});
+  ASSERT_EQ(api.exit_code, 0) << api.err;
+  nlohmann::json upstream;
+  for (const auto& c : nlohmann::json::parse(api.out)["connections"]) {
+    if (c["id"] == flows[0]["server"]["conn"]) upstream = c;
+  }
+  ASSERT_TRUE(upstream.is_object()) << api.out;
+  EXPECT_EQ(upstream["clients"],
+            nlohmann::json::array({flows[0]["client"]["conn"], flows[1]["client"]["conn"]}))
+      << upstream.dump();
 }
 
 // Plain HTTP through the proxy pools too (absolute-form requests from two processes).

@@ -2,8 +2,7 @@
 // are not reachable through the proxy (403 with a reason and a recorded flow; http://mitmd.cert/
 // still answers), and a client that trickles its request head gets 408 after --head-timeout.
 
-#include <regex>
-
+#include "core_clients.h"
 #include "proxy_fixture.h"
 
 namespace mitmd::testing {
@@ -11,22 +10,9 @@ namespace {
 
 using CoreSelfProtectionTest = ProxyTest;
 
-// The viewer's port from the "viewer listening on http://HOST:PORT/" line.
-uint16_t ViewerPort(const std::string& stdout_text) {
-  std::smatch m;
-  if (!std::regex_search(stdout_text, m, std::regex("viewer listening on http://[^:/]+:(\\d+)/"))) {
-    return 0;
-  }
-  return static_cast<uint16_t>(std::stoi(m[1]));
-}
-
 TEST_F(CoreSelfProtectionTest, ViewerAndProxyAreNotReachableThroughTheProxy) {
   ASSERT_NO_FATAL_FAILURE(StartMitmd({"--web", "127.0.0.1:0"}));
-  uint16_t web = 0;
-  for (int i = 0; i < 100 && web == 0; ++i) {
-    web = ViewerPort(mitmd_.StdoutText());
-    if (web == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  uint16_t web = WaitForViewerPort(mitmd_);
   ASSERT_NE(web, 0) << mitmd_.StdoutText();
   const std::string proxy = mitmd_.proxy_url();
   for (const std::string& url :

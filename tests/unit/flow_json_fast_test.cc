@@ -1,6 +1,6 @@
-// The streaming serializer (FlowToJsonLine, JsonWriter) against the DOM path (FlowToJson and
-// nlohmann's dump with error_handler_t::replace) that the viewer still uses: same text, same
-// values, same U+FFFD replacement of ill-formed UTF-8.
+// The streaming serializer (FlowToJsonLine, JsonWriter) against nlohmann's dump with
+// error_handler_t::replace: the same canonical text (FlowToJson parses the line, and dumps it back
+// unchanged), the same U+FFFD replacement of ill-formed UTF-8 in strings that are not headers.
 
 #include <gtest/gtest.h>
 #include <openssl/base64.h>
@@ -106,7 +106,8 @@ constexpr std::string_view kFullFlowGolden =
     R"g("insecure":true,"kind":"http","note":"tunnelled: \"pinned\" client\n(second line)",)g"
     R"g("request":{"body":{"content":"a=1&b=\\&c=\"","encoding":"text","size":11,)g"
     R"g("truncated":false},"headers":[["Host","bücher.example:8443"],["X-Ctl",)g"
-    "\"a\\u0001\\u001f\x7f" R"g(b\b\f\r\n"],["X-Emoji","😀 ok"],["X-Bad","�( � �"]],)g"
+    "\"a\\u0001\\u001f\x7f" R"g(b\b\f\r\n"],["X-Emoji","😀 ok"],["X-Bad","\\xc3( \\xff \\xe2\\x82",)g"
+    R"g({"value_b64":"wygg/yDigg=="}]],)g"
     R"g("host":"bücher.example","method":"POST","path":"/a%20b?q=\"x\"&t=\t","port":8443,)g"
     R"g("scheme":"https","target":"/a%20b?q=\"x\"&t=\t","trailers":[["X-Sum","9"]],)g"
     R"g("url":"https://bücher.example:8443/a%20b?q=\"x\"&t=\t","version":"HTTP/1.1"},)g"
@@ -228,27 +229,6 @@ TEST(FlowJsonFastTest, SameTextAndValuesAsTheDom) {
     auto back = FlowFromJson(parsed);
     ASSERT_TRUE(back) << back.error().message;
   }
-}
-
-bool AllValidUtf8(const Flow& f) {
-  try {
-    (void)FlowToJson(f).dump();  // error_handler_t::strict throws on ill-formed UTF-8
-    return true;
-  } catch (const json::type_error&) {
-    return false;
-  }
-}
-
-TEST(FlowJsonFastTest, ParsesBackToTheDomWhenTheTextIsValid) {
-  int checked = 0;
-  for (Flow f : VariedFlows()) {
-    // FullFlow's ill-formed header value would come back as U+FFFD, not as the DOM holds it.
-    if (f.request) std::erase_if(f.request->headers, [](const auto& h) { return h.first == "X-Bad"; });
-    if (!AllValidUtf8(f)) continue;
-    EXPECT_EQ(json::parse(FlowToJsonLine(f)), FlowToJson(f));
-    ++checked;
-  }
-  EXPECT_GE(checked, 25);
 }
 
 TEST(FlowJsonFastTest, BodiesRoundTripByteForByte) {

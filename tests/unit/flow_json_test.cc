@@ -161,12 +161,32 @@ TEST(FlowJsonTest, AWrongTypeAnywhereIsAnErrorNamingTheMember) {
   EXPECT_EQ(big.error().message, "server.port: expected an integer from 0 to 65535, got a number out of range");
 }
 
-TEST(FlowJsonTest, InvalidUtf8InHeadersNeverThrows) {
+TEST(FlowJsonTest, HeaderBytesThatAreNotUtf8RoundTripExactly) {
   Flow f = SampleFlow();
   f.request->headers.emplace_back("X-Bad", std::string("\xc3\x28", 2));
+  f.response->headers.emplace_back(std::string("X-\xff", 3), "name");
   std::string line = FlowToJsonLine(f);
   EXPECT_TRUE(nlohmann::json::accept(line));
   EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_NE(line.find(R"(["X-Bad","\\xc3(",{"value_b64":"wyg="}])"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"(["X-\\xff","name",{"name_b64":"WC3/"}])"), std::string::npos) << line;
+  auto back = FlowFromJson(nlohmann::json::parse(line));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->request->headers, f.request->headers);
+  EXPECT_EQ(back->response->headers, f.response->headers);
+}
+
+TEST(FlowJsonTest, AHeaderWithBadBytesIsAnErrorNamingIt) {
+  nlohmann::json j = FlowToJson(SampleFlow());
+  j["request"]["headers"] = nlohmann::json::parse(R"([["A","b"],["X","y",{"value_b64":"%%"}]])");
+  auto bad = FlowFromJson(j);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message, "request.headers[1][2].value_b64: not valid base64");
+  j["request"]["headers"] = nlohmann::json::parse(R"([["X","y","z"]])");
+  bad = FlowFromJson(j);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("request.headers[0]"), std::string::npos)
+      << bad.error().message;
 }
 
 TEST(BodyRecordTest, CapsTheCopyButCountsEverything) {

@@ -120,5 +120,23 @@ TEST(WebConnectionRegistryTest, ConcurrentUpdatesFromManyThreads) {
   EXPECT_EQ(total, static_cast<uint64_t>(kThreads * kConns * 100));
 }
 
+TEST(WebConnectionRegistryTest, AnUpstreamConnectionListsTheClientConnectionsItServed) {
+  ConnectionRegistry reg;
+  uint64_t a = reg.OpenClient("127.0.0.1:5000", "127.0.0.1:8080");
+  uint64_t b = reg.OpenClient("127.0.0.1:5001", "127.0.0.1:8080");
+  uint64_t up = reg.OpenUpstream(a, "example.com", 443);
+  reg.AddRequest(up, a);
+  reg.AddRequest(up, a);
+  reg.AddRequest(up, b);  // pooled, then taken by another client connection
+  nlohmann::json j = ConnectionToJson(*reg.Find(up), reg.Now());
+  EXPECT_EQ(j["clients"], nlohmann::json::array({a, b}));
+  EXPECT_FALSE(j.contains("more_clients"));
+  for (size_t i = 0; i < ConnectionInfo::kMaxClientsListed; ++i) reg.AddRequest(up, 1000 + i);
+  auto info = reg.Find(up);
+  EXPECT_EQ(info->clients.size(), ConnectionInfo::kMaxClientsListed);  // bounded
+  EXPECT_TRUE(info->more_clients);
+  EXPECT_EQ(info->requests, 3 + ConnectionInfo::kMaxClientsListed);
+}
+
 }  // namespace
 }  // namespace mitmd

@@ -1,7 +1,8 @@
 // flow_json_bench: CPU per flow of the session log's serialization, the streaming writer
-// (FlowToJsonLine, AppendFlowJsonLine into a reused buffer) against the DOM path it replaced
-// (FlowToJson(f).dump()). Thread CPU time, median of several rounds, so other load on the
-// machine moves the figures less than wall time would.
+// (FlowToJsonLine, AppendFlowJsonLine into a reused buffer) against the DOM round trip
+// (FlowToJson(f).dump(), which now parses the line: what the viewer's detail view costs). Thread
+// CPU time, median of several rounds, so other load on the machine moves the figures less than
+// wall time would.
 //
 //   flow_json_bench [--rounds N] [--min-ms M]
 

@@ -92,10 +92,41 @@ void HttpLayer::OnHead(http::StreamId id, http::Request&& request) {
     return;
   }
   ++requests_seen_;
+  auto target = TunnelRequestTarget(request.head);
+  if (!target) {
+    std::string message = StrCat("malformed request: ", target.error().message);
+    RespondLocally(id, conn_.NewFlow(), ErrorPage(400, message), Phase::kRequest, message);
+    return;
+  }
+  RewriteHost(tunnel_, request, *target);
+  exchange_ = std::make_unique<Exchange>(*this, id, std::move(request), std::move(*target),
+                                         tunnel_.key);
+  exchange_->Start();
+}
+
+Result<Target> HttpLayer::TunnelRequestTarget(const http::RequestHead& head) const {
   Target target;
   // What the server is spoken to with (a reverse proxy may take plain HTTP to a TLS server).
   target.scheme = tunnel_.key.tls ? "https" : "http";
-  const std::string* host = FindHeader(request.head.headers, "Host");
+  target.port = tunnel_.port;
+  if (head.target.find("://") != std::string::npos) {
+    // Absolute-form, from a client that takes the server for a proxy: the URL names the host
+    // (RFC 9112 section 3.2.2); the request still goes to this tunnel's server, in origin-form.
+    auto url = ParseAbsoluteForm(head.target);
+    if (!url) return std::unexpected(url.error());
+    target.host = std::move(url->host);
+    target.path = std::move(url->path);
+    return target;
+  }
+  if (EqualsIgnoreCase(head.method, "CONNECT")) {
+    // Authority-form: the server is a proxy itself. Relayed as it is; the path stays empty.
+    auto authority = ParseAuthorityForm(head.target);
+    if (!authority) return std::unexpected(authority.error());
+    target.host = std::move(authority->host);
+    target.port = authority->port;
+    return target;
+  }
+  const std::string* host = FindHeader(head.headers, "Host");
   Target from_host = host ? ParseHostHeader(*host, tunnel_.port) : Target{};
   if (!from_host.host.empty()) {
     target.host = from_host.host;
@@ -104,12 +135,8 @@ void HttpLayer::OnHead(http::StreamId id, http::Request&& request) {
   } else {
     target.host = tunnel_.host;
   }
-  target.port = tunnel_.port;
-  target.path = request.head.target;
-  RewriteHost(tunnel_, request, target);
-  exchange_ = std::make_unique<Exchange>(*this, id, std::move(request), std::move(target),
-                                         tunnel_.key);
-  exchange_->Start();
+  target.path = head.target;
+  return target;
 }
 
 void HttpLayer::OnProxyRequest(http::StreamId id, http::Request&& request) {
@@ -126,14 +153,7 @@ void HttpLayer::OnProxyRequest(http::StreamId id, http::Request&& request) {
       Reject(id, head, 400, target.error().message);
       return;
     }
-    if (auto refusal = conn_.services().hooks.CheckTarget(*target)) {
-      auto flow = conn_.NewFlow();
-      flow->request = RecordedRequest(head);
-      flow->server_host = target->host;
-      flow->server_port = target->port;
-      RespondLocally(id, std::move(flow), refusal->response, refusal->error_phase, refusal->message);
-      return;
-    }
+    if (RefuseTarget(id, head, *target)) return;
     connect_target_.emplace(target->host, target->port);
     return;  // 200 once the CONNECT message is complete
   }
@@ -158,27 +178,13 @@ void HttpLayer::OnProxyRequest(http::StreamId id, http::Request&& request) {
     return;
   }
   if (auto page = conn_.services().hooks.ServeLocally(head, *target)) {
-    auto flow = conn_.NewFlow();
-    flow->server_host = target->host;
-    flow->server_port = target->port;
+    auto flow = FlowFor(head, *target);
     flow->timings.request_start = flow->timings.request_end = conn_.ctx().now();
-    HttpRequest& req = flow->request.emplace(RecordedRequest(head));
-    req.scheme = target->scheme;
-    req.host = target->host;
-    req.port = target->port;
-    req.path = target->path;
     RespondLocally(id, std::move(flow), page->response, page->error_phase, page->message,
                    EqualsIgnoreCase(head.method, "HEAD"));
     return;
   }
-  if (auto refusal = conn_.services().hooks.CheckTarget(*target)) {
-    auto flow = conn_.NewFlow();
-    flow->request = RecordedRequest(head);
-    flow->server_host = target->host;
-    flow->server_port = target->port;
-    RespondLocally(id, std::move(flow), refusal->response, refusal->error_phase, refusal->message);
-    return;
-  }
+  if (RefuseTarget(id, head, *target)) return;
   ++requests_seen_;
   UpstreamKey key;
   key.host = target->host;
@@ -189,6 +195,27 @@ void HttpLayer::OnProxyRequest(http::StreamId id, http::Request&& request) {
   exchange_ = std::make_unique<Exchange>(*this, id, std::move(request), std::move(*target),
                                          std::move(key));
   exchange_->Start();
+}
+
+bool HttpLayer::RefuseTarget(http::StreamId id, const http::RequestHead& head,
+                             const Target& target) {
+  auto refusal = conn_.services().hooks.CheckTarget(target);
+  if (!refusal) return false;
+  RespondLocally(id, FlowFor(head, target), refusal->response, refusal->error_phase,
+                 refusal->message);
+  return true;
+}
+
+std::unique_ptr<Flow> HttpLayer::FlowFor(const http::RequestHead& head, const Target& target) {
+  auto flow = conn_.NewFlow();
+  flow->server_host = target.host;
+  flow->server_port = target.port;
+  HttpRequest& req = flow->request.emplace(RecordedRequest(head));
+  req.scheme = target.scheme;
+  req.host = target.host;
+  req.port = target.port;
+  req.path = target.path;
+  return flow;
 }
 
 void HttpLayer::Reject(http::StreamId id, const http::RequestHead& head, int status,

@@ -14,6 +14,7 @@
 
 #include "http/h1_codec.h"
 #include "proxy/exchange_host.h"
+#include "proxy/request_target.h"
 
 namespace mitmd::proxy {
 
@@ -64,6 +65,14 @@ class HttpLayer : public Layer,
   void OnWireEvent(Wire& wire, WireEvent event) override;
 
   void OnProxyRequest(http::StreamId id, http::Request&& request);
+  // Where a request inside the tunnel points: origin-form (the Host header names the server),
+  // absolute-form or, for a CONNECT to a proxy behind the tunnel, authority-form.
+  Result<Target> TunnelRequestTarget(const http::RequestHead& head) const;
+  // Answers a request whose target is refused (mitmd's own addresses) with the refusal and a
+  // recorded flow. False when the target may be reached.
+  bool RefuseTarget(http::StreamId id, const http::RequestHead& head, const Target& target);
+  // A new flow for a request mitmd answers itself, recorded with where it pointed.
+  std::unique_ptr<Flow> FlowFor(const http::RequestHead& head, const Target& target);
   void Reject(http::StreamId id, const http::RequestHead& head, int status,
               const std::string& message, std::string_view detail = {}, HeaderList extra = {});
   // Answers a complete CONNECT with 200 and hands the connection to Detect.
