@@ -208,11 +208,12 @@ Status App::StartProxy() {
   context_ = std::make_unique<proxy::ProxyContext>(proxy::ProxyContext{
       config_, log_, *authority_, *flows_, *upstream_tls_, *client_tls_, *connections_,
       *passthrough_, *client_certs_, WallClock});
-  context_->viewer_port = &viewer_port_;
-  context_->controls = controls_.get();
+  proxy::HookInputs hooks;
+  hooks.viewer_port = &viewer_port_;
+  hooks.controls = controls_.get();
   CertPage* page = cert_page_.get();
   ca::Authority* ca = authority_.get();
-  context_->cert_page = [page, ca](std::string_view path) -> std::optional<http::StaticResponse> {
+  hooks.cert_page = [page, ca](std::string_view path) -> std::optional<http::StaticResponse> {
     std::lock_guard lock(page->mu);
     if (!page->downloads || page->generation != ca->root_generation()) {
       auto built = web::CaDownloads::Create(ca->root(), ca->root_pem(), ca->root_fingerprint_sha256());
@@ -222,7 +223,7 @@ Status App::StartProxy() {
     }
     return page->downloads->Serve(path);
   };
-  auto server = proxy::ProxyServer::Start(*context_);
+  auto server = proxy::ProxyServer::Start(*context_, std::move(hooks));
   if (!server) return std::unexpected(server.error());
   server_ = std::move(*server);
   return {};

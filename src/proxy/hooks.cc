@@ -39,9 +39,9 @@ std::string AddressText(const sockaddr* sa) {
 
 }  // namespace
 
-DefaultHooks::DefaultHooks(const ProxyContext& ctx, uint16_t proxy_port,
+DefaultHooks::DefaultHooks(const ProxyContext& ctx, HookInputs inputs, uint16_t proxy_port,
                            rules::FlowControl::Post post)
-    : ctx_(ctx), proxy_port_(proxy_port), post_(std::move(post)) {
+    : ctx_(ctx), inputs_(std::move(inputs)), proxy_port_(proxy_port), post_(std::move(post)) {
   if (!post_) post_ = [](std::function<void()> fn) { fn(); };
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) return;
@@ -75,8 +75,8 @@ bool DefaultHooks::IsThisMachine(const std::string& host) const {
 std::optional<HookAnswer> DefaultHooks::CheckTarget(const Target& target) {
   const Config& c = ctx_.config;
   bool proxy_port = target.port == proxy_port_;
-  uint16_t viewer = ctx_.viewer_port ? ctx_.viewer_port->load(std::memory_order_relaxed)
-                                     : (c.web_enabled ? c.web_listen.port : 0);
+  uint16_t viewer = inputs_.viewer_port ? inputs_.viewer_port->load(std::memory_order_relaxed)
+                                        : (c.web_enabled ? c.web_listen.port : 0);
   bool viewer_port = viewer != 0 && target.port == viewer;
   if (!(proxy_port || viewer_port) || !IsThisMachine(target.host)) return std::nullopt;
   std::string message =
@@ -105,7 +105,7 @@ std::optional<HookAnswer> DefaultHooks::ServeLocally(const http::RequestHead&,
                                                      const Target& target) {
   if (target.scheme != "http" || !EqualsIgnoreCase(target.host, kCertHost)) return std::nullopt;
   std::string path = target.path.substr(0, target.path.find('?'));
-  auto page = ctx_.cert_page ? ctx_.cert_page(path) : std::nullopt;
+  auto page = inputs_.cert_page ? inputs_.cert_page(path) : std::nullopt;
   if (!page) {
     std::string message = StrCat("http://", kCertHost, " has nothing at ", path, " (try http://",
                                  kCertHost, "/)");
@@ -126,16 +126,16 @@ std::optional<HookAnswer> DefaultHooks::ServeLocally(const http::RequestHead&,
 }
 
 std::shared_ptr<const rules::RuleSet> DefaultHooks::Rules() {
-  return ctx_.controls ? ctx_.controls->Current() : no_rules_;
+  return inputs_.controls ? inputs_.controls->Current() : no_rules_;
 }
 
 void DefaultHooks::Hold(const std::string& flow_id, rules::Holdable* target,
                         rules::HeldInfo info) {
-  if (ctx_.controls) ctx_.controls->flows().Hold(flow_id, target, post_, std::move(info));
+  if (inputs_.controls) inputs_.controls->flows().Hold(flow_id, target, post_, std::move(info));
 }
 
 void DefaultHooks::Unhold(const std::string& flow_id) {
-  if (ctx_.controls) ctx_.controls->flows().Unhold(flow_id);
+  if (inputs_.controls) inputs_.controls->flows().Unhold(flow_id);
 }
 
 ReplayMark DefaultHooks::ReadReplayMark(const HeaderList& headers) {
@@ -155,7 +155,7 @@ ReplayMark DefaultHooks::ReadReplayMark(const HeaderList& headers) {
     return !w.empty() && w.size() <= 64 && std::all_of(w.begin(), w.end(), id_char);
   };
   if (!std::all_of(words.begin(), words.end(), is_id)) return mark;
-  const std::string& token = ctx_.controls ? ctx_.controls->replay_token() : std::string();
+  const std::string& token = inputs_.controls ? inputs_.controls->replay_token() : std::string();
   if (words.size() == 3 && !token.empty() && words[0].size() == token.size() &&
       CRYPTO_memcmp(words[0].data(), token.data(), token.size()) == 0) {
     mark.replay_of = words[1];

@@ -3,6 +3,7 @@
 // proxy-authentication check, the pages mitmd serves itself (http://mitmd.cert/), the rules and
 // hold filters in force (src/rules), the registry of held flows, and replay marks.
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "http/message.h"
+#include "http/static_response.h"
 #include "proxy/error_page.h"
 #include "proxy/phase.h"
 #include "proxy/proxy_context.h"
@@ -59,13 +61,26 @@ class Hooks {
   virtual ReplayMark ReadReplayMark(const HeaderList& headers) = 0;
 };
 
+// What the default hooks read besides the shared context, all optional.
+struct HookInputs {
+  // Answers http://mitmd.cert/<path> through the proxy (the root's page and downloads, like
+  // mitmproxy's mitm.it); nullopt for an unknown path. Empty: nothing is served.
+  std::function<std::optional<http::StaticResponse>(std::string_view path)> cert_page;
+  // The port the viewer is bound to once it listens (0 until then, or without a viewer), for
+  // refusing requests to it through the proxy; null: the configured --web port.
+  const std::atomic<uint16_t>* viewer_port = nullptr;
+  // The rules and hold filters the user sets at runtime, and the held flows (src/rules). Null:
+  // no rules, nothing held.
+  rules::Controls* controls = nullptr;
+};
+
 class DefaultHooks : public Hooks {
  public:
   // Learns the machine's addresses once (getifaddrs). |proxy_port| is the port the proxy is
   // bound to (the configured one may be 0). |post| runs a function on this worker's loop (the
   // web thread's commands to held flows arrive through it); empty runs it at once, for tests
   // that drive the worker from their own thread.
-  DefaultHooks(const ProxyContext& ctx, uint16_t proxy_port,
+  DefaultHooks(const ProxyContext& ctx, HookInputs inputs, uint16_t proxy_port,
                rules::FlowControl::Post post = {});
   std::optional<HookAnswer> CheckProxyAuth(const http::RequestHead& head,
                                            std::string_view client) override;
@@ -83,6 +98,7 @@ class DefaultHooks : public Hooks {
   bool IsThisMachine(const std::string& host) const;
 
   const ProxyContext& ctx_;
+  const HookInputs inputs_;
   const uint16_t proxy_port_;
   rules::FlowControl::Post post_;
   const std::shared_ptr<const rules::RuleSet> no_rules_ = rules::RuleSet::Empty();

@@ -1,6 +1,8 @@
 #pragma once
 // What every connection shares: read-only configuration and thread-safe services. Passed in,
-// never reached through globals.
+// never reached through globals. The per-worker services (timers, the upstream pool, the hooks)
+// are ConnectionHandler's Services; what only the hooks read (the viewer's port, the rules, the
+// cert page) is theirs (HookInputs), not every connection's.
 
 #include <atomic>
 #include <cstdint>
@@ -17,8 +19,6 @@
 #include "proxy/client_tls.h"
 #include "proxy/passthrough.h"
 #include "proxy/upstream_tls.h"
-#include "http/static_response.h"
-#include "rules/controls.h"
 
 namespace mitmd::proxy {
 
@@ -33,15 +33,6 @@ struct ProxyContext {
   PassthroughPolicy& passthrough;
   const ClientCertStore& client_certs;
   std::function<double()> now;      // wall clock, epoch seconds
-  // Answers http://mitmd.cert/<path> through the proxy (the root's page and downloads, like
-  // mitmproxy's mitm.it); nullopt for an unknown path. May be empty: then nothing is served.
-  std::function<std::optional<http::StaticResponse>(std::string_view path)> cert_page = {};
-  // The port the viewer is bound to once it listens (0 until then, or without a viewer), for
-  // refusing requests to it through the proxy; null: the configured --web port.
-  const std::atomic<uint16_t>* viewer_port = nullptr;
-  // The rules and hold filters the user sets at runtime, and the held flows (src/rules). Null:
-  // no rules, nothing held.
-  rules::Controls* controls = nullptr;
 };
 
 }  // namespace mitmd::proxy

@@ -50,6 +50,7 @@ struct WorkerSlot {
 
 struct ProxyServer::Impl {
   ProxyContext& ctx;
+  HookInputs hook_inputs;
   std::vector<net::ListenSocket> sockets;  // one per entry of |listening|
   std::vector<ProxyServer::Listening> listening;
   net::AcceptErrorLog accept_errors;  // shared by the slots' back-offs
@@ -94,8 +95,9 @@ ProxyServer::ProxyServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 ProxyServer::~ProxyServer() { Shutdown(); }
 
-Result<std::unique_ptr<ProxyServer>> ProxyServer::Start(ProxyContext& ctx) {
+Result<std::unique_ptr<ProxyServer>> ProxyServer::Start(ProxyContext& ctx, HookInputs hooks) {
   auto impl = std::make_unique<Impl>(ctx);
+  impl->hook_inputs = std::move(hooks);
   std::vector<ProxyMode> modes = ctx.config.modes;
   if (modes.empty()) modes.emplace_back();  // regular
   bool https_hop = std::any_of(modes.begin(), modes.end(), [](const ProxyMode& m) {
@@ -160,7 +162,7 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::Start(ProxyContext& ctx) {
       const ProxyMode& mode = ls->listening->mode;
       net::Worker* loop = slot->worker.get();
       ls->hooks = std::make_unique<DefaultHooks>(
-          ctx, impl->sockets[l].bound.port,
+          ctx, impl->hook_inputs, impl->sockets[l].bound.port,
           [loop](std::function<void()> fn) { loop->Post(std::move(fn)); });
       ls->dialing = std::make_unique<DialingUpstreams>(
           ctx, slot->worker->base(), *slot->dialer, slot->graveyard, *slot->timers,

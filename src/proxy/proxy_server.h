@@ -9,6 +9,7 @@
 #include "core/address.h"
 #include "core/proxy_mode.h"
 #include "core/result.h"
+#include "proxy/hooks.h"
 #include "proxy/proxy_context.h"
 
 namespace mitmd::proxy {
@@ -16,7 +17,7 @@ namespace mitmd::proxy {
 class ProxyServer {
  public:
   // Binds config.listen and starts the workers.
-  static Result<std::unique_ptr<ProxyServer>> Start(ProxyContext& ctx);
+  static Result<std::unique_ptr<ProxyServer>> Start(ProxyContext& ctx, HookInputs hooks = {});
   ~ProxyServer();
 
   // The first listener's address.

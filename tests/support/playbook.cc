@@ -399,12 +399,12 @@ Playbook::Playbook(std::function<void(Config&)> configure) : log_(2, LogLevel::k
   ctx_ = std::make_unique<proxy::ProxyContext>(proxy::ProxyContext{
       config_, log_, *ca_, sink_, *upstream_tls_, *client_tls_, registry_, *passthrough_,
       *client_certs_, [this] { return clock_; }});
-  ctx_->controls = &controls_;
   timers_ = std::make_unique<FakeTimers>(&clock_);
   upstreams_ = std::make_unique<FakeUpstreams>(registry_);
   pool_ = std::make_unique<proxy::UpstreamPool>(
       *upstreams_, *timers_, proxy::PoolLimits{config_.pool_max_idle, config_.pool_idle_timeout});
-  hooks_ = std::make_unique<proxy::DefaultHooks>(*ctx_, config_.listen.port);
+  hooks_ = std::make_unique<proxy::DefaultHooks>(*ctx_, proxy::HookInputs{.controls = &controls_},
+                                                 config_.listen.port);
   auto client = std::make_unique<FakeWire>();
   client_ = client.get();
   handler_ = std::make_unique<proxy::ConnectionHandler>(
