@@ -35,6 +35,7 @@ void BodyRecord::Append(const char* data, size_t len, size_t cap) {
   }
 }
 
+// scheme://host[:port]/path; for a CONNECT with no path (authority-form), host:port.
 std::string HttpRequest::Url() const {
   std::string bracketed = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   // A CONNECT names only an authority (authority-form): that is its URL, as mitmproxy shows it.

@@ -55,7 +55,6 @@ struct HttpRequest {
   HeaderList trailers;
   BodyRecord body;
 
-  // scheme://host[:port]/path; for a CONNECT with no path (authority-form), host:port.
   std::string Url() const;
 };
 
