@@ -235,17 +235,9 @@ int Export(const SessionsArgs& a, std::ostream& out, std::ostream& err) {
     return kExitError;
   }
   const bool har = a.format == "har";
-  HarOptions har_options;
-  std::string head, tail;
-  if (har) {
-    // {"log":{...,"entries":[]}}: the entries are streamed between the brackets.
-    std::string doc = BuildHar({}, har_options).dump();
-    size_t cut = doc.rfind("\"entries\":[]") + std::string_view("\"entries\":[").size();
-    head = doc.substr(0, cut);
-    tail = doc.substr(cut);
-  }
+  HarStream har_stream{HarOptions{}};
   store::SqlPrefilter pre = store::CompilePrefilter(filter->text());
-  std::string chunk = head;
+  std::string chunk = har ? har_stream.Head() : std::string();
   uint64_t after = 0, exported = 0;
   Status st;
   while (st) {
@@ -264,8 +256,7 @@ int Export(const SessionsArgs& a, std::ostream& out, std::ostream& err) {
     }
     for (const auto& e : page->flows) {
       if (har) {
-        if (exported > 0) chunk.push_back(',');
-        chunk += BuildHarEntry(*e.flow, har_options).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        har_stream.AppendEntry(*e.flow, chunk);
       } else {
         AppendFlowJsonLine(*e.flow, chunk);
         chunk.push_back('\n');
@@ -279,7 +270,7 @@ int Export(const SessionsArgs& a, std::ostream& out, std::ostream& err) {
     if (page->next_after == 0) break;
     after = page->next_after;
   }
-  chunk += tail;
+  if (har) chunk += har_stream.Tail();
   if (st) st = sink->Write(chunk);
   if (st) st = sink->Close();
   if (!st) {

@@ -133,10 +133,21 @@ struct Modification {
 // Bytes of a body kept in a Modification's |before| and |after|.
 inline constexpr size_t kModificationCap = 64 * 1024;
 
+// What a browser's HAR export said about an entry beyond the exchange: kept on import so the flow
+// goes out again in a HAR with its page, initiator and resource type. JSON "har".
+struct HarContext {
+  std::string page_id;        // the entry's pageref
+  std::string page_title;     // that page's title
+  std::string page_started;   // that page's startedDateTime, as the file wrote it
+  std::string initiator;      // _initiator as JSON text (Chrome: {"type":"script","stack":...})
+  std::string resource_type;  // _resourceType: "document", "script", "xhr", ...
+  bool operator==(const HarContext&) const = default;
+};
+
 struct Flow {
   enum class Kind { kHttp, kTunnel };
 
-  std::string id;  // random UUID
+  std::string id;  // a version 7 UUID (NewFlowId)
   Kind kind = Kind::kHttp;
   FlowState state = FlowState::kDone;
   // Grows with every published snapshot of a live flow (1, 2, ...), so a consumer that sees
@@ -169,9 +180,10 @@ struct Flow {
   // Every change rules or the user made, in the order they were made.
   std::vector<Modification> modified_by;
   std::string replay_of;  // the id of the flow this one replays; empty for live traffic
+  std::optional<HarContext> har;  // only for flows imported from a HAR file
 };
 
-// A random version 4 UUID.
+// A version 7 UUID: time-ordered to the millisecond, random after that.
 std::string NewFlowId();
 
 }  // namespace mitmd

@@ -227,6 +227,17 @@ Result<Flow> FlowFromJson(const json& j) {
     f.response = std::move(resp);
   }
   top.String("replay_of", f.replay_of);
+  if (auto h = top.Object("har")) {
+    HarContext har;
+    h->String("initiator", har.initiator);
+    h->String("resource_type", har.resource_type);
+    if (auto page = h->Object("page")) {
+      page->String("id", har.page_id);
+      page->String("started", har.page_started);
+      page->String("title", har.page_title);
+    }
+    f.har = std::move(har);
+  }
   if (const json* mods = top.Array("modified_by")) {
     for (size_t i = 0; i < mods->size(); ++i) {
       JsonFields m = top.Nested((*mods)[i], StrCat("modified_by[", i, "]"));
@@ -292,9 +303,9 @@ void WriteStrings(JsonWriter& w, const std::vector<std::string>& strings) {
   w.Raw("]");
 }
 
-void WriteBody(JsonWriter& w, const BodyRecord& b) {
+void WriteBody(JsonWriter& w, const BodyRecord& b, BodyContent content) {
   w.Raw("{\"content\":");
-  bool text = w.StringIfUtf8(b.content);
+  bool text = w.StringIfUtf8(content == BodyContent::kOmit ? std::string_view() : b.content);
   if (!text) w.Base64String(b.content);
   w.Raw(text ? ",\"encoding\":\"text\",\"size\":" : ",\"encoding\":\"base64\",\"size\":");
   w.Uint(b.size);
@@ -361,9 +372,9 @@ void WriteTimings(JsonWriter& w, const Timings& t) {
   w.Raw("}");
 }
 
-void WriteRequest(JsonWriter& w, const HttpRequest& r) {
+void WriteRequest(JsonWriter& w, const HttpRequest& r, BodyContent content) {
   w.Raw("{\"body\":");
-  WriteBody(w, r.body);
+  WriteBody(w, r.body, content);
   w.Raw(",\"headers\":");
   WriteHeaders(w, r.headers);
   w.Raw(",\"host\":");
@@ -389,9 +400,9 @@ void WriteRequest(JsonWriter& w, const HttpRequest& r) {
   w.Raw("}");
 }
 
-void WriteResponse(JsonWriter& w, const HttpResponse& r) {
+void WriteResponse(JsonWriter& w, const HttpResponse& r, BodyContent content) {
   w.Raw("{\"body\":");
-  WriteBody(w, r.body);
+  WriteBody(w, r.body, content);
   w.Raw(",\"headers\":");
   WriteHeaders(w, r.headers);
   if (!r.informational.empty()) {
@@ -491,6 +502,10 @@ size_t EstimateLineSize(const Flow& f) {
     body(f.response->body);
   }
   if (f.error) n += f.error->phase.size() + f.error->message.size();
+  if (f.har) {
+    n += 96 + 2 * (f.har->initiator.size() + f.har->page_id.size() + f.har->page_title.size() +
+                   f.har->page_started.size() + f.har->resource_type.size());
+  }
   if (f.websocket) {
     for (const WebSocketMessage& m : f.websocket->messages) n += 160 + m.content.size() * 4 / 3;
   }
@@ -499,7 +514,7 @@ size_t EstimateLineSize(const Flow& f) {
 
 }  // namespace
 
-void AppendFlowJsonLine(const Flow& f, std::string& out) {
+void AppendFlowJsonLine(const Flow& f, std::string& out, BodyContent content) {
   out.reserve(out.size() + EstimateLineSize(f));
   JsonWriter w(out);
   w.Raw("{\"body_record_cap\":");
@@ -526,6 +541,19 @@ void AppendFlowJsonLine(const Flow& f, std::string& out) {
     w.String(f.error->message);
     w.Raw(",\"phase\":");
     w.String(f.error->phase);
+    w.Raw("}");
+  }
+  if (f.har) {
+    w.Raw(",\"har\":{\"initiator\":");
+    w.String(f.har->initiator);
+    w.Raw(",\"page\":{\"id\":");
+    w.String(f.har->page_id);
+    w.Raw(",\"started\":");
+    w.String(f.har->page_started);
+    w.Raw(",\"title\":");
+    w.String(f.har->page_title);
+    w.Raw("},\"resource_type\":");
+    w.String(f.har->resource_type);
     w.Raw("}");
   }
   w.Raw(",\"id\":");
@@ -559,11 +587,11 @@ void AppendFlowJsonLine(const Flow& f, std::string& out) {
   }
   if (f.request) {
     w.Raw(",\"request\":");
-    WriteRequest(w, *f.request);
+    WriteRequest(w, *f.request, content);
   }
   if (f.response) {
     w.Raw(",\"response\":");
-    WriteResponse(w, *f.response);
+    WriteResponse(w, *f.response, content);
   }
   w.Raw(",\"schema\":");
   w.Int(kSchemaVersion);

@@ -30,7 +30,12 @@ Result<Flow> FlowFromJson(const nlohmann::json& j);
 // subpart (as nlohmann's error_handler_t::replace does).
 std::string FlowToJsonLine(const Flow& flow);
 
+// Whether a body's bytes go into the line. kOmit writes the content as "" (size and truncated
+// kept): the session store keeps the bytes in a table of their own.
+enum class BodyContent { kInclude, kOmit };
+
 // Appends FlowToJsonLine(flow) to |out| (no newline), so a caller can reuse one buffer.
-void AppendFlowJsonLine(const Flow& flow, std::string& out);
+void AppendFlowJsonLine(const Flow& flow, std::string& out,
+                        BodyContent content = BodyContent::kInclude);
 
 }  // namespace mitmd

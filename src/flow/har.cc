@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <ctime>
+#include <unordered_map>
 
 #include "core/strings.h"
 #include "flow/json_fields.h"
@@ -447,17 +448,55 @@ json BuildHarEntry(const Flow& f, const HarOptions& options) {
     }
     entry["_webSocketMessages"] = std::move(messages);
   }
+  if (f.har) {
+    if (!f.har->page_id.empty()) entry["pageref"] = f.har->page_id;
+    if (!f.har->resource_type.empty()) entry["_resourceType"] = f.har->resource_type;
+    if (!f.har->initiator.empty()) {
+      json initiator = json::parse(f.har->initiator, nullptr, /*allow_exceptions=*/false);
+      entry["_initiator"] = initiator.is_discarded() ? json(f.har->initiator) : std::move(initiator);
+    }
+  }
   return entry;
 }
 
+namespace {
+
+json PageJson(const HarContext& c) {
+  return {{"id", c.page_id},
+          {"title", c.page_title},
+          {"startedDateTime", c.page_started},
+          {"pageTimings", json::object()}};
+}
+
+}  // namespace
+
+HarStream::HarStream(HarOptions options) : options_(std::move(options)) {}
+
+std::string HarStream::Head() const {
+  json creator = {{"name", "mitmd"}, {"version", options_.creator_version}};
+  return StrCat("{\"log\":{\"version\":\"1.2\",\"creator\":", creator.dump(), ",\"entries\":[");
+}
+
+void HarStream::AppendEntry(const Flow& flow, std::string& out) {
+  if (entries_++ > 0) out.push_back(',');
+  out += BuildHarEntry(flow, options_).dump(-1, ' ', false, json::error_handler_t::replace);
+  if (flow.har && !flow.har->page_id.empty() && pages_.size() < kMaxPages &&
+      seen_pages_.insert(flow.har->page_id).second) {
+    pages_.push_back(PageJson(*flow.har));
+  }
+}
+
+std::string HarStream::Tail() const {
+  return StrCat("],\"pages\":", json(pages_).dump(-1, ' ', false, json::error_handler_t::replace),
+                "}}");
+}
+
 json BuildHar(const std::vector<std::shared_ptr<const Flow>>& flows, const HarOptions& options) {
-  json entries = json::array();
-  for (const auto& f : flows) entries.push_back(BuildHarEntry(*f, options));
-  return {{"log",
-           {{"version", "1.2"},
-            {"creator", {{"name", "mitmd"}, {"version", options.creator_version}}},
-            {"pages", json::array()},
-            {"entries", std::move(entries)}}}};
+  HarStream stream(options);
+  std::string doc = stream.Head();
+  for (const auto& f : flows) stream.AppendEntry(*f, doc);
+  doc += stream.Tail();
+  return json::parse(doc);
 }
 
 namespace {
@@ -523,7 +562,7 @@ double NonNegative(JsonFields& timings, std::string_view key) {
   return v > 0 ? v / 1000.0 : 0;
 }
 
-Result<Flow> FlowFromHarEntry(const json& e) {
+Result<Flow> FlowFromHarEntry(const json& e, const std::unordered_map<std::string, const json*>& pages) {
   const json absent;  // stands for an optional object the entry leaves out
   std::string error;
   JsonFields entry(e, "", error);
@@ -625,6 +664,21 @@ Result<Flow> FlowFromHarEntry(const json& e) {
   ft.response_start = at += NonNegative(*t, "wait");
   ft.response_end = at + NonNegative(*t, "receive");
   if (!f.response && f.kind == Flow::Kind::kHttp) ft.response_start = ft.response_end = 0;
+  // A browser's context for the entry: its page, what started it, what kind of resource it is.
+  HarContext har;
+  entry.String("pageref", har.page_id);
+  entry.String("_resourceType", har.resource_type);
+  if (e.contains("_initiator") && !e["_initiator"].is_null()) {
+    const json& initiator = e["_initiator"];
+    har.initiator = initiator.is_string() ? initiator.get<std::string>()
+                                          : initiator.dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  if (auto page = pages.find(har.page_id); !har.page_id.empty() && page != pages.end()) {
+    JsonFields p = entry.Nested(*page->second, StrCat("page ", har.page_id));
+    p.String("title", har.page_title);
+    p.String("startedDateTime", har.page_started);
+  }
+  if (har != HarContext{}) f.har = std::move(har);
   if (!error.empty()) return Fail(error);
   return f;
 }
@@ -637,9 +691,17 @@ Result<HarImport> FlowsFromHar(const json& har) {
     return Fail("not a HAR file: no log.entries array");
   }
   HarImport out;
+  std::unordered_map<std::string, const json*> pages;
+  if (const json& log = har["log"]; log.contains("pages") && log["pages"].is_array()) {
+    for (const json& page : log["pages"]) {
+      if (page.is_object() && page.contains("id") && page["id"].is_string()) {
+        pages.emplace(page["id"].get<std::string>(), &page);
+      }
+    }
+  }
   const json& entries = har["log"]["entries"];
   for (size_t i = 0; i < entries.size(); ++i) {
-    auto f = FlowFromHarEntry(entries[i]);
+    auto f = FlowFromHarEntry(entries[i], pages);
     if (f) {
       out.flows.push_back(std::move(*f));
       continue;

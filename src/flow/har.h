@@ -8,10 +8,13 @@
 // connection, blocked is the wait between that and the request, send/wait/receive the request
 // and response phases. Tunnels become CONNECT entries. mitmd-specific facts ride in "_"-prefixed
 // fields: _flowId, _clientConnection, _upstreamConnection, _upstreamReused, _error, _tls.
+// Import keeps what a browser's export says beyond the exchange (pageref and its page,
+// _initiator, _resourceType) in Flow::har, and export writes it back.
 
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -30,6 +33,25 @@ struct HarOptions {
 nlohmann::json BuildHarEntry(const Flow& flow, const HarOptions& options);
 nlohmann::json BuildHar(const std::vector<std::shared_ptr<const Flow>>& flows,
                         const HarOptions& options);
+
+// A HAR document written piece by piece, for exports of any size: Head(), then AppendEntry for
+// each flow in order, then Tail(). The pages of imported flows (HarContext) are collected on the
+// way and written in the tail, each once, in the order first seen (at most kMaxPages).
+class HarStream {
+ public:
+  static constexpr size_t kMaxPages = 10000;
+  explicit HarStream(HarOptions options);
+  std::string Head() const;
+  void AppendEntry(const Flow& flow, std::string& out);
+  std::string Tail() const;
+  size_t entries() const { return entries_; }
+
+ private:
+  HarOptions options_;
+  size_t entries_ = 0;
+  std::vector<nlohmann::json> pages_;
+  std::unordered_set<std::string> seen_pages_;
+};
 
 // ISO 8601 UTC with milliseconds: 2024-05-01T12:00:00.123Z.
 std::string IsoTimeMillis(double epoch_seconds);

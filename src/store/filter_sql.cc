@@ -1,7 +1,7 @@
 #include "store/filter_sql.h"
 
-#include <cctype>
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <optional>
 
@@ -65,6 +65,12 @@ std::optional<std::pair<int, int>> StatusRange(std::string_view v) {
 
 }  // namespace
 
+std::string ReversedHost(std::string_view host) {
+  std::string out = Lower(host);
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
 SqlPrefilter CompilePrefilter(std::string_view text) {
   SqlPrefilter out;
   std::string lower = Lower(text);
@@ -109,7 +115,21 @@ SqlPrefilter CompilePrefilter(std::string_view text) {
       out.args.push_back(std::string(value));
       conditions.push_back(StrCat("method=?", out.args.size(), " COLLATE NOCASE"));
     } else if (field == "host") {
-      // host:H is H itself or a subdomain of it, with glob wildcards: the host ends with H.
+      // host:H is H itself or a subdomain of it, with glob wildcards: the host ends with H. The
+      // part of H after its last wildcard, reversed, is a prefix of rhost: an index range
+      // [P, P+1) finds it (a superset where H has wildcards or P is followed by a character
+      // other than '.'; the LIKE and then the filter itself decide).
+      std::string_view literal = value.substr(value.find_last_of("*?") + 1);
+      if (!literal.empty()) {
+        std::string lo = ReversedHost(literal);
+        std::string hi = lo;
+        hi.back() = static_cast<char>(static_cast<unsigned char>(hi.back()) + 1);
+        if (static_cast<unsigned char>(lo.back()) != 0xFF) {
+          out.args.push_back(lo);
+          out.args.push_back(hi);
+          conditions.push_back(StrCat("rhost>=?", out.args.size() - 1, " AND rhost<?", out.args.size()));
+        }
+      }
       out.args.push_back(StrCat("%", LikeEscape(value, true)));
       conditions.push_back(StrCat("host LIKE ?", out.args.size(), " ESCAPE '\\'"));
       exact = false;

@@ -22,4 +22,8 @@ struct SqlPrefilter {
 
 SqlPrefilter CompilePrefilter(std::string_view filter_text);
 
+// The host lower-cased and reversed ("Api.Example.com" -> "moc.elpmaxe.ipa"): the flows table's
+// rhost column, whose index finds a host and its subdomains as one range.
+std::string ReversedHost(std::string_view host);
+
 }  // namespace mitmd::store

@@ -31,7 +31,7 @@
 
 namespace mitmd::store {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // One flow to write.
 struct FlowPut {
@@ -140,6 +140,7 @@ class SessionDb {
  private:
   SessionDb(std::string path, SqlitePtr db) : path_(std::move(path)), db_(std::move(db)) {}
   Status Migrate();
+  Status FillReversedHosts();  // rhost for the rows a version 1 file already holds
   Status PrepareWriter();
   Result<std::shared_ptr<const Flow>> LoadFlow(uint64_t seq, std::string_view json);
   Result<size_t> DeleteWhere(const std::string& condition, const std::function<void(Stmt&)>& bind);

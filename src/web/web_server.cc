@@ -275,9 +275,7 @@ struct WebServer::Impl {
     Filter filter;
     store::SqlPrefilter prefilter;
     uint64_t after = 0;   // the last seq sent
-    size_t sent = 0;
-    HarOptions options;
-    std::string tail;  // what closes the document after the last entry
+    std::unique_ptr<HarStream> har;
   };
 
   Impl(event_base* b, WebOptions o, FlowStore& s, ca::Authority& a, ConnectionRegistry& c, Logger& l)
@@ -1148,7 +1146,9 @@ void WebServer::Impl::ExportHar(evhttp_request* req, const Params& params) {
   auto x = std::make_unique<HarExport>();
   x->req = req;
   x->db = session;
-  x->options.creator_version = opts.version;
+  HarOptions har_options;
+  har_options.creator_version = opts.version;
+  x->har = std::make_unique<HarStream>(std::move(har_options));
   x->prefilter = store::CompilePrefilter(filter->text());
   x->filter = std::move(*filter);
   evkeyvalq* h = evhttp_request_get_output_headers(req);
@@ -1157,15 +1157,12 @@ void WebServer::Impl::ExportHar(evhttp_request* req, const Params& params) {
   evhttp_add_header(h, "Cache-Control", "no-store");
   std::string disp = StrCat("attachment; filename=\"mitmd-", TimestampForFile(), ".har\"");
   evhttp_add_header(h, "Content-Disposition", disp.c_str());
-  // {"log":{...,"entries":[]}}: the entries go between the brackets.
-  std::string doc = Dump(BuildHar({}, x->options));
-  size_t cut = doc.rfind("\"entries\":[]") + std::string_view("\"entries\":[").size();
-  x->tail = doc.substr(cut);
+  std::string head_text = x->har->Head();
   evhttp_send_reply_start(req, 200, "OK");
   evhttp_connection_set_closecb(conn, &Impl::ViewerClosedCb, this);
   exports[conn] = std::move(x);
   evbuffer* head = evbuffer_new();
-  evbuffer_add(head, doc.data(), cut);
+  evbuffer_add(head, head_text.data(), head_text.size());
   evhttp_send_reply_chunk_with_cb(req, head, &Impl::ExportChunkSentCb, this);
   evbuffer_free(head);
 }
@@ -1195,11 +1192,9 @@ void WebServer::Impl::ContinueExport(evhttp_connection* conn) {
       done = true;
       break;
     }
-    for (const auto& e : page->flows) {
-      std::string entry = Dump(BuildHarEntry(*e.flow, x.options));
-      if (x.sent++ > 0) evbuffer_add(buf, ",", 1);
-      evbuffer_add(buf, entry.data(), entry.size());
-    }
+    std::string entries;
+    for (const auto& e : page->flows) x.har->AppendEntry(*e.flow, entries);
+    evbuffer_add(buf, entries.data(), entries.size());
     if (page->next_after == 0) {
       done = true;
       break;
@@ -1211,7 +1206,8 @@ void WebServer::Impl::ContinueExport(evhttp_connection* conn) {
     evbuffer_free(buf);
     return;
   }
-  evbuffer_add(buf, x.tail.data(), x.tail.size());
+  std::string tail = x.har->Tail();
+  evbuffer_add(buf, tail.data(), tail.size());
   evhttp_request* req = x.req;
   exports.erase(it);
   evhttp_send_reply_chunk(req, buf);

@@ -88,9 +88,13 @@ TEST(FlowJsonTest, GoldenRecord) {
 TEST(FlowJsonTest, RoundTrips) {
   Flow f = SampleFlow();
   f.error = FlowError{"upstream_tls", "upstream certificate has expired (notAfter 2020-01-01)"};
+  f.har = HarContext{"page_1", "Shop \"cart\"", "2026-01-02T03:04:05.678Z",
+                     R"({"type":"script","url":"https://a.test/app.js"})", "fetch"};
+  EXPECT_EQ(FlowToJsonLine(f), FlowToJson(f).dump());  // the two writers agree on every field
   auto back = FlowFromJson(nlohmann::json::parse(FlowToJsonLine(f)));
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(FlowToJson(*back), FlowToJson(f));
+  EXPECT_EQ(back->har, f.har);
   EXPECT_EQ(back->response->body.content, std::string("\x00\xff\x10", 3));
   EXPECT_EQ(back->error->phase, "upstream_tls");
 }

@@ -161,6 +161,55 @@ TEST(HarTest, ImportRestoresFlows) {
               original.timings.response_end - original.timings.request_start, 1e-3);
 }
 
+// A browser's export says which page loaded each request, what started it and what kind of
+// resource it is: import keeps that, and export writes it back, pages included, each page once.
+TEST(HarTest, ImportKeepsPagesInitiatorAndResourceTypeAndExportWritesThemBack) {
+  json har = BuildHar(Share({MakeFlow({.path = "/"}), MakeFlow({.path = "/app.js"}),
+                             MakeFlow({.path = "/api"})}),
+                      {});
+  json& log = har["log"];
+  log["pages"] = json::parse(R"([{"id":"page_1","title":"Shop","startedDateTime":"2026-01-02T03:04:05.678Z",
+                                  "pageTimings":{"onLoad":120}},
+                                 {"id":"page_2","title":"Cart","startedDateTime":"2026-01-02T03:05:00.000Z",
+                                  "pageTimings":{}}])");
+  log["entries"][0]["pageref"] = "page_1";
+  log["entries"][0]["_resourceType"] = "document";
+  log["entries"][0]["_initiator"] = json::parse(R"({"type":"other"})");
+  log["entries"][1]["pageref"] = "page_1";
+  log["entries"][1]["_resourceType"] = "script";
+  log["entries"][1]["_initiator"] = json::parse(R"({"type":"parser","url":"https://a.test/","lineNumber":3})");
+  log["entries"][2]["pageref"] = "page_2";
+  log["entries"][2]["_resourceType"] = "fetch";
+  auto imported = FlowsFromHar(har);
+  ASSERT_TRUE(imported) << imported.error().message;
+  ASSERT_EQ(imported->flows.size(), 3u);
+  const Flow& script = imported->flows[1];
+  ASSERT_TRUE(script.har);
+  EXPECT_EQ(script.har->page_id, "page_1");
+  EXPECT_EQ(script.har->page_title, "Shop");
+  EXPECT_EQ(script.har->page_started, "2026-01-02T03:04:05.678Z");
+  EXPECT_EQ(script.har->resource_type, "script");
+  EXPECT_EQ(json::parse(script.har->initiator)["lineNumber"], 3);
+  EXPECT_FALSE(imported->flows[2].har->page_title.empty());
+  EXPECT_TRUE(imported->flows[2].har->initiator.empty());
+
+  std::vector<Flow> flows = imported->flows;
+  flows.push_back(MakeFlow({.path = "/live"}));  // live traffic: no page
+  json again = BuildHar(Share(std::move(flows)), {});
+  const json& pages = again["log"]["pages"];
+  ASSERT_EQ(pages.size(), 2u);
+  EXPECT_EQ(pages[0]["id"], "page_1");
+  EXPECT_EQ(pages[0]["title"], "Shop");
+  EXPECT_EQ(pages[0]["startedDateTime"], "2026-01-02T03:04:05.678Z");
+  EXPECT_EQ(pages[1]["id"], "page_2");
+  const json& entries = again["log"]["entries"];
+  EXPECT_EQ(entries[1]["pageref"], "page_1");
+  EXPECT_EQ(entries[1]["_resourceType"], "script");
+  EXPECT_EQ(entries[1]["_initiator"]["type"], "parser");
+  EXPECT_FALSE(entries[3].contains("pageref"));
+  EXPECT_FALSE(entries[3].contains("_initiator"));
+}
+
 TEST(HarTest, ImportSkipsEntriesWithoutARequest) {
   json har = json::parse(R"({"log":{"version":"1.2","entries":[
       {"request":{"method":"GET","url":"http://a.test/x"},"response":{"status":200}},
