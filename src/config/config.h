@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ca/keys.h"
+#include "ca/server_certs.h"
 #include "core/address.h"
 #include "core/proxy_mode.h"
 #include "rules/rule.h"
@@ -69,6 +70,7 @@ struct Config {
   std::chrono::seconds auto_passthrough_ttl{600};
   std::string client_cert;      // PEM with certificate and key, for every upstream that asks
   std::string client_cert_dir;  // <dir>/<host>.pem per host (wins over client_cert)
+  std::vector<ca::ServerCert> server_certs;  // --cert: presented instead of a minted leaf
   std::string keylog_file;      // NSS key log of both sides (also $SSLKEYLOGFILE)
   // Changing traffic (src/rules): rules from the command line (added to <confdir>/rules.json's),
   // hold filters, and how much of a held or rewritten body is buffered.

@@ -1,6 +1,7 @@
 #include "config/options.h"
 
 #include <charconv>
+#include <ctime>
 #include <regex>
 
 #include "core/strings.h"
@@ -365,6 +366,16 @@ constexpr OptionSpec kOptions[] = {
        return {};
      },
      "how long such a host is tunnelled (default 600)"},
+    {"--cert", "[DOMAIN=]PATH", Arity::kRepeatable,
+     [](Config& c, std::string_view v) -> Status {
+       auto cert = ca::LoadServerCert(v, time(nullptr));
+       if (!cert) return Fail(StrCat("--cert: ", cert.error().message));
+       c.server_certs.push_back(std::move(*cert));
+       return {};
+     },
+     "present this certificate to clients instead of minting one (repeatable): PATH is a PEM\n"
+     "with the chain and its key; DOMAIN (example.com or *.example.com) limits it to clients\n"
+     "asking for that name (their SNI, else the host), without it any name"},
     {"--client-cert", "FILE", Arity::kValue,
      [](Config& c, std::string_view v) -> Status {
        if (auto st = NonEmpty("--client-cert", v); !st) return st;

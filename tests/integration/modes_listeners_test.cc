@@ -268,6 +268,45 @@ TEST_F(ModesListenersTest, ReverseVerifiesTheServerForItsOwnNameAndRewritesHost)
   EXPECT_EQ(flows[0]["server"]["tls"]["sni"], "localhost") << flows[0].dump();
 }
 
+// --cert: a reverse proxy in front of a site presents the site's own certificate (issued by a CA
+// of the user's, not mitmd's root) to clients asking for its name, and still records the flows;
+// a name no --cert matches gets a leaf minted from mitmd's root as before.
+TEST_F(ModesListenersTest, ReversePresentsTheUsersCertificate) {
+  UpstreamServer* up = StartUpstream(TlsUpstream());
+  ASSERT_TRUE(up);
+  TestCa user_ca("the user's CA");
+  CertFiles user_ca_files = user_ca.root().Write(dir_, "user-ca");
+  TestCert site = user_ca.Issue(LeafSpec::OnlyFor("site.test"));
+  std::string pem = dir_.File("site.pem");  // one file: certificate, chain, key
+  WriteFile(pem, site.CertPem() + user_ca.root().CertPem() + site.KeyPem());
+  ASSERT_NO_FATAL_FAILURE(StartMitmd({"--mode", "reverse:https://localhost:" +
+                                      std::to_string(up->port()), "--cert", "site.test=" + pem}));
+  std::string site_url = "site.test:" + std::to_string(mitmd_.port());
+  ProcessResult r = RunCurl({"--cacert", user_ca_files.cert, "--resolve", site_url + ":127.0.0.1",
+                             "-o", "/dev/null", "-w", "%{http_code} %{certs}",
+                             "https://" + site_url + "/bytes/7"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.starts_with("200 ")) << r.out;
+  // curl's %{certs} lists each certificate the server sent, as PEM: the first is the site's.
+  size_t first = r.out.find("-----BEGIN CERTIFICATE-----");
+  ASSERT_NE(first, std::string::npos) << r.out;
+  std::string sent = r.out.substr(first, site.CertPem().size());
+  EXPECT_EQ(sent, site.CertPem()) << "exactly the --cert certificate, not a minted one";
+
+  std::string alias = "alias.test:" + std::to_string(mitmd_.port());
+  r = RunCurl({"--cacert", mitmd_.ca_cert_path(), "--resolve", alias + ":127.0.0.1", "-o",
+               "/dev/null", "-w", "%{http_code}", "https://" + alias + "/bytes/8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200") << "other names still get a minted leaf";
+
+  auto flows = mitmd_.WaitForFlows(2);
+  ASSERT_EQ(flows.size(), 2u);
+  EXPECT_EQ(flows[0]["client"]["entry"], "reverse");
+  EXPECT_EQ(flows[0]["client"]["tls"]["sni"], "site.test");
+  EXPECT_EQ(flows[0]["response"]["status"], 200) << flows[0].dump();
+  EXPECT_EQ(up->requests_served(), 2u);
+}
+
 TEST_F(ModesListenersTest, SeveralModesOnTheirOwnPortsAndTransparentWithoutARedirect) {
   UpstreamServer* up = StartUpstream(PlainUpstream());
   ASSERT_TRUE(up);

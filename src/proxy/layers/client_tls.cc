@@ -1,5 +1,6 @@
 #include "proxy/layers/client_tls.h"
 
+#include "ca/server_certs.h"
 #include "core/strings.h"
 #include "proxy/layers/h2_layer.h"
 #include "proxy/layers/http_layer.h"
@@ -118,13 +119,19 @@ void ClientTlsLayer::ResumeHandshake(const std::optional<CertInfo>& upstream_cer
       if (san.starts_with("IP:")) spec.upstream_ips.push_back(san.substr(3));
     }
   }
-  auto leaf = conn_.ctx().ca.LeafFor(spec);
+  // A --cert for the name the client asked for wins over minting (reverse mode's usual case).
+  std::shared_ptr<const ca::Leaf> leaf = ca::FindServerCert(
+      conn_.ctx().config.server_certs, hello_->sni.empty() ? host_ : hello_->sni);
   if (!leaf) {
-    RecordFailure(StrCat("cannot mint a certificate: ", leaf.error().message));
-    conn_.Close("leaf minting failed");
-    return;
+    auto minted = conn_.ctx().ca.LeafFor(spec);
+    if (!minted) {
+      RecordFailure(StrCat("cannot mint a certificate: ", minted.error().message));
+      conn_.Close("leaf minting failed");
+      return;
+    }
+    leaf = *minted;
   }
-  leaf_ = *leaf;
+  leaf_ = std::move(leaf);
   state_ = State::kHandshake;
   timer_->Arm(conn_.ctx().config.handshake_timeout);
   conn_.client().ContinueHandshake();
