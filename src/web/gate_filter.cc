@@ -1,6 +1,7 @@
 #include "web/gate_filter.h"
 
 #include <event2/buffer.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -99,8 +100,16 @@ bufferevent_filter_result Output(evbuffer* src, evbuffer* dst, ev_ssize_t, buffe
   } else {
     evutil_socket_t fd = bufferevent_getfd(g.inner);
     while (evbuffer_get_length(src) > 0) {
-      if (evbuffer_write(src, fd) > 0) continue;
-      if (errno == EINTR) continue;
+      // send with MSG_NOSIGNAL, not evbuffer_write's writev: a peer that is already gone must
+      // be an EPIPE here, not a SIGPIPE for a process that has not ignored it.
+      evbuffer_iovec vec;
+      if (evbuffer_peek(src, -1, nullptr, &vec, 1) < 1) break;
+      ssize_t n = ::send(fd, vec.iov_base, vec.iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        evbuffer_drain(src, static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         if (g.writable == nullptr) {
           g.writable = event_new(bufferevent_get_base(g.self), fd, EV_WRITE, &FlushCb, &g);
