@@ -35,8 +35,9 @@ TEST_F(CorePoolTest, TwoCurlProcessesShareOneUpstreamConnection) {
   ASSERT_NE(web, 0) << mitmd_.StdoutText();
   ProcessResult api = RunCurl({"-s", "--noproxy", "*", "http://127.0.0.1:" + std::to_string(web) + "/api/connections"});
   ASSERT_EQ(api.exit_code, 0) << api.err;
+  const nlohmann::json doc = nlohmann::json::parse(api.out);  // outlives the loop over it
   nlohmann::json upstream;
-  for (const auto& c : nlohmann::json::parse(api.out)["connections"]) {
+  for (const auto& c : doc["connections"]) {
     if (c["id"] == flows[0]["server"]["conn"]) upstream = c;
   }
   ASSERT_TRUE(upstream.is_object()) << api.out;
