@@ -132,6 +132,14 @@ App::App(Config config)
 
 App::~App() { Stop(); }
 
+// Before the authority: its reload callback tells the policy that the root changed.
+Status App::CreatePassthrough() {
+  auto passthrough = proxy::PassthroughPolicy::Create(config_);
+  if (!passthrough) return std::unexpected(passthrough.error());
+  passthrough_ = std::move(*passthrough);
+  return {};
+}
+
 Status App::OpenAuthority() {
   ca::AuthorityOptions options;
   options.confdir = config_.confdir;
@@ -142,6 +150,9 @@ Status App::OpenAuthority() {
   options.cache_capacity = config_.leaf_cache_size;
   options.watch = config_.ca_watch;
   options.logger = &log_;
+  options.on_reload = [p = passthrough_.get()](const ca::ReloadEvent& e) {
+    if (e.changed) p->ForgetEvidence();
+  };
   auto authority = ca::Authority::Open(options);
   if (!authority) return std::unexpected(authority.error());
   authority_ = std::move(*authority);
@@ -187,9 +198,6 @@ Status App::CreateTlsContexts() {
   auto client_tls = proxy::ClientTls::Create(keylog_.get());
   if (!client_tls) return std::unexpected(client_tls.error());
   client_tls_ = std::move(*client_tls);
-  auto passthrough = proxy::PassthroughPolicy::Create(config_);
-  if (!passthrough) return std::unexpected(passthrough.error());
-  passthrough_ = std::move(*passthrough);
   auto client_certs = proxy::ClientCertStore::Create(config_);
   if (!client_certs) return std::unexpected(client_certs.error());
   client_certs_ = std::move(*client_certs);
@@ -387,7 +395,7 @@ int App::Run() {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  for (Status (App::*step)() : {&App::OpenAuthority, &App::OpenFlowStore,
+  for (Status (App::*step)() : {&App::CreatePassthrough, &App::OpenAuthority, &App::OpenFlowStore,
                                 &App::CreateTlsContexts, &App::StartProxy, &App::StartViewer,
                                 &App::StartConsole}) {
     if (auto st = (this->*step)(); !st) {

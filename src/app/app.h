@@ -58,6 +58,7 @@ class App {
   int Run();
 
   // The start-up steps, in order. Public so tests can drive a partial start-up.
+  Status CreatePassthrough();
   Status OpenAuthority();
   Status OpenFlowStore();
   Status CreateTlsContexts();

@@ -166,6 +166,13 @@ nlohmann::json PassthroughPolicy::ListJson(double now) const {
           {"entries", std::move(entries)}};
 }
 
+void PassthroughPolicy::ForgetEvidence() {
+  std::lock_guard lock(mu_);
+  pins_.clear();
+  hangups_.clear();
+  accepted_.clear();
+}
+
 size_t PassthroughPolicy::Clear(std::string_view client, std::string_view host) {
   std::string ip = client.empty() ? std::string() : AddressWithoutPort(client);
   std::string h = Lower(host);

@@ -76,6 +76,10 @@ class PassthroughPolicy {
   nlohmann::json ListJson(double now) const;
   // Removes the pins matching |client| and |host| (empty matches any). Returns how many.
   size_t Clear(std::string_view client, std::string_view host);
+  // The root changed (regenerated, replaced, reloaded): what clients showed about trusting the
+  // old one says nothing about the new one, and a client that trusts the new root refused the
+  // old root's leaves until the reload. Drops every pin, hang-up count and acceptance.
+  void ForgetEvidence();
 
   const std::vector<std::string>& ignore_patterns() const { return ignore_text_; }
   bool auto_enabled() const { return auto_; }

@@ -53,6 +53,22 @@ TEST(PassthroughTest, AnAlertFromATrustingClientPinsThatHostForThatClientOnly) {
   EXPECT_FALSE(p->Reason("10.0.0.7:6000", "app.test", 443, 701));
 }
 
+// A regenerated root: a client that trusts the new root refuses the old root's leaves until the
+// reload, which looks like pinning. The reload forgets the pins and who trusted the old root.
+TEST(PassthroughTest, ARootReloadForgetsPinsAndWhoTrustedTheOldRoot) {
+  auto p = Make();
+  p->NoteAccepted("10.0.0.7", 50);
+  ASSERT_TRUE(p->RecordRejection("10.0.0.7", "app.test", Evidence::kAlert, "bad_certificate", true, 100)
+                  .tunnelled);
+  ASSERT_TRUE(p->Reason("10.0.0.7", "app.test", 443, 101));
+  p->ForgetEvidence();
+  EXPECT_FALSE(p->Reason("10.0.0.7", "app.test", 443, 102));
+  EXPECT_TRUE(p->List(102).empty());
+  // Until it completes a request under the new root, its refusals are not pins.
+  EXPECT_FALSE(p->RecordRejection("10.0.0.7", "app.test", Evidence::kAlert, "bad_certificate", true, 103)
+                   .tunnelled);
+}
+
 TEST(PassthroughTest, HangupsPinOnlyWhenRepeatedFromATrustingHttpClient) {
   auto p = Make();
   // Untrusted: never.
