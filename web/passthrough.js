@@ -116,10 +116,13 @@
   }
 
   async function init() {
+    // Asked through /api/info, so a viewer without the proxy (or an older mitmd) is not sent a
+    // request that fails: the browser would log the 404 as a console error.
     try {
-      await api('/api/passthrough');
+      const info = await (await fetch('/api/info')).json();
+      if (!info.passthrough) return;
     } catch (e) {
-      return;  // an older mitmd, or a viewer without the proxy
+      return;
     }
     const actions = document.querySelector('.topbar .actions');
     if (!actions) return;

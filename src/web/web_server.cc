@@ -860,6 +860,7 @@ void WebServer::Impl::Info(evhttp_request* req) {
             {"dropped_viewers", dropped_viewers},
             {"dropped_flows", dropped_flows},
             {"control", opts.controls != nullptr},  // hold, rules and replay (control_api.h)
+            {"passthrough", static_cast<bool>(opts.passthrough.list)},  // GET /api/passthrough
             {"ca", {{"fingerprint", ca.root_fingerprint_sha256()},
                     {"android", ca_files->android_name()},
                     {"file", ca.root_cert_path()}}}});
