@@ -146,7 +146,8 @@ EscapeEnd EscapeInto(const char* p, size_t n, size_t* pos, char** out, const cha
       break;
     }
   }
-  if (end == EscapeEnd::kDone) {
+  // An empty view may carry a null pointer, which memcpy must never see, even for no bytes.
+  if (end == EscapeEnd::kDone && n > copied) {
     std::memcpy(o, p + copied, n - copied);
     o += n - copied;
     copied = n;
