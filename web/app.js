@@ -25,24 +25,7 @@
   const $ = (id) => document.getElementById(id);
 
   // h('div', {class: 'x', text: 'hi', onclick: fn}, child, 'text', ...)
-  function h(tag, attrs, ...children) {
-    const el = document.createElement(tag);
-    if (attrs) {
-      for (const [k, v] of Object.entries(attrs)) {
-        if (v === undefined || v === null || v === false) continue;
-        if (k === 'class') el.className = v;
-        else if (k === 'text') el.textContent = v;
-        else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-        else if (k === 'dataset') Object.assign(el.dataset, v);
-        else el.setAttribute(k, v === true ? '' : String(v));
-      }
-    }
-    for (const c of children.flat()) {
-      if (c === undefined || c === null || c === false) continue;
-      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-    }
-    return el;
-  }
+  const {h, api} = window.mitmdDom;
 
   function loadJson(key, fallback) {
     try {
@@ -187,18 +170,6 @@
     return path + (path.includes('?') ? '&' : '?') + 'session=' + encodeURIComponent(state.session);
   }
 
-  async function api(path, opts) {
-    const res = await fetch(path, opts);
-    const text = await res.text();
-    let data = null;
-    try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-    if (!res.ok) {
-      const err = new Error((data && data.error) || `${res.status} ${res.statusText}`);
-      err.status = res.status;
-      throw err;
-    }
-    return data;
-  }
   function post(path, body, method = 'POST') {
     const opts = {method, headers: {'X-Mitmd': '1'}};
     if (body !== undefined) {

@@ -11,30 +11,8 @@
   const MAX_DIFF_LINES = 3000;
   const $ = (id) => document.getElementById(id);
 
-  function h(tag, attrs, ...children) {
-    const el = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === undefined || v === null || v === false) continue;
-      if (k === 'class') el.className = v;
-      else if (k === 'text') el.textContent = v;
-      else if (k === 'value') el.value = v;
-      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-      else el.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const c of children.flat()) {
-      if (c === undefined || c === null || c === false) continue;
-      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-    }
-    return el;
-  }
+  const {h, api} = window.mitmdDom;
 
-  async function api(path, opts = {}) {
-    const r = await fetch(path, opts);
-    let body = null;
-    try { body = await r.json(); } catch (e) { /* not JSON */ }
-    if (!r.ok) throw new Error((body && body.error) || `${r.status} ${r.statusText}`);
-    return body;
-  }
   const send = (path, body, method = 'POST') => api(path, {
     method,
     headers: {'X-Mitmd': '1', 'Content-Type': 'application/json'},
