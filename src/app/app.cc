@@ -6,12 +6,16 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <mutex>
 #include <optional>
+#include <stop_token>
+#include <thread>
 #include <vector>
 
 #include "ca/authority.h"
@@ -75,24 +79,57 @@ Status SetAside(const std::string& path) {
   return {};
 }
 
-// --load: each file's flows join the session, labelled with where they came from; a file
-// loaded again adds nothing.
-Status LoadFiles(const Config& config, FlowStore& store, Logger& log) {
+// --load, checked before start-up goes on: a file that cannot be read stops mitmd with the reason.
+Status CheckLoadFiles(const Config& config) {
   for (const auto& path : config.load_files) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+      return Fail(StrCat("--load: cannot read ", path, ": ", std::strerror(errno)));
+    }
+    if (S_ISDIR(st.st_mode)) return Fail(StrCat("--load: ", path, " is a directory, not a flow file"));
+    if (::access(path.c_str(), R_OK) != 0) {
+      return Fail(StrCat("--load: cannot read ", path, ": ", std::strerror(errno)));
+    }
+  }
+  return {};
+}
+
+// --load, run after the proxy and the viewer listen (a big file took seconds, and under the
+// sanitizers a minute, before mitmd served anything): each file's flows join the session in
+// chunks, labelled with where they came from; a file loaded again adds nothing. A file that turns
+// out unreadable is an error in the log; the proxy goes on.
+void LoadFiles(const std::vector<std::string>& paths, FlowStore& store, Logger& log,
+               std::stop_token stop) {
+  constexpr size_t kChunk = 2000;  // flows per import transaction: Stop() waits for one at most
+  for (const auto& path : paths) {
+    if (stop.stop_requested()) return;
     auto loaded = LoadFlowsFile(path, SIZE_MAX);
-    if (!loaded) return Fail(StrCat("--load: ", loaded.error().message));
+    if (!loaded) {
+      log.Error("--load failed", {{"file", path}, {"error", loaded.error().message}});
+      continue;
+    }
     if (loaded->skipped > 0) {
       log.Warn("some lines of a flow file could not be read",
                {{"file", path}, {"skipped", loaded->skipped}, {"problems", loaded->warnings}});
     }
     std::string name = path.substr(path.rfind('/') + 1);
-    const char* format = loaded->format == LoadedFlows::Format::kHar ? "har" : "jsonl";
-    auto added = store.Import(std::move(loaded->flows), StrCat(format, ":", name),
-                              loaded->format == LoadedFlows::Format::kJsonl);
-    if (!added) return Fail(StrCat("--load ", path, ": ", added.error().message));
-    log.Info("loaded flows into the session", {{"file", path}, {"added", *added}});
+    const bool jsonl = loaded->format == LoadedFlows::Format::kJsonl;
+    const std::string source = StrCat(jsonl ? "jsonl" : "har", ":", name);
+    std::vector<Flow>& flows = loaded->flows;
+    size_t added = 0;
+    for (size_t at = 0; at < flows.size() && !stop.stop_requested(); at += kChunk) {
+      size_t end = std::min(flows.size(), at + kChunk);
+      auto n = store.Import({std::make_move_iterator(flows.begin() + at),
+                             std::make_move_iterator(flows.begin() + end)},
+                            source, jsonl);
+      if (!n) {
+        log.Error("--load failed", {{"file", path}, {"error", n.error().message}, {"added", added}});
+        break;
+      }
+      added += *n;
+    }
+    log.Info("loaded flows into the session", {{"file", path}, {"added", added}});
   }
-  return {};
 }
 
 }  // namespace
@@ -183,7 +220,7 @@ Status App::OpenFlowStore() {
   auto flows = FlowStore::Open(std::move(options));
   if (!flows) return std::unexpected(flows.error());
   flows_ = std::move(*flows);
-  return LoadFiles(config_, *flows_, log_);
+  return CheckLoadFiles(config_);
 }
 
 Status App::CreateTlsContexts() {
@@ -305,6 +342,14 @@ Status App::StartConsole() {
   return {};
 }
 
+Status App::StartLoading() {
+  if (config_.load_files.empty()) return {};
+  loader_ = std::jthread([this](std::stop_token stop) {
+    LoadFiles(config_.load_files, *flows_, log_, stop);
+  });
+  return {};
+}
+
 void App::PrintBanner() {
   const std::string address = server_->address().ToString();
   // The example must name an address a client can connect to, not 0.0.0.0.
@@ -369,6 +414,11 @@ void App::PrintBanner() {
 void App::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (loader_.joinable()) {
+    // Stops between import chunks: what was imported stays.
+    loader_.request_stop();
+    loader_.join();
+  }
   if (server_) server_->Shutdown();
   if (web_worker_) {
     // The viewer is destroyed once its loop has stopped (it is confined to that loop).
@@ -397,7 +447,7 @@ int App::Run() {
 
   for (Status (App::*step)() : {&App::CreatePassthrough, &App::OpenAuthority, &App::OpenFlowStore,
                                 &App::CreateTlsContexts, &App::StartProxy, &App::StartViewer,
-                                &App::StartConsole}) {
+                                &App::StartConsole, &App::StartLoading}) {
     if (auto st = (this->*step)(); !st) {
       Stop();
       return Die(st.error().message);

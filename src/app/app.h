@@ -7,6 +7,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "config/config.h"
 #include "core/log.h"
@@ -66,6 +67,7 @@ class App {
   Status StartViewer();
   // --console (or stdout is a terminal, without --quiet): a line per finished flow on stdout.
   Status StartConsole();
+  Status StartLoading();  // --load, in the background
   void PrintBanner();
   // Stops the proxy (recording flows in flight as failed), then the viewer. Idempotent.
   void Stop();
@@ -95,6 +97,7 @@ class App {
   std::unique_ptr<web::WebServer> viewer_;
   std::atomic<uint16_t> viewer_port_{0};  // the viewer's bound port, read by the proxy's hooks
   std::unique_ptr<cli::ConsoleView> console_;
+  std::jthread loader_;  // --load files being imported; stopped first
   uint64_t console_subscription_ = 0;
   bool stopped_ = false;
 };

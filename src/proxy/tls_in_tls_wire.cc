@@ -1,5 +1,7 @@
 #include "proxy/tls_in_tls_wire.h"
 
+#include <utility>
+
 #include "core/strings.h"
 #include "net/tls_errors.h"
 
@@ -19,6 +21,7 @@ TlsInTlsWire::TlsInTlsWire(std::unique_ptr<Wire> outer, Timers& timers)
 }
 
 TlsInTlsWire::~TlsInTlsWire() {
+  if (destroyed_ != nullptr) *destroyed_ = true;
   if (!closed_) Close(Linger::kClient);
   evbuffer_free(plain_in_);
 }
@@ -187,7 +190,14 @@ void TlsInTlsWire::Fail(std::string message) {
 
 bool TlsInTlsWire::Emit(WireEvent event) {
   if (closed_ || !observer_) return !closed_;
+  bool destroyed = false;
+  bool* outer_emit = std::exchange(destroyed_, &destroyed);
   observer_->OnWireEvent(*this, event);
+  if (destroyed) {
+    if (outer_emit != nullptr) *outer_emit = true;  // an Emit further up the stack returns too
+    return false;
+  }
+  destroyed_ = outer_emit;
   return !closed_;
 }
 

@@ -54,7 +54,8 @@ class TlsInTlsWire : public Wire, private WireObserver {
   // Sends what the inner SSL wrote through the outer wire.
   void Flush();
   void Fail(std::string message);
-  // False when the observer closed the wire while handling |event|.
+  // False when the observer closed the wire, or destroyed it, while handling |event|: the caller
+  // must then return without touching a member.
   bool Emit(WireEvent event);
 
   std::unique_ptr<Wire> outer_;
@@ -72,6 +73,10 @@ class TlsInTlsWire : public Wire, private WireObserver {
   bool eof_delivered_ = false;
   bool failed_ = false;
   bool closed_ = false;
+  // Set by the destructor: a flag on the stack of the innermost Emit running, so an observer that
+  // destroys this wire (the pool dropping an idle connection on its EOF) is noticed after it
+  // returns instead of read as freed memory.
+  bool* destroyed_ = nullptr;
 };
 
 }  // namespace mitmd::proxy

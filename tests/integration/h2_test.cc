@@ -272,7 +272,9 @@ TEST_F(H2Test, GrpcUnaryStreamingAndErrorStatusAreRecorded) {
   const auto& count = by_path["/test.Svc/Count"];
   EXPECT_EQ(count["response"]["body"]["size"], 3 * (5 + 7));
   const auto& fail = by_path["/test.Svc/Fail"];
-  std::string status = HeaderValue(fail["response"]["trailers"], "grpc-status");
+  // A trailers-only answer (an error before any message) carries grpc-status in its headers and
+  // has no "trailers" key, which operator[] on a const document must not be asked for.
+  std::string status = HeaderValue(fail["response"].value("trailers", nlohmann::json()), "grpc-status");
   if (status.empty()) status = HeaderValue(fail["response"]["headers"], "grpc-status");
   EXPECT_EQ(status, "5") << fail.dump();
 }

@@ -68,7 +68,7 @@ TEST_F(WebServerTest, CrossSitePostsAreRefusedBeforeTheirBodies) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   constexpr uint64_t kDeclared = 250ull << 20;
   constexpr size_t kSentEach = 32 << 20;
-  const int64_t before_kib = PeakRssKib(::getpid());
+  [[maybe_unused]] const int64_t before_kib = PeakRssKib(::getpid());
   std::vector<int> fds;
   for (int i = 0; i < 4; ++i) {
     int fd = Connect(port_);
@@ -90,8 +90,12 @@ TEST_F(WebServerTest, CrossSitePostsAreRefusedBeforeTheirBodies) {
     }
     ::close(fd);
   }
-  const int64_t growth_kib = PeakRssKib(::getpid()) - before_kib;
+  [[maybe_unused]] const int64_t growth_kib = PeakRssKib(::getpid()) - before_kib;
+#if !defined(__SANITIZE_ADDRESS__)
+  // (Under ASan every buffer the gate frees sits in the allocator's quarantine, up to 256 MiB, so
+  // the peak measures the quarantine, not what the viewer holds; the normal build asserts it.)
   EXPECT_LT(growth_kib, 16 * 1024) << "the viewer buffered refused bodies";
+#endif
   EXPECT_EQ(Fetch("/api/info").status, 200);
 }
 

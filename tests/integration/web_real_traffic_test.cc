@@ -184,6 +184,20 @@ TEST_F(ProxyTest, SessionLogIsShownAgainAfterARestartUnlessFresh) {
   if (!st) {
     EXPECT_NE(st.error().message.find("missing.jsonl"), std::string::npos) << st.error().message;
   }
+  // A file that exists but holds no flow is read after the proxy listens: mitmd keeps running
+  // and says why in its log, and the next --load file is still loaded.
+  WriteFile(dir_.File("garbage.jsonl"), "this is not a flow\nnor this\n");
+  MitmdOptions garbage = options;
+  garbage.extra_args = {"--web", "127.0.0.1:0", "--load", dir_.File("garbage.jsonl"), "--load", har_path,
+                        "--fresh"};  // so the two flows can only come from the HAR, loaded second
+  MitmdProcess running;
+  ASSERT_TRUE(running.Start(garbage));
+  json list = WaitForViewerFlows(ViewerUrl(running), 2);
+  EXPECT_EQ(list["flows"].size(), 2u);
+  std::string err = running.StderrText();
+  EXPECT_NE(err.find("--load failed"), std::string::npos) << err;
+  EXPECT_NE(err.find("garbage.jsonl"), std::string::npos) << err;
+  EXPECT_EQ(running.Stop(), 0);
 }
 
 TEST_F(ProxyTest, ViewerOverTlsWithALeafFromTheRoot) {

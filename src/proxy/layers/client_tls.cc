@@ -18,8 +18,8 @@ std::string_view ClientTlsLayer::ToString(State state) {
 }
 
 ClientTlsLayer::ClientTlsLayer(ConnectionHandler& conn, std::string host, uint16_t port,
-                               const ProxyMode* reverse)
-    : Layer(conn), host_(std::move(host)), port_(port), reverse_(reverse) {
+                               std::optional<ProxyMode> reverse)
+    : Layer(conn), host_(std::move(host)), port_(port), reverse_(std::move(reverse)) {
   timer_ = conn_.services().timers.New("client_handshake", [this] {
     RecordFailure(StrCat("the client did not complete the TLS handshake within ",
                          DurationText(conn_.ctx().config.handshake_timeout)));

@@ -31,10 +31,10 @@ class ClientTlsLayer : public Layer, public ClientHandshakeHooks {
     kHandshake,    // leaf chosen; finishing the client's handshake
   };
 
-  // |reverse| (may be null; outlives the layer): reverse mode, where the server is |host|
+  // |reverse| (set in reverse mode): the server is |host|
   // whatever name the client used, so it is verified for |host|, not the client's SNI.
   ClientTlsLayer(ConnectionHandler& conn, std::string host, uint16_t port,
-                 const ProxyMode* reverse = nullptr);
+                 std::optional<ProxyMode> reverse = std::nullopt);
   ~ClientTlsLayer() override;
 
   std::string_view name() const override { return ToString(state_); }
@@ -63,7 +63,7 @@ class ClientTlsLayer : public Layer, public ClientHandshakeHooks {
 
   const std::string host_;
   const uint16_t port_;
-  const ProxyMode* const reverse_;
+  const std::optional<ProxyMode> reverse_;  // a copy: the entry layer that had it is gone
   State state_ = State::kClientHello;
   std::optional<ClientHelloInfo> hello_;
   UpstreamKey key_;

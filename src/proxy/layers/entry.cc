@@ -196,7 +196,7 @@ void ReverseEntry::Decide() {
           HostPort{mode_.host, mode_.port}));
       return;
     }
-    conn_.HandOff(std::make_unique<ClientTlsLayer>(conn_, mode_.host, mode_.port, &mode_));
+    conn_.HandOff(std::make_unique<ClientTlsLayer>(conn_, mode_.host, mode_.port, mode_));
     return;
   }
   TunnelTarget target;
