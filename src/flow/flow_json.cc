@@ -303,11 +303,28 @@ void WriteStrings(JsonWriter& w, const std::vector<std::string>& strings) {
   w.Raw("]");
 }
 
-void WriteBody(JsonWriter& w, const BodyRecord& b, BodyContent content) {
+// How bodies are written, and where: with |spans|, each body's `"…","encoding":"…"` text (from
+// its content's opening quote to the end of its encoding's value) is noted, so the same line
+// without body contents can be cut out of the line with them (AppendFlowJsonLines).
+struct BodySpans {
+  std::pair<size_t, size_t> at[2];
+  int n = 0;
+};
+struct BodyOut {
+  BodyContent content = BodyContent::kInclude;
+  BodySpans* spans = nullptr;
+};
+
+constexpr std::string_view kOmittedContent = "\"\",\"encoding\":\"text\"";
+
+void WriteBody(JsonWriter& w, const BodyRecord& b, BodyOut out) {
   w.Raw("{\"content\":");
-  bool text = w.StringIfUtf8(content == BodyContent::kOmit ? std::string_view() : b.content);
+  const size_t begin = w.size();
+  bool text = w.StringIfUtf8(out.content == BodyContent::kOmit ? std::string_view() : b.content);
   if (!text) w.Base64String(b.content);
-  w.Raw(text ? ",\"encoding\":\"text\",\"size\":" : ",\"encoding\":\"base64\",\"size\":");
+  w.Raw(text ? ",\"encoding\":\"text\"" : ",\"encoding\":\"base64\"");
+  if (out.spans != nullptr && out.spans->n < 2) out.spans->at[out.spans->n++] = {begin, w.size()};
+  w.Raw(",\"size\":");
   w.Uint(b.size);
   w.Raw(",\"truncated\":");
   w.Bool(b.truncated);
@@ -372,7 +389,7 @@ void WriteTimings(JsonWriter& w, const Timings& t) {
   w.Raw("}");
 }
 
-void WriteRequest(JsonWriter& w, const HttpRequest& r, BodyContent content) {
+void WriteRequest(JsonWriter& w, const HttpRequest& r, BodyOut content) {
   w.Raw("{\"body\":");
   WriteBody(w, r.body, content);
   w.Raw(",\"headers\":");
@@ -400,7 +417,7 @@ void WriteRequest(JsonWriter& w, const HttpRequest& r, BodyContent content) {
   w.Raw("}");
 }
 
-void WriteResponse(JsonWriter& w, const HttpResponse& r, BodyContent content) {
+void WriteResponse(JsonWriter& w, const HttpResponse& r, BodyOut content) {
   w.Raw("{\"body\":");
   WriteBody(w, r.body, content);
   w.Raw(",\"headers\":");
@@ -512,9 +529,7 @@ size_t EstimateLineSize(const Flow& f) {
   return n;
 }
 
-}  // namespace
-
-void AppendFlowJsonLine(const Flow& f, std::string& out, BodyContent content) {
+void AppendLine(const Flow& f, std::string& out, BodyOut content) {
   out.reserve(out.size() + EstimateLineSize(f));
   JsonWriter w(out);
   w.Raw("{\"body_record_cap\":");
@@ -627,6 +642,26 @@ void AppendFlowJsonLine(const Flow& f, std::string& out, BodyContent content) {
     WriteWebSocket(w, *f.websocket);
   }
   w.Raw("}");
+}
+
+}  // namespace
+
+void AppendFlowJsonLine(const Flow& f, std::string& out, BodyContent content) {
+  AppendLine(f, out, BodyOut{content, nullptr});
+}
+
+void AppendFlowJsonLines(const Flow& f, std::string& line, std::string& without_bodies) {
+  const size_t base = line.size();
+  BodySpans spans;
+  AppendLine(f, line, BodyOut{BodyContent::kInclude, &spans});
+  without_bodies.reserve(without_bodies.size() + line.size() - base);
+  size_t from = base;
+  for (int i = 0; i < spans.n; ++i) {
+    without_bodies.append(line, from, spans.at[i].first - from);
+    without_bodies.append(kOmittedContent);
+    from = spans.at[i].second;
+  }
+  without_bodies.append(line, from, line.size() - from);
 }
 
 std::string FlowToJsonLine(const Flow& flow) {

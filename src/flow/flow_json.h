@@ -38,4 +38,8 @@ enum class BodyContent { kInclude, kOmit };
 void AppendFlowJsonLine(const Flow& flow, std::string& out,
                         BodyContent content = BodyContent::kInclude);
 
+// Both at once, serializing once: appends the line to |line| and the same line with
+// BodyContent::kOmit to |without_bodies| (the session log and the session database's JSON).
+void AppendFlowJsonLines(const Flow& flow, std::string& line, std::string& without_bodies);
+
 }  // namespace mitmd

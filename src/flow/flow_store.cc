@@ -273,12 +273,13 @@ void FlowStore::LogError(std::string_view what, const std::string& message) {
 void FlowStore::WriteBatch(std::vector<store::FlowPut>& batch) {
   if (jsonl_) {
     // Each recording thread once serialized its own line; now one thread does it for the batch
-    // and the log gets one write() per batch.
+    // and the log gets one write() per batch. The database's JSON is the same line without the
+    // body contents: cut from it rather than serialized again.
     thread_local std::string lines;
     lines.clear();
-    for (const auto& p : batch) {
+    for (auto& p : batch) {
       if (p.mode != store::FlowPut::Mode::kUpsert || p.flow->state != FlowState::kDone) continue;
-      AppendFlowJsonLine(*p.flow, lines);
+      AppendFlowJsonLines(*p.flow, lines, p.json);
       lines.push_back('\n');
     }
     auto st = jsonl_->Append(lines);

@@ -17,6 +17,8 @@ class JsonWriter {
 
   // Appends |text| as is: punctuation and keys that are already valid JSON.
   void Raw(std::string_view text) { out_.append(text); }
+  // The output's length so far: where the next value starts.
+  size_t size() const { return out_.size(); }
 
   // A quoted string, escaped per RFC 8259 (only '"', '\\' and U+0000..U+001F; other UTF-8 is
   // copied). Each maximal ill-formed UTF-8 subpart becomes one U+FFFD, as nlohmann replaces it.

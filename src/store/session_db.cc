@@ -54,6 +54,12 @@ CREATE INDEX flows_rhost ON flows(rhost);
 CREATE INDEX flows_method ON flows(method COLLATE NOCASE);
 )sql";
 
+// Version 2 -> 3: flows_host served no query once rhost answered host: (a NOCASE index orders
+// neither the host sort nor a LIKE '%...'), and cost the writer a b-tree insert per flow.
+constexpr char kSchemaV3[] = R"sql(
+DROP INDEX IF EXISTS flows_host;
+)sql";
+
 constexpr char kInsertColumns[] =
     "seq,id,t,kind,state,revision,method,scheme,host,port,path,ver,status,type,size,wire_size,"
     "dur,tls,alpn,up_alpn,conn,up,reused,insecure,trunc,err_phase,err,client,source,hash,json,rhost";
@@ -61,15 +67,16 @@ constexpr char kInsertValues[] =
     "?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,"
     "?26,?27,?28,?29,?30,?31,?32";
 
-void BindRow(Stmt& s, const FlowRow& r) {
-  s.Bind(1, static_cast<int64_t>(r.seq)).Bind(2, r.id).Bind(3, r.t).Bind(4, r.kind).Bind(5, r.state);
-  s.Bind(6, static_cast<int64_t>(r.revision)).Bind(7, r.method).Bind(8, r.scheme).Bind(9, r.host);
-  s.Bind(10, r.port).Bind(11, r.path).Bind(12, r.ver).Bind(13, r.status).Bind(14, r.type);
-  s.Bind(15, r.size).Bind(16, r.wire_size).Bind(17, r.dur).Bind(18, r.tls).Bind(19, r.alpn);
-  s.Bind(20, r.up_alpn).Bind(21, r.conn).Bind(22, r.up).Bind(23, int64_t{r.reused});
-  s.Bind(24, int64_t{r.insecure}).Bind(25, int64_t{r.trunc}).Bind(26, r.err_phase).Bind(27, r.err);
-  s.Bind(28, r.client);
-  s.Bind(32, ReversedHost(r.host));
+// Binds without copying: |r| and |rhost| outlive the statement's step.
+void BindRow(Stmt& s, const FlowRow& r, const std::string& rhost) {
+  s.Bind(1, static_cast<int64_t>(r.seq)).BindRef(2, r.id).Bind(3, r.t).BindRef(4, r.kind).BindRef(5, r.state);
+  s.Bind(6, static_cast<int64_t>(r.revision)).BindRef(7, r.method).BindRef(8, r.scheme).BindRef(9, r.host);
+  s.Bind(10, r.port).BindRef(11, r.path).BindRef(12, r.ver).Bind(13, r.status).BindRef(14, r.type);
+  s.Bind(15, r.size).Bind(16, r.wire_size).Bind(17, r.dur).BindRef(18, r.tls).BindRef(19, r.alpn);
+  s.BindRef(20, r.up_alpn).Bind(21, r.conn).Bind(22, r.up).Bind(23, int64_t{r.reused});
+  s.Bind(24, int64_t{r.insecure}).Bind(25, int64_t{r.trunc}).BindRef(26, r.err_phase).BindRef(27, r.err);
+  s.BindRef(28, r.client);
+  s.BindRef(32, rhost);
 }
 
 // Up to |max| bytes of |s| ending on a UTF-8 character boundary.
@@ -178,7 +185,9 @@ Result<std::unique_ptr<SessionDb>> SessionDb::Open(const std::string& path, Mode
   sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
   auto out = std::unique_ptr<SessionDb>(new SessionDb(path, std::move(db)));
   if (mode == Mode::kReadWrite) {
-    if (auto st = Exec(out->handle(), "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+    // page_size applies to a new file only (before WAL): a flow's row is 1 to 2 KiB, and a
+    // 4 KiB page holds two of them with a third's room left empty (a third of the table).
+    if (auto st = Exec(out->handle(), "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                        "PRAGMA journal_size_limit=67108864; PRAGMA temp_store=MEMORY; "
                        // 8 MiB instead of 2: the indexes' hot pages stay cached, and the
                        // writer stops re-reading them from the file on every batch.
@@ -236,6 +245,11 @@ Status SessionDb::Migrate() {
       if (auto st = FillReversedHosts(); !st) return rollback(st.error());
     }
   }
+  if (version < 3) {
+    if (auto st = Exec(db, kSchemaV3, StrCat("cannot upgrade the session database ", path_)); !st) {
+      return rollback(st.error());
+    }
+  }
   if (version != kSchemaVersion) {
     if (auto st = SetMeta("schema", std::to_string(kSchemaVersion)); !st) return rollback(st.error());
   }
@@ -273,9 +287,9 @@ Status SessionDb::PrepareWriter() {
                               "up=excluded.up,reused=excluded.reused,insecure=excluded.insecure,"
                               "trunc=excluded.trunc,err_phase=excluded.err_phase,err=excluded.err,"
                               "client=excluded.client,json=excluded.json,rhost=excluded.rhost "
-                              "WHERE excluded.revision>=flows.revision RETURNING seq");
+                              "WHERE excluded.revision>=flows.revision");
   std::string import = StrCat("INSERT INTO flows(", kInsertColumns, ") VALUES(", kInsertValues,
-                              ") ON CONFLICT DO NOTHING RETURNING seq");
+                              ") ON CONFLICT DO NOTHING");
   if (auto st = prep(upsert_, upsert); !st) return st;
   if (auto st = prep(import_, import); !st) return st;
   if (auto st = prep(body_, "INSERT OR REPLACE INTO bodies(seq,side,content) VALUES(?1,?2,?3)"); !st) return st;
@@ -294,6 +308,7 @@ Status SessionDb::PrepareWriter() {
     return st;
   }
   if (auto st = prep(fts_clear_, "DELETE FROM temp.fts_stage"); !st) return st;
+  if (auto st = prep(seq_of_id_, "SELECT seq FROM flows WHERE id=?1"); !st) return st;
   return {};
 }
 
@@ -322,39 +337,54 @@ Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts) {
       }
     }
     FlowRow row = RowFromFlow(f, p.seq, decoded_size);
-    // The JSON without body contents: the bytes live once, in bodies.
-    json.clear();
-    AppendFlowJsonLine(f, json, BodyContent::kOmit);
+    const std::string rhost = ReversedHost(row.host);
+    // The JSON without body contents: the bytes live once, in bodies. The caller may have made
+    // it already (with the session log's line).
+    std::string_view flow_json = p.json;
+    if (flow_json.empty()) {
+      json.clear();
+      AppendFlowJsonLine(f, json, BodyContent::kOmit);
+      flow_json = json;
+    }
     Stmt& s = p.mode == FlowPut::Mode::kImport ? import_ : upsert_;
-    BindRow(s, row);
-    s.Bind(29, p.source);
+    BindRow(s, row, rhost);
+    s.BindRef(29, p.source);
     if (p.hash.empty()) {
       s.BindNull(30);
     } else {
-      s.Bind(30, p.hash);
+      s.BindRef(30, p.hash);
     }
-    s.Bind(31, std::string_view(json));
+    s.BindRef(31, flow_json);
+    // No RETURNING: SQLite runs it as a trigger program with a table of its own per statement,
+    // which cost more than the insert. changes() says whether the row was written.
     int rc = s.Step();
-    bool changed = rc == SQLITE_ROW;
-    const int64_t seq = changed ? s.Int(0) : 0;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    if (rc != SQLITE_DONE) {
       std::string m = s.message();
       s.Reset();
       (void)Exec(db, "ROLLBACK");
       return Fail(StrCat("cannot write the session database: ", m));
     }
     s.Reset();
+    const bool changed = sqlite3_changes64(db) > 0;
+    int64_t seq = static_cast<int64_t>(p.seq);
+    if (changed && sqlite3_last_insert_rowid(db) != seq) {
+      // An update, not an insert of seq: the row may hold this id under another seq (a flow
+      // published again after it was recorded), and its bodies go with that row.
+      seq_of_id_.Bind(1, std::string_view(row.id));
+      if (seq_of_id_.Step() == SQLITE_ROW) seq = seq_of_id_.Int(0);
+      seq_of_id_.Reset();
+    }
     if (!changed) continue;
     ++written;
     if (!done) continue;
     auto put_body = [&](int side, const BodyRecord& b) -> bool {
       if (b.content.empty()) return true;
-      body_.Bind(1, seq).Bind(2, int64_t{side}).BindBlob(3, b.content);
+      body_.Bind(1, seq).Bind(2, int64_t{side}).BindBlobRef(3, b.content);
       return body_.Run().has_value();
     };
     bool ok = (!f.request || put_body(0, f.request->body)) && (!f.response || put_body(1, f.response->body));
     if (ok && !text.empty()) {
-      fts_.Bind(1, seq).Bind(2, std::string_view(text));
+      fts_.Bind(1, seq).BindRef(2, text);
       ok = fts_.Run().has_value();
       staged = true;
     }
@@ -586,7 +616,7 @@ Result<size_t> SessionDb::Clear(int64_t token, uint64_t upto) {
   auto floor = MetaNumber("floor");
   if (!floor) return std::unexpected(floor.error());
   if (upto <= *floor) return 0;
-  auto count = Stmt::Prepare(handle(), "SELECT count(*) FROM flows WHERE seq>?1 AND seq<=?2");
+  auto count = Stmt::Prepare(handle(), "SELECT count(*) FROM flows WHERE +seq>?1 AND +seq<=?2");
   if (!count) return std::unexpected(count.error());
   count->Bind(1, static_cast<int64_t>(*floor)).Bind(2, static_cast<int64_t>(upto));
   size_t hidden = count->Step() == SQLITE_ROW ? static_cast<size_t>(count->Int(0)) : 0;
@@ -618,7 +648,7 @@ Result<size_t> SessionDb::Undo(int64_t token) {
   auto purged = MetaNumber("purged");
   if (!floor || !prev || !purged) return Fail("cannot read the session database");
   if (*purged > *prev) return Fail("too late to undo: the cleared flows are already deleted");
-  auto count = Stmt::Prepare(handle(), "SELECT count(*) FROM flows WHERE seq>?1 AND seq<=?2");
+  auto count = Stmt::Prepare(handle(), "SELECT count(*) FROM flows WHERE +seq>?1 AND +seq<=?2");
   if (!count) return std::unexpected(count.error());
   count->Bind(1, static_cast<int64_t>(*prev)).Bind(2, static_cast<int64_t>(*floor));
   size_t shown = count->Step() == SQLITE_ROW ? static_cast<size_t>(count->Int(0)) : 0;
@@ -654,7 +684,9 @@ Result<SessionCounts> SessionDb::Counts() {
   // The first and last flows by seq (the primary key), never a scan of the table: a million-flow
   // session answers at once. count(*) walks the smallest index.
   auto s = Stmt::Prepare(handle(),
-                         StrCat("SELECT (SELECT count(*) FROM flows WHERE ", kVisible, "), "
+                         // "+seq": not a range of the table (2 GiB for a million flows) but a
+                         // walk of the smallest index, whose entries carry the seq too.
+                         StrCat("SELECT (SELECT count(*) FROM flows WHERE +", kVisible, "), "
                                 "(SELECT coalesce(max(seq),0) FROM flows), "
                                 "(SELECT t FROM flows WHERE ", kVisible, " ORDER BY seq ASC LIMIT 1), "
                                 "(SELECT t FROM flows WHERE ", kVisible, " ORDER BY seq DESC LIMIT 1)"));

@@ -1,11 +1,12 @@
 #pragma once
 // SessionDb: one session's flows in SQLite (<confdir>/sessions/<NAME>.sqlite, WAL).
 //
-// Schema version 1 (the "meta" table holds "schema"; Open migrates explicitly, step by step, and
-// refuses a file from a newer mitmd):
+// Schema version 3 (the "meta" table holds "schema"; Open migrates explicitly, step by step, and
+// refuses a file from a newer mitmd; a new file gets 8 KiB pages):
 //   flows   one row per flow: the FlowRow columns the list shows, sorts and filters on, what the
 //           user added (marked, comment), where it came from (source, a content hash for
-//           imports) and the flow's JSON without body contents.
+//           imports) and the flow's JSON without body contents. Indexes: id (unique), hash,
+//           status, rhost (the host reversed, for host:), method.
 //   bodies  (seq, side 0 request | 1 response) -> the recorded bytes, stored once.
 //   fts     FTS5 (trigram, case-insensitive) over the decoded text bodies (the first 64 KiB of
 //           each), rowid = seq, for body: filters; the URL columns answer the rest.
@@ -31,7 +32,7 @@
 
 namespace mitmd::store {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // One flow to write.
 struct FlowPut {
@@ -45,6 +46,9 @@ struct FlowPut {
   std::shared_ptr<const Flow> flow;
   std::string source;
   std::string hash;     // kImport: content hash (ContentHash)
+  // The flow's JSON without body contents (AppendFlowJsonLine with BodyContent::kOmit), when the
+  // caller already made it; empty: Write makes it.
+  std::string json;
 };
 
 // A hash of what a flow says (its JSON without state and revision), so the same exchange
@@ -149,7 +153,7 @@ class SessionDb {
   std::string path_;
   SqlitePtr db_;
   // The writer's statements, prepared once.
-  Stmt upsert_, import_, body_, fts_, fts_flush_, fts_clear_, get_body_;
+  Stmt upsert_, import_, body_, fts_, fts_flush_, fts_clear_, seq_of_id_, get_body_;
   std::optional<SessionCounts> counts_;
   std::chrono::steady_clock::time_point counts_at_;
 };

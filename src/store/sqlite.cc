@@ -46,6 +46,17 @@ Stmt& Stmt::BindBlob(int i, std::string_view v) {
   return *this;
 }
 
+// SQLite binds NULL for a null pointer; an empty view binds the empty string, as Bind does.
+Stmt& Stmt::BindRef(int i, std::string_view v) {
+  sqlite3_bind_text(stmt_.get(), i, v.data() ? v.data() : "", static_cast<int>(v.size()), SQLITE_STATIC);
+  return *this;
+}
+
+Stmt& Stmt::BindBlobRef(int i, std::string_view v) {
+  sqlite3_bind_blob(stmt_.get(), i, v.data() ? v.data() : "", static_cast<int>(v.size()), SQLITE_STATIC);
+  return *this;
+}
+
 Stmt& Stmt::BindNull(int i) {
   sqlite3_bind_null(stmt_.get(), i);
   return *this;

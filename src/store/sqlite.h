@@ -32,6 +32,10 @@ class Stmt {
   Stmt& Bind(int i, std::string_view v);
   Stmt& BindBlob(int i, std::string_view v);
   Stmt& BindNull(int i);
+  // Without the copy, for the writer's hot statements: |v| must stay valid until the statement
+  // is reset or bound again.
+  Stmt& BindRef(int i, std::string_view v);
+  Stmt& BindBlobRef(int i, std::string_view v);
 
   // SQLITE_ROW, SQLITE_DONE or an error code (then message() says why).
   int Step();

@@ -387,6 +387,23 @@ TEST(FlowJsonFastTest, AppendsToWhatTheBufferHolds) {
   EXPECT_EQ(buffer, "prefix:" + std::string(kFullFlowGolden));
 }
 
+// The session store writes the log's line and the database's JSON from one serialization: the
+// second is exactly what serializing without body contents gives, text and binary bodies alike.
+TEST(FlowJsonFastTest, BothLinesAtOnceAreTheTwoLines) {
+  std::vector<Flow> flows = VariedFlows();
+  flows.push_back(WithBody(WithBody(FullFlow(), std::string("\x00\xff\x01binary", 9), true), "text", false));
+  flows.push_back(WithBody(FullFlow(), std::string(70 << 10, 'x'), true));
+  flows.push_back(Flow{});
+  for (const Flow& f : flows) {
+    std::string line = "old line\n", without = "old json;";
+    AppendFlowJsonLines(f, line, without);
+    EXPECT_EQ(line, "old line\n" + FlowToJsonLine(f));
+    std::string omitted;
+    AppendFlowJsonLine(f, omitted, BodyContent::kOmit);
+    EXPECT_EQ(without, "old json;" + omitted);
+  }
+}
+
 TEST(FlowStoreFastTest, EachLineIsTheFlowsLineWhateverCameBefore) {
   testing::TempDir dir;
   std::string path = dir.File("flows.jsonl");

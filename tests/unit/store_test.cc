@@ -111,17 +111,22 @@ TEST(SessionDbTest, HostAndMethodFiltersUseAnIndexAlsoAfterUpgradingAVersion1Fil
         << plan(*db, "host:example.com");
     EXPECT_NE(plan(*db, "method:post").find("flows_method"), std::string::npos)
         << plan(*db, "method:post");
-    // Back to what schema 1 wrote: no rhost column, no indexes on it or on method.
+    // Back to what schema 1 wrote: no rhost column, no indexes on it or on method, one on host.
     ASSERT_TRUE(store::Exec(db->handle(), "DROP INDEX flows_rhost; DROP INDEX flows_method; "
-                                          "ALTER TABLE flows DROP COLUMN rhost;"));
+                                          "ALTER TABLE flows DROP COLUMN rhost; "
+                                          "CREATE INDEX flows_host ON flows(host COLLATE NOCASE);"));
     ASSERT_TRUE(db->SetMeta("schema", "1"));
   }
   auto db = OpenDb(path);
   ASSERT_TRUE(db);
   auto v = db->GetMeta("schema");
   ASSERT_TRUE(v && *v);
-  EXPECT_EQ(**v, "2");
+  EXPECT_EQ(**v, "3");
   EXPECT_EQ(filtered(*db, "host:example.com"), (std::vector<uint64_t>{6, 5, 2, 1}));
+  // Schema 3 dropped the index rhost made useless (a b-tree insert per flow for nothing).
+  auto host_index = store::Stmt::Prepare(db->handle(), "SELECT name FROM sqlite_schema WHERE name='flows_host'");
+  ASSERT_TRUE(host_index);
+  EXPECT_EQ(host_index->Step(), SQLITE_DONE);
   EXPECT_EQ(filtered(*db, "host:API.example.COM"), (std::vector<uint64_t>{5, 1}));
   EXPECT_NE(plan(*db, "host:example.com").find("flows_rhost"), std::string::npos);
 }
@@ -152,6 +157,15 @@ TEST(SessionDbTest, LiveSnapshotsUpdateOneRowAndKeepTheHighestRevision) {
   EXPECT_EQ((*got)->row.seq, 7u);
   EXPECT_EQ((*got)->row.state, "done");
   EXPECT_EQ((*got)->flow->response->body.content, "final body");  // bodies come back
+  // The same id written again under another seq updates its row, and the bodies follow the row.
+  Flow again = MakeFlow({.host = "live.test", .response_body = "newer body"});
+  again.id = "flow-1";
+  again.revision = 4;
+  ASSERT_TRUE(db->Write({Put(9, again)}));
+  got = db->Get("flow-1");
+  ASSERT_TRUE(got && *got);
+  EXPECT_EQ((*got)->row.seq, 7u);
+  EXPECT_EQ((*got)->flow->response->body.content, "newer body");
   auto counts = db->Counts();
   ASSERT_TRUE(counts);
   EXPECT_EQ(counts->flows, 1u);
