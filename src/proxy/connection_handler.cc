@@ -127,7 +127,9 @@ void ConnectionHandler::Record(std::unique_ptr<Flow> flow) {
   if (flow->client_tls && flow->request) ctx_.passthrough.NoteAccepted(client_addr_, ctx_.now());
   flow->state = FlowState::kDone;
   ++flow->revision;
-  Log(LogLevel::kDebug, "flow recorded", {{"flow", flow->id}});
+  if (ctx_.log.Enabled(LogLevel::kDebug)) {
+    Log(LogLevel::kDebug, "flow recorded", {{"flow", flow->id}});  // fields built only then
+  }
   ctx_.flows.Record(std::shared_ptr<const Flow>(std::move(flow)));
 }
 

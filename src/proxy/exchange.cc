@@ -1,3 +1,7 @@
+// The Exchange's request side (from its head to the upstream connection it goes on) and its
+// endings (recorded once, the connection handed back). The response side is in
+// exchange_response.cc, rules and hold in exchange_rules.cc.
+
 #include "proxy/exchange.h"
 
 #include <charconv>
@@ -11,18 +15,15 @@ namespace {
 // Request bytes held while the upstream connection is being made, before reading pauses.
 constexpr size_t kHeldLimit = 64 * 1024;
 
-// Body progress is published at most this often per flow (seconds).
-constexpr double kPublishInterval = 0.25;
-
-void AddNote(Flow& flow, std::string_view text) {
-  flow.note = flow.note.empty() ? std::string(text) : StrCat(flow.note, "; ", text);
-}
-
 // The headers that address the proxy (or mitmd's replay): never forwarded, never recorded.
 constexpr std::string_view kProxyHeaders[] = {"Proxy-Authorization", "Proxy-Connection",
                                               kReplayHeader};
 
 }  // namespace
+
+void Exchange::AddNote(Flow& flow, std::string_view text) {
+  flow.note = flow.note.empty() ? std::string(text) : StrCat(flow.note, "; ", text);
+}
 
 HttpRequest RecordedRequest(const http::RequestHead& head) {
   HttpRequest req;
@@ -62,6 +63,8 @@ Exchange::~Exchange() {
 }
 
 void Exchange::Log(std::string_view message) const {
+  // Checked before the fields are built: building them was a tenth of a small exchange's cost.
+  if (!host_.conn().ctx().log.Enabled(LogLevel::kDebug)) return;
   host_.conn().Log(LogLevel::kDebug, message,
                     {{"stream", id_}, {"exchange", ToString(state_)},
                      {"flow", flow_ ? flow_->id : std::string()}});
@@ -112,7 +115,9 @@ void Exchange::Start() {
 
 void Exchange::Connect() {
   ConnectionHandler& conn = host_.conn();
-  if (auto idle = host_.TakeIdleUpstream(key_)) {
+  std::unique_ptr<UpstreamConn> idle = host_.TakeIdleUpstream(key_);
+  if (!idle) idle = conn.services().upstreams.TakeIdle(key_);
+  if (idle) {
     Attach(std::move(idle), /*resume_client=*/false);
     return;
   }
@@ -248,211 +253,6 @@ void Exchange::Abort(Phase phase, const std::string& message) {
   if (upstream_) {
     upstream_->wire->set_observer(nullptr);
     host_.conn().services().upstreams.Release(std::move(upstream_), message);
-  }
-}
-
-// ---- The response ---------------------------------------------------------------------------
-
-void Exchange::OnWireEvent(Wire&, WireEvent event) {
-  host_.conn().Touch();
-  switch (event) {
-    case WireEvent::kReadable:
-      ReadUpstream();
-      return;
-    case WireEvent::kDrained:
-      if (!host_.conn().client().reading() && upstream_->codec->Writable(id_)) {
-        host_.conn().client().SetReading(true);
-      }
-      return;
-    case WireEvent::kEof:
-      OnUpstreamEof();
-      return;
-    case WireEvent::kError:
-      OnUpstreamError();
-      return;
-    case WireEvent::kHandshakeDone:
-    case WireEvent::kHandshakePaused:
-      return;
-  }
-}
-
-bool Exchange::Receiving() const {
-  return flow_ != nullptr && !host_.conn().closed() && !unsolicited_upgrade_ &&
-         stream_error_.empty();
-}
-
-void Exchange::ReadUpstream() {
-  Status st = upstream_->codec->Receive(upstream_->wire->input(), *this);
-  if (!flow_ || host_.conn().closed()) return;
-  if (unsolicited_upgrade_) {
-    Fail(502, Phase::kResponse,
-         "the server switched protocols (101) although the request asked for no upgrade");
-    return;
-  }
-  if (!st) {
-    Fail(502, Phase::kResponse, StrCat("malformed response from upstream: ", st.error().message));
-    return;
-  }
-  if (!stream_error_.empty()) {
-    // A refused stream was not processed (RFC 9113, 8.7): like a reused connection's close.
-    if (stream_refused_ && Retry(stream_error_)) return;
-    Fail(502, Phase::kResponse, stream_error_);
-    return;
-  }
-  if (response_done_ && response_buffer_.active) {
-    ReleaseResponse();
-  } else if (response_done_) {
-    Finish();
-  }
-}
-
-void Exchange::OnHead(http::StreamId, http::Response&& response) {
-  response_timer_->Cancel();  // the server answers
-  const http::ResponseHead& head = response.head;
-  if (response.interim()) {
-    if (!flow_->response) flow_->response.emplace();
-    flow_->response->informational.push_back(head.status);
-    host_.codec().SendHead(id_, response);
-    return;
-  }
-  if (head.status == 101 && !FindHeader(request_.head.headers, "Upgrade")) {
-    // Relaying it would turn the connection into an unrecorded tunnel the client never asked
-    // for, with its later requests going to this server. Failed once the codec returns.
-    unsolicited_upgrade_ = true;
-    return;
-  }
-  std::vector<int> informational;
-  if (flow_->response) informational = std::move(flow_->response->informational);
-  HttpResponse& resp = flow_->response.emplace();
-  resp.informational = std::move(informational);
-  resp.status = head.status;
-  resp.reason = head.reason;
-  resp.version = head.version;
-  resp.headers = head.headers;
-  flow_->timings.response_start = host_.conn().ctx().now();
-  flow_->upstream_conn_id = upstream_->id;
-  flow_->upstream_reused = ++upstream_->responses > 1;
-  host_.conn().ctx().connections.AddRequest(upstream_->id, host_.conn().id());
-  flow_->server_addr = upstream_->addr;
-  state_ = State::kResponding;
-  if (!rules_->empty() && ApplyResponseRules(response)) {
-    Publish(/*throttled=*/false);  // the head goes on with the whole body (ReleaseResponse)
-    return;
-  }
-  host_.codec().SendHead(id_, response);
-  Publish(/*throttled=*/false);
-}
-
-void Exchange::OnBodyRaw(http::StreamId, std::string_view raw) {
-  if (response_buffer_.active) {
-    BufferResponse(raw, {});
-    return;
-  }
-  if (!raw_bodies()) return;
-  host_.codec().SendBodyRaw(id_, raw);
-  if (!host_.codec().Writable(id_)) upstream_->wire->SetReading(false);
-}
-
-void Exchange::OnData(http::StreamId, std::string_view data) {
-  if (flow_->response) flow_->response->body.Append(data.data(), data.size(), flow_->body_record_cap);
-  if (response_buffer_.active) {
-    BufferResponse({}, data);
-  } else if (!raw_bodies()) {
-    host_.codec().SendData(id_, data);
-    if (!host_.codec().Writable(id_)) upstream_->wire->SetReading(false);
-  }
-  Publish(/*throttled=*/true);
-}
-
-void Exchange::Publish(bool throttled) {
-  double now = host_.conn().ctx().now();
-  if (!flow_ || (throttled && now - last_publish_ < kPublishInterval)) return;
-  last_publish_ = now;
-  host_.conn().Publish(*flow_);
-}
-
-void Exchange::OnTrailers(http::StreamId, const HeaderList& trailers) {
-  if (flow_->response) flow_->response->trailers = trailers;
-  response_trailers_ = true;
-  if (!raw_bodies() && !response_buffer_.active) host_.codec().SendTrailers(id_, trailers);
-}
-
-void Exchange::OnEnd(http::StreamId) {
-  flow_->timings.response_end = host_.conn().ctx().now();
-  response_done_ = true;
-  if (!raw_bodies() && !response_trailers_ && !response_buffer_.active) host_.codec().SendEnd(id_);
-}
-
-void Exchange::OnStreamReset(http::StreamId, uint32_t code, const std::string& message) {
-  // Acted on once the codec returns (ReadUpstream), like every ending.
-  stream_error_ = StrCat("the upstream server reset the stream: ", message);
-  stream_refused_ = code == http::kResetRefusedStream;
-}
-
-void Exchange::OnUpstreamEof() {
-  upstream_->peer_closed = true;
-  if (state_ == State::kResponding) {
-    // The client sees the server's close as it happened: without close_notify, when so.
-    bool truncated = upstream_->wire->truncated();
-    if (truncated) host_.conn().client().SkipCloseNotify();
-    Status st = upstream_->codec->ReceiveEof(*this);  // completes a close-delimited body
-    if (!st && flow_) {
-      Cut(Phase::kResponse, st.error().message);
-    } else if (response_done_ && response_buffer_.active) {
-      ReleaseResponse();
-    } else if (response_done_) {
-      if (truncated) {
-        AddNote(*flow_,
-                "the server closed the connection without close_notify: this close-delimited "
-                "body may be truncated");
-      }
-      Finish();
-    }
-    return;
-  }
-  if (Retry("the server closed it without responding")) return;
-  Fail(502, Phase::kResponse,
-       StrCat("the upstream server ", key_.host, ":", key_.port,
-              " closed the connection without responding"));
-}
-
-bool Exchange::Retry(std::string_view why) {
-  static constexpr std::string_view kIdempotent[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT",
-                                                     "DELETE"};
-  bool idempotent = false;
-  for (std::string_view m : kIdempotent) idempotent |= request_.head.method == m;
-  if (retried_ || !idempotent || !request_done_ || body_bytes_sent_ > 0 || !upstream_ ||
-      upstream_->responses == 0 || state_ != State::kForwarding) {
-    return false;
-  }
-  retried_ = true;
-  stream_error_.clear();
-  stream_refused_ = false;
-  response_timer_->Cancel();  // restarted once the request is out again
-  Log("retrying on a new connection");
-  upstream_->wire->set_observer(nullptr);
-  ConnectionHandler& conn = host_.conn();
-  conn.services().upstreams.Release(std::move(upstream_),
-                                    StrCat("reused connection failed: ", why, "; retried"));
-  state_ = State::kConnecting;
-  pending_connect_ = conn.services().upstreams.ConnectFresh(
-      key_, conn.id(), [this](Upstreams::Outcome outcome) { OnConnected(std::move(outcome)); });
-  return true;
-}
-
-void Exchange::OnUpstreamError() {
-  std::string error = upstream_->wire->error();
-  if (state_ == State::kResponding) {
-    Cut(Phase::kResponse, StrCat("the upstream connection failed: ", error));
-    return;
-  }
-  if (Retry(error)) return;
-  // TLS 1.3 servers refuse a missing client certificate only after the handshake.
-  const UpstreamVerification* v = upstream_->verification.get();
-  if (v && v->client_cert_requested) {
-    Fail(502, Phase::kUpstreamTls, UpstreamTlsFailure(key_, *v, error));
-  } else {
-    Fail(502, Phase::kResponse, StrCat("the upstream connection failed: ", error));
   }
 }
 

@@ -109,6 +109,8 @@ class Exchange : private http::CodecEvents, private WireObserver, public rules::
   void FillUpstreamFacts(Flow& flow) const;
   void Record(std::optional<Phase> phase = std::nullopt, const std::string& message = {});
   void Log(std::string_view message) const;
+  // Appends |text| to the flow's note.
+  static void AddNote(Flow& flow, std::string_view text);
   // Publishes the running flow; |throttled| ones at most kPublishInterval apart.
   void Publish(bool throttled);
 
@@ -165,6 +167,7 @@ class Exchange : private http::CodecEvents, private WireObserver, public rules::
   bool request_done_ = false;
   bool response_done_ = false;
   double last_publish_ = 0;
+  bool head_unpublished_ = false;  // the response head is not in a published snapshot yet
   uint64_t body_bytes_sent_ = 0;
   bool retried_ = false;
   bool unsolicited_upgrade_ = false;  // a 101 to a request that asked for no upgrade

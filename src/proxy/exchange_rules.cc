@@ -1,6 +1,6 @@
 // The Exchange's rules and hold: the rule set it took at its start applied to its request and
 // response, messages buffered whole to rewrite or hold them, and the user's resume or kill.
-// The rest of the Exchange is in exchange.cc.
+// The rest of the Exchange is in exchange.cc and exchange_response.cc.
 
 #include <algorithm>
 

@@ -423,6 +423,22 @@ TEST(PlaybookLive, PublishedAtTheRequestHeadAndTheResponseHeadThenRecordedOnce) 
   EXPECT_EQ(pb.recorded()[0]->response->body.content, "abcdef");
 }
 
+TEST(PlaybookLive, AResponseCompleteInOneReadIsRecordedWithoutASnapshotOfItsHead) {
+  // A keep-alive client's small responses: the live snapshot of the head would be replaced by
+  // the recorded flow before anyone could see it (and cost a copy of the flow each).
+  Playbook pb;
+  pb.TrackPublished();
+  pb >> FromClient(kGet) << Dial("a.test:80") << Published("- GET http://a.test/x");
+  pb >> Dialed() << ToServer(kForwarded);
+  pb >> FromServer("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+     << ToClient("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+     << Recorded("200 GET http://a.test/x");
+  ASSERT_TRUE(pb.Run());
+  ASSERT_EQ(pb.published().size(), 1u);
+  EXPECT_FALSE(pb.published()[0]->response);
+  EXPECT_EQ(pb.recorded()[0]->response->body.content, "ok");
+}
+
 }  // namespace
 }  // namespace mitmd::testing
 
@@ -503,6 +519,14 @@ TEST(UpstreamPoolTest, AConnectionServesTheNextClientAndIdleOnesAreBounded) {
   other.sni = "b.test";  // another SNI is another key
   auto fourth = pool.Connect(other, /*client_id=*/3, keep);
   EXPECT_EQ(dialer.TakeDials().size(), 1u);
+
+  // TakeIdle: the same connection at once, only for its key, and only once.
+  pool.Return(std::move(got[2]));
+  EXPECT_EQ(pool.TakeIdle(other), nullptr);
+  std::unique_ptr<proxy::UpstreamConn> taken = pool.TakeIdle(key);
+  EXPECT_EQ(taken.get(), reused);
+  EXPECT_EQ(pool.idle_count(), 0u);
+  EXPECT_EQ(pool.TakeIdle(key), nullptr);
 }
 
 }  // namespace

@@ -157,22 +157,29 @@ std::unique_ptr<Upstreams::Pending> UpstreamPool::Connect(const UpstreamKey& key
       return std::make_unique<Handout>(*this, (*it)->Lease(), std::move(done));
     }
   }
+  if (auto idle = TakeIdle(key)) {
+    return std::make_unique<Handout>(*this, std::move(idle), std::move(done));
+  }
+  if (MayShare(key)) {
+    return DialShared(key, client_id, std::move(done), /*joinable=*/!KnownHttp1(key));
+  }
+  return dialer_.Connect(key, client_id, std::move(done));
+}
+
+std::unique_ptr<UpstreamConn> UpstreamPool::TakeIdle(const UpstreamKey& key) {
   // The most recently returned connection first: the least likely to have been closed.
   for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
     Idle* idle = it->get();
     if (!(idle->conn().key == key)) continue;
     if (!idle->conn().usable()) {
       Drop(idle, "the server closed the idle connection");
-      return Connect(key, client_id, std::move(done));
+      return TakeIdle(key);
     }
     std::unique_ptr<UpstreamConn> conn = idle->Take();
     idle_.erase(std::next(it).base());
-    return std::make_unique<Handout>(*this, std::move(conn), std::move(done));
+    return conn;
   }
-  if (MayShare(key)) {
-    return DialShared(key, client_id, std::move(done), /*joinable=*/!KnownHttp1(key));
-  }
-  return dialer_.Connect(key, client_id, std::move(done));
+  return nullptr;
 }
 
 bool UpstreamPool::KnownHttp1(const UpstreamKey& key) const {

@@ -38,6 +38,8 @@ class UpstreamPool : public Upstreams {
                                    Callback done) override;
   std::unique_ptr<Pending> ConnectFresh(const UpstreamKey& key, uint64_t client_id,
                                         Callback done) override;
+  // An idle HTTP/1 connection (HTTP/2 leases go through Connect's handout).
+  std::unique_ptr<UpstreamConn> TakeIdle(const UpstreamKey& key) override;
   void Release(std::unique_ptr<UpstreamConn> conn, std::string_view reason) override;
   void Return(std::unique_ptr<UpstreamConn> conn) override;
 

@@ -79,6 +79,9 @@ class Upstreams {
   // An idle connection with the same key may be handed out instead of a new one.
   virtual std::unique_ptr<Pending> Connect(const UpstreamKey& key, uint64_t client_id,
                                            Callback done) = 0;
+  // An idle connection for |key| at once, or null: what Connect would hand out on the next loop
+  // turn, without that turn (a keep-alive client's next request goes straight on).
+  virtual std::unique_ptr<UpstreamConn> TakeIdle(const UpstreamKey&) { return nullptr; }
   // Always a new connection (a retry after a reused one failed).
   virtual std::unique_ptr<Pending> ConnectFresh(const UpstreamKey& key, uint64_t client_id,
                                                 Callback done) {
