@@ -169,7 +169,7 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::Start(ProxyContext& ctx, HookI
           mode.kind == ProxyMode::Kind::kUpstream ? &mode : nullptr, impl->hop_tls.get());
       ls->upstreams = std::make_unique<UpstreamPool>(
           *ls->dialing, *slot->timers,
-          PoolLimits{ctx.config.pool_max_idle, ctx.config.pool_idle_timeout});
+          PoolLimits{ctx.config.pool_max_idle, ctx.config.pool_idle_timeout}, &ctx.connections);
       // Every worker watches each listening socket; whichever wakes first accepts.
       ls->listener = evconnlistener_new(slot->worker->base(), Impl::AcceptCb, ls.get(),
                                         LEV_OPT_CLOSE_ON_EXEC, 0, impl->sockets[l].fd);

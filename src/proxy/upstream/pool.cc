@@ -124,8 +124,9 @@ class UpstreamPool::Waiter : public Upstreams::Pending {
   std::unique_ptr<Pending> inner_;
 };
 
-UpstreamPool::UpstreamPool(Upstreams& dialer, Timers& timers, PoolLimits limits)
-    : dialer_(dialer), timers_(timers), limits_(limits) {
+UpstreamPool::UpstreamPool(Upstreams& dialer, Timers& timers, PoolLimits limits,
+                           ConnectionRegistry* registry)
+    : dialer_(dialer), timers_(timers), limits_(limits), registry_(registry) {
   retire_timer_ = timers_.New("pool_retire", [this] {
     auto retired = std::move(retired_);
     retired_.clear();
@@ -253,7 +254,8 @@ void UpstreamPool::OnDialed(Dial* dial, Outcome outcome) {
 SharedH2Conn& UpstreamPool::Share(std::unique_ptr<UpstreamConn> conn) {
   return *shared_.emplace_back(std::make_unique<SharedH2Conn>(
       std::move(conn), timers_, limits_.idle_timeout,
-      [this](SharedH2Conn& shared, std::string_view reason) { Retire(shared, reason); }));
+      [this](SharedH2Conn& shared, std::string_view reason) { Retire(shared, reason); },
+      registry_));
 }
 
 void UpstreamPool::Retire(SharedH2Conn& shared, std::string_view reason) {

@@ -30,8 +30,10 @@ struct PoolLimits {
 
 class UpstreamPool : public Upstreams {
  public:
-  // |dialer| and |timers| outlive the pool.
-  UpstreamPool(Upstreams& dialer, Timers& timers, PoolLimits limits = {});
+  // |dialer|, |timers| and |registry| (may be null: shared connections then report their byte
+  // counts only when they close) outlive the pool.
+  UpstreamPool(Upstreams& dialer, Timers& timers, PoolLimits limits = {},
+               ConnectionRegistry* registry = nullptr);
   ~UpstreamPool() override;
 
   std::unique_ptr<Pending> Connect(const UpstreamKey& key, uint64_t client_id,
@@ -72,6 +74,7 @@ class UpstreamPool : public Upstreams {
   Upstreams& dialer_;
   Timers& timers_;
   const PoolLimits limits_;
+  ConnectionRegistry* const registry_;
   std::list<std::unique_ptr<Idle>> idle_;  // most recently returned last
   std::list<std::unique_ptr<SharedH2Conn>> shared_;  // newest last
   std::list<std::unique_ptr<Dial>> dials_;

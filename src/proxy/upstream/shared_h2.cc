@@ -9,8 +9,12 @@ namespace mitmd::proxy {
 // ---- SharedH2Conn ---------------------------------------------------------------------------
 
 SharedH2Conn::SharedH2Conn(std::unique_ptr<UpstreamConn> conn, Timers& timers,
-                           std::chrono::milliseconds idle_timeout, OnDone on_done)
-    : conn_(std::move(conn)), on_done_(std::move(on_done)), idle_timeout_(idle_timeout) {
+                           std::chrono::milliseconds idle_timeout, OnDone on_done,
+                           ConnectionRegistry* registry)
+    : conn_(std::move(conn)),
+      on_done_(std::move(on_done)),
+      registry_(registry),
+      idle_timeout_(idle_timeout) {
   conn_->wire->set_observer(this);
   idle_timer_ = timers.New("h2_shared_idle", [this] {
     codec().Shutdown();  // GOAWAY: a polite close
@@ -157,8 +161,18 @@ void SharedH2Conn::Receive() {
     Fail(WireEvent::kError, StrCat("malformed HTTP/2 from upstream: ", st.error().message));
     return;
   }
+  ReportProgress();
   Notify();
   if (conn_ && !codec().keep_alive()) CheckDone();
+}
+
+void SharedH2Conn::ReportProgress() {
+  if (!registry_ || !conn_ || !conn_->wire) return;
+  uint64_t unreported = (conn_->wire->bytes_read() - conn_->bytes_in_reported) +
+                        (conn_->wire->bytes_written() - conn_->bytes_out_reported);
+  if (unreported == 0 || (!stream_ended_ && unreported < kReportEvery)) return;
+  stream_ended_ = false;
+  ReportBytes(*registry_, *conn_);
 }
 
 void SharedH2Conn::Notify() {
@@ -212,12 +226,14 @@ void SharedH2Conn::OnTrailers(http::StreamId id, const HeaderList& trailers) {
 }
 
 void SharedH2Conn::OnEnd(http::StreamId id) {
+  stream_ended_ = true;
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   it->second->Queue({.kind = LeaseWire::Event::Kind::kEnd});
 }
 
 void SharedH2Conn::OnStreamReset(http::StreamId id, uint32_t code, const std::string& message) {
+  stream_ended_ = true;
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   it->second->Queue({.kind = LeaseWire::Event::Kind::kReset, .data = message, .code = code});

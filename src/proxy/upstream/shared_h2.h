@@ -35,9 +35,12 @@ class SharedH2Conn : private WireObserver, private http::CodecEvents {
   using OnDone = std::function<void(SharedH2Conn&, std::string_view reason)>;
 
   // |conn| has an http::H2Codec (a connection that negotiated h2). |idle_timeout|: how long it
-  // stays open with no lease.
+  // stays open with no lease. |registry| (may be null; outlives this) learns the connection's
+  // byte counts while it is open: whenever a stream ends, and every kReportEvery bytes.
   SharedH2Conn(std::unique_ptr<UpstreamConn> conn, Timers& timers,
-               std::chrono::milliseconds idle_timeout, OnDone on_done);
+               std::chrono::milliseconds idle_timeout, OnDone on_done,
+               ConnectionRegistry* registry = nullptr);
+  static constexpr uint64_t kReportEvery = 256 * 1024;
   ~SharedH2Conn() override;
   SharedH2Conn(const SharedH2Conn&) = delete;
   SharedH2Conn& operator=(const SharedH2Conn&) = delete;
@@ -74,6 +77,9 @@ class SharedH2Conn : private WireObserver, private http::CodecEvents {
   void Notify();
   // The connection ended: leases read what they have, then get |event| (kEof or kError).
   void Fail(WireEvent event, std::string error);
+  // The byte counts to the registry, when a stream ended or enough went unreported: the
+  // Connections view follows a shared connection live, not only once it closes.
+  void ReportProgress();
   // Closes the connection when nothing uses it any more and it cannot be used again.
   void CheckDone();
   void Done(std::string_view reason);
@@ -85,6 +91,8 @@ class SharedH2Conn : private WireObserver, private http::CodecEvents {
 
   std::unique_ptr<UpstreamConn> conn_;
   OnDone on_done_;
+  ConnectionRegistry* registry_;
+  bool stream_ended_ = false;  // since the last report
   std::map<LeaseWire*, bool> leases_;             // value unused: a set in creation order
   std::map<http::StreamId, LeaseWire*> streams_;  // open streams by their name on the codec
   http::StreamId next_name_ = 1;
