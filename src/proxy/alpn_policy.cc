@@ -16,6 +16,12 @@ bool Offers(const std::vector<std::string>& offer, std::string_view protocol) {
   return std::find(offer.begin(), offer.end(), protocol) != offer.end();
 }
 
+// A client that will speak HTTP/1 whatever the server chooses: it offered http/1.1 without h2,
+// or no ALPN at all.
+bool SpeaksOnlyHttp1(const std::vector<std::string>& offer) {
+  return offer.empty() || (Offers(offer, kHttp1) && !Offers(offer, kH2));
+}
+
 std::string List(const std::vector<std::string>& offer) {
   std::string out;
   for (const std::string& p : offer) out += StrCat(out.empty() ? "" : ", ", p);
@@ -47,12 +53,32 @@ std::vector<std::string> UpstreamAlpnOffer(const std::vector<std::string>& clien
     offer.push_back(p);
   }
   if (Offers(offer, kH2) && !Offers(offer, kHttp1)) offer.emplace_back(kHttp1);
+  if (support.h2 && SpeaksOnlyHttp1(client_offer)) {
+    if (offer.empty()) offer.emplace_back(kHttp1);  // no ALPN: the client speaks HTTP/1.1
+    offer.emplace_back(kH2);  // last: a server that honours the client's order mirrors it
+  }
   return offer;
+}
+
+std::vector<std::string> Http1Offer(const std::vector<std::string>& offer) {
+  std::vector<std::string> out;
+  for (const std::string& p : offer) {
+    if (p != kH2 && p != kGrpcExp) out.push_back(p);
+  }
+  return out;
 }
 
 ClientAnswer AnswerClient(const std::vector<std::string>& client_offer,
                           const UpstreamAlpn& upstream, const ProtocolSupport& support) {
   using Next = ClientAnswer::Next;
+  if (upstream.connected && upstream.chosen == kH2 && support.h2 &&
+      SpeaksOnlyHttp1(client_offer)) {
+    // h2 was offered upstream for this HTTP/1 client (UpstreamAlpnOffer): the client gets
+    // HTTP/1.1, as it offered (no ALPN answer when it offered none).
+    return {.next = Next::kHttp1,
+            .alpn = client_offer.empty() ? "" : std::string(kHttp1),
+            .translated = true};
+  }
   if (client_offer.empty()) return {Next::kHttp1, "", ""};
   if (!upstream.connected) {
     // An HTTP client reads a 502 that explains. A server that refuses an offer it has no

@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "core_clients.h"
 #include "proxy_fixture.h"
 
 namespace mitmd::testing {
@@ -212,6 +213,123 @@ TEST_F(H2Test, AnH2OnlyClientToAnHttp1OnlyServerIsTranslated) {
     EXPECT_EQ(f["client"]["tls"]["alpn"], "h2");
     EXPECT_TRUE(!f.contains("error") || f["error"].is_null()) << f.dump();
   }
+}
+
+// An HTTP/1 client to a server that speaks only HTTP/2 (nghttpd; ALPN h2 or nothing): mitmd
+// offers h2 upstream besides what the client offered, the client gets HTTP/1.1, and each
+// exchange is a stream of a shared upstream HTTP/2 connection.
+TEST_F(H2Test, CurlHttp11ToAnH2OnlyServerIsTranslated) {
+  ASSERT_NO_FATAL_FAILURE(StartNghttpd());
+  if (IsSkipped()) return;
+  ASSERT_NO_FATAL_FAILURE(StartMitmd({"--web", "127.0.0.1:0"}));
+  std::string out = dir_.path() + "/big.out";
+  ProcessResult r = mitmd_.Curl({"--http1.1", "-sS", "-o", out, "-w",
+                                 "%{http_version} %{http_code}", Url("/big.bin"), "-o",
+                                 "/dev/null", Url("/missing")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1.1 2001.1 404");
+  std::ifstream in(out, std::ios::binary);
+  std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(got == big_) << "body differs: " << got.size() << " bytes vs " << big_.size();
+
+  auto flows = mitmd_.WaitForFlows(2);
+  ASSERT_EQ(flows.size(), 2u);
+  for (const auto& f : flows) {
+    EXPECT_EQ(f["request"]["version"], "HTTP/1.1") << f.dump();
+    EXPECT_EQ(f["response"]["version"], "HTTP/2");
+    EXPECT_EQ(f["client"]["tls"]["alpn"], "http/1.1");
+    EXPECT_EQ(f["server"]["tls"]["alpn"], "h2");
+    EXPECT_TRUE(!f.contains("error") || f["error"].is_null()) << f.dump();
+    EXPECT_EQ(f["server"]["conn"], flows[0]["server"]["conn"]) << "one shared connection";
+  }
+  auto big = FlowsWithPath(flows, "/big.bin");
+  ASSERT_EQ(big.size(), 1u);
+  EXPECT_EQ(big[0]["response"]["status"], 200);
+  EXPECT_EQ(big[0]["response"]["body"]["size"], big_.size());
+
+  // The shared connection stays open in the pool, and the Connections view has its bytes.
+  uint16_t web = WaitForViewerPort(mitmd_);
+  ASSERT_NE(web, 0) << mitmd_.StdoutText();
+  ProcessResult api = RunCurl(
+      {"-s", "--noproxy", "*", "http://127.0.0.1:" + std::to_string(web) + "/api/connections"});
+  ASSERT_EQ(api.exit_code, 0) << api.err;
+  const nlohmann::json doc = nlohmann::json::parse(api.out);  // outlives the loop over it
+  nlohmann::json upstream;
+  for (const auto& c : doc["connections"]) {
+    if (c["id"] == flows[0]["server"]["conn"]) upstream = c;
+  }
+  ASSERT_TRUE(upstream.is_object()) << api.out;
+  EXPECT_EQ(upstream["open"], true);
+  EXPECT_GT(upstream["bytes_in"].get<uint64_t>(), big_.size()) << upstream.dump();
+  EXPECT_GT(upstream["bytes_out"].get<uint64_t>(), 0u);
+}
+
+// Python requests (ALPN http/1.1), http.client and a raw client (no ALPN) to nghttpd and to an
+// h2-only Python server that echoes what arrived: Host became :authority, connection-specific
+// headers were dropped, a chunked body went as DATA with its trailer, and the response (no
+// length) came back chunked with the server's trailer.
+TEST_F(H2Test, PythonHttp1ClientsToH2OnlyServersAreTranslated) {
+  if (system("/usr/bin/python3 -c 'import h2, requests' 2>/dev/null") != 0) {
+    GTEST_SKIP() << "python3-h2 or python3-requests is not installed (scripts/deps.sh test)";
+  }
+  ASSERT_NO_FATAL_FAILURE(StartNghttpd());
+  if (IsSkipped()) return;
+  ASSERT_NO_FATAL_FAILURE(StartMitmd());
+  ProcessResult r = RunProcess(
+      {"/usr/bin/python3", std::string(MITMD_SOURCE_DIR) + "/tests/integration/scripts/h1_to_h2.py",
+       std::to_string(mitmd_.port()), mitmd_.ca_cert_path(), localhost_files_.cert,
+       localhost_files_.key, std::to_string(port_)},
+      std::chrono::seconds(60));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto result = nlohmann::json::parse(r.out);
+  std::string echo_authority = "localhost:" + std::to_string(result["echo_port"].get<int>());
+
+  EXPECT_EQ(result["requests_big"]["status"], 200);
+  EXPECT_EQ(result["requests_big"]["len"], big_.size());
+  const auto& post = result["requests_post"];
+  EXPECT_EQ(post["status"], 200) << post.dump();
+  EXPECT_EQ(post["echo"]["body_sha256"], post["expected_sha256"]);
+  EXPECT_EQ(HeaderValue(post["echo"]["headers"], ":authority"), echo_authority);
+  EXPECT_EQ(HeaderValue(post["echo"]["headers"], ":method"), "POST");
+  EXPECT_EQ(HeaderValue(post["echo"]["headers"], "transfer-encoding"), "");
+
+  const auto& raw = result["raw"];
+  ASSERT_EQ(raw["post"]["status"], "HTTP/1.1 200 OK") << raw.dump();
+  auto seen = nlohmann::json::parse(raw["post"]["body"].get<std::string>());
+  EXPECT_EQ(seen["body_sha256"], raw["expected_sha256"]) << "chunked -> DATA, byte for byte";
+  EXPECT_EQ(seen["body_len"], 71001);
+  EXPECT_EQ(HeaderValue(seen["headers"], ":path"), "/upload?x=1");
+  EXPECT_EQ(HeaderValue(seen["headers"], ":scheme"), "https");
+  EXPECT_EQ(HeaderValue(seen["headers"], ":authority"), echo_authority);
+  EXPECT_EQ(HeaderValue(seen["headers"], "x-custom"), "Kept");
+  EXPECT_EQ(HeaderValue(seen["headers"], "te"), "trailers");
+  for (std::string gone : {"host", "connection", "keep-alive", "x-hop", "transfer-encoding"}) {
+    EXPECT_EQ(HeaderValue(seen["headers"], gone), "") << gone << " reached the server";
+  }
+  EXPECT_EQ(HeaderValue(seen["trailers"], "x-checksum"), "42") << "the request's trailer";
+  EXPECT_EQ(HeaderValue(raw["post"]["headers"], "transfer-encoding"), "chunked");
+  EXPECT_EQ(HeaderValue(raw["post"]["trailers"], "x-echo-trailer"), "yes")
+      << "the server's HTTP/2 trailer reaches the HTTP/1.1 client";
+  ASSERT_EQ(raw["second"]["status"], "HTTP/1.1 200 OK") << "the client connection is kept";
+  EXPECT_EQ(nlohmann::json::parse(raw["second"]["body"].get<std::string>())["body_len"], 0);
+
+  EXPECT_EQ(result["http_client"]["status"], 200);
+  EXPECT_EQ(result["http_client"]["body"], "<h1>h2</h1>\n");
+
+  auto flows = mitmd_.WaitForFlows(5);
+  ASSERT_EQ(flows.size(), 5u);
+  for (const auto& f : flows) {
+    EXPECT_EQ(f["request"]["version"], "HTTP/1.1") << f.dump();
+    EXPECT_EQ(f["response"]["version"], "HTTP/2");
+    EXPECT_EQ(f["server"]["tls"]["alpn"], "h2");
+    EXPECT_TRUE(!f.contains("error") || f["error"].is_null()) << f.dump();
+  }
+  auto upload = FlowsWithPath(flows, "/upload?x=1");
+  ASSERT_EQ(upload.size(), 1u);
+  EXPECT_EQ(upload[0]["client"]["tls"]["alpn"], "");
+  EXPECT_EQ(upload[0]["request"]["body"]["size"], 71001);
+  EXPECT_EQ(HeaderValue(upload[0]["request"]["trailers"], "X-Checksum"), "42");
+  EXPECT_EQ(HeaderValue(upload[0]["response"]["trailers"], "x-echo-trailer"), "yes");
 }
 
 // curl -p --http2-prior-knowledge: a CONNECT tunnel, then cleartext HTTP/2 (h2c) inside it,

@@ -22,7 +22,41 @@ TEST(AlpnPolicy, OfferIsTheClientsListWithoutWhatCannotBeRelayed) {
   EXPECT_EQ(UpstreamAlpnOffer({"h2"}, kWithH2), (std::vector<std::string>{"h2", "http/1.1"}));
   EXPECT_EQ(UpstreamAlpnOffer({"grpc-exp", "h2"}, kWithH2),
             (std::vector<std::string>{"grpc-exp", "h2", "http/1.1"}));
-  EXPECT_EQ(UpstreamAlpnOffer({"http/1.1"}, kWithH2), std::vector<std::string>{"http/1.1"});
+  // An HTTP/1 client: the server may speak only h2, which mitmd translates; h2 goes last.
+  EXPECT_EQ(UpstreamAlpnOffer({"http/1.1"}, kWithH2),
+            (std::vector<std::string>{"http/1.1", "h2"}));
+  EXPECT_EQ(UpstreamAlpnOffer({}, kWithH2), (std::vector<std::string>{"http/1.1", "h2"}));
+  EXPECT_EQ(UpstreamAlpnOffer({"http/1.1"}, kH1Only), std::vector<std::string>{"http/1.1"});
+  // A client with a protocol of its own is offered upstream as it is.
+  EXPECT_EQ(UpstreamAlpnOffer({"mqtt"}, kWithH2), std::vector<std::string>{"mqtt"});
+}
+
+TEST(AlpnPolicy, AnHttp1ClientToAnH2ServerIsTranslated) {
+  ClientAnswer a = AnswerClient({"http/1.1"}, {.chosen = "h2"}, kWithH2);
+  EXPECT_EQ(a.next, Next::kHttp1);
+  EXPECT_EQ(a.alpn, "http/1.1");
+  EXPECT_TRUE(a.translated);
+  // A client without ALPN gets no ALPN answer, and HTTP/1.1.
+  a = AnswerClient({}, {.chosen = "h2"}, kWithH2);
+  EXPECT_EQ(a.next, Next::kHttp1);
+  EXPECT_EQ(a.alpn, "");
+  EXPECT_TRUE(a.translated);
+  // The server honoured the client's order: mirrored.
+  a = AnswerClient({"http/1.1"}, {.chosen = "http/1.1"}, kWithH2);
+  EXPECT_EQ(a.next, Next::kHttp1);
+  EXPECT_FALSE(a.translated);
+  // Without an HTTP/2 codec h2 is never offered, so a server choosing it is stray.
+  EXPECT_EQ(AnswerClient({"http/1.1"}, {.chosen = "h2"}, kH1Only).next, Next::kRefuse);
+  // A client that offered h2 itself is mirrored, not translated.
+  a = AnswerClient({"h2", "http/1.1"}, {.chosen = "h2"}, kWithH2);
+  EXPECT_EQ(a.next, Next::kHttp2);
+  EXPECT_FALSE(a.translated);
+}
+
+TEST(AlpnPolicy, AnUpgradeIsOfferedHttp1Only) {
+  EXPECT_EQ(Http1Offer({"http/1.1", "h2"}), std::vector<std::string>{"http/1.1"});
+  EXPECT_EQ(Http1Offer({"grpc-exp", "h2", "http/1.1"}), std::vector<std::string>{"http/1.1"});
+  EXPECT_TRUE(Http1Offer({}).empty());
 }
 
 TEST(AlpnPolicy, AnH2OnlyClientToAnHttp1ServerIsTranslated) {

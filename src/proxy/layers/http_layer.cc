@@ -1,6 +1,7 @@
 #include "proxy/layers/http_layer.h"
 
 #include "core/strings.h"
+#include "proxy/alpn_policy.h"
 #include "proxy/exchange.h"
 #include "proxy/layers/detect.h"
 #include "proxy/layers/tunnel.h"
@@ -99,8 +100,17 @@ void HttpLayer::OnHead(http::StreamId id, http::Request&& request) {
     return;
   }
   RewriteHost(tunnel_, request, *target);
+  UpstreamKey key = tunnel_.key;
+  // An Upgrade (a WebSocket) cannot go as a stream of an HTTP/2 connection, which the h2 offered
+  // upstream for an HTTP/1 client may give (alpn_policy.h): unless the connection made during
+  // the handshake speaks HTTP/1.1, it gets an HTTP/1.1 connection of its own.
+  bool idle_http1 = idle_upstream_ && idle_upstream_->codec &&
+                    idle_upstream_->codec->protocol() == http::Protocol::kHttp1;
+  if (!idle_http1 && FindHeader(request.head.headers, "Upgrade")) {
+    key.alpn = Http1Offer(key.alpn);
+  }
   exchange_ = std::make_unique<Exchange>(*this, id, std::move(request), std::move(*target),
-                                         tunnel_.key);
+                                         std::move(key));
   exchange_->Start();
 }
 
