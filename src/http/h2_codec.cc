@@ -82,6 +82,7 @@ struct H2Codec::Stream {
   bool local_ended = false;
   bool reset_here = false;  // this side sent RST_STREAM
   std::optional<HeaderList> pending_head;  // a response head not submitted yet
+  bool extended_connect = false;  // server side: the request was an RFC 8441 CONNECT
 };
 
 // nghttp2's callbacks, which see the codec through |user_data|.
@@ -133,6 +134,7 @@ struct H2Codec::Callbacks {
           const std::string* path = PseudoHeader(fields, ":path");
           const std::string* authority = PseudoHeader(fields, ":authority");
           if (method) request.head.method = *method;
+          s->extended_connect = ExtendedConnectProtocol(fields) != nullptr;
           if (path) {
             request.head.target = *path;
           } else if (authority) {
@@ -268,6 +270,9 @@ H2Codec::H2Codec(Side side, ByteSink& out, std::string_view scheme)
   };
   // A proxy never accepts pushed streams: the client would see resources it did not ask for.
   if (side == Side::kClient) settings.push_back({NGHTTP2_SETTINGS_ENABLE_PUSH, 0});
+  // RFC 8441: clients may open WebSockets as streams (extended CONNECT); mitmd relays them to
+  // the server as an HTTP/1.1 Upgrade when the server does not take them over HTTP/2.
+  if (side == Side::kServer) settings.push_back({NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1});
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
 }
@@ -382,8 +387,15 @@ Status H2Codec::OpenStream(StreamId name, const Request& request, bool end_strea
 void H2Codec::SendResponse(StreamId id, const Response& response, bool end_stream) {
   Stream* s = Find(id);
   if (!s || s->local_ended) return;
-  HeaderList fields = HasPseudoHeaders(response.head.headers) ? Lowered(response.head.headers)
-                                                              : ToH2Response(response.head);
+  HeaderList fields;
+  if (HasPseudoHeaders(response.head.headers)) {
+    fields = Lowered(response.head.headers);
+  } else if (s->extended_connect && response.head.status == 101) {
+    // An HTTP/1.1 server switched protocols for an extended CONNECT: HTTP/2 says 200.
+    fields = ExtendedConnectResponse(response.head);
+  } else {
+    fields = ToH2Response(response.head);
+  }
   DropConnectionSpecific(fields);
   std::vector<nghttp2_nv> nv = ToNv(fields);
   if (response.interim()) {

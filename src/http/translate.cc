@@ -1,5 +1,8 @@
 #include "http/translate.h"
 
+#include <openssl/base64.h>
+#include <openssl/sha.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -191,6 +194,59 @@ Result<H1Response> ToH1Response(const ResponseHead& h2, bool has_body, bool head
     out.framing = H1Framing::kChunked;
   }
   return out;
+}
+
+const std::string* ExtendedConnectProtocol(const HeaderList& h2) {
+  const std::string* method = PseudoHeader(h2, ":method");
+  if (!method || *method != "CONNECT") return nullptr;
+  return PseudoHeader(h2, ":protocol");
+}
+
+Result<Request> UpgradeForExtendedConnect(const RequestHead& h2, std::string_view websocket_key) {
+  const std::string* protocol = ExtendedConnectProtocol(h2.headers);
+  if (!protocol) return Fail("not an extended CONNECT (no :protocol)");
+  const std::string* authority = PseudoHeader(h2.headers, ":authority");
+  const std::string* path = PseudoHeader(h2.headers, ":path");
+  if (!authority || !path) return Fail("extended CONNECT without :authority or :path");
+  Request out;
+  RequestHead& head = out.head;
+  head.method = "GET";
+  head.target = *path;
+  head.version = "HTTP/1.1";
+  head.headers.emplace_back("Host", *authority);
+  head.headers.emplace_back("Connection", "Upgrade");
+  head.headers.emplace_back("Upgrade", *protocol);
+  if (EqualsIgnoreCase(*protocol, "websocket")) {
+    head.headers.emplace_back("Sec-WebSocket-Key", std::string(websocket_key));
+  }
+  for (auto& f : H1Fields(h2.headers)) {
+    // The client's own (an HTTP/2 client has no business sending them) would contradict ours.
+    if (EqualsIgnoreCase(f.first, "host") || EqualsIgnoreCase(f.first, "sec-websocket-key")) {
+      continue;
+    }
+    head.headers.push_back(std::move(f));
+  }
+  return out;
+}
+
+HeaderList ExtendedConnectResponse(const ResponseHead& h1_switching) {
+  HeaderList regular = h1_switching.headers;
+  DropConnectionSpecific(regular);
+  RemoveHeader(regular, "sec-websocket-accept");
+  HeaderList out;
+  out.emplace_back(":status", "200");
+  for (auto& h : regular) out.push_back(std::move(h));
+  return out;
+}
+
+std::string WebSocketAccept(std::string_view key) {
+  static constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  std::string input = StrCat(key, kGuid);
+  uint8_t digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const uint8_t*>(input.data()), input.size(), digest);
+  char out[64];
+  size_t n = EVP_EncodeBlock(reinterpret_cast<uint8_t*>(out), digest, sizeof digest);
+  return std::string(out, n);
 }
 
 std::string ChunkOf(std::string_view data) {

@@ -60,6 +60,22 @@ Result<H1Request> ToH1Request(const RequestHead& h2, bool has_body);
 // above; a response that cannot have one (HEAD, 204, 304) is kNone whatever it says.
 Result<H1Response> ToH1Response(const ResponseHead& h2, bool has_body, bool head_request = false);
 
+// RFC 8441 (WebSockets over HTTP/2) negotiated down to an HTTP/1.1 server: the client's
+// extended CONNECT (":method" CONNECT with ":protocol") becomes the HTTP/1.1 Upgrade that asks
+// the same (RFC 6455 section 4.1): GET :path, Host from :authority, Upgrade: the protocol,
+// Connection: Upgrade, |websocket_key| as Sec-WebSocket-Key (HTTP/2 has none: the proxy makes
+// one), the regular fields as they are (Sec-WebSocket-Version, -Protocol, -Extensions, Origin).
+// An error when it is no extended CONNECT or a pseudo-header it needs is missing.
+Result<Request> UpgradeForExtendedConnect(const RequestHead& h2, std::string_view websocket_key);
+// The ":protocol" of an extended CONNECT, or nullptr for any other request.
+const std::string* ExtendedConnectProtocol(const HeaderList& h2);
+// The 2xx that answers an extended CONNECT for the HTTP/1.1 server's 101: ":status" 200 and
+// the 101's fields without the connection-specific ones and Sec-WebSocket-Accept (which
+// belongs to the HTTP/1.1 handshake, checked by the proxy).
+HeaderList ExtendedConnectResponse(const ResponseHead& h1_switching);
+// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 section 4.2.2).
+std::string WebSocketAccept(std::string_view key);
+
 // Body bytes and the end of a chunked HTTP/1.1 body, trailers included.
 std::string ChunkOf(std::string_view data);
 std::string LastChunk(const HeaderList& trailers = {});

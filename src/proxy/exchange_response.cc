@@ -144,7 +144,11 @@ void Exchange::OnTrailers(http::StreamId, const HeaderList& trailers) {
 void Exchange::OnEnd(http::StreamId) {
   flow_->timings.response_end = host_.conn().ctx().now();
   response_done_ = true;
-  if (!raw_bodies() && !response_trailers_ && !response_buffer_.active) host_.codec().SendEnd(id_);
+  // After a 101 the client's stream (an HTTP/2 extended CONNECT) carries what follows.
+  bool switched = flow_->response && flow_->response->status == 101;
+  if (!raw_bodies() && !response_trailers_ && !response_buffer_.active && !switched) {
+    host_.codec().SendEnd(id_);
+  }
 }
 
 void Exchange::OnStreamReset(http::StreamId, uint32_t code, const std::string& message) {

@@ -2,7 +2,8 @@
 // mitmd's root through an NSS database in its own HOME (no certificate errors ignored) and loads,
 // through the proxy, a page with 30 subresources from an HTTP/2-only server (Node's http2): one
 // client connection, one upstream connection, every flow HTTP/2. A page opens a WebSocket to an
-// HTTP/1.1 server (Node `ws`; mitmd announces no RFC 8441, so Chromium uses HTTP/1.1 for it): its
+// HTTP/1.1 server (Node `ws` on a port of its own: Chromium has no HTTP/2 connection to that
+// origin to open it on with RFC 8441, so it uses HTTP/1.1): its
 // messages are recorded and shown in the viewer's Messages tab. Node's `ws` client, through a
 // CONNECT tunnel it opens itself: text, binary, a 1 MiB message, ping, and its close code.
 // Run by run.sh (ctest label "browser"): MITMD=path/to/mitmd node --test h2_test.js

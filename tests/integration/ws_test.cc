@@ -1,6 +1,7 @@
 // Issue 9, WebSocket through mitmd with Python websockets over TLS (permessage-deflate on): the
 // frames are relayed untouched and every message is recorded on the upgrade's flow, in order,
-// with the server's close code; the flow is live while the socket is open.
+// with the server's close code; the flow is live while the socket is open. Also over HTTP/2
+// (RFC 8441), negotiated down to an HTTP/1.1 server.
 
 #include "proxy_fixture.h"
 
@@ -48,6 +49,56 @@ TEST_F(WsTest, MessagesOfAWebSocketAreRecordedInOrder) {
                                           "close:6"}));
   EXPECT_EQ(down, (std::vector<std::string>{"text:hello", "binary:3", "pong:2", "text:1048576",
                                             "close:6"}));
+}
+
+// RFC 8441: a Python h2 client opens the WebSocket as an extended CONNECT stream on its HTTP/2
+// connection to mitmd, which announced SETTINGS_ENABLE_CONNECT_PROTOCOL; the websockets server
+// speaks HTTP/1.1 only, so mitmd sends it the Upgrade and relays the socket on the stream. The
+// messages are recorded as for a WebSocket over HTTP/1.1; the flow shows both sides' heads.
+TEST_F(WsTest, AWebSocketOverHttp2IsNegotiatedDownAndRecorded) {
+  if (system("/usr/bin/python3 -c 'import websockets, h2' 2>/dev/null") != 0) {
+    GTEST_SKIP() << "python3-websockets or python3-h2 is not installed (scripts/deps.sh test)";
+  }
+  ASSERT_NO_FATAL_FAILURE(StartMitmd());
+  ProcessResult r = RunProcess(
+      {"/usr/bin/python3", std::string(MITMD_SOURCE_DIR) + "/tests/integration/scripts/ws_over_h2.py",
+       std::to_string(mitmd_.port()), mitmd_.ca_cert_path(), localhost_files_.cert,
+       localhost_files_.key},
+      std::chrono::seconds(60));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto result = nlohmann::json::parse(r.out);
+  EXPECT_EQ(result["enable_connect_protocol"], 1);
+  EXPECT_EQ(result["status"], "200");
+  EXPECT_EQ(result["got"],
+            nlohmann::json::parse(R"(["hello", "0001ff", [10, "p1"], 300000, [8, 1000, "bye"]])"));
+
+  auto flows = mitmd_.WaitForFlows(1);
+  ASSERT_EQ(flows.size(), 1u);
+  const auto& f = flows[0];
+  EXPECT_EQ(f["request"]["version"], "HTTP/2") << f.dump().substr(0, 2000);
+  EXPECT_EQ(f["request"]["method"], "CONNECT");
+  EXPECT_EQ(HeaderValue(f["request"]["headers"], ":protocol"), "websocket");
+  EXPECT_EQ(f["request"]["path"], "/chat?room=1");
+  EXPECT_EQ(f["response"]["status"], 101);
+  EXPECT_EQ(f["response"]["version"], "HTTP/1.1");
+  EXPECT_TRUE(!f.contains("error") || f["error"].is_null()) << f.dump().substr(0, 2000);
+  ASSERT_TRUE(f.contains("websocket")) << f.dump().substr(0, 2000);
+  const auto& ws = f["websocket"];
+  EXPECT_EQ(ws["close"]["code"], 1000);
+  EXPECT_EQ(ws["close"]["reason"], "bye");
+  std::vector<std::string> up, down;
+  for (const auto& m : ws["messages"]) {
+    std::string desc = m["opcode"].get<std::string>() + ":" +
+                       (m["opcode"] == "text" && m["size"] < 100 ? m["content"].get<std::string>()
+                                                                : std::to_string(m["size"].get<int>()));
+    (m["from_client"].get<bool>() ? up : down).push_back(desc);
+  }
+  EXPECT_EQ(up, (std::vector<std::string>{"text:hello", "binary:3", "ping:2", "text:300000",
+                                          "close:5"}));
+  EXPECT_EQ(down, (std::vector<std::string>{"text:hello", "binary:3", "pong:2", "text:300000",
+                                            "close:5"}));
+  EXPECT_GT(f["bytes"]["up"], 300000);
+  EXPECT_GT(f["bytes"]["down"], 300000);
 }
 
 }  // namespace

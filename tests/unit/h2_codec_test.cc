@@ -368,5 +368,39 @@ TEST_F(H2CodecTest, H1ResponseHeadIsTranslatedOnTheWayOut) {
   EXPECT_EQ(at_client_.streams[id].data, "gone");
 }
 
+// RFC 8441: the server side announces SETTINGS_ENABLE_CONNECT_PROTOCOL, accepts an extended
+// CONNECT, answers an HTTP/1.1 101 for it with 200, and the stream then carries bytes both ways.
+TEST_F(H2CodecTest, ExtendedConnectIsAcceptedAndA101BecomesA200) {
+  Pump();  // SETTINGS both ways
+  Request connect;
+  connect.head.method = "CONNECT";
+  connect.head.version = "HTTP/2";
+  connect.head.headers = {{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "https"},
+                          {":path", "/chat"}, {":authority", "example.test"},
+                          {"sec-websocket-version", "13"}};
+  StreamId id = 1;
+  ASSERT_TRUE(client_.OpenStream(id, connect, false));
+  Pump();
+  ASSERT_TRUE(at_server_.streams[id].request) << "the server refused the extended CONNECT";
+  EXPECT_EQ(*PseudoHeader(at_server_.streams[id].request->head.headers, ":protocol"), "websocket");
+  Response switching;
+  switching.head.version = "HTTP/1.1";
+  switching.head.status = 101;
+  switching.head.reason = "Switching Protocols";
+  switching.head.headers = {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+                            {"Sec-WebSocket-Accept", "x"}, {"Sec-WebSocket-Protocol", "chat"}};
+  server_.SendResponse(id, switching, false);
+  server_.SendData(id, "from server");
+  client_.SendData(id, "from client");
+  Pump();
+  ASSERT_EQ(at_client_.streams[id].responses.size(), 1u);
+  EXPECT_EQ(at_client_.streams[id].responses[0].head.headers,
+            (HeaderList{{":status", "200"}, {"sec-websocket-protocol", "chat"}}));
+  EXPECT_EQ(at_client_.streams[id].data, "from server");
+  EXPECT_EQ(at_server_.streams[id].data, "from client");
+  EXPECT_FALSE(at_client_.streams[id].ended);
+  EXPECT_FALSE(at_client_.streams[id].reset);
+}
+
 }  // namespace
 }  // namespace mitmd::http

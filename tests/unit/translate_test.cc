@@ -80,5 +80,45 @@ TEST(TranslateTest, Chunks) {
   EXPECT_EQ(LastChunk({{"grpc-status", "0"}}), "0\r\ngrpc-status: 0\r\n\r\n");
 }
 
+TEST(TranslateTest, ExtendedConnectBecomesAnHttp1Upgrade) {
+  RequestHead h2{"CONNECT", "/chat?x=1", "HTTP/2",
+                 {{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "https"},
+                  {":path", "/chat?x=1"}, {":authority", "ws.test:8443"},
+                  {"sec-websocket-version", "13"}, {"sec-websocket-protocol", "chat"},
+                  {"sec-websocket-key", "from-the-client"}, {"cookie", "a=1"}, {"cookie", "b=2"}}};
+  ASSERT_NE(ExtendedConnectProtocol(h2.headers), nullptr);
+  EXPECT_EQ(*ExtendedConnectProtocol(h2.headers), "websocket");
+  auto up = UpgradeForExtendedConnect(h2, "dGhlIHNhbXBsZSBub25jZQ==");
+  ASSERT_TRUE(up) << up.error().message;
+  EXPECT_EQ(up->head.method, "GET");
+  EXPECT_EQ(up->head.target, "/chat?x=1");
+  EXPECT_EQ(up->head.version, "HTTP/1.1");
+  EXPECT_EQ(up->head.headers,
+            (HeaderList{{"Host", "ws.test:8443"}, {"Connection", "Upgrade"},
+                        {"Upgrade", "websocket"}, {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+                        {"sec-websocket-version", "13"}, {"sec-websocket-protocol", "chat"},
+                        {"cookie", "a=1; b=2"}}));
+  // A plain CONNECT, or any other request, is no extended CONNECT.
+  RequestHead plain{"CONNECT", "h.test:443", "HTTP/2",
+                    {{":method", "CONNECT"}, {":authority", "h.test:443"}}};
+  EXPECT_EQ(ExtendedConnectProtocol(plain.headers), nullptr);
+  EXPECT_FALSE(UpgradeForExtendedConnect(plain, "k"));
+  RequestHead no_path{"CONNECT", "", "HTTP/2",
+                      {{":method", "CONNECT"}, {":protocol", "websocket"},
+                       {":authority", "h.test"}}};
+  EXPECT_FALSE(UpgradeForExtendedConnect(no_path, "k"));
+}
+
+TEST(TranslateTest, A101AnswersAnExtendedConnectWith200) {
+  ResponseHead h1{"HTTP/1.1", 101, "Switching Protocols",
+                  {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+                   {"Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="},
+                   {"Sec-WebSocket-Protocol", "chat"}}};
+  EXPECT_EQ(ExtendedConnectResponse(h1),
+            (HeaderList{{":status", "200"}, {"sec-websocket-protocol", "chat"}}));
+  // RFC 6455's own example.
+  EXPECT_EQ(WebSocketAccept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+
 }  // namespace
 }  // namespace mitmd::http

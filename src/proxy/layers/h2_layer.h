@@ -8,6 +8,13 @@
 // Flow control follows the slower side: a stream's receive window is given back to the client
 // only when its exchange has passed the bytes on, and a stream whose client reads slowly stops
 // reading its own upstream connection (Exchange), never the others.
+//
+// WebSockets (RFC 8441): the client is told SETTINGS_ENABLE_CONNECT_PROTOCOL (H2Codec), so it
+// may open one as an extended CONNECT stream (":protocol" websocket). mitmd negotiates it down:
+// the stream's exchange is the equivalent HTTP/1.1 Upgrade on an HTTP/1.1 connection of its
+// own; a 101 is answered with 200 and the stream then relays the socket (H2WebSocket), its
+// messages recorded like those of a WebSocket over HTTP/1.1. Another answer goes to the client
+// as it is.
 
 #include <map>
 #include <memory>
@@ -15,6 +22,7 @@
 
 #include "http/h2_codec.h"
 #include "proxy/exchange_host.h"
+#include "proxy/layers/h2_websocket.h"
 
 namespace mitmd::proxy {
 
@@ -61,6 +69,22 @@ class H2Layer : public Layer, public ExchangeHost, private http::CodecEvents {
   void ResumeStreams();
   // Records every exchange still open as failed and retires it.
   void AbortAll(Phase request_phase, Phase response_phase, const std::string& message);
+  // Where a request on this connection goes (its :authority, else Host, SNI or the tunnel's).
+  Target TargetFor(const http::Request& request) const;
+  // An extended CONNECT for a WebSocket: its exchange is the HTTP/1.1 Upgrade.
+  void OpenWebSocket(http::StreamId id, http::Request&& request);
+  // The server switched protocols for the WebSocket on |id|: relay it from now on.
+  void RelayWebSocket(http::StreamId id, std::unique_ptr<UpstreamConn> upstream,
+                      std::unique_ptr<Flow> flow);
+  H2WebSocket* FindWebSocket(http::StreamId id);
+  void RetireWebSocket(http::StreamId id);
+
+  // A WebSocket's handshake under way (its exchange runs): what the relay needs afterwards.
+  struct WsHandshake {
+    std::string key;         // the Sec-WebSocket-Key sent upstream
+    HttpRequest request;     // the client's extended CONNECT, as recorded
+    std::string early;       // bytes the client sent before the answer (not consumed yet)
+  };
 
   TunnelTarget tunnel_;
   http::H2Codec codec_;
@@ -68,6 +92,9 @@ class H2Layer : public Layer, public ExchangeHost, private http::CodecEvents {
   std::vector<std::unique_ptr<Exchange>> reaped_;
   std::unique_ptr<Timer> reap_timer_;
   std::unique_ptr<Timer> flush_timer_;  // sends response heads held by the codec
+  std::map<http::StreamId, WsHandshake> ws_handshakes_;
+  std::map<http::StreamId, std::unique_ptr<H2WebSocket>> websockets_;
+  std::vector<std::unique_ptr<H2WebSocket>> reaped_websockets_;
   std::unique_ptr<UpstreamConn> idle_upstream_;  // from the ClientHello pause, until used
   bool closing_ = false;
 };
