@@ -768,6 +768,13 @@ void WebServer::Impl::Route(evhttp_request* req) {
     store::SessionDb* session = SessionFor(req, params);
     if (session == nullptr) return;
     auto e = session->Get(id);
+    if (e && !*e && session == db.get()) {
+      // The stream announces a flow when it is recorded, before the writer thread has committed
+      // it: a viewer that opens it at once must not be told it does not exist. A miss on the
+      // live session waits for the writer's next pass (rare: only ids not found yet).
+      store.Flush();
+      e = session->Get(id);
+    }
     if (!e) return SendError(req, 500, e.error().message);
     if (!*e) return SendError(req, 404, "no such flow (it may have been cleared or deleted)");
     if (tail.empty() || tail == "/") return Detail(req, **e, params);

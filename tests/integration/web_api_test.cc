@@ -123,6 +123,21 @@ TEST_F(WebServerTest, OneFlowInFullAndItsBodiesRawAndDecoded) {
   EXPECT_EQ(Fetch("/api/flows/no-such-id").status, 404);
 }
 
+TEST_F(WebServerTest, AFlowIsFoundAsSoonAsTheStreamCouldAnnounceIt) {
+  // A writer that commits only every 30 s: the flow is announced (recorded) long before its row
+  // exists, as under load; opening it must not be a 404.
+  store_.reset();
+  auto slow = FlowStore::Open({.db_path = dir_.File("slow.sqlite"), .batch_interval = std::chrono::seconds(30)});
+  ASSERT_TRUE(slow) << slow.error().message;
+  store_ = std::move(*slow);
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  auto flow = Record(MakeFlow({.path = "/just/recorded"}));
+  HttpResult detail = Fetch("/api/flows/" + flow->id);
+  ASSERT_EQ(detail.status, 200) << detail.body;
+  EXPECT_EQ(detail.Json()["request"]["path"], "/just/recorded");
+  EXPECT_EQ(Fetch("/api/flows/01234567-89ab-7cde-8f01-23456789abcd").status, 404);
+}
+
 TEST_F(WebServerTest, ClearNeedsTheMarkerHeaderAndEmptiesTheViewerOnly) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   for (int i = 0; i < 3; ++i) Record(MakeFlow({}));
