@@ -181,11 +181,15 @@ test('two flows compare side by side with their differences marked', async () =>
   const {page} = viewer;
   assert.equal(await h.curlThrough(mitmd, `${upstreamUrl}/echo?cmp=a`, ['-H', 'X-Side: left']), 200);
   assert.equal(await h.curlThrough(mitmd, `${upstreamUrl}/echo?cmp=b`, ['-H', 'X-Side: right']), 200);
+  // Both rows first: a row arriving while the two are picked re-renders the virtual table, and
+  // a click aimed at one flow's row could land on the other's.
+  for (const which of ['a', 'b']) await page.waitForSelector(`.row:has-text("/echo?cmp=${which}")`);
   for (const which of ['a', 'b']) {
-    const row = await page.waitForSelector(`.row:has-text("/echo?cmp=${which}")`);
-    await row.click({button: 'right'});
+    // A locator is resolved at the click, not before it (rows are reused as the table renders).
+    await page.locator('.row', {hasText: `/echo?cmp=${which}`}).click({button: 'right'});
     await page.waitForSelector('#ctx-menu:not([hidden])');
     await page.click('#ctx-menu [data-action="compare"]');
+    if (which === 'a') await page.waitForFunction(() => window.mitmdControl.comparePicked() !== null);
   }
   await page.waitForSelector('.compare .cmp-del');
   const removed = await page.$$eval('.compare .cmp-del', (els) => els.map((e) => e.textContent));
