@@ -23,6 +23,8 @@ import h2.connection
 import h2.events
 import requests
 
+import proxy_connect  # beside this script
+
 proxy_port, mitmd_ca, cert, key, nghttpd_port = (int(sys.argv[1]), sys.argv[2], sys.argv[3],
                                                  sys.argv[4], int(sys.argv[5]))
 PROXY = f"http://127.0.0.1:{proxy_port}"
@@ -85,16 +87,7 @@ def echo_server():
 
 def tunnel(port):
     """A TLS connection to localhost:port through a CONNECT, without ALPN."""
-    sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=20)
-    sock.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())
-    reply = b""
-    while b"\r\n\r\n" not in reply:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise SystemExit("proxy closed during CONNECT")
-        reply += chunk
-    if b" 200 " not in reply.split(b"\r\n")[0]:
-        raise SystemExit(f"CONNECT failed: {reply!r}")
+    sock = proxy_connect.connect(proxy_port, "localhost", port)
     ctx = ssl.create_default_context(cafile=mitmd_ca)
     return ctx.wrap_socket(sock, server_hostname="localhost")
 

@@ -21,6 +21,8 @@ import h2.events
 import h2.settings
 import websockets
 
+import proxy_connect  # beside this script
+
 proxy_port, mitmd_ca, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 BIG = "z" * 300_000
 
@@ -63,16 +65,7 @@ def frame(opcode, payload):
 
 class Client:
     def __init__(self, port):
-        raw = socket.create_connection(("127.0.0.1", proxy_port), timeout=20)
-        raw.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())
-        reply = b""
-        while b"\r\n\r\n" not in reply:
-            chunk = raw.recv(4096)
-            if not chunk:
-                raise SystemExit("proxy closed during CONNECT")
-            reply += chunk
-        if b" 200 " not in reply.split(b"\r\n")[0]:
-            raise SystemExit(f"CONNECT failed: {reply!r}")
+        raw = proxy_connect.connect(proxy_port, "localhost", port)
         ctx = ssl.create_default_context(cafile=mitmd_ca)
         ctx.set_alpn_protocols(["h2"])
         self.sock = ctx.wrap_socket(raw, server_hostname="localhost")

@@ -12,6 +12,8 @@ import sys
 
 import websockets
 
+import proxy_connect  # beside this script
+
 proxy_port, mitmd_ca, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 BIG = "x" * (1 << 20)
 
@@ -24,16 +26,7 @@ async def echo(ws, path=None):
 
 
 def connect_through_proxy(port):
-    sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=20)
-    sock.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode())
-    reply = b""
-    while b"\r\n\r\n" not in reply:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise SystemExit("proxy closed during CONNECT")
-        reply += chunk
-    if b" 200 " not in reply.split(b"\r\n")[0]:
-        raise SystemExit(f"CONNECT failed: {reply!r}")
+    sock = proxy_connect.connect(proxy_port, "localhost", port)
     sock.settimeout(None)
     sock.setblocking(False)
     return sock
