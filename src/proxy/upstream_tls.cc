@@ -141,6 +141,13 @@ Result<std::unique_ptr<UpstreamTls>> UpstreamTls::Create(const Config& config,
       return Fail(StrCat("--upstream-ca ", file, ": cannot read PEM certificates from it"));
     }
   }
+  // The store sorts its certificates by subject at its first lookup: sort them here, at start-up,
+  // instead of in the first connection's handshake (82,000 instructions fewer there, callgrind,
+  // with Debian's system roots).
+  bssl::UniquePtr<X509_NAME> nobody(X509_NAME_new());
+  if (nobody) {
+    X509_OBJECT_retrieve_by_subject(X509_STORE_get0_objects(store), X509_LU_X509, nobody.get());
+  }
   SSL_CTX_set_custom_verify(ctx.get(), SSL_VERIFY_PEER, VerifyCallback);
   SSL_CTX_set_cert_cb(ctx.get(), CertRequestedCallback, nullptr);
   if (keylog) net::KeyLog::Attach(ctx.get(), keylog);
