@@ -19,6 +19,9 @@ namespace mitmd {
 namespace {
 
 constexpr size_t kMigrationChunk = 1'000;
+// Flows indexed per transaction by the catch-up indexer: a few milliseconds of work, so a batch
+// that comes due waits at most that long.
+constexpr size_t kIndexSlice = 250;
 constexpr size_t kKeptLineCapacity = 1u << 20;
 
 // Lines in |path| (a final line without '\n' counts), read in blocks: memory stays constant.
@@ -254,6 +257,18 @@ void FlowStore::Flush() {
   --flush_waiters_;
 }
 
+std::optional<FlowStore::Queued> FlowStore::FindQueued(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  // The queue holds the newer write when both have the id.
+  if (auto it = queued_index_.find(id); it != queued_index_.end()) {
+    return Queued{queue_[it->second].flow, queue_[it->second].seq};
+  }
+  if (auto it = writing_index_.find(id); it != writing_index_.end()) {
+    return Queued{writing_[it->second].flow, writing_[it->second].seq};
+  }
+  return std::nullopt;
+}
+
 void FlowStore::PurgeSoon() {
   {
     std::lock_guard lock(mu_);
@@ -348,12 +363,16 @@ void FlowStore::WriterLoop() {
   // The queue absorbs the difference.
   constexpr int kWriterNice = 5;
   (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWriterNice);
-  std::vector<store::FlowPut> batch;
+  std::vector<store::FlowPut> spent;
+  std::unordered_map<std::string, size_t> spent_index;
+  auto pause = [&] {
+    // While an old log is imported, chunks follow each other without the batch pause.
+    return migration_ ? std::chrono::milliseconds(1) : options_.batch_interval;
+  };
+  auto next_due = std::chrono::steady_clock::now() + pause();
   std::unique_lock lock(mu_);
   while (true) {
-    // While an old log is imported, chunks follow each other without the batch pause.
-    auto pause = migration_ ? std::chrono::milliseconds(1) : options_.batch_interval;
-    wake_.wait_for(lock, pause, [&] {
+    wake_.wait_until(lock, next_due, [&] {
       return stop_ || queue_.size() >= options_.batch_max || flush_waiters_ > 0 || purge_;
     });
     if (stats_.dropped > dropped_reported_ && options_.log) {
@@ -368,16 +387,16 @@ void FlowStore::WriterLoop() {
                           {"max_queue_bytes", options_.max_queue_bytes}});
       shed_reported_ = stats_.bodies_shed;
     }
-    batch.swap(queue_);
-    queued_index_.clear();
+    // The batch stays findable (FindQueued) until it is committed.
+    writing_.swap(queue_);
+    writing_index_.swap(queued_index_);
     queued_bytes_ = 0;
     uint64_t pass = ++passes_started_;
     bool purge = purge_;
     purge_ = false;
     bool stopping = stop_;
     lock.unlock();
-    if (!batch.empty()) WriteBatch(batch);
-    batch.clear();
+    if (!writing_.empty()) WriteBatch(writing_);
     if (purge) {
       if (auto n = db_->Purge(); !n) {
         LogError("cannot delete cleared flows", n.error().message);
@@ -388,8 +407,37 @@ void FlowStore::WriterLoop() {
     if (migration_ && !stopping) MigrateChunk();
     lock.lock();
     passes_done_ = pass;
+    writing_.swap(spent);
+    writing_index_.swap(spent_index);
     done_.notify_all();
     if (stopping && queue_.empty()) break;
+    lock.unlock();
+    spent.clear();  // the flows are freed off the lock
+    spent_index.clear();
+    next_due = std::chrono::steady_clock::now() + pause();
+    CatchUpIndex(next_due);
+    lock.lock();
+  }
+}
+
+void FlowStore::CatchUpIndex(std::chrono::steady_clock::time_point until) {
+  // Search indexing is what the writer does with the time it would wait for the next batch: it
+  // stops as soon as a batch is due (a full queue, a Flush, a purge, the end) or the pause is
+  // over, so it never delays a row. Under a sustained load that leaves no pause, the index
+  // lags and body: searches scan the pending flows instead (SessionDb::IndexPending).
+  while (std::chrono::steady_clock::now() < until) {
+    {
+      std::lock_guard lock(mu_);
+      if (stop_ || queue_.size() >= options_.batch_max || flush_waiters_ > 0 || purge_) return;
+    }
+    auto n = db_->IndexPending(kIndexSlice);
+    if (!n) {
+      std::lock_guard lock(mu_);
+      if (stats_.db_error.empty()) LogError("cannot index the session's bodies for search", n.error().message);
+      stats_.db_error = n.error().message;
+      return;
+    }
+    if (*n < kIndexSlice) return;
   }
 }
 

@@ -7,13 +7,15 @@
 // (the viewer's live stream) and enqueue it. One writer thread takes the queue every
 // batch_interval (or as soon as batch_max flows wait) and writes it in one transaction, plus the
 // done flows' lines to the JSONL log. A running flow has at most one pending write: a newer
-// snapshot replaces the queued one. When the queue is full (max_queue) a flow is dropped from the
-// store (the viewer still saw it), counted, and the writer says so in the log.
+// snapshot replaces the queued one. The bodies' search index is filled after the rows are
+// committed, in slices, while the writer waits for the next batch (SessionDb::IndexPending).
+// When the queue is full (max_queue) a flow is dropped from the store (the viewer still saw it),
+// counted, and the writer says so in the log.
 //
 // What kill -9 can lose: the flows enqueued since the last committed batch, i.e. at most
-// batch_interval plus the time one batch takes to write (SQLite's WAL makes each commit atomic
-// and durable against a process crash; synchronous=NORMAL leaves only an OS crash able to lose
-// the newest commits).
+// batch_interval plus the time one batch takes to write, plus the index slice under way when the
+// batch came due (a few milliseconds). SQLite's WAL makes each commit atomic and durable against
+// a process crash; synchronous=NORMAL leaves only an OS crash able to lose the newest commits.
 
 #include <chrono>
 #include <condition_variable>
@@ -77,6 +79,16 @@ class FlowStore : public FlowSink {
   // Waits until everything enqueued before the call is written.
   void Flush();
 
+  // A recorded or published flow whose row is not committed yet (queued, or in the batch being
+  // written), with its seq; nullopt when there is none (committed, dropped, or never seen). The
+  // stream announces flows before their rows exist: the viewer answers those from here. Never
+  // waits for the writer.
+  struct Queued {
+    std::shared_ptr<const Flow> flow;
+    uint64_t seq = 0;
+  };
+  std::optional<Queued> FindQueued(const std::string& id) const;
+
   // Has the writer delete what the session's Clear hid (SessionDb::Purge), soon, off the
   // caller's thread.
   void PurgeSoon();
@@ -110,6 +122,8 @@ class FlowStore : public FlowSink {
   void Notify(const std::shared_ptr<const Flow>& flow, uint64_t seq);
   void WriterLoop();
   void WriteBatch(std::vector<store::FlowPut>& batch);
+  // Indexes pending bodies for search until |until| or until a batch is due.
+  void CatchUpIndex(std::chrono::steady_clock::time_point until);
   // Imports the next chunk of the old log; false when the migration is over.
   bool MigrateChunk();
   void LogError(std::string_view what, const std::string& message);
@@ -125,7 +139,11 @@ class FlowStore : public FlowSink {
   std::condition_variable done_;   // Flush: a batch was written
   std::vector<store::FlowPut> queue_;
   size_t queued_bytes_ = 0;  // body copies held by queue_
-  std::unordered_map<std::string, size_t> queued_index_;  // id -> position in queue_ (live flows)
+  std::unordered_map<std::string, size_t> queued_index_;  // id -> position in queue_ (upserts)
+  // The batch the writer is writing, until it is committed: the writer reads it without mu_,
+  // and changes only the entries' json; its size and flows change under mu_ only.
+  std::vector<store::FlowPut> writing_;
+  std::unordered_map<std::string, size_t> writing_index_;  // id -> position in writing_
   std::unordered_map<std::string, uint64_t> live_seq_;    // running flows' seqs
   uint64_t next_seq_ = 1;
   uint64_t passes_started_ = 0;  // writer passes that took the queue

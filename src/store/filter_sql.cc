@@ -138,10 +138,13 @@ SqlPrefilter CompilePrefilter(std::string_view text) {
       conditions.push_back(StrCat("path LIKE ?", out.args.size(), " ESCAPE '\\'"));
       exact = false;
     } else if (field == "body" || field == "reqbody" || field == "resbody") {
-      // The FTS index holds the decoded text bodies (trigrams; case-insensitive).
+      // The FTS index holds the decoded text bodies (trigrams; case-insensitive). Flows whose
+      // text is not indexed yet (fts_pending: the writer indexes after it commits) are all
+      // candidates; the filter, which needs the full flow for body:, decides on them, so a
+      // search never misses a flow that is recorded but not indexed.
       out.args.push_back(StrCat("%", LikeEscape(value, false), "%"));
-      conditions.push_back(
-          StrCat("seq IN (SELECT rowid FROM fts WHERE body LIKE ?", out.args.size(), " ESCAPE '\\')"));
+      conditions.push_back(StrCat("(seq IN (SELECT rowid FROM fts WHERE body LIKE ?", out.args.size(),
+                                  " ESCAPE '\\') OR seq IN (SELECT seq FROM fts_pending))"));
       exact = false;
     } else {
       exact = false;

@@ -60,6 +60,14 @@ constexpr char kSchemaV3[] = R"sql(
 DROP INDEX IF EXISTS flows_host;
 )sql";
 
+// Version 3 -> 4: the search index is filled off the insert path. fts_pending lists the recorded
+// flows with bodies whose text is not indexed yet, with the Content-Encoding of each side (the
+// bodies table holds the bytes as recorded); IndexPending moves them into fts in slices.
+constexpr char kSchemaV4[] = R"sql(
+CREATE TABLE IF NOT EXISTS fts_pending(seq INTEGER PRIMARY KEY, req_ce TEXT NOT NULL,
+  res_ce TEXT NOT NULL);
+)sql";
+
 constexpr char kInsertColumns[] =
     "seq,id,t,kind,state,revision,method,scheme,host,port,path,ver,status,type,size,wire_size,"
     "dur,tls,alpn,up_alpn,conn,up,reused,insecure,trunc,err_phase,err,client,source,hash,json,rhost";
@@ -87,20 +95,35 @@ std::string_view Utf8Prefix(std::string_view s, size_t max) {
   return s.substr(0, n);
 }
 
-// The decoded text of a body for the search index (empty for binary bodies); |decoded_size|
-// gets the full decoded size when the whole body was recorded and could be decoded.
-std::string IndexText(const BodyRecord& body, const HeaderList& headers, int64_t* decoded_size) {
-  if (body.content.empty()) return {};
-  std::string_view text = body.content;
+// Every Content-Encoding of |headers| as one list ("" for none): what decoding a body needs.
+std::string ContentCodings(const HeaderList& headers) {
+  std::string out;
+  for (const auto& [name, value] : headers) {
+    if (!EqualsIgnoreCase(name, "content-encoding")) continue;
+    if (!out.empty()) out += ", ";
+    out += value;
+  }
+  return out;
+}
+
+// The decoded size of a recorded body with |codings| (-1 when it cannot be known: cut by the
+// record cap, undecodable, or beyond what the writer decodes).
+int64_t DecodedSize(const BodyRecord& body, const std::string& codings) {
+  if (codings.empty() || body.content.empty() || body.truncated) return -1;
+  auto d = DecodeBody(body.content, ParseContentEncoding(codings), kMaxDecodedForIndex);
+  return d && !d->partial ? static_cast<int64_t>(d->data.size()) : -1;
+}
+
+// The decoded text of a recorded body for the search index (empty for binary bodies).
+std::string IndexText(std::string_view content, std::string_view codings) {
+  if (content.empty()) return {};
+  std::string_view text = content;
   std::string decoded;
-  if (FindHeader(headers, "content-encoding") != nullptr) {
-    auto d = DecodeBodyForHeaders(body.content, headers, kMaxDecodedForIndex);
+  if (!codings.empty()) {
+    auto d = DecodeBody(content, ParseContentEncoding(codings), kMaxDecodedForIndex);
     if (!d) return {};
     decoded = std::move(d->data);
     text = decoded;
-    if (decoded_size != nullptr && !d->partial && !body.truncated) {
-      *decoded_size = static_cast<int64_t>(decoded.size());
-    }
   }
   std::string_view head = Utf8Prefix(text, kFtsTextPerBody);
   if (!IsValidUtf8(head)) return {};
@@ -205,6 +228,15 @@ Result<std::unique_ptr<SessionDb>> SessionDb::Open(const std::string& path, Mode
     if (std::atoi((*version)->c_str()) > kSchemaVersion) {
       return Fail(StrCat(path, " was written by a newer mitmd (schema ", **version, ")"));
     }
+    if (std::atoi((*version)->c_str()) < 4) {
+      // Not upgraded (read-only): every body is indexed. body: filters name fts_pending; an
+      // empty one of this connection's own says so.
+      if (auto st = Exec(out->handle(), "CREATE TEMP TABLE fts_pending(seq INTEGER PRIMARY KEY)",
+                         StrCat("cannot read the session database ", path));
+          !st) {
+        return std::unexpected(st.error());
+      }
+    }
   }
   return out;
 }
@@ -247,6 +279,12 @@ Status SessionDb::Migrate() {
   }
   if (version < 3) {
     if (auto st = Exec(db, kSchemaV3, StrCat("cannot upgrade the session database ", path_)); !st) {
+      return rollback(st.error());
+    }
+  }
+  if (version < 4) {
+    // Earlier versions indexed every body as they wrote it: nothing is pending.
+    if (auto st = Exec(db, kSchemaV4, StrCat("cannot upgrade the session database ", path_)); !st) {
       return rollback(st.error());
     }
   }
@@ -293,10 +331,17 @@ Status SessionDb::PrepareWriter() {
   if (auto st = prep(upsert_, upsert); !st) return st;
   if (auto st = prep(import_, import); !st) return st;
   if (auto st = prep(body_, "INSERT OR REPLACE INTO bodies(seq,side,content) VALUES(?1,?2,?3)"); !st) return st;
-  // The search index is written once per batch, from a staging table, in one statement: FTS5
-  // flushes its pending terms into a new segment at every statement savepoint, and each upsert
-  // (RETURNING, ON CONFLICT) opens one, so rows added between upserts cost a segment (and its
-  // merges) each. That was over half of the writer's time.
+  if (auto st = prep(pending_, "INSERT OR REPLACE INTO fts_pending(seq,req_ce,res_ce) VALUES(?1,?2,?3)"); !st) {
+    return st;
+  }
+  if (auto st = prep(pending_any_, "SELECT 1 FROM fts_pending LIMIT 1"); !st) return st;
+  if (auto st = prep(pending_slice_, "SELECT seq,req_ce,res_ce FROM fts_pending ORDER BY seq LIMIT ?1"); !st) {
+    return st;
+  }
+  if (auto st = prep(pending_done_, "DELETE FROM fts_pending WHERE seq BETWEEN ?1 AND ?2"); !st) return st;
+  // IndexPending writes the search index once per slice, from a staging table, in one statement:
+  // FTS5 flushes its pending terms into a new segment at every statement savepoint, so rows
+  // added one statement each cost a segment (and its merges) each.
   if (auto st = Exec(handle(), "CREATE TEMP TABLE IF NOT EXISTS fts_stage(seq INTEGER NOT NULL, body TEXT NOT NULL)",
                      "cannot prepare the session database");
       !st) {
@@ -319,23 +364,15 @@ Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts) {
     return std::unexpected(st.error());
   }
   size_t written = 0;
-  bool staged = false;  // rows wait in fts_stage
   std::string json;
   for (const FlowPut& p : puts) {
     const Flow& f = *p.flow;
     const bool done = f.state == FlowState::kDone;
-    int64_t decoded_size = -1;
-    std::string text;
-    if (done && f.request) {
-      text = IndexText(f.request->body, f.request->headers, nullptr);
-    }
-    if (done && f.response) {
-      std::string res = IndexText(f.response->body, f.response->headers, &decoded_size);
-      if (!res.empty()) {
-        if (!text.empty()) text.push_back('\n');
-        text += res;
-      }
-    }
+    const bool req_body = done && f.request && !f.request->body.content.empty();
+    const bool res_body = done && f.response && !f.response->body.content.empty();
+    std::string req_ce = req_body ? ContentCodings(f.request->headers) : std::string();
+    std::string res_ce = res_body ? ContentCodings(f.response->headers) : std::string();
+    const int64_t decoded_size = res_body ? DecodedSize(f.response->body, res_ce) : -1;
     FlowRow row = RowFromFlow(f, p.seq, decoded_size);
     const std::string rhost = ReversedHost(row.host);
     // The JSON without body contents: the bytes live once, in bodies. The caller may have made
@@ -383,10 +420,11 @@ Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts) {
       return body_.Run().has_value();
     };
     bool ok = (!f.request || put_body(0, f.request->body)) && (!f.response || put_body(1, f.response->body));
-    if (ok && !text.empty()) {
-      fts_.Bind(1, seq).BindRef(2, text);
-      ok = fts_.Run().has_value();
-      staged = true;
+    if (ok && (req_body || res_body)) {
+      // Indexing the text (FTS5 trigrams: a third of the writer's work) waits for IndexPending;
+      // the row, its bodies and every filter but body: are there at the commit.
+      pending_.Bind(1, seq).BindRef(2, req_ce).BindRef(3, res_ce);
+      ok = pending_.Run().has_value();
     }
     if (!ok) {
       std::string m = sqlite3_errmsg(db);
@@ -394,19 +432,79 @@ Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts) {
       return Fail(StrCat("cannot write the session database: ", m));
     }
   }
-  if (staged) {
-    auto flushed = fts_flush_.Run();
-    if (flushed) flushed = fts_clear_.Run();
-    if (!flushed) {
-      (void)Exec(db, "ROLLBACK");  // the staged rows too: temp tables share the transaction
-      return Fail(StrCat("cannot write the session database: ", flushed.error().message));
-    }
-  }
   if (auto st = Exec(db, "COMMIT", "cannot write the session database"); !st) {
     (void)Exec(db, "ROLLBACK");
     return std::unexpected(st.error());
   }
   return written;
+}
+
+Result<size_t> SessionDb::IndexPending(size_t max_flows) {
+  // Most calls find nothing to do: a look at the first row, without taking the write lock.
+  int rc = pending_any_.Step();
+  pending_any_.Reset();
+  if (rc == SQLITE_DONE) return 0;
+  if (rc != SQLITE_ROW) return Fail(StrCat("cannot read the session database: ", sqlite3_errmsg(handle())));
+  sqlite3* db = handle();
+  if (auto st = Exec(db, "BEGIN IMMEDIATE", "cannot index the session database"); !st) {
+    return std::unexpected(st.error());
+  }
+  struct Pending {
+    int64_t seq;
+    std::string req_ce, res_ce;
+  };
+  std::vector<Pending> slice;
+  pending_slice_.Bind(1, static_cast<int64_t>(max_flows));
+  while ((rc = pending_slice_.Step()) == SQLITE_ROW) {
+    slice.push_back({pending_slice_.Int(0), std::string(pending_slice_.Text(1)), std::string(pending_slice_.Text(2))});
+  }
+  pending_slice_.Reset();
+  auto fail = [&](std::string m) -> Result<size_t> {
+    (void)Exec(db, "ROLLBACK");  // the staged rows too: temp tables share the transaction
+    return Fail(StrCat("cannot index the session database: ", m));
+  };
+  if (rc != SQLITE_DONE) return fail(sqlite3_errmsg(db));
+  if (!get_body_) {
+    auto p = Stmt::Prepare(db, "SELECT side, content FROM bodies WHERE seq=?1");
+    if (!p) return fail(p.error().message);
+    get_body_ = std::move(*p);
+  }
+  bool staged = false;
+  for (const Pending& p : slice) {
+    std::string text;
+    get_body_.Bind(1, p.seq);
+    while (get_body_.Step() == SQLITE_ROW) {
+      const bool request = get_body_.Int(0) == 0;
+      const void* blob = sqlite3_column_blob(get_body_.get(), 1);
+      std::string_view content(static_cast<const char*>(blob),
+                               static_cast<size_t>(sqlite3_column_bytes(get_body_.get(), 1)));
+      // One document per flow, the request's text first (rows come in side order); the body:
+      // filter itself says which side matched.
+      std::string side = IndexText(content, request ? p.req_ce : p.res_ce);
+      if (side.empty()) continue;
+      if (!text.empty()) text.push_back('\n');
+      text += side;
+    }
+    get_body_.Reset();
+    if (text.empty()) continue;
+    fts_.Bind(1, p.seq).BindRef(2, text);
+    if (auto st = fts_.Run(); !st) return fail(st.error().message);
+    staged = true;
+  }
+  if (staged) {
+    auto flushed = fts_flush_.Run();
+    if (flushed) flushed = fts_clear_.Run();
+    if (!flushed) return fail(flushed.error().message);
+  }
+  if (!slice.empty()) {
+    pending_done_.Bind(1, slice.front().seq).Bind(2, slice.back().seq);
+    if (auto st = pending_done_.Run(); !st) return fail(st.error().message);
+  }
+  if (auto st = Exec(db, "COMMIT", "cannot index the session database"); !st) {
+    (void)Exec(db, "ROLLBACK");
+    return std::unexpected(st.error());
+  }
+  return slice.size();
 }
 
 Result<std::shared_ptr<const Flow>> SessionDb::LoadFlow(uint64_t seq, std::string_view json) {
@@ -593,6 +691,7 @@ Result<size_t> SessionDb::DeleteWhere(const std::string& condition, const std::f
   }
   auto a = RunChanges(db, StrCat("DELETE FROM bodies WHERE seq IN (SELECT seq FROM flows WHERE ", condition, ")"), bind);
   auto b = a ? RunChanges(db, StrCat("DELETE FROM fts WHERE rowid IN (SELECT seq FROM flows WHERE ", condition, ")"), bind) : a;
+  if (b) b = RunChanges(db, StrCat("DELETE FROM fts_pending WHERE seq IN (SELECT seq FROM flows WHERE ", condition, ")"), bind);
   auto c = b ? RunChanges(db, StrCat("DELETE FROM flows WHERE ", condition), bind) : b;
   if (!c) {
     (void)Exec(db, "ROLLBACK");

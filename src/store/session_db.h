@@ -1,7 +1,7 @@
 #pragma once
 // SessionDb: one session's flows in SQLite (<confdir>/sessions/<NAME>.sqlite, WAL).
 //
-// Schema version 3 (the "meta" table holds "schema"; Open migrates explicitly, step by step, and
+// Schema version 4 (the "meta" table holds "schema"; Open migrates explicitly, step by step, and
 // refuses a file from a newer mitmd; a new file gets 8 KiB pages):
 //   flows   one row per flow: the FlowRow columns the list shows, sorts and filters on, what the
 //           user added (marked, comment), where it came from (source, a content hash for
@@ -10,6 +10,10 @@
 //   bodies  (seq, side 0 request | 1 response) -> the recorded bytes, stored once.
 //   fts     FTS5 (trigram, case-insensitive) over the decoded text bodies (the first 64 KiB of
 //           each), rowid = seq, for body: filters; the URL columns answer the rest.
+//   fts_pending  the recorded flows with bodies not in fts yet (seq, each side's
+//           Content-Encoding). Write commits a flow's row and bodies at once and lists it here;
+//           IndexPending indexes it later, when the writer has time. A body: filter takes the
+//           flows fts matches plus every pending one, and the filter itself decides on those.
 //   meta    schema, created; floor (flows with seq <= floor are cleared), prev_floor and
 //           clear_token (for Undo), purged (the floor up to which rows are deleted).
 // A connection is confined to one thread. One connection writes flows (the store's writer
@@ -32,7 +36,7 @@
 
 namespace mitmd::store {
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // One flow to write.
 struct FlowPut {
@@ -112,8 +116,12 @@ class SessionDb {
   const std::string& path() const { return path_; }
   sqlite3* handle() const { return db_.get(); }
 
-  // Writes |puts| in one transaction. Returns how many rows were inserted or updated.
+  // Writes |puts| in one transaction. Returns how many rows were inserted or updated. The bodies'
+  // text is indexed later, by IndexPending.
   Result<size_t> Write(const std::vector<FlowPut>& puts);
+  // Indexes the text of up to |max_flows| pending flows (the oldest first), in one transaction.
+  // Returns how many it took off the pending list: fewer than |max_flows| when none are left.
+  Result<size_t> IndexPending(size_t max_flows);
 
   Result<ListPage> List(const ListQuery& query);
   // The flow with |id| (not cleared), bodies included; nullopt when there is none.
@@ -153,7 +161,8 @@ class SessionDb {
   std::string path_;
   SqlitePtr db_;
   // The writer's statements, prepared once.
-  Stmt upsert_, import_, body_, fts_, fts_flush_, fts_clear_, seq_of_id_, get_body_;
+  Stmt upsert_, import_, body_, pending_, pending_any_, pending_slice_, pending_done_, fts_, fts_flush_,
+      fts_clear_, seq_of_id_, get_body_;
   std::optional<SessionCounts> counts_;
   std::chrono::steady_clock::time_point counts_at_;
 };

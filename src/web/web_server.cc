@@ -338,6 +338,7 @@ struct WebServer::Impl {
   // The session a read names with ?session= (the current one by default); sends the error and
   // returns null when it cannot be opened.
   store::SessionDb* SessionFor(evhttp_request* req, const Params& params);
+  Result<std::optional<store::StoredFlow>> FromQueue(std::string_view id);
   // The request body as JSON; sends the error and returns nullopt when it is not.
   std::optional<json> JsonBody(evhttp_request* req);
   static void PurgeCb(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->store.PurgeSoon(); }
@@ -768,13 +769,7 @@ void WebServer::Impl::Route(evhttp_request* req) {
     store::SessionDb* session = SessionFor(req, params);
     if (session == nullptr) return;
     auto e = session->Get(id);
-    if (e && !*e && session == db.get()) {
-      // The stream announces a flow when it is recorded, before the writer thread has committed
-      // it: a viewer that opens it at once must not be told it does not exist. A miss on the
-      // live session waits for the writer's next pass (rare: only ids not found yet).
-      store.Flush();
-      e = session->Get(id);
-    }
+    if (e && !*e && session == db.get()) e = FromQueue(id);
     if (!e) return SendError(req, 500, e.error().message);
     if (!*e) return SendError(req, 404, "no such flow (it may have been cleared or deleted)");
     if (tail.empty() || tail == "/") return Detail(req, **e, params);
@@ -871,6 +866,22 @@ void WebServer::Impl::Info(evhttp_request* req) {
             {"ca", {{"fingerprint", ca.root_fingerprint_sha256()},
                     {"android", ca_files->android_name()},
                     {"file", ca.root_cert_path()}}}});
+}
+
+// The stream announces a flow when it is recorded, before the writer thread commits its row: a
+// flow the live session's database does not have yet is answered from the store's queue, never
+// by waiting for the writer. Not queued either: its row was committed between the two looks
+// (or it was dropped), so the database answers.
+Result<std::optional<store::StoredFlow>> WebServer::Impl::FromQueue(std::string_view id) {
+  auto queued = store.FindQueued(std::string(id));
+  if (!queued) return db->Get(id);
+  auto floor = db->GetMeta("floor");
+  if (!floor) return std::unexpected(floor.error());
+  if (*floor && queued->seq <= std::strtoull((*floor)->c_str(), nullptr, 10)) {
+    return std::optional<store::StoredFlow>();  // recorded before a Clear
+  }
+  return std::optional<store::StoredFlow>(
+      store::StoredFlow{store::RowFromFlow(*queued->flow, queued->seq), std::move(queued->flow)});
 }
 
 store::SessionDb* WebServer::Impl::SessionFor(evhttp_request* req, const Params& params) {

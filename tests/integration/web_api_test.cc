@@ -135,7 +135,11 @@ TEST_F(WebServerTest, AFlowIsFoundAsSoonAsTheStreamCouldAnnounceIt) {
   HttpResult detail = Fetch("/api/flows/" + flow->id);
   ASSERT_EQ(detail.status, 200) << detail.body;
   EXPECT_EQ(detail.Json()["request"]["path"], "/just/recorded");
+  EXPECT_EQ(Fetch("/api/flows/" + flow->id + "/response/body").status, 200);
   EXPECT_EQ(Fetch("/api/flows/01234567-89ab-7cde-8f01-23456789abcd").status, 404);
+  // Answered from the store's queue, which a Clear empties for the viewer as it does the list.
+  ASSERT_EQ(Post("/api/clear", "").status, 200);
+  EXPECT_EQ(Fetch("/api/flows/" + flow->id).status, 404);
 }
 
 TEST_F(WebServerTest, ClearNeedsTheMarkerHeaderAndEmptiesTheViewerOnly) {

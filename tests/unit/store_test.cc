@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <thread>
 
 #include "core/strings.h"
 #include "flow/flow_json.h"
@@ -121,7 +122,7 @@ TEST(SessionDbTest, HostAndMethodFiltersUseAnIndexAlsoAfterUpgradingAVersion1Fil
   ASSERT_TRUE(db);
   auto v = db->GetMeta("schema");
   ASSERT_TRUE(v && *v);
-  EXPECT_EQ(**v, "3");
+  EXPECT_EQ(**v, std::to_string(store::kSchemaVersion));
   EXPECT_EQ(filtered(*db, "host:example.com"), (std::vector<uint64_t>{6, 5, 2, 1}));
   // Schema 3 dropped the index rhost made useless (a b-tree insert per flow for nothing).
   auto host_index = store::Stmt::Prepare(db->handle(), "SELECT name FROM sqlite_schema WHERE name='flows_host'");
@@ -249,6 +250,79 @@ TEST(SessionDbTest, ListsPagesFiltersSortsAndSearchesBodies) {
   EXPECT_EQ(run("body:needle").flows.size(), 2u);
 }
 
+int64_t CountRows(SessionDb& db, const std::string& sql) {
+  auto s = store::Stmt::Prepare(db.handle(), sql);
+  EXPECT_TRUE(s) << s.error().message;
+  if (!s || s->Step() != SQLITE_ROW) return -1;
+  return s->Int(0);
+}
+
+std::vector<uint64_t> BodySearch(SessionDb& db, std::string_view text) {
+  auto filter = Filter::Parse(text);
+  EXPECT_TRUE(filter);
+  store::SqlPrefilter pre = store::CompilePrefilter(text);
+  ListQuery q;
+  q.where = pre.where;
+  q.where_args = pre.args;
+  q.full_flows = pre.needs_full_flow;
+  q.match = [&](const Flow& f) { return filter->Matches(f); };
+  auto page = db.List(q);
+  EXPECT_TRUE(page) << page.error().message;
+  std::vector<uint64_t> seqs;
+  if (page) {
+    for (const auto& e : page->flows) seqs.push_back(e.row.seq);
+  }
+  return seqs;
+}
+
+// Rows are committed without their search index (a third of the writer's work); IndexPending
+// fills it in slices later, and a body: search finds a flow whether its text is indexed or not.
+TEST(SessionDbTest, BodiesAreSearchableBeforeAndAfterTheirTextIsIndexed) {
+  TempDir dir;
+  auto db = OpenDb(dir.File("s.sqlite"));
+  std::vector<FlowPut> puts;
+  for (int i = 1; i <= 5; ++i) {
+    puts.push_back(Put(static_cast<uint64_t>(i),
+                       MakeFlow({.response_body = i == 2 || i == 4 ? "a Needle here" : "hay", .gzip = i == 4})));
+  }
+  ASSERT_TRUE(db->Write(puts));
+  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts"), 0);
+  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts_pending"), 5);
+  EXPECT_EQ(BodySearch(*db, "body:needle"), (std::vector<uint64_t>{4, 2}));
+  EXPECT_EQ(db->Get(puts[3].flow->id)->value().row.size, 13);  // decoded size, at the commit
+
+  auto n = db->IndexPending(2);
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(*n, 2u);  // the oldest two
+  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts_pending WHERE seq<=2"), 0);
+  EXPECT_EQ(BodySearch(*db, "body:needle"), (std::vector<uint64_t>{4, 2}));  // half indexed
+  n = db->IndexPending(10);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 3u);
+  EXPECT_EQ(*db->IndexPending(10), 0u);
+  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts_pending"), 0);
+  // The index alone finds both now, the gzipped one decoded.
+  auto both = store::Stmt::Prepare(db->handle(), "SELECT group_concat(rowid) FROM fts WHERE body LIKE '%needle%'");
+  ASSERT_TRUE(both && both->Step() == SQLITE_ROW);
+  EXPECT_EQ(both->Text(0), "2,4");
+  EXPECT_EQ(BodySearch(*db, "body:needle"), (std::vector<uint64_t>{4, 2}));
+
+  // Deleting a flow whose text is pending takes it off the list too.
+  ASSERT_TRUE(db->Write({Put(6, MakeFlow({.response_body = "needle six"}))}));
+  EXPECT_TRUE(*db->Delete(db->List({})->flows.front().row.id));
+  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts_pending"), 0);
+
+  // A file of schema 3 (every body indexed, no fts_pending) opened read-only, as the viewer opens
+  // other sessions: body: still works.
+  both->Reset();
+  ASSERT_TRUE(store::Exec(db->handle(), "DROP TABLE fts_pending"));
+  ASSERT_TRUE(db->SetMeta("schema", "3"));
+  db.reset();
+  auto old = SessionDb::Open(dir.File("s.sqlite"), SessionDb::Mode::kReadOnly);
+  ASSERT_TRUE(old) << old.error().message;
+  EXPECT_EQ(BodySearch(**old, "body:needle"), (std::vector<uint64_t>{4, 2}));
+}
+
 TEST(SessionDbTest, ClearHidesEvenLateWritesUndoRestoresPurgeDeletes) {
   TempDir dir;
   auto db = OpenDb(dir.File("s.sqlite"));
@@ -339,6 +413,51 @@ TEST(FlowStoreTest, BatchesCoalescesLiveFlowsAndImportsOnce) {
   ASSERT_TRUE(added);
   EXPECT_EQ(*added, 0u);
   EXPECT_EQ((*db)->Counts()->flows, 4u);
+}
+
+// The writer indexes bodies for search when it has nothing else to do: a store left alone
+// indexes everything (bounded polling: how soon depends on the machine, not whether).
+TEST(FlowStoreTest, IndexesBodiesForSearchWhileIdle) {
+  TempDir dir;
+  auto store = FlowStore::Open({.db_path = dir.File("s.sqlite"), .batch_interval = std::chrono::milliseconds(20)});
+  ASSERT_TRUE(store) << store.error().message;
+  constexpr int kFlows = 600;  // more than one slice
+  for (int i = 0; i < kFlows; ++i) {
+    (*store)->Record(std::make_shared<const Flow>(MakeFlow({.response_body = StrCat("body-", i, "-end")})));
+  }
+  (*store)->Flush();
+  auto db = (*store)->OpenReader();
+  ASSERT_TRUE(db);
+  int64_t pending = -1;
+  for (int i = 0; i < 600 && pending != 0; ++i) {
+    pending = CountRows(**db, "SELECT count(*) FROM fts_pending");
+    if (pending != 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(pending, 0);
+  EXPECT_EQ(CountRows(**db, "SELECT count(*) FROM fts"), kFlows);
+  EXPECT_EQ(BodySearch(**db, "body:body-599-end"), std::vector<uint64_t>{600});
+}
+
+// What the stream announced is findable before its row is committed, without waiting for the
+// writer: from the queue, then from the database.
+TEST(FlowStoreTest, FindsQueuedFlowsUntilTheirRowsAreCommitted) {
+  TempDir dir;
+  auto store = FlowStore::Open({.db_path = dir.File("s.sqlite"), .batch_interval = std::chrono::milliseconds(60'000)});
+  ASSERT_TRUE(store);
+  (*store)->Flush();  // start-up's pass is done: the writer now waits out the interval
+  auto flow = std::make_shared<const Flow>(MakeFlow({.path = "/queued"}));
+  (*store)->Record(flow);
+  auto queued = (*store)->FindQueued(flow->id);
+  ASSERT_TRUE(queued);
+  EXPECT_EQ(queued->flow->request->path, "/queued");
+  EXPECT_EQ(queued->seq, 1u);
+  EXPECT_FALSE((*store)->FindQueued("no-such-id"));
+  auto db = (*store)->OpenReader();
+  ASSERT_TRUE(db);
+  EXPECT_FALSE((*db)->Get(flow->id)->has_value());
+  (*store)->Flush();
+  EXPECT_FALSE((*store)->FindQueued(flow->id));
+  EXPECT_TRUE((*db)->Get(flow->id)->has_value());
 }
 
 TEST(FlowStoreTest, AFullQueueDropsAndCountsInsteadOfBlocking) {

@@ -114,6 +114,14 @@ void MakeBulkSession(const std::string& db_path, uint64_t n) {
     std::fprintf(stderr, "%s\n", w.error().message.c_str());
     std::exit(1);
   }
+  while (true) {
+    auto indexed = (*db)->IndexPending(1'000);
+    if (!indexed) {
+      std::fprintf(stderr, "%s\n", indexed.error().message.c_str());
+      std::exit(1);
+    }
+    if (*indexed == 0) break;
+  }
   const uint64_t copies = (n + base - 1) / base;
   std::string k = StrCat("WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM k WHERE n<", copies - 1, ") ");
   std::string last = std::to_string(n);
@@ -261,6 +269,26 @@ int Main(int argc, char** argv) {
     // The proxy's side of a long capture: the store open, every flow written, nothing queued.
     std::printf("RSS with the store open after %llu flows written: %ld MiB (max RSS %ld MiB: producers, queue and writer)\n",
                 static_cast<unsigned long long>(n), RssKiB() / 1024, MaxRssKiB() / 1024);
+    // The search index is filled after the rows are committed, while the writer is idle: how
+    // long the catch-up takes once the producers stop, and its CPU per flow.
+    auto reader = (*store)->OpenReader();
+    if (!reader) return 1;
+    auto pending = store::Stmt::Prepare((*reader)->handle(), "SELECT count(*) FROM fts_pending");
+    if (!pending) return 1;
+    auto index_start = Clock::now();
+    double index_cpu_start = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
+    int64_t left = 0, at_start = -1;
+    do {
+      if (pending->Step() != SQLITE_ROW) return 1;
+      left = pending->Int(0);
+      pending->Reset();
+      if (at_start < 0) at_start = left;
+      if (left > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    } while (left > 0);
+    double index_cpu = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - index_cpu_start;
+    std::printf("search index: %lld flows pending when the producers stopped, caught up in %.2f s, %.1f us CPU per flow indexed\n",
+                static_cast<long long>(at_start), Since(index_start),
+                at_start > 0 ? index_cpu * 1e6 / static_cast<double>(at_start) : 0.0);
   }
   std::printf("database %.0f MiB, jsonl %.0f MiB\n",
               static_cast<double>(std::filesystem::file_size(db_path)) / (1 << 20),
