@@ -142,9 +142,12 @@ SqlPrefilter CompilePrefilter(std::string_view text) {
       // text is not indexed yet (fts_pending: the writer indexes after it commits) are all
       // candidates; the filter, which needs the full flow for body:, decides on them, so a
       // search never misses a flow that is recorded but not indexed.
-      out.args.push_back(StrCat("%", LikeEscape(value, false), "%"));
+      // No ESCAPE: FTS5 is handed a two-argument LIKE only (with ESCAPE it read every document,
+      // 2.5 s for a million flows). A % or _ in the value then matches more, never less: a
+      // superset the filter narrows.
+      out.args.push_back(StrCat("%", value, "%"));
       conditions.push_back(StrCat("(seq IN (SELECT rowid FROM fts WHERE body LIKE ?", out.args.size(),
-                                  " ESCAPE '\\') OR seq IN (SELECT seq FROM fts_pending))"));
+                                  ") OR seq IN (SELECT seq FROM fts_pending))"));
       exact = false;
     } else {
       exact = false;
