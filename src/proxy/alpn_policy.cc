@@ -46,18 +46,52 @@ std::string_view ToString(ClientAnswer::Next next) {
 }
 
 std::vector<std::string> UpstreamAlpnOffer(const std::vector<std::string>& client_offer,
-                                           const ProtocolSupport& support) {
+                                           const ProtocolSupport& support, bool h2_only_server) {
   std::vector<std::string> offer;
   for (const std::string& p : client_offer) {
     if (p.empty() || (p == kH2 && !support.h2) || Offers(offer, p)) continue;
     offer.push_back(p);
   }
   if (Offers(offer, kH2) && !Offers(offer, kHttp1)) offer.emplace_back(kHttp1);
-  if (support.h2 && SpeaksOnlyHttp1(client_offer)) {
-    if (offer.empty()) offer.emplace_back(kHttp1);  // no ALPN: the client speaks HTTP/1.1
-    offer.emplace_back(kH2);  // last: a server that honours the client's order mirrors it
-  }
+  if (support.h2 && h2_only_server && SpeaksOnlyHttp1(client_offer)) return WithH2(offer);
   return offer;
+}
+
+std::vector<std::string> WithH2(const std::vector<std::string>& offer) {
+  std::vector<std::string> out = offer;
+  if (out.empty()) out.emplace_back(kHttp1);  // no ALPN: the client speaks HTTP/1.1
+  if (!Offers(out, kH2)) out.emplace_back(kH2);  // last: the client's own choice stays first
+  return out;
+}
+
+bool OffersH2(const std::vector<std::string>& offer) { return Offers(offer, kH2); }
+
+std::string OfferText(const std::vector<std::string>& offer) {
+  return offer.empty() ? "no ALPN" : List(offer);
+}
+
+bool LooksLikeHttp2Server(std::string_view first_bytes) {
+  // A frame header (RFC 9113, 4.1): 24-bit length, type, flags, 31-bit stream id. An HTTP/1
+  // status line starts "HTTP/": read as a length that is 4.7 MB, far over any frame an
+  // unconfigured peer may send (16 KiB), so the two cannot be confused.
+  if (first_bytes.size() < 9) return false;
+  auto byte = [&](size_t i) { return static_cast<uint8_t>(first_bytes[i]); };
+  uint32_t length = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+  uint8_t type = byte(3);
+  uint8_t flags = byte(4);
+  uint32_t stream = ((byte(5) & 0x7f) << 24) | (byte(6) << 16) | (byte(7) << 8) | byte(8);
+  constexpr uint8_t kSettings = 0x4;
+  constexpr uint8_t kGoaway = 0x7;
+  if (stream != 0 || length > 16384) return false;
+  // The server's preface is a SETTINGS frame (not an ACK); some servers send a GOAWAY at once
+  // on a client preface they cannot read.
+  if (type == kSettings) return flags == 0 && length % 6 == 0;
+  return type == kGoaway && length >= 8;
+}
+
+bool RefusedForAlpn(std::string_view tls_error) {
+  // net/tls_errors.cc names the alert in words.
+  return tls_error.find("no application protocol") != std::string_view::npos;
 }
 
 std::vector<std::string> Http1Offer(const std::vector<std::string>& offer) {

@@ -7,6 +7,8 @@
 #include <charconv>
 
 #include "core/strings.h"
+#include "proxy/alpn_policy.h"
+#include "proxy/upstream/h2_only_hosts.h"
 #include "proxy/ws_recorder.h"
 
 namespace mitmd::proxy {
@@ -115,6 +117,7 @@ void Exchange::Start() {
 
 void Exchange::Connect() {
   ConnectionHandler& conn = host_.conn();
+  OfferH2IfLearned();
   std::unique_ptr<UpstreamConn> idle = host_.TakeIdleUpstream(key_);
   if (!idle) idle = conn.services().upstreams.TakeIdle(key_);
   if (idle) {
@@ -127,6 +130,22 @@ void Exchange::Connect() {
 
 void Exchange::OnConnected(Upstreams::Outcome outcome) {
   pending_connect_.reset();
+  if (outcome && h2_probe_) {
+    auto [why, certain] = std::move(*h2_probe_);
+    h2_probe_.reset();
+    bool h2 = (*outcome)->tls && (*outcome)->tls->alpn == "h2";
+    ConnectionHandler& conn = host_.conn();
+    if (h2 && !certain) {
+      if (H2OnlyHosts* learned = conn.services().upstreams.h2_only_hosts()) {
+        learned->Remember(key_.host, key_.port, why, conn.ctx().now());
+      }
+    } else if (!h2) {
+      // Not h2-only after all: the failure stands as it was.
+      conn.services().upstreams.Release(std::move(*outcome), "the server did not choose h2");
+      Fail(502, Phase::kResponse, h2_probe_failure_);
+      return;
+    }
+  }
   if (!outcome) {
     flow_->server_cert = outcome.error().cert;
     Fail(502, outcome.error().phase, outcome.error().message);
@@ -139,6 +158,17 @@ void Exchange::Attach(std::unique_ptr<UpstreamConn> upstream, bool resume_client
   upstream_ = std::move(upstream);
   upstream_->wire->set_observer(this);
   state_ = State::kForwarding;
+  upstream_spoke_ = false;
+  if (host_.codec().protocol() == http::Protocol::kHttp1 &&
+      upstream_->codec->protocol() == http::Protocol::kHttp2) {
+    ConnectionHandler& conn = host_.conn();
+    H2OnlyHosts* learned = conn.services().upstreams.h2_only_hosts();
+    if (const std::string* why =
+            learned ? learned->Find(key_.host, key_.port, conn.ctx().now()) : nullptr) {
+      AddNote(*flow_, StrCat("translated: HTTP/1.1 from the client, HTTP/2 to the server, which "
+                             "speaks only HTTP/2 (", *why, ")"));
+    }
+  }
   http::Codec& out = *upstream_->codec;
   out.SendHead(id_, request_);
   if (raw_bodies()) {

@@ -14,7 +14,9 @@
 // stream unchanged and the flow says so); a held one waits in kHeld for Control().
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "flow/flow.h"
 #include "http/codec.h"
@@ -97,6 +99,18 @@ class Exchange : private http::CodecEvents, private WireObserver, public rules::
   // A reused connection that failed before any response byte: an idempotent request without
   // a body goes once more on a new connection. True when it does.
   bool Retry(std::string_view why);
+  // The upstream (HTTP/1, over TLS, offered no h2, for an HTTP/1 client) speaks only HTTP/2, or
+  // |certain| false: may (it chose no protocol and closed without a byte). The request goes once
+  // more on a connection that offers h2 too, when it can be sent again (its body so far
+  // recorded whole). |why| in words for the log, the flow and the remembered host. True when
+  // it does.
+  bool RetryOverH2(std::string why, bool certain);
+  // An HTTP/1 client's request to a server learned to speak only h2 offers it h2 at once.
+  void OfferH2IfLearned();
+  // The upstream closed or failed without a byte after choosing no protocol: RetryOverH2,
+  // not certain; |failure| is reported if the server does not choose h2 either.
+  bool ProbeH2(const std::string& failure);
+  bool Idempotent() const;
   // Fails the exchange: an error page when nothing was sent yet, else a cut connection.
   void Fail(int status, Phase phase, const std::string& message, std::string_view detail = {});
   // The response has started and cannot complete: records the failure, then resets the
@@ -170,6 +184,10 @@ class Exchange : private http::CodecEvents, private WireObserver, public rules::
   bool head_unpublished_ = false;  // the response head is not in a published snapshot yet
   uint64_t body_bytes_sent_ = 0;
   bool retried_ = false;
+  bool upstream_spoke_ = false;  // the upstream sent a byte on this exchange's connection
+  // RetryOverH2's connect: why the server may speak only h2, and whether that is certain.
+  std::optional<std::pair<std::string, bool>> h2_probe_;
+  std::string h2_probe_failure_;  // ... the failure reported when the server does not choose h2
   bool unsolicited_upgrade_ = false;  // a 101 to a request that asked for no upgrade
   std::string stream_error_;          // the upstream codec ended this stream alone
   bool stream_refused_ = false;       // ... refused it unprocessed (HTTP/2 REFUSED_STREAM)

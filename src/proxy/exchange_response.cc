@@ -4,7 +4,9 @@
 // The request side and the endings are in exchange.cc, rules and hold in exchange_rules.cc.
 
 #include "core/strings.h"
+#include "proxy/alpn_policy.h"
 #include "proxy/exchange.h"
+#include "proxy/upstream/h2_only_hosts.h"
 
 namespace mitmd::proxy {
 namespace {
@@ -43,7 +45,25 @@ bool Exchange::Receiving() const {
 }
 
 void Exchange::ReadUpstream() {
-  Status st = upstream_->codec->Receive(upstream_->wire->input(), *this);
+  evbuffer* input = upstream_->wire->input();
+  if (!upstream_spoke_ && evbuffer_get_length(input) > 0) {
+    upstream_spoke_ = true;
+    char first[9];
+    // Only where h2 could be offered instead: over TLS, for an HTTP/1 client not offering it.
+    if (upstream_->responses == 0 && upstream_->codec->protocol() == http::Protocol::kHttp1 &&
+        key_.tls && !OffersH2(key_.alpn) && host_.codec().protocol() == http::Protocol::kHttp1 &&
+        evbuffer_copyout(input, first, sizeof first) == sizeof first &&
+        LooksLikeHttp2Server({first, sizeof first})) {
+      std::string why = "it answered an HTTP/1.1 request with HTTP/2 frames";
+      h2_probe_failure_ = StrCat("the upstream server ", key_.host, ":", key_.port,
+                                 " speaks only HTTP/2 (", why, ")");
+      if (RetryOverH2(why, /*certain=*/true)) return;
+      Fail(502, Phase::kResponse, h2_probe_failure_,
+           "mitmd offers it h2 from now on: send the request again.");
+      return;
+    }
+  }
+  Status st = upstream_->codec->Receive(input, *this);
   if (!flow_ || host_.conn().closed()) return;
   if (unsolicited_upgrade_) {
     Fail(502, Phase::kResponse,
@@ -178,18 +198,86 @@ void Exchange::OnUpstreamEof() {
     }
     return;
   }
+  std::string failure = StrCat("the upstream server ", key_.host, ":", key_.port,
+                               " closed the connection without responding");
+  if (ProbeH2(failure)) return;
   if (Retry("the server closed it without responding")) return;
-  Fail(502, Phase::kResponse,
-       StrCat("the upstream server ", key_.host, ":", key_.port,
-              " closed the connection without responding"));
+  Fail(502, Phase::kResponse, failure);
+}
+
+bool Exchange::ProbeH2(const std::string& failure) {
+  // nghttpd and Python h2 servers complete the handshake without a protocol for an HTTP/1
+  // offer, then close without a byte.
+  if (upstream_spoke_ || evbuffer_get_length(upstream_->wire->input()) > 0 || !upstream_->tls ||
+      !upstream_->tls->alpn.empty()) {
+    return false;
+  }
+  h2_probe_failure_ = failure;
+  return RetryOverH2(StrCat("it chose no application protocol for an offer of ",
+                            OfferText(key_.alpn), " and closed without a byte"),
+                     /*certain=*/false);
+}
+
+bool Exchange::Idempotent() const {
+  static constexpr std::string_view kIdempotent[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT",
+                                                     "DELETE"};
+  for (std::string_view m : kIdempotent) {
+    if (request_.head.method == m) return true;
+  }
+  return false;
+}
+
+void Exchange::OfferH2IfLearned() {
+  ConnectionHandler& conn = host_.conn();
+  H2OnlyHosts* learned = conn.services().upstreams.h2_only_hosts();
+  if (!learned || !key_.tls || OffersH2(key_.alpn) ||
+      host_.codec().protocol() != http::Protocol::kHttp1 ||
+      FindHeader(request_.head.headers, "Upgrade") ||
+      !learned->Find(key_.host, key_.port, conn.ctx().now())) {
+    return;
+  }
+  key_.alpn = WithH2(key_.alpn);
+}
+
+bool Exchange::RetryOverH2(std::string why, bool certain) {
+  ConnectionHandler& conn = host_.conn();
+  if (!flow_ || !upstream_ || !key_.tls || OffersH2(key_.alpn) ||
+      upstream_->responses > 0 || upstream_->codec->protocol() != http::Protocol::kHttp1 ||
+      host_.codec().protocol() != http::Protocol::kHttp1 ||
+      FindHeader(request_.head.headers, "Upgrade")) {
+    return false;
+  }
+  H2OnlyHosts* learned = conn.services().upstreams.h2_only_hosts();
+  if (certain && learned) learned->Remember(key_.host, key_.port, why, conn.ctx().now());
+  // Sent again from the recorded body (what the client sent so far: the rest follows as it
+  // comes), unless rules may have edited it on the way.
+  const BodyRecord& body = flow_->request->body;
+  if (retried_ || state_ != State::kForwarding || body.truncated ||
+      (body.size > 0 && !rules_->empty())) {
+    return false;
+  }
+  retried_ = true;
+  h2_probe_ = std::pair(why, certain);
+  held_raw_.clear();
+  held_data_ = body.content;
+  body_bytes_sent_ = 0;
+  response_timer_->Cancel();  // restarted once the request is out again
+  Log("retrying offering h2");
+  conn.Log(LogLevel::kInfo, "the server may speak only HTTP/2: retrying offering h2",
+           {{"host", key_.host}, {"port", key_.port}, {"why", why},
+            {"flow", flow_->id}});
+  upstream_->wire->set_observer(nullptr);
+  conn.services().upstreams.Release(std::move(upstream_),
+                                    StrCat("the server may speak only HTTP/2: ", why));
+  key_.alpn = WithH2(key_.alpn);
+  state_ = State::kConnecting;
+  pending_connect_ = conn.services().upstreams.Connect(
+      key_, conn.id(), [this](Upstreams::Outcome outcome) { OnConnected(std::move(outcome)); });
+  return true;
 }
 
 bool Exchange::Retry(std::string_view why) {
-  static constexpr std::string_view kIdempotent[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT",
-                                                     "DELETE"};
-  bool idempotent = false;
-  for (std::string_view m : kIdempotent) idempotent |= request_.head.method == m;
-  if (retried_ || !idempotent || !request_done_ || body_bytes_sent_ > 0 || !upstream_ ||
+  if (retried_ || !Idempotent() || !request_done_ || body_bytes_sent_ > 0 || !upstream_ ||
       upstream_->responses == 0 || state_ != State::kForwarding) {
     return false;
   }
@@ -214,7 +302,7 @@ void Exchange::OnUpstreamError() {
     Cut(Phase::kResponse, StrCat("the upstream connection failed: ", error));
     return;
   }
-  if (Retry(error)) return;
+  if (ProbeH2(StrCat("the upstream connection failed: ", error)) || Retry(error)) return;
   // TLS 1.3 servers refuse a missing client certificate only after the handshake.
   const UpstreamVerification* v = upstream_->verification.get();
   if (v && v->client_cert_requested) {

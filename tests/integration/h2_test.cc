@@ -215,13 +215,16 @@ TEST_F(H2Test, AnH2OnlyClientToAnHttp1OnlyServerIsTranslated) {
   }
 }
 
-// An HTTP/1 client to a server that speaks only HTTP/2 (nghttpd; ALPN h2 or nothing): mitmd
-// offers h2 upstream besides what the client offered, the client gets HTTP/1.1, and each
-// exchange is a stream of a shared upstream HTTP/2 connection.
+// An HTTP/1 client to a server that speaks only HTTP/2 (nghttpd: it chooses no protocol for an
+// http/1.1 offer, then closes without a byte): mitmd offers it what the client offered, sees
+// it fail that way, and sends the request again on a connection that offers h2 too; the client
+// gets HTTP/1.1, and each exchange is a stream of a shared upstream HTTP/2 connection. The
+// server is remembered (by each worker: one here), and the next client connection is offered h2
+// at its handshake.
 TEST_F(H2Test, CurlHttp11ToAnH2OnlyServerIsTranslated) {
   ASSERT_NO_FATAL_FAILURE(StartNghttpd());
   if (IsSkipped()) return;
-  ASSERT_NO_FATAL_FAILURE(StartMitmd({"--web", "127.0.0.1:0"}));
+  ASSERT_NO_FATAL_FAILURE(StartMitmd({"--web", "127.0.0.1:0", "--workers", "1"}));
   std::string out = dir_.path() + "/big.out";
   ProcessResult r = mitmd_.Curl({"--http1.1", "-sS", "-o", out, "-w",
                                  "%{http_version} %{http_code}", Url("/big.bin"), "-o",
@@ -231,17 +234,31 @@ TEST_F(H2Test, CurlHttp11ToAnH2OnlyServerIsTranslated) {
   std::ifstream in(out, std::ios::binary);
   std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_TRUE(got == big_) << "body differs: " << got.size() << " bytes vs " << big_.size();
+  // A new client connection: h2 is offered at once, so the handshake's upstream speaks it.
+  r = mitmd_.Curl({"--http1.1", "-sS", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                   Url("/index.html")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1.1 200");
 
-  auto flows = mitmd_.WaitForFlows(2);
-  ASSERT_EQ(flows.size(), 2u);
+  auto flows = mitmd_.WaitForFlows(3);
+  ASSERT_EQ(flows.size(), 3u);
   for (const auto& f : flows) {
     EXPECT_EQ(f["request"]["version"], "HTTP/1.1") << f.dump();
     EXPECT_EQ(f["response"]["version"], "HTTP/2");
-    EXPECT_EQ(f["client"]["tls"]["alpn"], "http/1.1");
     EXPECT_EQ(f["server"]["tls"]["alpn"], "h2");
     EXPECT_TRUE(!f.contains("error") || f["error"].is_null()) << f.dump();
     EXPECT_EQ(f["server"]["conn"], flows[0]["server"]["conn"]) << "one shared connection";
+    EXPECT_NE(f.value("note", "").find("speaks only HTTP/2 (it chose no application "
+                                                "protocol for an offer of http/1.1"),
+              std::string::npos)
+        << f.dump();
   }
+  // The first connection's handshake was answered before the server gave itself away (as
+  // mirrored: no protocol); the second one's with HTTP/1.1, the upstream already h2.
+  auto index = FlowsWithPath(flows, "/index.html");
+  ASSERT_EQ(index.size(), 1u);
+  EXPECT_EQ(index[0]["client"]["tls"]["alpn"], "http/1.1");
+  EXPECT_EQ(FlowsWithPath(flows, "/missing")[0]["client"]["tls"].value("alpn", ""), "");
   auto big = FlowsWithPath(flows, "/big.bin");
   ASSERT_EQ(big.size(), 1u);
   EXPECT_EQ(big[0]["response"]["status"], 200);
@@ -267,7 +284,9 @@ TEST_F(H2Test, CurlHttp11ToAnH2OnlyServerIsTranslated) {
 // Python requests (ALPN http/1.1), http.client and a raw client (no ALPN) to nghttpd and to an
 // h2-only Python server that echoes what arrived: Host became :authority, connection-specific
 // headers were dropped, a chunked body went as DATA with its trailer, and the response (no
-// length) came back chunked with the server's trailer.
+// length) came back chunked with the server's trailer. Each h2-only server gives itself away on
+// the first request (no protocol chosen and a close, or its HTTP/2 preface), which is sent again
+// over h2.
 TEST_F(H2Test, PythonHttp1ClientsToH2OnlyServersAreTranslated) {
   if (system("/usr/bin/python3 -c 'import h2, requests' 2>/dev/null") != 0) {
     GTEST_SKIP() << "python3-h2 or python3-requests is not installed (scripts/deps.sh test)";
@@ -316,20 +335,59 @@ TEST_F(H2Test, PythonHttp1ClientsToH2OnlyServersAreTranslated) {
   EXPECT_EQ(result["http_client"]["status"], 200);
   EXPECT_EQ(result["http_client"]["body"], "<h1>h2</h1>\n");
 
-  auto flows = mitmd_.WaitForFlows(5);
-  ASSERT_EQ(flows.size(), 5u);
+  // A server that answered the HTTP/1.1 request with its HTTP/2 preface: asked again over h2.
+  EXPECT_EQ(result["requests_frames"]["status"], 200) << result.dump();
+  EXPECT_EQ(HeaderValue(result["requests_frames"]["echo"]["headers"], ":path"), "/frames");
+
+  auto flows = mitmd_.WaitForFlows(6);
+  ASSERT_EQ(flows.size(), 6u);
   for (const auto& f : flows) {
     EXPECT_EQ(f["request"]["version"], "HTTP/1.1") << f.dump();
     EXPECT_EQ(f["response"]["version"], "HTTP/2");
     EXPECT_EQ(f["server"]["tls"]["alpn"], "h2");
     EXPECT_TRUE(!f.contains("error") || f["error"].is_null()) << f.dump();
   }
+  auto frames = FlowsWithPath(flows, "/frames");
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_NE(frames[0].value("note", "").find("answered an HTTP/1.1 request with HTTP/2 frames"),
+            std::string::npos)
+      << frames[0].dump();
   auto upload = FlowsWithPath(flows, "/upload?x=1");
   ASSERT_EQ(upload.size(), 1u);
   EXPECT_EQ(upload[0]["client"]["tls"]["alpn"], "");
   EXPECT_EQ(upload[0]["request"]["body"]["size"], 71001);
   EXPECT_EQ(HeaderValue(upload[0]["request"]["trailers"], "X-Checksum"), "42");
   EXPECT_EQ(HeaderValue(upload[0]["response"]["trailers"], "x-echo-trailer"), "yes");
+}
+
+// curl --http1.1 to a server that speaks both versions and prefers h2 (as nginx does): offered
+// only what the client offered, it chooses HTTP/1.1, which is relayed byte for byte.
+TEST_F(H2Test, CurlHttp11ToAServerThatSpeaksBothStaysHttp11ByteExact) {
+  if (system("/usr/bin/python3 -c 'import h2' 2>/dev/null") != 0) {
+    GTEST_SKIP() << "python3-h2 is not installed (scripts/deps.sh test)";
+  }
+  ASSERT_NO_FATAL_FAILURE(StartMitmd());
+  ProcessResult r = RunProcess(
+      {"/usr/bin/python3",
+       std::string(MITMD_SOURCE_DIR) + "/tests/integration/scripts/both_versions.py",
+       std::to_string(mitmd_.port()), mitmd_.ca_cert_path(), localhost_files_.cert,
+       localhost_files_.key},
+      std::chrono::seconds(60));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto result = nlohmann::json::parse(r.out);
+  EXPECT_EQ(result["chosen"], nlohmann::json::array({"http/1.1", "http/1.1"})) << r.out;
+  for (const auto& printed : result["curl"]) {
+    EXPECT_EQ(printed.get<std::string>(), result["sent"].get<std::string>()) << "byte for byte";
+  }
+  auto flows = mitmd_.WaitForFlows(2);
+  ASSERT_EQ(flows.size(), 2u);
+  for (const auto& f : flows) {
+    EXPECT_EQ(f["request"]["version"], "HTTP/1.1") << f.dump();
+    EXPECT_EQ(f["response"]["version"], "HTTP/1.1");
+    EXPECT_EQ(f["client"]["tls"]["alpn"], "http/1.1");
+    EXPECT_EQ(f["server"]["tls"]["alpn"], "http/1.1");
+    EXPECT_EQ(f.value("note", ""), "") << f.dump();
+  }
 }
 
 // curl -p --http2-prior-knowledge: a CONNECT tunnel, then cleartext HTTP/2 (h2c) inside it,

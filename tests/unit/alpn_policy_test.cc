@@ -22,11 +22,18 @@ TEST(AlpnPolicy, OfferIsTheClientsListWithoutWhatCannotBeRelayed) {
   EXPECT_EQ(UpstreamAlpnOffer({"h2"}, kWithH2), (std::vector<std::string>{"h2", "http/1.1"}));
   EXPECT_EQ(UpstreamAlpnOffer({"grpc-exp", "h2"}, kWithH2),
             (std::vector<std::string>{"grpc-exp", "h2", "http/1.1"}));
-  // An HTTP/1 client: the server may speak only h2, which mitmd translates; h2 goes last.
-  EXPECT_EQ(UpstreamAlpnOffer({"http/1.1"}, kWithH2),
+  // An HTTP/1 client is mirrored: a server that speaks both keeps the client's HTTP/1.1.
+  EXPECT_EQ(UpstreamAlpnOffer({"http/1.1"}, kWithH2), std::vector<std::string>{"http/1.1"});
+  EXPECT_TRUE(UpstreamAlpnOffer({}, kWithH2).empty());
+  // ... unless the server is known to speak only h2: then h2 goes last.
+  EXPECT_EQ(UpstreamAlpnOffer({"http/1.1"}, kWithH2, /*h2_only_server=*/true),
             (std::vector<std::string>{"http/1.1", "h2"}));
-  EXPECT_EQ(UpstreamAlpnOffer({}, kWithH2), (std::vector<std::string>{"http/1.1", "h2"}));
-  EXPECT_EQ(UpstreamAlpnOffer({"http/1.1"}, kH1Only), std::vector<std::string>{"http/1.1"});
+  EXPECT_EQ(UpstreamAlpnOffer({}, kWithH2, true), (std::vector<std::string>{"http/1.1", "h2"}));
+  EXPECT_EQ(UpstreamAlpnOffer({"http/1.1"}, kH1Only, true), std::vector<std::string>{"http/1.1"});
+  // A client that offers h2 itself, or another protocol, is not changed by what was learned.
+  EXPECT_EQ(UpstreamAlpnOffer({"h2", "http/1.1"}, kWithH2, true),
+            (std::vector<std::string>{"h2", "http/1.1"}));
+  EXPECT_EQ(UpstreamAlpnOffer({"mqtt"}, kWithH2, true), std::vector<std::string>{"mqtt"});
   // A client with a protocol of its own is offered upstream as it is.
   EXPECT_EQ(UpstreamAlpnOffer({"mqtt"}, kWithH2), std::vector<std::string>{"mqtt"});
 }
@@ -51,6 +58,40 @@ TEST(AlpnPolicy, AnHttp1ClientToAnH2ServerIsTranslated) {
   a = AnswerClient({"h2", "http/1.1"}, {.chosen = "h2"}, kWithH2);
   EXPECT_EQ(a.next, Next::kHttp2);
   EXPECT_FALSE(a.translated);
+}
+
+TEST(AlpnPolicy, WithH2AddsH2LastAndHttp11WhenThereWasNoOffer) {
+  EXPECT_EQ(WithH2({"http/1.1"}), (std::vector<std::string>{"http/1.1", "h2"}));
+  EXPECT_EQ(WithH2({}), (std::vector<std::string>{"http/1.1", "h2"}));
+  EXPECT_EQ(WithH2({"http/1.1", "h2"}), (std::vector<std::string>{"http/1.1", "h2"}));
+  EXPECT_TRUE(OffersH2({"http/1.1", "h2"}));
+  EXPECT_FALSE(OffersH2({"http/1.1"}));
+  EXPECT_EQ(OfferText({}), "no ALPN");
+  EXPECT_EQ(OfferText({"http/1.1", "h2"}), "http/1.1, h2");
+}
+
+TEST(AlpnPolicy, AnH2ServersFirstBytesAreRecognised) {
+  using namespace std::string_view_literals;
+  // nghttp2's server preface: SETTINGS with 3 settings (18 bytes), then more.
+  EXPECT_TRUE(LooksLikeHttp2Server("\x00\x00\x12\x04\x00\x00\x00\x00\x00\x00\x03"sv));
+  EXPECT_TRUE(LooksLikeHttp2Server("\x00\x00\x00\x04\x00\x00\x00\x00\x00"sv));  // empty
+  // A GOAWAY at once (last stream id, error code, debug data).
+  EXPECT_TRUE(LooksLikeHttp2Server("\x00\x00\x11\x07\x00\x00\x00\x00\x00"sv));
+  EXPECT_FALSE(LooksLikeHttp2Server("HTTP/1.1 200 OK\r\n\r\n"));
+  EXPECT_FALSE(LooksLikeHttp2Server("HTTP/1.0 4"));
+  EXPECT_FALSE(LooksLikeHttp2Server("\x00\x00\x12\x04\x00"sv));  // too short to tell
+  // A SETTINGS ACK, a SETTINGS on a stream, a length no setting list has, a HEADERS frame.
+  EXPECT_FALSE(LooksLikeHttp2Server("\x00\x00\x00\x04\x01\x00\x00\x00\x00"sv));
+  EXPECT_FALSE(LooksLikeHttp2Server("\x00\x00\x06\x04\x00\x00\x00\x00\x01"sv));
+  EXPECT_FALSE(LooksLikeHttp2Server("\x00\x00\x05\x04\x00\x00\x00\x00\x00"sv));
+  EXPECT_FALSE(LooksLikeHttp2Server("\x00\x00\x05\x01\x04\x00\x00\x00\x01"sv));
+  EXPECT_FALSE(LooksLikeHttp2Server("\x00\x00\x04\x07\x00\x00\x00\x00\x00"sv));
+}
+
+TEST(AlpnPolicy, TheNoApplicationProtocolAlertIsRecognised) {
+  EXPECT_TRUE(RefusedForAlpn("the peer sent the TLS alert 'no application protocol'"));
+  EXPECT_FALSE(RefusedForAlpn("the peer sent the TLS alert 'handshake failure'"));
+  EXPECT_FALSE(RefusedForAlpn("the connection closed during TLS"));
 }
 
 TEST(AlpnPolicy, AnUpgradeIsOfferedHttp1Only) {

@@ -569,7 +569,7 @@ TEST(PlaybookTunnel, UpstreamTlsFailureStillCompletesTheHandshakeThenExplains) {
   Playbook pb;
   pb >> FromClient(kConnect) << ToClient(kEstablished);
   pb >> FromClient(ClientHelloBytes("a.test"));
-  pb >> ClientHello("a.test") << Dial("a.test:443 tls sni=a.test alpn=http/1.1,h2");
+  pb >> ClientHello("a.test") << Dial("a.test:443 tls sni=a.test");
   pb >> DialFailed(Phase::kUpstreamTls, message) << ContinueHandshake();
   pb >> ClientHandshakeDone();
   pb >> FromClient(kOriginGet)
@@ -590,7 +590,7 @@ TEST(PlaybookTunnel, HangupRightAfterTheHandshakeIsRecordedButNotYetAPin) {
   Playbook pb;
   pb >> FromClient(kConnect) << ToClient(kEstablished);
   pb >> FromClient(ClientHelloBytes("a.test"));
-  pb >> ClientHello("a.test") << Dial("a.test:443 tls sni=a.test alpn=http/1.1,h2");
+  pb >> ClientHello("a.test") << Dial("a.test:443 tls sni=a.test");
   pb >> Dialed() << ContinueHandshake();
   pb >> ClientHandshakeDone();
   pb >> ClientEof() << Recorded("- error=client_tls") << CloseClient()
@@ -633,7 +633,7 @@ TEST(PlaybookTunnel, SlowClientSpeakingBeforeTheServerIsStillIntercepted) {
   pb >> TimerFired("server_first") << Dial("a.test:443");
   pb >> Dialed();
   pb >> FromClient(ClientHelloBytes("a.test")) << CloseServer("the client spoke first");
-  pb >> ClientHello("a.test") << Dial("a.test:443 tls sni=a.test alpn=http/1.1,h2");
+  pb >> ClientHello("a.test") << Dial("a.test:443 tls sni=a.test");
   ASSERT_TRUE(pb.Run());
   EXPECT_TRUE(pb.client().tls_started());
 }

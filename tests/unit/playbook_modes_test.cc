@@ -38,7 +38,7 @@ TEST(PlaybookModes, Socks5ToTlsIsInterceptedUpstreamFirst) {
   Playbook pb;
   pb >> FromClient(kNoAuth + Connect("a.test", 443) + ClientHelloBytes("a.test"))
      << ToClient(kChosen + kSucceeded);
-  pb >> ClientHello("a.test") << Dial("a.test:443 tls sni=a.test alpn=http/1.1,h2");
+  pb >> ClientHello("a.test") << Dial("a.test:443 tls sni=a.test");
   ASSERT_TRUE(pb.Run());
   EXPECT_TRUE(pb.client().tls_started());
 }

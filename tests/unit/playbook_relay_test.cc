@@ -60,7 +60,7 @@ TEST(PlaybookRelay, AbsoluteFormInsideATlsTunnelTakesTheTunnelsSchemeAndPort) {
   pb >> FromClient("CONNECT a.test:8443 HTTP/1.1\r\nHost: a.test:8443\r\n\r\n")
      << ToClient(kEstablished);
   pb >> FromClient(ClientHelloBytes("a.test"));
-  pb >> ClientHello("a.test") << Dial("a.test:8443 tls sni=a.test alpn=http/1.1,h2");
+  pb >> ClientHello("a.test") << Dial("a.test:8443 tls sni=a.test");
   pb >> Dialed() << ContinueHandshake();
   pb >> ClientHandshakeDone();
   pb >> FromClient("GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n")

@@ -5,6 +5,7 @@
 #include "proxy/layers/h2_layer.h"
 #include "proxy/layers/http_layer.h"
 #include "proxy/layers/tunnel.h"
+#include "proxy/upstream/h2_only_hosts.h"
 
 namespace mitmd::proxy {
 
@@ -71,16 +72,36 @@ void ClientTlsLayer::OnHello(ClientHelloInfo hello) {
   key_.port = port_;
   key_.tls = true;
   key_.sni = reverse_ ? host_ : hello_->sni;
-  key_.alpn = UpstreamAlpnOffer(hello_->alpn, kProtocolSupport);
+  H2OnlyHosts* h2_only = conn_.services().upstreams.h2_only_hosts();
+  key_.alpn = UpstreamAlpnOffer(hello_->alpn, kProtocolSupport,
+                                h2_only && h2_only->Find(host_, port_, conn_.ctx().now()));
   key_.insecure = conn_.ctx().config.insecure;
   state_ = State::kUpstream;
   timer_->Cancel();  // the upstream side has its own timeouts
+  ConnectUpstream();
+}
+
+void ClientTlsLayer::ConnectUpstream() {
   pending_connect_ = conn_.services().upstreams.Connect(
       key_, conn_.id(), [this](Upstreams::Outcome outcome) { OnUpstream(std::move(outcome)); });
 }
 
 void ClientTlsLayer::OnUpstream(Upstreams::Outcome outcome) {
   pending_connect_.reset();
+  if (!outcome && !h2_fallback_ && outcome.error().phase == Phase::kUpstreamTls &&
+      RefusedForAlpn(outcome.error().message)) {
+    // An HTTP/1 client's offer refused: a server that speaks only h2 (Go's, gRPC's) does so.
+    std::vector<std::string> with_h2 = UpstreamAlpnOffer(hello_->alpn, kProtocolSupport, true);
+    if (with_h2 != key_.alpn) {
+      h2_fallback_ = StrCat("it refused the TLS handshake offering ", OfferText(key_.alpn),
+                            " (no_application_protocol)");
+      conn_.Log(LogLevel::kInfo, "upstream refused the HTTP/1 offer: offering h2",
+                {{"error", outcome.error().message}, {"host", host_}, {"port", port_}});
+      key_.alpn = std::move(with_h2);
+      ConnectUpstream();
+      return;
+    }
+  }
   if (!outcome) {
     conn_.Log(LogLevel::kInfo, "upstream failed",
               {{"phase", proxy::ToString(outcome.error().phase)},
@@ -92,6 +113,11 @@ void ClientTlsLayer::OnUpstream(Upstreams::Outcome outcome) {
     return;
   }
   upstream_ = std::move(*outcome);
+  if (h2_fallback_ && upstream_->tls && upstream_->tls->alpn == "h2") {
+    if (H2OnlyHosts* h2_only = conn_.services().upstreams.h2_only_hosts()) {
+      h2_only->Remember(host_, port_, *h2_fallback_, conn_.ctx().now());
+    }
+  }
   if (SSL* ssl = upstream_->wire->ssl()) upstream_version_ = SSL_version(ssl);
   answer_ = AnswerClient(hello_->alpn,
                          UpstreamAlpn{.chosen = upstream_->tls ? upstream_->tls->alpn : ""},

@@ -59,6 +59,7 @@ class ClientTlsLayer : public Layer, public ClientHandshakeHooks {
   // The client's handshake is done and the protocol is not HTTP/1: a recorded raw relay.
   void RelayRaw();
   void OnHandshakeFailed();
+  void ConnectUpstream();
   void RecordFailure(const std::string& message, Phase phase = Phase::kClientTls);
 
   const std::string host_;
@@ -72,6 +73,9 @@ class ClientTlsLayer : public Layer, public ClientHandshakeHooks {
   std::unique_ptr<Upstreams::Pending> pending_connect_;
   std::unique_ptr<UpstreamConn> upstream_;
   std::optional<UpstreamError> upstream_error_;
+  // The server refused the HTTP/1 offer with no_application_protocol: this is the connect that
+  // offers it h2 too (once), the refusal's words when it chooses h2.
+  std::optional<std::string> h2_fallback_;
   uint16_t upstream_version_ = 0;  // the upstream's TLS version (TLS1_2_VERSION...), 0: unknown
   ClientAnswer answer_;            // decided once the upstream is known
 };

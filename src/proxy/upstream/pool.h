@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "proxy/timers.h"
+#include "proxy/upstream/h2_only_hosts.h"
 #include "proxy/upstream/shared_h2.h"
 #include "proxy/upstream/upstream_conn.h"
 
@@ -44,6 +45,7 @@ class UpstreamPool : public Upstreams {
   std::unique_ptr<UpstreamConn> TakeIdle(const UpstreamKey& key) override;
   void Release(std::unique_ptr<UpstreamConn> conn, std::string_view reason) override;
   void Return(std::unique_ptr<UpstreamConn> conn) override;
+  H2OnlyHosts* h2_only_hosts() override { return &h2_only_; }
 
   size_t idle_count() const { return idle_.size(); }
   size_t shared_count() const { return shared_.size(); }
@@ -79,6 +81,7 @@ class UpstreamPool : public Upstreams {
   std::list<std::unique_ptr<SharedH2Conn>> shared_;  // newest last
   std::list<std::unique_ptr<Dial>> dials_;
   std::deque<UpstreamKey> http1_keys_;
+  H2OnlyHosts h2_only_;
   std::vector<std::pair<std::unique_ptr<SharedH2Conn>, std::string>> retired_;
   std::unique_ptr<Timer> retire_timer_;
 };

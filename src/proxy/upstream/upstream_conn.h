@@ -20,6 +20,8 @@
 
 namespace mitmd::proxy {
 
+class H2OnlyHosts;
+
 // What makes two upstream connections interchangeable.
 struct UpstreamKey {
   std::string host;
@@ -93,6 +95,9 @@ class Upstreams {
   virtual void Return(std::unique_ptr<UpstreamConn> conn) {
     Release(std::move(conn), "not kept: no pool");
   }
+  // The servers learned to speak only HTTP/2 (alpn_policy.h), where there is a pool to keep
+  // them; null: nothing is learned.
+  virtual H2OnlyHosts* h2_only_hosts() { return nullptr; }
 };
 
 // Sends the byte counts since the last report to |registry|.

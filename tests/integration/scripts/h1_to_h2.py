@@ -7,7 +7,8 @@ proxy, trusting only mitmd's root:
     server;
   - a raw HTTP/1.1 client without ALPN sends, on one kept-alive TLS connection, a chunked POST
     with a trailer and connection-specific headers, then a GET;
-  - http.client (no ALPN) GETs from nghttpd.
+  - http.client (no ALPN) GETs from nghttpd;
+  - requests GETs from a second echo server that sends its HTTP/2 preface even without ALPN h2.
 The echo server answers each stream with what it received (headers, body length and SHA-256,
 trailers) as JSON, without a content-length, then a trailer. Prints one JSON line."""
 import hashlib
@@ -21,6 +22,7 @@ import http.client
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import requests
 
 import proxy_connect  # beside this script
@@ -60,7 +62,17 @@ def serve_h2(conn):
         conn.sendall(h2c.data_to_send())
 
 
-def echo_server():
+def serve_and_close(conn):
+    try:
+        serve_h2(conn)
+    except (h2.exceptions.ProtocolError, OSError):
+        pass  # an HTTP/1.1 request to an h2_anyway server
+    conn.close()
+
+
+def echo_server(h2_anyway=False):
+    """h2_anyway: a connection without ALPN h2 gets the HTTP/2 preface all the same (SETTINGS,
+    then a GOAWAY on the HTTP/1 request), as some h2-only servers do."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     ctx.set_alpn_protocols(["h2"])
@@ -76,10 +88,10 @@ def echo_server():
             except (ssl.SSLError, OSError):
                 raw.close()
                 continue
-            if conn.selected_alpn_protocol() != "h2":
+            if conn.selected_alpn_protocol() != "h2" and not h2_anyway:
                 conn.close()  # speaks only HTTP/2, like nghttpd
                 continue
-            threading.Thread(target=lambda c=conn: (serve_h2(c), c.close()), daemon=True).start()
+            threading.Thread(target=serve_and_close, args=(conn,), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
     return listener.getsockname()[1]
@@ -170,6 +182,9 @@ def main():
     out["requests_post"] = {"status": r.status_code, "echo": r.json(),
                             "expected_sha256": hashlib.sha256(b"".join(parts)).hexdigest()}
     out["raw"] = raw_client(port)
+    frames_port = echo_server(h2_anyway=True)
+    r = session.get(f"https://localhost:{frames_port}/frames", timeout=30)
+    out["requests_frames"] = {"status": r.status_code, "echo": r.json()}
     ctx = ssl.create_default_context(cafile=mitmd_ca)  # no ALPN offered
     conn = http.client.HTTPSConnection("127.0.0.1", proxy_port, context=ctx, timeout=30)
     conn.set_tunnel("localhost", nghttpd_port)
