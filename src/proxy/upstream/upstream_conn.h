@@ -61,7 +61,10 @@ struct UpstreamConn {
 
   const std::optional<CertInfo>& cert() const;
   // Neither failed nor closed by the server, also while nobody was watching its events.
-  bool usable() const { return wire && wire->error().empty() && !wire->peer_closed(); }
+  // A close_notify ends it before the socket's FIN is read (the kEof went to nobody).
+  bool usable() const {
+    return wire && wire->error().empty() && !wire->peer_closed() && !wire->eof();
+  }
 };
 
 // How the core gets and gives back upstream connections.
