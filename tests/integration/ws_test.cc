@@ -8,20 +8,42 @@
 namespace mitmd::testing {
 namespace {
 
-using WsTest = ProxyTest;
+class WsTest : public ProxyTest {
+ protected:
+  // Runs tests/integration/scripts/|script| (its WebSocket server on the localhost leaf, its
+  // client through mitmd trusting mitmd's root) and returns what it printed, parsed.
+  nlohmann::json RunWsScript(const std::string& script) {
+    ProcessResult r = RunProcess(
+        {"/usr/bin/python3", std::string(MITMD_SOURCE_DIR) + "/tests/integration/scripts/" + script,
+         std::to_string(mitmd_.port()), mitmd_.ca_cert_path(), localhost_files_.cert,
+         localhost_files_.key},
+        std::chrono::seconds(60));
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return r.exit_code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json();
+  }
+};
+
+// A recorded WebSocket's messages as "opcode:text" (short text) or "opcode:size", each
+// direction in the order its side sent them: {from the client, from the server}.
+std::pair<std::vector<std::string>, std::vector<std::string>> MessageSequences(
+    const nlohmann::json& ws) {
+  std::vector<std::string> up, down;
+  for (const auto& m : ws["messages"]) {
+    std::string desc = m["opcode"].get<std::string>() + ":" +
+                       (m["opcode"] == "text" && m["size"] < 100 ? m["content"].get<std::string>()
+                                                                : std::to_string(m["size"].get<int>()));
+    (m["from_client"].get<bool>() ? up : down).push_back(desc);
+  }
+  return {up, down};
+}
 
 TEST_F(WsTest, MessagesOfAWebSocketAreRecordedInOrder) {
   if (system("/usr/bin/python3 -c 'import websockets' 2>/dev/null") != 0) {
     GTEST_SKIP() << "python3-websockets is not installed (scripts/deps.sh test)";
   }
   ASSERT_NO_FATAL_FAILURE(StartMitmd());
-  ProcessResult r = RunProcess(
-      {"/usr/bin/python3", std::string(MITMD_SOURCE_DIR) + "/tests/integration/scripts/ws_session.py",
-       std::to_string(mitmd_.port()), mitmd_.ca_cert_path(), localhost_files_.cert,
-       localhost_files_.key},
-      std::chrono::seconds(60));
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  auto result = nlohmann::json::parse(r.out);
+  nlohmann::json result = RunWsScript("ws_session.py");
+  ASSERT_TRUE(result.is_object());
   EXPECT_EQ(result["got"], nlohmann::json::parse(R"(["hello", "0001ff", 1048576, [4001, "done"]])"));
   EXPECT_EQ(result["extensions"], nlohmann::json::parse(R"(["permessage-deflate"])"));
 
@@ -34,16 +56,9 @@ TEST_F(WsTest, MessagesOfAWebSocketAreRecordedInOrder) {
   EXPECT_EQ(ws["close"]["code"], 4001);
   EXPECT_EQ(ws["close"]["reason"], "done");
   EXPECT_EQ(ws["close"]["by"], "server");
-  // Client and server messages in the order each side sent them.
-  std::vector<std::string> up, down;
+  auto [up, down] = MessageSequences(ws);
   for (const auto& m : ws["messages"]) {
-    std::string desc = m["opcode"].get<std::string>() + ":" +
-                       (m["opcode"] == "text" && m["size"] < 100 ? m["content"].get<std::string>()
-                                                                : std::to_string(m["size"].get<int>()));
-    (m["from_client"].get<bool>() ? up : down).push_back(desc);
-    if (m["size"] == 1048576) {
-      EXPECT_EQ(m["compressed"], true) << "permessage-deflate was on";
-    }
+    if (m["size"] == 1048576) EXPECT_EQ(m["compressed"], true) << "permessage-deflate was on";
   }
   EXPECT_EQ(up, (std::vector<std::string>{"text:hello", "binary:3", "ping:2", "text:1048576",
                                           "close:6"}));
@@ -60,13 +75,8 @@ TEST_F(WsTest, AWebSocketOverHttp2IsNegotiatedDownAndRecorded) {
     GTEST_SKIP() << "python3-websockets or python3-h2 is not installed (scripts/deps.sh test)";
   }
   ASSERT_NO_FATAL_FAILURE(StartMitmd());
-  ProcessResult r = RunProcess(
-      {"/usr/bin/python3", std::string(MITMD_SOURCE_DIR) + "/tests/integration/scripts/ws_over_h2.py",
-       std::to_string(mitmd_.port()), mitmd_.ca_cert_path(), localhost_files_.cert,
-       localhost_files_.key},
-      std::chrono::seconds(60));
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  auto result = nlohmann::json::parse(r.out);
+  nlohmann::json result = RunWsScript("ws_over_h2.py");
+  ASSERT_TRUE(result.is_object());
   EXPECT_EQ(result["enable_connect_protocol"], 1);
   EXPECT_EQ(result["status"], "200");
   EXPECT_EQ(result["got"],
@@ -86,13 +96,7 @@ TEST_F(WsTest, AWebSocketOverHttp2IsNegotiatedDownAndRecorded) {
   const auto& ws = f["websocket"];
   EXPECT_EQ(ws["close"]["code"], 1000);
   EXPECT_EQ(ws["close"]["reason"], "bye");
-  std::vector<std::string> up, down;
-  for (const auto& m : ws["messages"]) {
-    std::string desc = m["opcode"].get<std::string>() + ":" +
-                       (m["opcode"] == "text" && m["size"] < 100 ? m["content"].get<std::string>()
-                                                                : std::to_string(m["size"].get<int>()));
-    (m["from_client"].get<bool>() ? up : down).push_back(desc);
-  }
+  auto [up, down] = MessageSequences(ws);
   EXPECT_EQ(up, (std::vector<std::string>{"text:hello", "binary:3", "ping:2", "text:300000",
                                           "close:5"}));
   EXPECT_EQ(down, (std::vector<std::string>{"text:hello", "binary:3", "pong:2", "text:300000",

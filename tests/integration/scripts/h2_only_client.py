@@ -11,7 +11,6 @@ prints JSON: {"alpn": ..., "responses": {PATH: {"status", "headers", "trailers",
 
 import hashlib
 import json
-import socket
 import ssl
 import sys
 
@@ -19,20 +18,13 @@ import h2.config
 import h2.connection
 import h2.events
 
+import proxy_connect  # beside this script
+
 
 def main():
     proxy_port, host, port, cafile = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
     paths = sys.argv[5:]
-    sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=30)
-    sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            sys.exit("the proxy closed the CONNECT")
-        head += chunk
-    if b" 200 " not in head.split(b"\r\n")[0]:
-        sys.exit(f"CONNECT refused: {head!r}")
+    sock = proxy_connect.connect(proxy_port, host, port, timeout=30)
 
     ctx = ssl.create_default_context(cafile=cafile)
     ctx.set_alpn_protocols(["h2"])
