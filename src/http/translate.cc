@@ -146,10 +146,14 @@ Result<H1Request> ToH1Request(const RequestHead& h2, bool has_body) {
   const std::string* method = PseudoHeader(h2.headers, ":method");
   const std::string* authority = PseudoHeader(h2.headers, ":authority");
   const std::string* path = PseudoHeader(h2.headers, ":path");
-  if (!method) return Fail("HTTP/2 request without :method");
+  // Empty values too: nghttp2 refuses them on the wire, but an empty one here would make a
+  // request line with a missing part (found by translate_fuzz).
+  if (!method || method->empty()) return Fail("HTTP/2 request without :method");
   bool connect = *method == "CONNECT";
-  if (!connect && !path) return Fail("HTTP/2 request without :path");
-  if (connect && !authority) return Fail("HTTP/2 CONNECT without :authority");
+  if (!connect && (!path || path->empty())) return Fail("HTTP/2 request without :path");
+  if (connect && (!authority || authority->empty())) {
+    return Fail("HTTP/2 CONNECT without :authority");
+  }
   H1Request out;
   RequestHead& head = out.request.head;
   head.method = *method;

@@ -49,6 +49,13 @@ TEST(TranslateTest, H2RequestToH1JoinsCookiesAndChunksUnknownLengths) {
 
   RequestHead broken{"GET", "/", "HTTP/2", {{":method", "GET"}}};
   EXPECT_FALSE(ToH1Request(broken, false));
+  // Present but empty is as broken as absent (translate_fuzz found an empty :method).
+  RequestHead empty_method{"", "/", "HTTP/2", {{":method", ""}, {":path", "/"}}};
+  EXPECT_FALSE(ToH1Request(empty_method, false));
+  RequestHead empty_path{"GET", "", "HTTP/2", {{":method", "GET"}, {":path", ""}}};
+  EXPECT_FALSE(ToH1Request(empty_path, false));
+  RequestHead empty_authority{"CONNECT", "", "HTTP/2", {{":method", "CONNECT"}, {":authority", ""}}};
+  EXPECT_FALSE(ToH1Request(empty_authority, false));
 }
 
 TEST(TranslateTest, H2ResponseToH1) {
