@@ -40,6 +40,19 @@ TEST(ProtobufTest, BinaryThatIsNoMessageStaysBytes) {
   EXPECT_FALSE((*j)[0].contains("message"));
 }
 
+TEST(ProtobufTest, BytesThatAreNotStrictlyUtf8StayBytes) {
+  // A lead byte past U+10FFFF (protobuf_fuzz's find), a surrogate and an overlong form: shown
+  // as bytes, never as a string the viewer's JSON would have to replace.
+  for (const std::string& bytes : {Bytes({0xf7, 0x97, 0x97, 0x90}), Bytes({0xed, 0xa0, 0x80}),
+                                   Bytes({0xc0, 0xaf})}) {
+    std::string msg = Bytes({0x0a, static_cast<int>(bytes.size())}) + bytes;
+    auto j = DecodeProtobuf(msg);
+    ASSERT_TRUE(j);
+    EXPECT_EQ((*j)[0]["bytes"], Base64Encode(bytes));
+    EXPECT_FALSE((*j)[0].contains("string"));
+  }
+}
+
 TEST(ProtobufTest, GroupsAndErrors) {
   // 1: group { 2: 5 } end group.
   auto j = DecodeProtobuf(Bytes({0x0b, 0x10, 0x05, 0x0c}));
