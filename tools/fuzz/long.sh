@@ -18,18 +18,21 @@ targets=("$@")
 fast="$root/build-fuzz-fast"
 sanitized="$root/build-fuzz"
 mkdir -p "$fast/long"
+# One of libFuzzer's -print_final_stats values (stat::NAME) from a log, or "?".
+final_stat() { local v; v=$(sed -n "s/^stat::$2: *//p" "$1" | tail -1); echo "${v:-?}"; }
 count() { find "$1" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) 2>/dev/null | wc -l; }
-echo "| target | executions | exec/s | cov | ft | corpus (files) | seconds | crashes | corpus under ASan+UBSan |"
+echo "| target | executions | exec/s | cov | ft | corpus (files) | fuzzing seconds | crashes | corpus under ASan+UBSan |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 for t in "${targets[@]}"; do
   log="$fast/long/$t.log"
-  start=$SECONDS
   MITMD_FUZZ_SANITIZE=0 MITMD_FUZZ_BUILD="$fast" nice -n 19 "$root/tools/fuzz/run.sh" "$t" 86400 \
     -runs="$runs" >"$log" 2>&1
   rc=$?
-  seconds=$((SECONDS - start))
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  execs=$(final_stat "$log" number_of_executed_units)
+  rate=$(final_stat "$log" average_exec_per_sec)
+  # The fuzzing time alone (run.sh's build before it is not counted): executions / rate.
+  seconds="?"
+  if [[ $execs =~ ^[0-9]+$ && $rate =~ ^[0-9]+$ && $rate -gt 0 ]]; then seconds=$((execs / rate)); fi
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   files=$(find "$fast/corpus/$t" -type f | wc -l)
@@ -39,5 +42,5 @@ for t in "${targets[@]}"; do
   replay=$?
   if [[ $replay == 0 ]]; then replayed="$files inputs, clean"; else replayed="failed (exit $replay)"; fi
   crashes=$(( $(count "$fast/crashes/$t") + $(count "$sanitized/crashes/$t") ))
-  echo "| $t | ${execs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | $files | $seconds | $crashes (exit $rc) | $replayed |"
+  echo "| $t | $execs | $rate | ${cov:-?} | ${ft:-?} | $files | $seconds | $crashes (exit $rc) | $replayed |"
 done
