@@ -103,8 +103,8 @@ SqlPrefilter CompilePrefilter(std::string_view text) {
     }
     if (field == "status") {
       if (auto r = StatusRange(value); r && r->first == r->second) {
-        // Equality walks the status index in seq order (keyset paging over the matches only);
-        // a range would scan the table in seq order instead.
+        // Equality pages in seq order: a scan of the narrow list table, or in a file from
+        // before schema 5 the status index it keeps (keyset paging over the matches only).
         conditions.push_back(StrCat("status=", r->first));
       } else if (r) {
         conditions.push_back(StrCat("status BETWEEN ", std::max(r->first, 1), " AND ", r->second));

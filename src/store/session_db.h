@@ -1,12 +1,15 @@
 #pragma once
 // SessionDb: one session's flows in SQLite (<confdir>/sessions/<NAME>.sqlite, WAL).
 //
-// Schema version 4 (the "meta" table holds "schema"; Open migrates explicitly, step by step, and
+// Schema version 5 (the "meta" table holds "schema"; Open migrates explicitly, step by step, and
 // refuses a file from a newer mitmd; a new file gets 8 KiB pages):
 //   flows   one row per flow: the FlowRow columns the list shows, sorts and filters on, what the
 //           user added (marked, comment), where it came from (source, a content hash for
-//           imports) and the flow's JSON without body contents. Indexes: id (unique), hash,
-//           status, rhost (the host reversed, for host:), method.
+//           imports). Rows written before schema 5 also hold the flow's JSON (json); newer ones
+//           have '' there. Indexes: id (unique), hash, rhost (the host reversed, for host:);
+//           files created before schema 5 also keep theirs on status and method.
+//   flow_json  seq -> the flow's JSON without body contents (schema 5 on), out of the list's
+//           table so that a scan of it reads narrow rows.
 //   bodies  (seq, side 0 request | 1 response) -> the recorded bytes, stored once.
 //   fts     FTS5 (trigram, case-insensitive) over the decoded text bodies (the first 64 KiB of
 //           each), rowid = seq, for body: filters; the URL columns answer the rest.
@@ -36,7 +39,7 @@
 
 namespace mitmd::store {
 
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 // One flow to write.
 struct FlowPut {
@@ -161,8 +164,8 @@ class SessionDb {
   std::string path_;
   SqlitePtr db_;
   // The writer's statements, prepared once.
-  Stmt upsert_, import_, body_, pending_, pending_any_, pending_slice_, pending_done_, fts_, fts_flush_,
-      fts_clear_, seq_of_id_, get_body_;
+  Stmt upsert_, import_, body_, json_, pending_, pending_any_, pending_slice_, pending_done_, fts_, fts_flush_,
+      fts_clear_, seq_of_id_, get_body_, get_json_;
   std::optional<SessionCounts> counts_;
   std::chrono::steady_clock::time_point counts_at_;
 };

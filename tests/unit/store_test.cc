@@ -64,10 +64,10 @@ TEST(SessionDbTest, CreatesAVersionedPrivateSchemaAndRefusesANewerOne) {
   EXPECT_NE(again.error().message.find("newer mitmd"), std::string::npos) << again.error().message;
 }
 
-// host: and method: filters find their rows through an index (a day-long session has a million
-// rows: a scan per page is seconds), including in a file written by schema 1, which the upgrade
-// fills in.
-TEST(SessionDbTest, HostAndMethodFiltersUseAnIndexAlsoAfterUpgradingAVersion1File) {
+// host: filters find their rows through an index, including in a file written by schema 1, which
+// the upgrade fills in; method: scans the narrow list table in seq order (no index since schema
+// 5) and keeps the index an upgraded file has.
+TEST(SessionDbTest, HostFiltersUseAnIndexAlsoAfterUpgradingAVersion1File) {
   TempDir dir;
   std::string path = dir.File("s.sqlite");
   auto filtered = [](SessionDb& db, std::string_view text) {
@@ -110,10 +110,9 @@ TEST(SessionDbTest, HostAndMethodFiltersUseAnIndexAlsoAfterUpgradingAVersion1Fil
     EXPECT_EQ(filtered(*db, "method:POST"), (std::vector<uint64_t>{8, 6, 4, 2}));
     EXPECT_NE(plan(*db, "host:example.com").find("flows_rhost"), std::string::npos)
         << plan(*db, "host:example.com");
-    EXPECT_NE(plan(*db, "method:post").find("flows_method"), std::string::npos)
-        << plan(*db, "method:post");
-    // Back to what schema 1 wrote: no rhost column, no indexes on it or on method, one on host.
-    ASSERT_TRUE(store::Exec(db->handle(), "DROP INDEX flows_rhost; DROP INDEX flows_method; "
+    EXPECT_EQ(plan(*db, "method:post").find("TEMP B-TREE"), std::string::npos) << plan(*db, "method:post");
+    // Back to what schema 1 wrote: no rhost column, no index on it or on method, one on host.
+    ASSERT_TRUE(store::Exec(db->handle(), "DROP INDEX flows_rhost; "
                                           "ALTER TABLE flows DROP COLUMN rhost; "
                                           "CREATE INDEX flows_host ON flows(host COLLATE NOCASE);"));
     ASSERT_TRUE(db->SetMeta("schema", "1"));
@@ -130,6 +129,52 @@ TEST(SessionDbTest, HostAndMethodFiltersUseAnIndexAlsoAfterUpgradingAVersion1Fil
   EXPECT_EQ(host_index->Step(), SQLITE_DONE);
   EXPECT_EQ(filtered(*db, "host:API.example.COM"), (std::vector<uint64_t>{5, 1}));
   EXPECT_NE(plan(*db, "host:example.com").find("flows_rhost"), std::string::npos);
+  EXPECT_EQ(filtered(*db, "method:POST"), (std::vector<uint64_t>{8, 6, 4, 2}));
+  EXPECT_NE(plan(*db, "method:post").find("flows_method"), std::string::npos) << plan(*db, "method:post");
+}
+
+// Schema 5: the list's table holds no JSON (a scan of it reads ~250-byte rows, not ~1.4 KiB);
+// each flow's JSON is in flow_json, follows the row's revision and goes with a delete. A row
+// written before schema 5, with its JSON in flows, still loads.
+TEST(SessionDbTest, NewRowsKeepTheirJsonOutOfTheListTableAndOldRowsStillLoad) {
+  TempDir dir;
+  auto db = OpenDb(dir.File("s.sqlite"));
+  ASSERT_TRUE(db);
+  auto count = [&](const char* sql) {
+    auto s = store::Stmt::Prepare(db->handle(), sql);
+    EXPECT_TRUE(s);
+    return s && s->Step() == SQLITE_ROW ? s->Int(0) : -1;
+  };
+  std::vector<FlowPut> puts;
+  for (int i = 1; i <= 3; ++i) {
+    Flow f = MakeFlow({.path = StrCat("/p", i), .response_body = StrCat("body ", i)});
+    f.id = StrCat("f", i);
+    puts.push_back(Put(static_cast<uint64_t>(i), std::move(f)));
+  }
+  ASSERT_TRUE(db->Write(puts));
+  EXPECT_EQ(count("SELECT count(*) FROM flows WHERE json<>''"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM flow_json"), 3);
+  auto got = db->Get("f2");
+  ASSERT_TRUE(got && *got);
+  EXPECT_EQ((*got)->flow->request->path, "/p2");
+  EXPECT_EQ((*got)->flow->response->body.content, "body 2");
+  // Move f1's JSON back into its row, as schema 4 wrote it.
+  ASSERT_TRUE(store::Exec(db->handle(), "UPDATE flows SET json=(SELECT json FROM flow_json WHERE seq=1) WHERE seq=1; "
+                                        "DELETE FROM flow_json WHERE seq=1;"));
+  got = db->Get("f1");
+  ASSERT_TRUE(got && *got);
+  EXPECT_EQ((*got)->flow->request->path, "/p1");
+  ListQuery q;
+  q.full_flows = true;
+  auto page = db->List(q);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->flows.size(), 3u);
+  EXPECT_EQ(page->flows[2].flow->request->path, "/p1");
+  EXPECT_EQ(page->flows[0].flow->request->path, "/p3");
+  ASSERT_TRUE(*db->Delete("f3"));
+  EXPECT_EQ(count("SELECT count(*) FROM flow_json WHERE seq=3"), 0);
+  // A new file has no status or method index (each cost the writer a b-tree insert per flow).
+  EXPECT_EQ(count("SELECT count(*) FROM sqlite_schema WHERE name IN ('flows_status','flows_method')"), 0);
 }
 
 TEST(SessionDbTest, LiveSnapshotsUpdateOneRowAndKeepTheHighestRevision) {
@@ -149,6 +194,7 @@ TEST(SessionDbTest, LiveSnapshotsUpdateOneRowAndKeepTheHighestRevision) {
   ASSERT_TRUE(got && *got);
   EXPECT_EQ((*got)->row.state, "live");
   EXPECT_EQ((*got)->row.path, live.request->path);
+  EXPECT_EQ((*got)->flow->request->path, live.request->path);  // the JSON too
   Flow done = MakeFlow({.host = "live.test", .response_body = "final body"});
   done.id = "flow-1";
   done.revision = 3;
@@ -616,24 +662,40 @@ TEST(FlowStoreTest, QueueBoundedByBytesShedsBodyCopiesNotFlows) {
 namespace mitmd {
 namespace {
 
-// "Jump to the oldest 404" over a million flows: an exact status walks the status index in seq
-// order, touching only the matches, instead of scanning every row between two pages.
-TEST(FilterSqlTest, AnExactStatusPagesThroughTheStatusIndex) {
+// "Jump to the oldest 404" over a million flows: an exact status pages in seq order without a
+// sort: a new file scans its narrow list table, a file from before schema 5 (wide rows) walks
+// the status index it keeps, touching only the matches.
+TEST(FilterSqlTest, AnExactStatusPagesInSeqOrderWithoutASort) {
   TempDir dir;
-  auto db = OpenDb(dir.File("s.sqlite"));
-  ASSERT_TRUE(db);
+  const std::string path = dir.File("s.sqlite");
   store::SqlPrefilter pre = store::CompilePrefilter("status:404");
   EXPECT_TRUE(pre.exact);
-  for (const char* order : {"DESC", "ASC"}) {
-    auto plan = store::Stmt::Prepare(
-        db->handle(), StrCat("EXPLAIN QUERY PLAN SELECT seq FROM flows WHERE (", pre.where,
-                             ") AND seq<?1 ORDER BY seq ", order));
-    ASSERT_TRUE(plan) << plan.error().message;
+  auto plans = [&](SessionDb& db) {
     std::string details;
-    while (plan->Step() == SQLITE_ROW) details += StrCat(plan->Text(3), "\n");
-    EXPECT_NE(details.find("INDEX flows_status"), std::string::npos) << details;
+    for (const char* order : {"DESC", "ASC"}) {
+      auto plan = store::Stmt::Prepare(
+          db.handle(), StrCat("EXPLAIN QUERY PLAN SELECT seq FROM flows WHERE (", pre.where,
+                              ") AND seq<?1 ORDER BY seq ", order));
+      EXPECT_TRUE(plan) << plan.error().message;
+      while (plan && plan->Step() == SQLITE_ROW) details += StrCat(order, ": ", plan->Text(3), "\n");
+    }
+    return details;
+  };
+  {
+    auto db = OpenDb(path);
+    ASSERT_TRUE(db);
+    std::string details = plans(*db);
     EXPECT_EQ(details.find("TEMP B-TREE"), std::string::npos) << details;  // no sort
+    EXPECT_EQ(details.find("flows_status"), std::string::npos) << details;
+    // What schema 4 left: the status index.
+    ASSERT_TRUE(store::Exec(db->handle(), "CREATE INDEX flows_status ON flows(status)"));
+    ASSERT_TRUE(db->SetMeta("schema", "4"));
   }
+  auto db = OpenDb(path);
+  ASSERT_TRUE(db);
+  std::string details = plans(*db);
+  EXPECT_EQ(details.find("TEMP B-TREE"), std::string::npos) << details;
+  EXPECT_NE(details.find("INDEX flows_status"), std::string::npos) << details;
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 // --queries-only 1 measures the queries on the session a previous run left in DIR.
 // --bulk 1 makes the session quickly instead of through FlowStore, for the query figures of a
 // big session: 10,000 flows written by SessionDb::Write, then copied by SQL (new seqs, ids and
-// times; rows, bodies and search index alike) up to N. No insert figures, no JSONL log.
+// times; rows, JSON, bodies and search index alike) up to N. No insert figures, no JSONL log.
 // Prints one line per figure. Timings are for this machine; nothing here is a pass/fail test.
 
 #include <sys/resource.h>
@@ -132,6 +132,8 @@ void MakeBulkSession(const std::string& db_path, uint64_t n) {
       k, "SELECT seq+n*", base, ",id||'-'||n,t+n*", base, "*0.001,kind,state,revision,method,scheme,host,port,"
       "path,ver,status,type,size,wire_size,dur,tls,alpn,up_alpn,conn+n*", base, ",up+n*", base,
       ",reused,insecure,trunc,err_phase,err,client,source,hash,json,rhost FROM k, flows "
+      "WHERE seq<=", base, " AND seq+n*", base, "<=", last, " ORDER BY n, seq; ",
+      "INSERT INTO flow_json(seq,json) ", k, "SELECT seq+n*", base, ",json FROM k, flow_json "
       "WHERE seq<=", base, " AND seq+n*", base, "<=", last, " ORDER BY n, seq; ",
       "INSERT INTO bodies(seq,side,content) ", k, "SELECT seq+n*", base, ",side,content FROM k, bodies "
       "WHERE seq<=", base, " AND seq+n*", base, "<=", last, " ORDER BY n, seq; ",
