@@ -11,13 +11,15 @@ namespace {
 class WsTest : public ProxyTest {
  protected:
   // Runs tests/integration/scripts/|script| (its WebSocket server on the localhost leaf, its
-  // client through mitmd trusting mitmd's root) and returns what it printed, parsed.
-  nlohmann::json RunWsScript(const std::string& script) {
-    ProcessResult r = RunProcess(
-        {"/usr/bin/python3", std::string(MITMD_SOURCE_DIR) + "/tests/integration/scripts/" + script,
-         std::to_string(mitmd_.port()), mitmd_.ca_cert_path(), localhost_files_.cert,
-         localhost_files_.key},
-        std::chrono::seconds(60));
+  // client through mitmd trusting mitmd's root) and returns what it printed, parsed. |extra|:
+  // more arguments for the script.
+  nlohmann::json RunWsScript(const std::string& script, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {
+        "/usr/bin/python3", std::string(MITMD_SOURCE_DIR) + "/tests/integration/scripts/" + script,
+        std::to_string(mitmd_.port()), mitmd_.ca_cert_path(), localhost_files_.cert,
+        localhost_files_.key};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ProcessResult r = RunProcess(argv, std::chrono::seconds(60));
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     return r.exit_code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json();
   }
@@ -103,6 +105,50 @@ TEST_F(WsTest, AWebSocketOverHttp2IsNegotiatedDownAndRecorded) {
                                             "close:5"}));
   EXPECT_GT(f["bytes"]["up"], 300000);
   EXPECT_GT(f["bytes"]["down"], 300000);
+}
+
+// RFC 8441 on both sides: the server speaks HTTP/2 only and announces
+// SETTINGS_ENABLE_CONNECT_PROTOCOL, so mitmd sends the client's extended CONNECT upstream on its
+// HTTP/2 connection (no HTTP/1.1 Upgrade, which this server would refuse) and relays the
+// stream's DATA both ways. The server saw the extended CONNECT with the client's path and
+// sec-websocket-version; the messages are recorded as for any other WebSocket.
+// Disabled until mitmd sends extended CONNECT upstream (issue 9, item "Extended CONNECT
+// upstream"): today it dials the server again for an HTTP/1.1 Upgrade, the h2-only server closes
+// that connection and the client gets a 502 (this test fails so, in under a second).
+TEST_F(WsTest, DISABLED_AWebSocketOverHttp2IsRelayedAsExtendedConnectToAnH2Server) {
+  if (system("/usr/bin/python3 -c 'import h2' 2>/dev/null") != 0) {
+    GTEST_SKIP() << "python3-h2 is not installed (scripts/deps.sh test)";
+  }
+  ASSERT_NO_FATAL_FAILURE(StartMitmd());
+  nlohmann::json result = RunWsScript("ws_over_h2.py", {"h2"});
+  ASSERT_TRUE(result.is_object());
+  EXPECT_EQ(result["status"], "200");
+  EXPECT_EQ(result["got"],
+            nlohmann::json::parse(R"(["hello", "0001ff", [10, "p1"], 300000, [8, 1000, "bye"]])"));
+  const auto& saw = result["server_saw"];
+  EXPECT_FALSE(saw.contains("errors")) << result.dump();
+  EXPECT_EQ(saw[":method"], "CONNECT") << result.dump();
+  EXPECT_EQ(saw[":protocol"], "websocket");
+  EXPECT_EQ(saw[":scheme"], "https");
+  EXPECT_EQ(saw[":path"], "/chat?room=1");
+  EXPECT_EQ(saw["sec-websocket-version"], "13");
+
+  auto flows = mitmd_.WaitForFlows(1);
+  ASSERT_EQ(flows.size(), 1u);
+  const auto& f = flows[0];
+  EXPECT_EQ(f["request"]["version"], "HTTP/2") << f.dump().substr(0, 2000);
+  EXPECT_EQ(f["request"]["method"], "CONNECT");
+  EXPECT_EQ(f["response"]["status"], 200);
+  EXPECT_EQ(f["response"]["version"], "HTTP/2");
+  EXPECT_TRUE(!f.contains("error") || f["error"].is_null()) << f.dump().substr(0, 2000);
+  ASSERT_TRUE(f.contains("websocket")) << f.dump().substr(0, 2000);
+  const auto& ws = f["websocket"];
+  EXPECT_EQ(ws["close"]["code"], 1000);
+  auto [up, down] = MessageSequences(ws);
+  EXPECT_EQ(up, (std::vector<std::string>{"text:hello", "binary:3", "ping:2", "text:300000",
+                                          "close:5"}));
+  EXPECT_EQ(down, (std::vector<std::string>{"text:hello", "binary:3", "pong:2", "text:300000",
+                                            "close:5"}));
 }
 
 }  // namespace
