@@ -534,6 +534,11 @@ uint32_t H2Codec::peer_max_streams() const {
   return nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 
+bool H2Codec::peer_allows_extended_connect() const {
+  return nghttp2_session_get_remote_settings(session_,
+                                             NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL) == 1;
+}
+
 bool H2Codec::keep_alive() const { return !goaway_received_ && !failed_; }
 
 bool H2Codec::RemoteEnded(StreamId id) const {

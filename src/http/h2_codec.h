@@ -102,6 +102,10 @@ class H2Codec : public Codec {
   bool goaway_received() const { return goaway_received_; }
   // The peer's SETTINGS_MAX_CONCURRENT_STREAMS (kMaxConcurrentStreams until it sent one).
   uint32_t peer_max_streams() const;
+  // Client side: the server sent SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 (RFC 8441), so a
+  // WebSocket may be opened on it as an extended CONNECT stream (:protocol websocket). False
+  // until its SETTINGS arrived.
+  bool peer_allows_extended_connect() const;
   // Stream |id| is open: not closed both ways, not reset.
   bool open(StreamId id) const { return Find(id) != nullptr; }
   // Streams open (not yet closed) on this connection.

@@ -372,6 +372,8 @@ TEST_F(H2CodecTest, H1ResponseHeadIsTranslatedOnTheWayOut) {
 // CONNECT, answers an HTTP/1.1 101 for it with 200, and the stream then carries bytes both ways.
 TEST_F(H2CodecTest, ExtendedConnectIsAcceptedAndA101BecomesA200) {
   Pump();  // SETTINGS both ways
+  EXPECT_TRUE(client_.peer_allows_extended_connect());
+  EXPECT_FALSE(server_.peer_allows_extended_connect()) << "a client announces no such thing";
   Request connect;
   connect.head.method = "CONNECT";
   connect.head.version = "HTTP/2";
@@ -400,6 +402,38 @@ TEST_F(H2CodecTest, ExtendedConnectIsAcceptedAndA101BecomesA200) {
   EXPECT_EQ(at_server_.streams[id].data, "from client");
   EXPECT_FALSE(at_client_.streams[id].ended);
   EXPECT_FALSE(at_client_.streams[id].reset);
+}
+
+// A client-side codec tells whether the server allows extended CONNECT (RFC 8441) from the
+// server's SETTINGS alone: not before they arrive, not when they lack the setting or say 0.
+TEST(H2CodecSettingsTest, PeerAllowsExtendedConnectOnlyWhenItsSettingsSaySo) {
+  // A SETTINGS frame (type 4, stream 0) holding |payload| (6 bytes per setting).
+  auto settings = [](std::string payload) {
+    std::string frame = {0, 0, static_cast<char>(payload.size()), 4, 0, 0, 0, 0, 0};
+    return frame + payload;
+  };
+  const std::string kEnable(std::string_view("\x00\x08\x00\x00\x00\x01", 6));
+  const std::string kDisable(std::string_view("\x00\x08\x00\x00\x00\x00", 6));
+  const std::string kMaxStreams(std::string_view("\x00\x03\x00\x00\x00\x0a", 6));
+  struct Case {
+    std::string frames;
+    bool allows;
+  } cases[] = {{"", false},
+               {settings(""), false},
+               {settings(kMaxStreams), false},
+               {settings(kDisable), false},
+               {settings(kMaxStreams + kEnable), true}};
+  for (const Case& c : cases) {
+    MemSink out;
+    H2Codec client(H2Codec::Side::kClient, out);
+    client.Flush();
+    Recorder events;
+    evbuffer* in = evbuffer_new();
+    evbuffer_add(in, c.frames.data(), c.frames.size());
+    EXPECT_TRUE(client.Receive(in, events));
+    evbuffer_free(in);
+    EXPECT_EQ(client.peer_allows_extended_connect(), c.allows) << c.frames.size() << " bytes";
+  }
 }
 
 }  // namespace
