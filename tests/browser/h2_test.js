@@ -4,7 +4,9 @@
 // client connection, one upstream connection, every flow HTTP/2. A page opens a WebSocket to an
 // HTTP/1.1 server (Node `ws` on a port of its own: Chromium has no HTTP/2 connection to that
 // origin to open it on with RFC 8441, so it uses HTTP/1.1): its
-// messages are recorded and shown in the viewer's Messages tab. Node's `ws` client, through a
+// messages are recorded and shown in the viewer's Messages tab. A page opens a WebSocket to its
+// own h2 origin: Chromium sends it as an RFC 8441 extended CONNECT on that connection, and mitmd
+// records it so (the server gets an HTTP/1.1 Upgrade). Node's `ws` client, through a
 // CONNECT tunnel it opens itself: text, binary, a 1 MiB message, ping, and its close code.
 // Run by run.sh (ctest label "browser"): MITMD=path/to/mitmd node --test h2_test.js
 'use strict';
@@ -215,4 +217,62 @@ test('Node ws: text, binary, 1 MiB, ping and a client close code, recorded in or
   assert.deepEqual(data(false), sent, 'the echoes, in order');
   assert.ok(messages.some((m) => m.opcode === 'ping'), 'the ping is recorded');
   assert.equal(flow.websocket.close.code, 4000);
+});
+
+// An HTTPS server that serves a page over HTTP/2 and, on the same origin, a WebSocket echo over
+// HTTP/1.1 Upgrade (allowHTTP1).
+async function startSameOriginWsServer() {
+  const server = http2.createSecureServer({key: fs.readFileSync(pki.key), cert: fs.readFileSync(pki.cert),
+    allowHTTP1: true});
+  const echo = new WebSocketServer({noServer: true});
+  echo.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, {binary: isBinary})));
+  server.on('upgrade', (req, socket, head) => echo.handleUpgrade(req, socket, head, (ws) => echo.emit('connection', ws)));
+  server.on('stream', (stream, headers) => {
+    if (headers[':path'] === '/same-origin-ws.html') {
+      stream.respond({':status': 200, 'content-type': 'text/html; charset=utf-8'});
+      stream.end(`<!doctype html><title>same-origin ws</title><script>
+        window.got = [];
+        const ws = new WebSocket('wss://localhost:${server.address().port}/same-origin');
+        ws.onopen = () => ws.send('hello over h2');
+        ws.onmessage = (m) => { window.got.push(m.data); ws.close(1000, 'bye'); };
+        ws.onclose = (e) => window.got.push('close ' + e.code);
+      </script>`);
+    } else {
+      stream.respond({':status': 404});
+      stream.end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+// RFC 8441 from a real browser: the page came over HTTP/2 from mitmd (which announced
+// SETTINGS_ENABLE_CONNECT_PROTOCOL), so Chromium opens the WebSocket to the same origin as an
+// extended CONNECT stream on that connection, not as an HTTP/1.1 Upgrade on a new one. The flow
+// shows the client's side as that CONNECT and records the messages both ways.
+test('Chromium opens a same-origin WebSocket as an HTTP/2 extended CONNECT, recorded', async () => {
+  const server = await startSameOriginWsServer();
+  try {
+    const page = await context.newPage();
+    await page.goto(`https://localhost:${server.address().port}/same-origin-ws.html`);
+    await page.waitForFunction(() => window.got.length === 2, null, {timeout: 30000});
+    assert.deepEqual(await page.evaluate(() => window.got), ['hello over h2', 'close 1000']);
+    await page.close();
+    const flows = await flowsWhen((f) => f.some((x) => x.request && x.request.path === '/same-origin' &&
+      x.websocket && x.websocket.close), 'the same-origin WebSocket flow');
+    const flow = flows.find((x) => x.request && x.request.path === '/same-origin');
+    assert.equal(flow.request.version, 'HTTP/2', JSON.stringify(flow.request));
+    assert.equal(flow.request.method, 'CONNECT');
+    assert.ok(flow.request.headers.some(([name, value]) => name === ':protocol' && value === 'websocket'),
+      JSON.stringify(flow.request.headers));
+    const pageFlow = flows.find((x) => x.request && x.request.path === '/same-origin-ws.html');
+    assert.equal(flow.client.conn, pageFlow.client.conn, 'on the connection the page came on');
+    // The server's side: an HTTP/1.1 Upgrade today (mitmd negotiates the socket down).
+    assert.equal(flow.response.status, 101, JSON.stringify(flow.response));
+    const messages = flow.websocket.messages.map((m) => [m.from_client, m.opcode]);
+    assert.deepEqual(messages, [[true, 'text'], [false, 'text'], [true, 'close'], [false, 'close']]);
+    assert.equal(flow.websocket.close.code, 1000);
+  } finally {
+    server.close();
+  }
 });
