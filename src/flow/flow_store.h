@@ -8,14 +8,16 @@
 // batch_interval (or as soon as batch_max flows wait) and writes it in one transaction, plus the
 // done flows' lines to the JSONL log. A running flow has at most one pending write: a newer
 // snapshot replaces the queued one. The bodies' search index is filled after the rows are
-// committed, in slices, while the writer waits for the next batch (SessionDb::IndexPending).
+// committed, in slices of up to 2,000 flows (once that many are written, or a second after the
+// index last caught up), while the writer waits for the next batch (SessionDb::IndexPending).
 // When the queue is full (max_queue) a flow is dropped from the store (the viewer still saw it),
 // counted, and the writer says so in the log.
 //
 // What kill -9 can lose: the flows enqueued since the last committed batch, i.e. at most
 // batch_interval plus the time one batch takes to write, plus the index slice under way when the
-// batch came due (a few milliseconds). SQLite's WAL makes each commit atomic and durable against
-// a process crash; synchronous=NORMAL leaves only an OS crash able to lose the newest commits.
+// batch came due (up to 2,000 flows or 1 MiB of text: tens of milliseconds). SQLite's WAL makes
+// each commit atomic and durable against a process crash; synchronous=NORMAL leaves only an OS
+// crash able to lose the newest commits.
 
 #include <chrono>
 #include <condition_variable>
@@ -146,6 +148,10 @@ class FlowStore : public FlowSink {
   std::unordered_map<std::string, size_t> writing_index_;  // id -> position in writing_
   std::unordered_map<std::string, uint64_t> live_seq_;    // running flows' seqs
   uint64_t next_seq_ = 1;
+  // Writer thread only: flows written since the search index last caught up (at start, whatever
+  // a previous run left pending), and when that was (SessionDb::IndexPending, CatchUpIndex).
+  uint64_t unindexed_ = 1;
+  std::chrono::steady_clock::time_point indexed_at_{};
   uint64_t passes_started_ = 0;  // writer passes that took the queue
   uint64_t passes_done_ = 0;     // the last pass whose writes are committed
   int flush_waiters_ = 0;

@@ -1,7 +1,7 @@
 #pragma once
 // SessionDb: one session's flows in SQLite (<confdir>/sessions/<NAME>.sqlite, WAL).
 //
-// Schema version 5 (the "meta" table holds "schema"; Open migrates explicitly, step by step, and
+// Schema version 6 (the "meta" table holds "schema"; Open migrates explicitly, step by step, and
 // refuses a file from a newer mitmd; a new file gets 8 KiB pages):
 //   flows   one row per flow: the FlowRow columns the list shows, sorts and filters on, what the
 //           user added (marked, comment), where it came from (source, a content hash for
@@ -12,7 +12,8 @@
 //           table so that a scan of it reads narrow rows.
 //   bodies  (seq, side 0 request | 1 response) -> the recorded bytes, stored once.
 //   fts     FTS5 (trigram, case-insensitive) over the decoded text bodies (the first 64 KiB of
-//           each), rowid = seq, for body: filters; the URL columns answer the rest.
+//           each), rowid = seq, for body: filters; the URL columns answer the rest. Merges 16
+//           segments a level (schema 6); a new file's keeps no column sizes.
 //   fts_pending  the recorded flows with bodies not in fts yet (seq, each side's
 //           Content-Encoding). Write commits a flow's row and bodies at once and lists it here;
 //           IndexPending indexes it later, when the writer has time. A body: filter takes the
@@ -39,7 +40,7 @@
 
 namespace mitmd::store {
 
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 // One flow to write.
 struct FlowPut {
@@ -122,9 +123,10 @@ class SessionDb {
   // Writes |puts| in one transaction. Returns how many rows were inserted or updated. The bodies'
   // text is indexed later, by IndexPending.
   Result<size_t> Write(const std::vector<FlowPut>& puts);
-  // Indexes the text of up to |max_flows| pending flows (the oldest first), in one transaction.
-  // Returns how many it took off the pending list: fewer than |max_flows| when none are left.
-  Result<size_t> IndexPending(size_t max_flows);
+  // Indexes the text of up to |max_flows| pending flows (the oldest first), in one transaction,
+  // stopping after the flow whose text takes the slice to |max_text| bytes. Returns how many it
+  // took off the pending list: 0 when none are left.
+  Result<size_t> IndexPending(size_t max_flows, size_t max_text = SIZE_MAX);
 
   Result<ListPage> List(const ListQuery& query);
   // The flow with |id| (not cleared), bodies included; nullopt when there is none.

@@ -480,7 +480,7 @@ TEST(FlowStoreTest, IndexesBodiesForSearchWhileIdle) {
   TempDir dir;
   auto store = FlowStore::Open({.db_path = dir.File("s.sqlite"), .batch_interval = std::chrono::milliseconds(20)});
   ASSERT_TRUE(store) << store.error().message;
-  constexpr int kFlows = 600;  // more than one slice
+  constexpr int kFlows = 2'500;  // more than one slice (2,000), and a rest indexed after a pause
   for (int i = 0; i < kFlows; ++i) {
     (*store)->Record(std::make_shared<const Flow>(MakeFlow({.response_body = StrCat("body-", i, "-end")})));
   }
@@ -495,6 +495,53 @@ TEST(FlowStoreTest, IndexesBodiesForSearchWhileIdle) {
   EXPECT_EQ(pending, 0);
   EXPECT_EQ(CountRows(**db, "SELECT count(*) FROM fts"), kFlows);
   EXPECT_EQ(BodySearch(**db, "body:body-599-end"), std::vector<uint64_t>{600});
+  EXPECT_EQ(BodySearch(**db, "body:body-2499-end"), std::vector<uint64_t>{2'500});
+}
+
+// A slice of the search index stops after the flow whose text reaches the byte budget, so a
+// batch that comes due never waits for megabytes of text; the rest stays pending, searchable.
+TEST(SessionDbTest, AnIndexSliceStopsAtItsTextBudget) {
+  TempDir dir;
+  auto db = OpenDb(dir.File("s.sqlite"));
+  ASSERT_TRUE(db);
+  std::vector<FlowPut> puts;
+  for (int i = 1; i <= 3; ++i) {
+    puts.push_back(Put(static_cast<uint64_t>(i), MakeFlow({.response_body = StrCat("ten bytes", i)})));
+  }
+  ASSERT_TRUE(db->Write(puts));
+  EXPECT_EQ(*db->IndexPending(10, 15), 2u);  // 10 bytes, then 20: past the budget
+  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts_pending"), 1);
+  EXPECT_EQ(BodySearch(*db, "body:bytes3"), std::vector<uint64_t>{3});  // pending: still found
+  EXPECT_EQ(*db->IndexPending(10, 15), 1u);
+  EXPECT_EQ(*db->IndexPending(10, 15), 0u);
+  EXPECT_EQ(BodySearch(*db, "body:bytes"), (std::vector<uint64_t>{3, 2, 1}));
+}
+
+// The search index merges 16 segments a level (each indexing slice is a segment; merging 4 at a
+// time cost more than the tokenizing), in a new file and in an upgraded one; a new file's keeps
+// no column sizes (ranking data, a b-tree insert per flow).
+TEST(SessionDbTest, TheSearchIndexMergesSixteenSegmentsALevel) {
+  TempDir dir;
+  const std::string path = dir.File("s.sqlite");
+  auto automerge = [](SessionDb& db) {
+    return CountRows(db, "SELECT coalesce((SELECT v FROM fts_config WHERE k='automerge'), 4)");
+  };
+  {
+    auto db = OpenDb(path);
+    ASSERT_TRUE(db);
+    EXPECT_EQ(automerge(*db), 16);
+    EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM sqlite_schema WHERE name='fts_docsize'"), 0);
+    // What schema 5 left: FTS5's default merges.
+    ASSERT_TRUE(store::Exec(db->handle(), "DELETE FROM fts_config WHERE k='automerge'"));
+    ASSERT_TRUE(db->SetMeta("schema", "5"));
+    EXPECT_EQ(automerge(*db), 4);
+  }
+  auto db = OpenDb(path);
+  ASSERT_TRUE(db);
+  EXPECT_EQ(automerge(*db), 16);
+  ASSERT_TRUE(db->Write({Put(1, MakeFlow({.response_body = "findable text"}))}));
+  EXPECT_EQ(*db->IndexPending(10), 1u);
+  EXPECT_EQ(BodySearch(*db, "body:findable"), std::vector<uint64_t>{1});
 }
 
 // What the stream announced is findable before its row is committed, without waiting for the
