@@ -135,6 +135,7 @@ class FlowStore : public FlowSink {
   std::unique_ptr<store::SessionDb> db_;       // the writer thread's connection
   std::unique_ptr<store::JsonlLog> jsonl_;     // writer thread only
   std::unique_ptr<Migration> migration_;       // writer thread only
+  std::string log_piece_;                      // writer thread only: lines for the JSONL log
 
   mutable std::mutex mu_;
   std::condition_variable wake_;   // the writer: work to do

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "core/strings.h"
 #include "flow/flow_json.h"
 #include "flow/flow_store.h"
@@ -496,6 +498,40 @@ TEST(FlowStoreTest, IndexesBodiesForSearchWhileIdle) {
   EXPECT_EQ(CountRows(**db, "SELECT count(*) FROM fts"), kFlows);
   EXPECT_EQ(BodySearch(**db, "body:body-599-end"), std::vector<uint64_t>{600});
   EXPECT_EQ(BodySearch(**db, "body:body-2499-end"), std::vector<uint64_t>{2'500});
+}
+
+// A batch's session log lines go out in pieces of about 256 KiB (one reused buffer, not one the
+// size of the batch): a batch of several pieces, with a body of a megabyte among them, still
+// leaves every line whole, once and in order.
+TEST(FlowStoreTest, ABatchBiggerThanALogPieceLeavesEveryLineWholeAndInOrder) {
+  TempDir dir;
+  const std::string log = dir.File("flows.jsonl");
+  std::vector<std::string> ids;
+  {
+    // One batch: nothing is written before the Flush.
+    auto store = FlowStore::Open({.db_path = dir.File("s.sqlite"), .jsonl_path = log,
+                                  .batch_interval = std::chrono::seconds(30), .batch_max = 100'000});
+    ASSERT_TRUE(store) << store.error().message;
+    for (int i = 0; i < 400; ++i) {
+      std::string body = i == 200 ? std::string(1 << 20, 'b') : StrCat(i, std::string(2'000, 'x'));
+      auto f = std::make_shared<Flow>(MakeFlow({.response_body = body}));
+      ids.push_back(f->id);
+      (*store)->Record(f);
+    }
+    (*store)->Flush();
+    EXPECT_EQ((*store)->stats().written, 400u);
+  }
+  std::ifstream in(log);
+  std::string line;
+  size_t n = 0;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << "line " << n + 1 << " is not whole";
+    ASSERT_LT(n, ids.size());
+    EXPECT_EQ(j["id"], ids[n]);
+    ++n;
+  }
+  EXPECT_EQ(n, ids.size());
 }
 
 // A slice of the search index stops after the flow whose text reaches the byte budget, so a
