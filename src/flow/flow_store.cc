@@ -24,9 +24,11 @@ constexpr size_t kMigrationChunk = 1'000;
 // per flow, slices of 2,000 (with 16-way merges) under half. A batch that comes due waits for
 // the slice under way.
 constexpr size_t kIndexSlice = 2'000;
-// ... or fewer, once their text reaches this many bytes (a few of 64 KiB each, the most a body
-// gives the index): the slice, and a batch that waits for it, stay short whatever the bodies.
-constexpr size_t kIndexSliceText = 1u << 20;
+// ... or fewer, once their text reaches this many bytes (four bodies of 64 KiB, the most one
+// gives the index): the slice, and a batch that waits for it, stay short whatever the bodies
+// (1 MiB of varied text takes FTS5 about 0.2 s of CPU here; 250 flows without a bound could be
+// megabytes).
+constexpr size_t kIndexSliceText = 256u << 10;
 // Fewer flows than a slice are indexed once they have waited this long: a search finds them
 // before (pending flows are candidates), so the wait costs a body: search a few more flows
 // to read, never a miss.
@@ -435,7 +437,9 @@ void FlowStore::WriterLoop() {
     spent_index.clear();
     const auto now = std::chrono::steady_clock::now();
     next_due = now + pause();
-    if (unindexed_ >= kIndexSlice || (unindexed_ > 0 && now - indexed_at_ >= kIndexDelay)) CatchUpIndex(next_due);
+    if (unindexed_ >= kIndexSlice || (unindexed_ > 0 && now - indexed_at_ >= kIndexDelay)) {
+      CatchUpIndex(next_due);
+    }
     lock.lock();
   }
 }

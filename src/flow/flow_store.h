@@ -15,9 +15,9 @@
 //
 // What kill -9 can lose: the flows enqueued since the last committed batch, i.e. at most
 // batch_interval plus the time one batch takes to write, plus the index slice under way when the
-// batch came due (up to 2,000 flows or 1 MiB of text: tens of milliseconds). SQLite's WAL makes
-// each commit atomic and durable against a process crash; synchronous=NORMAL leaves only an OS
-// crash able to lose the newest commits.
+// batch came due (up to 2,000 flows or 256 KiB of text: ~50 ms). SQLite's WAL makes each commit
+// atomic and durable against a process crash; synchronous=NORMAL leaves only an OS crash able to
+// lose the newest commits.
 
 #include <chrono>
 #include <condition_variable>
