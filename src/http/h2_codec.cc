@@ -164,8 +164,10 @@ struct H2Codec::Callbacks {
       case NGHTTP2_GOAWAY:
         c.goaway_received_ = true;
         return 0;
-      case NGHTTP2_WINDOW_UPDATE:
       case NGHTTP2_SETTINGS:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) c.peer_settings_received_ = true;
+        [[fallthrough]];
+      case NGHTTP2_WINDOW_UPDATE:
         // A window opened: streams with queued bytes may move again.
         for (auto& [wire_id, s] : c.streams_) {
           if (s->submitted && s->deferred && (s->out_pos < s->out.size() || s->end)) {
@@ -363,6 +365,13 @@ Status H2Codec::OpenStream(StreamId name, const Request& request, bool end_strea
                           ? Lowered(request.head.headers)
                           : ToH2Request(request.head, scheme_);
   DropConnectionSpecific(fields);
+  // RFC 8441: :protocol only once the server said it understands it. nghttp2 does not check a
+  // request it sends, and a server that does not know :protocol takes a plain CONNECT.
+  if (ExtendedConnectProtocol(fields) && !peer_allows_extended_connect()) {
+    return Fail(peer_settings_received_
+                    ? "the server's SETTINGS do not allow extended CONNECT (RFC 8441)"
+                    : "the server's SETTINGS have not arrived: extended CONNECT may not be sent");
+  }
   auto stream = std::make_unique<Stream>();
   stream->name = name;
   stream->head_sent = true;

@@ -77,7 +77,7 @@ class H2Codec : public Codec {
   bool idle() const override { return streams_.empty(); }
 
   // Client side: a new stream carrying |request|, named |id|, or an error (GOAWAY received, no
-  // stream ids left, too many streams open). |end_stream|: the request has no body.
+  // stream ids left, too many streams open, an extended CONNECT the server did not allow). |end_stream|: the request has no body.
   Status OpenStream(StreamId id, const Request& request, bool end_stream);
   // Server side: the response head; |end_stream| when it has no body.
   void SendResponse(StreamId id, const Response& response, bool end_stream);
@@ -106,6 +106,8 @@ class H2Codec : public Codec {
   // WebSocket may be opened on it as an extended CONNECT stream (:protocol websocket). False
   // until its SETTINGS arrived.
   bool peer_allows_extended_connect() const;
+  // The peer's first SETTINGS frame arrived: what it allows is known.
+  bool peer_settings_received() const { return peer_settings_received_; }
   // Stream |id| is open: not closed both ways, not reset.
   bool open(StreamId id) const { return Find(id) != nullptr; }
   // Streams open (not yet closed) on this connection.
@@ -145,6 +147,7 @@ class H2Codec : public Codec {
   CodecEvents* events_ = nullptr;  // during Receive
   std::function<void()> on_deferred_;
   bool goaway_received_ = false;
+  bool peer_settings_received_ = false;
   bool failed_ = false;
   bool flushing_ = false;
   bool in_recv_ = false;

@@ -267,8 +267,10 @@ test('Chromium opens a same-origin WebSocket as an HTTP/2 extended CONNECT, reco
       JSON.stringify(flow.request.headers));
     const pageFlow = flows.find((x) => x.request && x.request.path === '/same-origin-ws.html');
     assert.equal(flow.client.conn, pageFlow.client.conn, 'on the connection the page came on');
-    // The server's side: an HTTP/1.1 Upgrade today (mitmd negotiates the socket down).
+    // The server's side: an HTTP/1.1 Upgrade (this server's SETTINGS do not allow extended
+    // CONNECT, so mitmd negotiates the socket down).
     assert.equal(flow.response.status, 101, JSON.stringify(flow.response));
+    assert.match(flow.note, /SETTINGS do not allow extended CONNECT/);
     const messages = flow.websocket.messages.map((m) => [m.from_client, m.opcode]);
     assert.deepEqual(messages, [[true, 'text'], [false, 'text'], [true, 'close'], [false, 'close']]);
     assert.equal(flow.websocket.close.code, 1000);

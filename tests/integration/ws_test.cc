@@ -60,7 +60,9 @@ TEST_F(WsTest, MessagesOfAWebSocketAreRecordedInOrder) {
   EXPECT_EQ(ws["close"]["by"], "server");
   auto [up, down] = MessageSequences(ws);
   for (const auto& m : ws["messages"]) {
-    if (m["size"] == 1048576) EXPECT_EQ(m["compressed"], true) << "permessage-deflate was on";
+    if (m["size"] == 1048576) {
+      EXPECT_EQ(m["compressed"], true) << "permessage-deflate was on";
+    }
   }
   EXPECT_EQ(up, (std::vector<std::string>{"text:hello", "binary:3", "ping:2", "text:1048576",
                                           "close:6"}));
@@ -111,11 +113,10 @@ TEST_F(WsTest, AWebSocketOverHttp2IsNegotiatedDownAndRecorded) {
 // SETTINGS_ENABLE_CONNECT_PROTOCOL, so mitmd sends the client's extended CONNECT upstream on its
 // HTTP/2 connection (no HTTP/1.1 Upgrade, which this server would refuse) and relays the
 // stream's DATA both ways. The server saw the extended CONNECT with the client's path and
-// sec-websocket-version; the messages are recorded as for any other WebSocket.
-// Disabled until mitmd sends extended CONNECT upstream (issue 9, item "Extended CONNECT
-// upstream"): today it dials the server again for an HTTP/1.1 Upgrade, the h2-only server closes
-// that connection and the client gets a 502 (this test fails so, in under a second).
-TEST_F(WsTest, DISABLED_AWebSocketOverHttp2IsRelayedAsExtendedConnectToAnH2Server) {
+// sec-websocket-version; the messages are recorded as for any other WebSocket. (Before mitmd
+// sent extended CONNECT upstream, it dialed the server again for an HTTP/1.1 Upgrade, which this
+// h2-only server closes: a 502.)
+TEST_F(WsTest, AWebSocketOverHttp2IsRelayedAsExtendedConnectToAnH2Server) {
   if (system("/usr/bin/python3 -c 'import h2' 2>/dev/null") != 0) {
     GTEST_SKIP() << "python3-h2 is not installed (scripts/deps.sh test)";
   }
@@ -140,6 +141,8 @@ TEST_F(WsTest, DISABLED_AWebSocketOverHttp2IsRelayedAsExtendedConnectToAnH2Serve
   EXPECT_EQ(f["request"]["method"], "CONNECT");
   EXPECT_EQ(f["response"]["status"], 200);
   EXPECT_EQ(f["response"]["version"], "HTTP/2");
+  EXPECT_NE(f["note"].get<std::string>().find("RFC 8441) on both sides"), std::string::npos)
+      << f["note"];
   EXPECT_TRUE(!f.contains("error") || f["error"].is_null()) << f.dump().substr(0, 2000);
   ASSERT_TRUE(f.contains("websocket")) << f.dump().substr(0, 2000);
   const auto& ws = f["websocket"];
@@ -149,6 +152,62 @@ TEST_F(WsTest, DISABLED_AWebSocketOverHttp2IsRelayedAsExtendedConnectToAnH2Serve
                                           "close:5"}));
   EXPECT_EQ(down, (std::vector<std::string>{"text:hello", "binary:3", "pong:2", "text:300000",
                                             "close:5"}));
+}
+
+// An HTTP/2 server whose SETTINGS do not allow extended CONNECT gets the HTTP/1.1 Upgrade
+// instead; this one speaks only HTTP/2 and closes that connection, so the client gets a 502
+// whose flow says why the WebSocket did not go over HTTP/2.
+TEST_F(WsTest, AnH2OnlyServerThatDoesNotAllowExtendedConnectIsAClear502) {
+  if (system("/usr/bin/python3 -c 'import h2' 2>/dev/null") != 0) {
+    GTEST_SKIP() << "python3-h2 is not installed (scripts/deps.sh test)";
+  }
+  ASSERT_NO_FATAL_FAILURE(StartMitmd());
+  nlohmann::json result = RunWsScript("ws_over_h2.py", {"h2-noext"});
+  ASSERT_TRUE(result.is_object());
+  EXPECT_EQ(result["status"], "502");
+  EXPECT_FALSE(result["server_saw"].contains(":protocol")) << "nothing sent :protocol to it";
+  auto flows = mitmd_.WaitForFlows(1);
+  ASSERT_EQ(flows.size(), 1u);
+  const auto& f = flows[0];
+  EXPECT_EQ(f["response"]["status"], 502) << f.dump().substr(0, 2000);
+  ASSERT_TRUE(f.contains("error") && f["error"].is_object()) << f.dump().substr(0, 2000);
+  EXPECT_NE(f["note"].get<std::string>().find("SETTINGS do not allow extended CONNECT"),
+            std::string::npos)
+      << f["note"];
+}
+
+// The server resetting the WebSocket's stream, or closing its connection, mid-socket: the
+// client's stream is reset too and the flow is recorded once, with the message that had gone
+// through and an error saying what happened.
+TEST_F(WsTest, AnH2ServerEndingTheSocketAbruptlyEndsTheFlowOnce) {
+  if (system("/usr/bin/python3 -c 'import h2' 2>/dev/null") != 0) {
+    GTEST_SKIP() << "python3-h2 is not installed (scripts/deps.sh test)";
+  }
+  ASSERT_NO_FATAL_FAILURE(StartMitmd());
+  struct Case {
+    std::string mode;
+    int reset;
+    std::string error;
+  } cases[] = {{"h2-reset", 2, "the server reset the WebSocket's stream"},
+               {"h2-drop", 2, "closed its connection with the WebSocket open"}};
+  size_t seen = 0;
+  for (const Case& c : cases) {
+    nlohmann::json result = RunWsScript("ws_over_h2.py", {c.mode});
+    ASSERT_TRUE(result.is_object()) << c.mode;
+    EXPECT_EQ(result["status"], "200") << c.mode;
+    EXPECT_EQ(result["got"], nlohmann::json::parse(R"(["hello"])")) << c.mode;
+    EXPECT_EQ(result["reset"], c.reset) << c.mode;
+    auto flows = mitmd_.WaitForFlows(++seen);
+    ASSERT_EQ(flows.size(), seen) << c.mode << ": recorded once";
+    const auto& f = flows.back();
+    EXPECT_EQ(f["response"]["status"], 200) << f.dump().substr(0, 2000);
+    ASSERT_TRUE(f.contains("error") && f["error"].is_object()) << f.dump().substr(0, 2000);
+    EXPECT_NE(f["error"]["message"].get<std::string>().find(c.error), std::string::npos)
+        << f["error"];
+    auto [up, down] = MessageSequences(f["websocket"]);
+    EXPECT_EQ(up, std::vector<std::string>{"text:hello"}) << c.mode;
+    EXPECT_EQ(down, std::vector<std::string>{"text:hello"}) << c.mode;
+  }
 }
 
 }  // namespace

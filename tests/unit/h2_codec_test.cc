@@ -423,6 +423,16 @@ TEST(H2CodecSettingsTest, PeerAllowsExtendedConnectOnlyWhenItsSettingsSaySo) {
                {settings(kMaxStreams), false},
                {settings(kDisable), false},
                {settings(kMaxStreams + kEnable), true}};
+  Request connect;
+  connect.head.method = "CONNECT";
+  connect.head.version = "HTTP/2";
+  connect.head.headers = {{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "https"},
+                          {":path", "/chat"}, {":authority", "example.test"}};
+  Request get;
+  get.head.method = "GET";
+  get.head.version = "HTTP/2";
+  get.head.headers = {{":method", "GET"}, {":scheme", "https"}, {":path", "/"},
+                      {":authority", "example.test"}};
   for (const Case& c : cases) {
     MemSink out;
     H2Codec client(H2Codec::Side::kClient, out);
@@ -432,7 +442,17 @@ TEST(H2CodecSettingsTest, PeerAllowsExtendedConnectOnlyWhenItsSettingsSaySo) {
     evbuffer_add(in, c.frames.data(), c.frames.size());
     EXPECT_TRUE(client.Receive(in, events));
     evbuffer_free(in);
+    EXPECT_EQ(client.peer_settings_received(), !c.frames.empty()) << c.frames.size() << " bytes";
     EXPECT_EQ(client.peer_allows_extended_connect(), c.allows) << c.frames.size() << " bytes";
+    // nghttp2 would send :protocol to any server: the codec refuses it until allowed.
+    size_t before = out.output_pending();
+    Status opened = client.OpenStream(1, connect, false);
+    EXPECT_EQ(static_cast<bool>(opened), c.allows) << c.frames.size() << " bytes";
+    EXPECT_EQ(out.output_pending() > before, c.allows) << "a refused stream sends no HEADERS";
+    if (!c.allows) {
+      EXPECT_NE(opened.error().message.find("extended CONNECT"), std::string::npos);
+    }
+    EXPECT_TRUE(client.OpenStream(2, get, true)) << "other requests go on";
   }
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "http/h2_codec.h"
+#include "http/translate.h"
 #include "proxy/upstream/pool.h"
 #include "proxy/upstream/shared_h2.h"
 #include "support/playbook.h"
@@ -32,12 +33,16 @@ class MemSink : public http::ByteSink {
 class Server : public http::CodecEvents {
  public:
   Server() : codec(H2Codec::Side::kServer, out) { codec.Flush(); }
-  void OnHead(http::StreamId id, http::Request&& r) override { paths[id] = r.head.target; }
+  void OnHead(http::StreamId id, http::Request&& r) override {
+    paths[id] = r.head.target;
+    if (const std::string* p = http::ExtendedConnectProtocol(r.head.headers)) protocols[id] = *p;
+  }
   void OnData(http::StreamId id, std::string_view d) override { codec.Consume(id, d.size()); }
 
   MemSink out;
   H2Codec codec;
   std::map<http::StreamId, std::string> paths;  // by the stream id on the wire
+  std::map<http::StreamId, std::string> protocols;  // RFC 8441's :protocol, when sent
 };
 
 // An exchange's view of a lease: it reads its stream's events when the lease says so.
@@ -60,6 +65,7 @@ class Client : public http::CodecEvents, public proxy::WireObserver {
   }
   void OnWireEvent(proxy::Wire&, proxy::WireEvent event) override {
     if (event == proxy::WireEvent::kReadable) {
+      ++readable;
       (void)conn->codec->Receive(conn->wire->input(), *this);
     } else if (event == proxy::WireEvent::kEof || event == proxy::WireEvent::kError) {
       (void)conn->codec->ReceiveEof(*this);
@@ -78,6 +84,7 @@ class Client : public http::CodecEvents, public proxy::WireObserver {
   std::string body;
   bool ended = false;
   std::string reset;
+  int readable = 0;  // kReadable events
 };
 
 class SharedH2Test : public ::testing::Test {
@@ -259,6 +266,34 @@ TEST_F(SharedH2Test, ConnectionLossEndsOpenStreamsAfterWhatArrived) {
   timers_.RunZeroDelay();
   EXPECT_EQ(dialer_.TakeReleases().size(), 1u);
   EXPECT_EQ(pool_.shared_count(), 0u);
+}
+
+// RFC 8441 upstream: a lease cannot tell whether extended CONNECT is allowed before the server's
+// SETTINGS arrive (nothing may send :protocol before them); it is told (kReadable) when they
+// do, and the CONNECT then reaches the server with its :protocol.
+TEST_F(SharedH2Test, ALeaseLearnsFromTheServersSettingsWhetherExtendedConnectMayBeSent) {
+  auto a = Connect();
+  FakeWire* wire = dialer_.CompleteNext(clock_, "h2");
+  ASSERT_EQ(clients_.size(), 1u);
+  Client& client = *clients_[0];
+  auto& lease = static_cast<proxy::LeaseCodec&>(*client.conn->codec);
+  EXPECT_EQ(lease.AllowsExtendedConnect(), std::nullopt) << "nothing from the server yet";
+  timers_.RunZeroDelay();
+  int before = client.readable;
+  Server server;  // mitmd's own server side: it announces ENABLE_CONNECT_PROTOCOL
+  Pump(wire, server);
+  EXPECT_GT(client.readable, before) << "the lease was told when the SETTINGS arrived";
+  EXPECT_EQ(lease.AllowsExtendedConnect(), std::optional<bool>(true));
+  http::Request connect;
+  connect.head.method = "CONNECT";
+  connect.head.version = "HTTP/2";
+  connect.head.headers = {{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "https"},
+                          {":path", "/chat"}, {":authority", "a.test"}};
+  client.conn->codec->SendHead(7, connect);
+  Pump(wire, server);
+  ASSERT_EQ(server.protocols.size(), 1u);
+  EXPECT_EQ(server.protocols.begin()->second, "websocket");
+  EXPECT_EQ(client.reset, "");
 }
 
 }  // namespace

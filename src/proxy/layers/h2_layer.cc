@@ -162,9 +162,8 @@ Target H2Layer::TargetFor(const http::Request& request) const {
 }
 
 void H2Layer::OpenWebSocket(http::StreamId id, http::Request&& request) {
-  std::string key = NewWebSocketKey();
-  auto upgrade = http::UpgradeForExtendedConnect(request.head, key);
-  if (!upgrade) {
+  // Checked the same whichever way it goes upstream.
+  if (auto upgrade = http::UpgradeForExtendedConnect(request.head, "checked"); !upgrade) {
     auto flow = conn_.NewFlow();
     flow->stream_id = id;
     flow->request = RecordedRequest(request.head);
@@ -172,12 +171,40 @@ void H2Layer::OpenWebSocket(http::StreamId id, http::Request&& request) {
     RespondLocally(id, std::move(flow), ErrorPage(400, message), Phase::kRequest, message);
     return;
   }
+  if (tunnel_.upstream_error || !tunnel_.key.tls || !OffersH2(tunnel_.key.alpn)) {
+    // No HTTP/2 to be had upstream (or the Upgrade's exchange explains the failure).
+    UpgradeWebSocket(id, std::move(request), {}, {});
+    return;
+  }
+  // The server may speak HTTP/2 and allow extended CONNECT: the request goes to it as it is.
+  Target target = TargetFor(request);
+  RewriteHost(tunnel_, request, target);
+  auto ws = std::make_unique<H2WebSocket>(
+      *this, codec_, id, std::move(request), target, tunnel_.key,
+      [this](http::StreamId done) { RetireWebSocket(done); },
+      [this](http::StreamId done, http::Request connect, std::string early, std::string reason) {
+        RetireWebSocket(done);
+        UpgradeWebSocket(done, std::move(connect), std::move(early), std::move(reason));
+      });
+  H2WebSocket* relay = ws.get();
+  websockets_[id] = std::move(ws);
+  relay->Connect();
+}
+
+void H2Layer::UpgradeWebSocket(http::StreamId id, http::Request&& request, std::string early,
+                               std::string why) {
+  std::string key = NewWebSocketKey();
+  auto upgrade = http::UpgradeForExtendedConnect(request.head, key);
+  if (!upgrade) return;  // checked by OpenWebSocket
   Target target = TargetFor(request);
   RewriteHost(tunnel_, *upgrade, target);
   // The server gets the WebSocket as HTTP/1.1 Upgrade: an HTTP/1.1 connection of its own.
   UpstreamKey upstream_key = tunnel_.key;
   upstream_key.alpn = Http1Offer(upstream_key.alpn);
-  ws_handshakes_[id] = WsHandshake{.key = std::move(key), .request = RecordedRequest(request.head)};
+  ws_handshakes_[id] = WsHandshake{.key = std::move(key),
+                                   .request = RecordedRequest(request.head),
+                                   .early = std::move(early),
+                                   .why = std::move(why)};
   auto exchange = std::make_unique<Exchange>(*this, id, std::move(*upgrade), std::move(target),
                                              std::move(upstream_key));
   Exchange* ex = exchange.get();
@@ -263,9 +290,9 @@ void H2Layer::RelayWebSocket(http::StreamId id, std::unique_ptr<UpstreamConn> up
   req.target = handshake.request.target;
   req.version = handshake.request.version;
   req.headers = std::move(handshake.request.headers);
-  flow->note = StrCat(flow->note, flow->note.empty() ? "" : "; ",
-                      "WebSocket over HTTP/2 (RFC 8441) from the client, relayed to the server "
-                      "as an HTTP/1.1 Upgrade");
+  AppendNote(*flow, StrCat("WebSocket over HTTP/2 (RFC 8441) from the client, relayed to "
+                                  "the server as an HTTP/1.1 Upgrade",
+                                  handshake.why.empty() ? "" : StrCat(" (", handshake.why, ")")));
   auto ws = std::make_unique<H2WebSocket>(conn_, codec_, id, std::move(upstream), std::move(flow),
                                           [this](http::StreamId done) { RetireWebSocket(done); });
   H2WebSocket* relay = ws.get();
@@ -285,7 +312,14 @@ std::unique_ptr<UpstreamConn> H2Layer::TakeIdleUpstream(const UpstreamKey& key) 
 void H2Layer::RespondLocally(http::StreamId id, std::unique_ptr<Flow> flow,
                              const LocalResponse& response, std::optional<Phase> error,
                              const std::string& message, bool head_only) {
-  ws_handshakes_.erase(id);  // a WebSocket answered by mitmd (a 502) goes no further
+  // A WebSocket answered by mitmd (a 502) goes no further; why it was not sent over HTTP/2.
+  if (auto hs = ws_handshakes_.find(id); hs != ws_handshakes_.end()) {
+    if (!hs->second.why.empty()) {
+      AppendNote(*flow, StrCat("WebSocket sent to the server as an HTTP/1.1 Upgrade: ",
+                                      hs->second.why));
+    }
+    ws_handshakes_.erase(hs);
+  }
   HttpResponse& resp = flow->response.emplace();
   http::Response head = response.Head();
   // HTTP/2 carries no Connection header, and the connection goes on.

@@ -10,11 +10,14 @@
 // reading its own upstream connection (Exchange), never the others.
 //
 // WebSockets (RFC 8441): the client is told SETTINGS_ENABLE_CONNECT_PROTOCOL (H2Codec), so it
-// may open one as an extended CONNECT stream (":protocol" websocket). mitmd negotiates it down:
-// the stream's exchange is the equivalent HTTP/1.1 Upgrade on an HTTP/1.1 connection of its
-// own; a 101 is answered with 200 and the stream then relays the socket (H2WebSocket), its
-// messages recorded like those of a WebSocket over HTTP/1.1. Another answer goes to the client
-// as it is.
+// may open one as an extended CONNECT stream (":protocol" websocket). When the upstream is
+// offered h2, the CONNECT goes to the server as it is, on a stream of a shared HTTP/2
+// connection, once that server's SETTINGS allow extended CONNECT too (H2WebSocket relays the
+// two streams). Otherwise (the server chose HTTP/1.1 or does not allow it) mitmd negotiates it
+// down: the stream's exchange is the equivalent HTTP/1.1 Upgrade on an HTTP/1.1 connection of
+// its own; a 101 is answered with 200 and the stream then relays the socket (H2WebSocket).
+// Either way the messages are recorded like those of a WebSocket over HTTP/1.1, and another
+// answer goes to the client as it is.
 
 #include <map>
 #include <memory>
@@ -71,8 +74,13 @@ class H2Layer : public Layer, public ExchangeHost, private http::CodecEvents {
   void AbortAll(Phase request_phase, Phase response_phase, const std::string& message);
   // Where a request on this connection goes (its :authority, else Host, SNI or the tunnel's).
   Target TargetFor(const http::Request& request) const;
-  // An extended CONNECT for a WebSocket: its exchange is the HTTP/1.1 Upgrade.
+  // An extended CONNECT for a WebSocket: to an HTTP/2 server as it is, else UpgradeWebSocket.
   void OpenWebSocket(http::StreamId id, http::Request&& request);
+  // Its exchange is the HTTP/1.1 Upgrade; |early|: the client's bytes so far (unconsumed);
+  // |why|: the reason it does not go over HTTP/2 (noted on the flow), empty when it was not
+  // tried.
+  void UpgradeWebSocket(http::StreamId id, http::Request&& request, std::string early,
+                        std::string why);
   // The server switched protocols for the WebSocket on |id|: relay it from now on.
   void RelayWebSocket(http::StreamId id, std::unique_ptr<UpstreamConn> upstream,
                       std::unique_ptr<Flow> flow);
@@ -84,6 +92,7 @@ class H2Layer : public Layer, public ExchangeHost, private http::CodecEvents {
     std::string key;         // the Sec-WebSocket-Key sent upstream
     HttpRequest request;     // the client's extended CONNECT, as recorded
     std::string early;       // bytes the client sent before the answer (not consumed yet)
+    std::string why;         // why not as an extended CONNECT to an HTTP/2 server
   };
 
   TunnelTarget tunnel_;

@@ -177,8 +177,10 @@ void SharedH2Conn::ReportProgress() {
 
 void SharedH2Conn::Notify() {
   std::vector<LeaseWire*> ready;
+  bool settings = conn_ && codec().peer_settings_received();
   for (auto& [lease, unused] : leases_) {
-    if (!lease->events_.empty() && lease->reading_) ready.push_back(lease);
+    bool news = !lease->events_.empty() || (settings && lease->awaiting_settings_);
+    if (news && lease->reading_) ready.push_back(lease);
   }
   // A lease's exchange may end (and free other leases of the same client) while told.
   for (LeaseWire* lease : ready) {
@@ -394,6 +396,14 @@ bool LeaseCodec::keep_alive() const {
 bool LeaseCodec::idle() const {
   http::H2Codec* codec = Stream();
   return wire_.events_.empty() && (!codec || !codec->open(wire_.name_));
+}
+
+std::optional<bool> LeaseCodec::AllowsExtendedConnect() {
+  if (!wire_.shared_ || !wire_.shared_->conn_) return false;
+  http::H2Codec& codec = wire_.shared_->codec();
+  wire_.awaiting_settings_ = !codec.peer_settings_received();
+  if (wire_.awaiting_settings_) return std::nullopt;
+  return codec.peer_allows_extended_connect();
 }
 
 LeaseWire* AsLease(const UpstreamConn& conn) { return dynamic_cast<LeaseWire*>(conn.wire.get()); }

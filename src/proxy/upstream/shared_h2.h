@@ -165,6 +165,7 @@ class LeaseWire : public Wire {
   http::StreamId name_ = 0;       // the shared codec's name for it; 0: none open
   std::deque<Event> events_;
   bool ended_ = true;  // the current stream's response ended (or none was opened)
+  bool awaiting_settings_ = false;  // told (kReadable) when the server's SETTINGS arrive
   bool eof_ = false;
   std::string error_;
 };
@@ -190,6 +191,11 @@ class LeaseCodec : public http::Codec {
   bool Writable(http::StreamId id) const override;
   bool keep_alive() const override;
   bool idle() const override;
+
+  // RFC 8441: whether an extended CONNECT may be sent on the shared connection, as its server's
+  // SETTINGS say (false once the connection is gone). Unknown (nullopt) until they arrive: the
+  // lease's wire then gets kReadable when they do (kEof or kError if the connection ends first).
+  std::optional<bool> AllowsExtendedConnect();
 
  private:
   // The shared codec, when this lease has a stream open on it.

@@ -1,11 +1,16 @@
 #!/usr/bin/python3
 """A WebSocket over HTTP/2 (RFC 8441) through mitmd, to an HTTP/1.1 or an HTTP/2 server.
-Usage: ws_over_h2.py PROXY_PORT MITMD_CA SERVER_CERT SERVER_KEY [h1|h2]
+Usage: ws_over_h2.py PROXY_PORT MITMD_CA SERVER_CERT SERVER_KEY [h1|h2|h2-noext|h2-reset|h2-drop]
 Starts an echo server on 127.0.0.1: h1 (the default) a Python websockets server (TLS,
 HTTP/1.1); h2 a Python h2 server (TLS, ALPN h2 only) that announces
 SETTINGS_ENABLE_CONNECT_PROTOCOL, accepts an extended CONNECT :protocol websocket with 200 and
 echoes the WebSocket frames of the stream (a ping as a pong, a close as a close), recording the
-request's pseudo-headers in the output ("server_saw"). A Python h2 client
+request's pseudo-headers in the output ("server_saw"). The variants of that server:
+h2-noext does not announce ENABLE_CONNECT_PROTOCOL (and closes any non-h2 connection, as an
+HTTP/2-only server does); h2-reset answers the first message, then resets the stream
+(INTERNAL_ERROR); h2-drop answers the first message, then closes the TCP connection. With these
+two the client sends one message and reports how mitmd ended its stream ("reset": the code).
+A Python h2 client
 CONNECTs through the proxy, speaks h2 to mitmd (trusting only mitmd's root), checks that mitmd
 announced SETTINGS_ENABLE_CONNECT_PROTOCOL, opens the WebSocket as an extended CONNECT stream
 and sends a text message, a binary one, a ping, a 300 KB text (more than a stream window) and a
@@ -133,9 +138,10 @@ def start_h2_server():
         sock.settimeout(30)
         conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
-        conn.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
+        if server_mode != "h2-noext":
+            conn.local_settings = h2.settings.Settings(
+                client=False,
+                initial_values={h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1})
         conn.initiate_connection()
         sock.sendall(conn.data_to_send())
         bufs, out, closed = {}, {}, set()
@@ -181,6 +187,12 @@ def start_h2_server():
                         reply = 0xA if opcode == 0x9 else opcode
                         out[sid] = out.get(sid, b"") + frame(reply, payload, masked=False)
                     flush(sid)
+                    if server_mode in ("h2-reset", "h2-drop"):  # after the first answer
+                        if server_mode == "h2-reset":
+                            conn.reset_stream(sid, error_code=2)
+                        sock.sendall(conn.data_to_send())
+                        if server_mode == "h2-drop":
+                            return  # closes the connection (no GOAWAY, no close_notify)
                 elif isinstance(event, h2.events.StreamEnded):
                     closed.add(event.stream_id)
                     flush(event.stream_id)
@@ -208,6 +220,7 @@ class Client:
         self.buf = b""  # WebSocket bytes received on the stream
         self.status = None
         self.ended = False
+        self.reset = None  # the code of mitmd's RST_STREAM
         self.settings_seen = False
 
     def pump(self, until):
@@ -227,8 +240,10 @@ class Client:
                 elif isinstance(event, h2.events.StreamEnded):
                     self.ended = True
                 elif isinstance(event, h2.events.StreamReset):
-                    raise SystemExit(f"mitmd reset the stream: {event.error_code}")
+                    self.reset = int(event.error_code)
             self.sock.sendall(self.h2.data_to_send())
+            if self.reset is not None and not until():
+                raise SystemExit(f"mitmd reset the stream: {self.reset}")
 
     def send(self, sid, data):
         while data:
@@ -249,7 +264,7 @@ class Client:
 
 
 def main():
-    port = start_h2_server() if server_mode == "h2" else start_server()
+    port = start_server() if server_mode == "h1" else start_h2_server()
     c = Client(port)
     c.pump(lambda: c.settings_seen)
     out = {"enable_connect_protocol":
@@ -263,7 +278,7 @@ def main():
     c.pump(lambda: c.status is not None)
     out["status"] = c.status
     out["server_port"] = port
-    if server_mode == "h2":
+    if server_mode != "h1":
         out["server_saw"] = server_saw
     if c.status != "200":  # refused: nothing to exchange
         print(json.dumps(out))
@@ -271,6 +286,11 @@ def main():
     got = []
     c.send(sid, frame(0x1, b"hello"))
     got.append(c.message()[1].decode())
+    if server_mode in ("h2-reset", "h2-drop"):
+        c.pump(lambda: c.reset is not None)
+        out["got"], out["reset"] = got, c.reset
+        print(json.dumps(out))
+        return
     c.send(sid, frame(0x2, b"\x00\x01\xff"))
     got.append(c.message()[1].hex())
     c.send(sid, frame(0x9, b"p1"))
