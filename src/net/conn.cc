@@ -3,7 +3,11 @@
 #include <event2/buffer.h>
 #include <openssl/err.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <algorithm>
+#include <bit>
+#include <cerrno>
 #include <cstring>
 
 #include "core/strings.h"
@@ -11,13 +15,14 @@
 
 namespace mitmd::net {
 
-// BIO over the bufferevent's buffers: ciphertext moves between SSL and libevent without an extra
-// staging buffer, and the socket I/O stays libevent's.
+// BIO over the Conn's buffers: ciphertext moves between SSL and the socket without an extra
+// staging buffer. Writes only queue: the Conn flushes them with whatever else this loop turn
+// writes, so a handshake flight, a run of records or a head and its body leave in one sendmsg.
 struct ConnBio {
   static int Read(BIO* bio, char* out, int len) {
     auto* conn = static_cast<Conn*>(BIO_get_data(bio));
     BIO_clear_retry_flags(bio);
-    int n = evbuffer_remove(bufferevent_get_input(conn->bev_), out, static_cast<size_t>(len));
+    int n = evbuffer_remove(conn->raw_in_, out, static_cast<size_t>(len));
     if (n > 0) return n;
     if (conn->socket_eof_) return 0;
     BIO_set_retry_read(bio);
@@ -26,7 +31,7 @@ struct ConnBio {
   static int Write(BIO* bio, const char* in, int len) {
     auto* conn = static_cast<Conn*>(BIO_get_data(bio));
     BIO_clear_retry_flags(bio);
-    if (bufferevent_write(conn->bev_, in, static_cast<size_t>(len)) != 0) return -1;
+    if (evbuffer_add(conn->out_, in, static_cast<size_t>(len)) != 0) return -1;
     return len;
   }
   static long Ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
@@ -36,7 +41,7 @@ struct ConnBio {
   }
   static const BIO_METHOD* Method() {
     static const BIO_METHOD* method = [] {
-      BIO_METHOD* m = BIO_meth_new(BIO_TYPE_SOCKET, "mitmd-bufferevent");
+      BIO_METHOD* m = BIO_meth_new(BIO_TYPE_SOCKET, "mitmd-conn");
       BIO_meth_set_read(m, Read);
       BIO_meth_set_write(m, Write);
       BIO_meth_set_ctrl(m, Ctrl);
@@ -48,7 +53,17 @@ struct ConnBio {
 };
 
 namespace {
+// A read reserves between these: small for requests and handshakes (the reserved chain is
+// allocated whole, and freed once drained), up to 64 KiB for bulk (one loop turn per 64 KiB of
+// a download, not per 4 KiB).
+constexpr size_t kMinRead = 4 * 1024;
 constexpr size_t kMaxSingleIo = 64 * 1024;
+constexpr int kMaxWriteChains = 64;
+
+std::string SocketErrorMessage(int err) {
+  return err == ECONNRESET ? std::string("connection reset by peer")
+                           : StrCat("socket error: ", evutil_socket_error_to_string(err));
+}
 }  // namespace
 
 std::string_view ToString(ConnEvent ev) {
@@ -65,38 +80,32 @@ std::string_view ToString(ConnEvent ev) {
 
 Conn::Conn(event_base* base, int fd, Delegate* delegate, ConnLimits limits)
     : base_(base),
-      bev_(bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE)),
+      fd_(fd),
+      read_ev_(event_new(base, fd, EV_READ | EV_PERSIST, ReadCb, this)),
+      write_ev_(event_new(base, fd, EV_WRITE | EV_PERSIST, WriteCb, this)),
+      poke_(event_new(base, -1, 0, PokeCb, this)),
+      flush_ev_(event_new(base, -1, 0, FlushCb, this)),
+      raw_in_(evbuffer_new()),
+      out_(evbuffer_new()),
       delegate_(delegate),
-      limits_(limits) {
-  bufferevent_setcb(bev_, ReadCb, WriteCb, EventCb, this);
-  bufferevent_setwatermark(bev_, EV_READ, 0, limits_.max_input);
-  bufferevent_setwatermark(bev_, EV_WRITE, limits_.output_low_water, 0);
-  // libevent 2.1 reads 4 KiB at a time by default: one loop turn per 4 KiB of a download.
-  bufferevent_set_max_single_read(bev_, kMaxSingleIo);
-  bufferevent_set_max_single_write(bev_, kMaxSingleIo);
-  bufferevent_enable(bev_, EV_READ | EV_WRITE);
-  poke_ = event_new(base, -1, 0, PokeCb, this);
-  // Wire byte counts: what the socket added to the input, what it took from the output.
-  evbuffer_add_cb(bufferevent_get_input(bev_), CountAddedCb, &bytes_read_);
-  evbuffer_add_cb(bufferevent_get_output(bev_), CountDeletedCb, &bytes_written_);
-}
-
-void Conn::CountAddedCb(evbuffer*, const evbuffer_cb_info* info, void* arg) {
-  *static_cast<uint64_t*>(arg) += info->n_added;
-}
-
-void Conn::CountDeletedCb(evbuffer*, const evbuffer_cb_info* info, void* arg) {
-  *static_cast<uint64_t*>(arg) += info->n_deleted;
+      limits_(limits),
+      next_read_(kMinRead) {
+  // The owner drains the input outside our callbacks too; reading resumes when it makes room.
+  evbuffer_add_cb(raw_in_, InputDrainedCb, this);
+  UpdateReadEvent();
 }
 
 Conn::~Conn() {
-  if (poke_) event_free(poke_);
-  ssl_.reset();  // before the bufferevent its BIO points into
+  event_free(poke_);
+  event_free(flush_ev_);
+  event_free(read_ev_);
+  event_free(write_ev_);
+  ssl_.reset();  // before the buffers its BIO points into
   if (plain_in_) evbuffer_free(plain_in_);
-  if (bev_) bufferevent_free(bev_);
+  evbuffer_free(raw_in_);
+  evbuffer_free(out_);
+  evutil_closesocket(fd_);
 }
-
-int Conn::fd() const { return static_cast<int>(bufferevent_getfd(bev_)); }
 
 void Conn::StartTls(bssl::UniquePtr<SSL> ssl) {
   ssl_ = std::move(ssl);
@@ -110,58 +119,197 @@ void Conn::StartTls(bssl::UniquePtr<SSL> ssl) {
 void Conn::ContinueHandshake() { SchedulePoke(); }
 
 void Conn::Write(std::string_view data) {
-  if (failed_ || data.empty()) return;
+  if (failed_ || socket_failed_ || data.empty()) return;
   if (!tls()) {
-    bufferevent_write(bev_, data.data(), data.size());
-    return;
+    evbuffer_add(out_, data.data(), data.size());
+  } else {
+    // The BIO never refuses a write, so SSL_write takes everything in one call.
+    int n = SSL_write(ssl_.get(), data.data(), static_cast<int>(data.size()));
+    if (n <= 0) {
+      Fail(StrCat("TLS write failed: ", TlsErrorString(ssl_.get(), n)));
+      return;
+    }
   }
-  // The BIO never refuses a write, so SSL_write takes everything in one call.
-  int n = SSL_write(ssl_.get(), data.data(), static_cast<int>(data.size()));
-  if (n <= 0) Fail(StrCat("TLS write failed: ", TlsErrorString(ssl_.get(), n)));
+  // An owner that sees this much pending may stop its source until kDrained.
+  if (evbuffer_get_length(out_) > limits_.output_low_water) drain_owed_ = true;
+  ScheduleFlush();
 }
 
-size_t Conn::output_pending() const { return evbuffer_get_length(bufferevent_get_output(bev_)); }
+void Conn::ScheduleFlush() {
+  // The write event, when armed, flushes; else once this loop turn's callbacks have run (an
+  // active event: no syscall), so what they all wrote leaves together.
+  if (flush_scheduled_ || write_armed_) return;
+  flush_scheduled_ = true;
+  event_active(flush_ev_, EV_TIMEOUT, 0);
+}
+
+void Conn::FlushCb(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Conn*>(arg);
+  self->flush_scheduled_ = false;
+  self->Flush();
+  if (self->socket_failed_ || self->write_armed_ || !self->drain_owed_) return;
+  if (evbuffer_get_length(self->out_) <= self->limits_.output_low_water) {
+    self->drain_owed_ = false;
+    self->Emit(ConnEvent::kDrained);
+  }
+}
+
+size_t Conn::output_pending() const { return evbuffer_get_length(out_); }
 
 void Conn::SetReading(bool enabled) {
   if (enabled == reading_) return;
   reading_ = enabled;
-  if (enabled) {
-    bufferevent_enable(bev_, EV_READ);
-    SchedulePoke();  // bytes may already wait in our buffers, where no socket event will announce them
-  } else {
-    bufferevent_disable(bev_, EV_READ);
-  }
+  UpdateReadEvent();
+  // Bytes may already wait in our buffers, where no socket event will announce them.
+  if (enabled) SchedulePoke();
 }
 
 void Conn::ShutdownWrite() {
   if (shutdown_pending_) return;
   shutdown_pending_ = true;
   if (tls() && handshake_done_ && !skip_close_notify_) SSL_shutdown(ssl_.get());
-  if (output_pending() == 0) ::shutdown(fd(), SHUT_WR);
+  Flush();
+}
+
+void Conn::Flush() {
+  if (socket_failed_) return;
+  if (evbuffer_get_length(out_) > 0) {
+    // One sendmsg over the buffer's chains; MSG_NOSIGNAL: a peer that has gone is an EPIPE to
+    // report, not a SIGPIPE.
+    evbuffer_iovec vec[kMaxWriteChains];
+    int nvec = evbuffer_peek(out_, -1, nullptr, vec, kMaxWriteChains);
+    msghdr msg{};
+    msg.msg_iov = reinterpret_cast<iovec*>(vec);
+    msg.msg_iovlen = static_cast<size_t>(std::min(nvec, kMaxWriteChains));
+    ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    if (n > 0) {
+      evbuffer_drain(out_, static_cast<size_t>(n));
+      bytes_written_ += static_cast<uint64_t>(n);
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      // Maybe inside an owner's call (ShutdownWrite, a failing handshake): reported from the
+      // loop.
+      SocketFailed(errno, /*defer=*/true);
+      return;
+    }
+  }
+  // Once armed, the write event stays until it finds the output empty, then says kDrained.
+  if (evbuffer_get_length(out_) > 0) {
+    SetWriteEvent(true);
+  } else if (!write_armed_ && shutdown_pending_ && !shut_wr_) {
+    shut_wr_ = true;
+    ::shutdown(fd_, SHUT_WR);
+  }
+}
+
+void Conn::SetWriteEvent(bool armed) {
+  if (armed == write_armed_) return;
+  write_armed_ = armed;
+  if (armed) {
+    event_add(write_ev_, nullptr);
+  } else {
+    event_del(write_ev_);
+  }
+}
+
+void Conn::UpdateReadEvent() {
+  bool want = reading_ && !socket_eof_ && !failed_ && !socket_failed_ &&
+              evbuffer_get_length(raw_in_) < limits_.max_input;
+  if (want == read_armed_) return;
+  read_armed_ = want;
+  if (want) {
+    event_add(read_ev_, nullptr);
+  } else {
+    event_del(read_ev_);
+  }
+}
+
+void Conn::InputDrainedCb(evbuffer*, const evbuffer_cb_info* info, void* arg) {
+  auto* self = static_cast<Conn*>(arg);
+  if (info->n_deleted > 0 && !self->read_armed_) self->UpdateReadEvent();
 }
 
 void Conn::SchedulePoke() { event_active(poke_, EV_TIMEOUT, 0); }
 
-void Conn::PokeCb(evutil_socket_t, short, void* arg) { static_cast<Conn*>(arg)->OnRead(); }
-
-void Conn::ReadCb(bufferevent*, void* arg) { static_cast<Conn*>(arg)->OnRead(); }
-
-void Conn::WriteCb(bufferevent*, void* arg) {
+void Conn::PokeCb(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Conn*>(arg);
-  if (self->shutdown_pending_ && self->output_pending() == 0) ::shutdown(self->fd(), SHUT_WR);
-  self->Emit(ConnEvent::kDrained);
+  if (!self->deferred_error_.empty()) {
+    self->Fail(std::move(self->deferred_error_));
+    return;
+  }
+  self->OnRead();
 }
 
-void Conn::EventCb(bufferevent*, short what, void* arg) {
-  auto* self = static_cast<Conn*>(arg);
-  if (what & BEV_EVENT_EOF) {
-    self->OnSocketEof();
-  } else if (what & BEV_EVENT_ERROR) {
-    int err = EVUTIL_SOCKET_ERROR();
-    self->socket_failed_ = true;
-    self->Fail(err == ECONNRESET ? std::string("connection reset by peer")
-                                 : StrCat("socket error: ", evutil_socket_error_to_string(err)));
+void Conn::ReadCb(evutil_socket_t, short, void* arg) { static_cast<Conn*>(arg)->ReadSocket(); }
+
+void Conn::ReadSocket() {
+  size_t buffered = evbuffer_get_length(raw_in_);
+  if (failed_ || socket_failed_ || buffered >= limits_.max_input) {
+    UpdateReadEvent();
+    return;
   }
+  size_t want = std::min(next_read_, limits_.max_input - buffered);
+  evbuffer_iovec vec[2];
+  int nvec = evbuffer_reserve_space(raw_in_, static_cast<ev_ssize_t>(want), vec, 2);
+  if (nvec < 1) {
+    Fail("out of memory reading from the socket");
+    return;
+  }
+  // The reservation may be larger than asked for: read no more than |want|.
+  size_t room = 0;
+  for (int i = 0; i < nvec; ++i) {
+    vec[i].iov_len = std::min(vec[i].iov_len, want - room);
+    room += vec[i].iov_len;
+  }
+  ssize_t n = ::readv(fd_, reinterpret_cast<iovec*>(vec), nvec);
+  if (n <= 0) {
+    int err = errno;
+    evbuffer_commit_space(raw_in_, vec, 0);
+    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)) return;
+    if (n < 0) {
+      SocketFailed(err, /*defer=*/false);
+      return;
+    }
+    OnSocketEof();
+    return;
+  }
+  size_t left = static_cast<size_t>(n);
+  for (int i = 0; i < nvec; ++i) {
+    vec[i].iov_len = std::min(vec[i].iov_len, left);
+    left -= vec[i].iov_len;
+  }
+  evbuffer_commit_space(raw_in_, vec, nvec);
+  bytes_read_ += static_cast<uint64_t>(n);
+  // The next read reserves twice what this one brought: bulk transfers grow to 64 KiB reads,
+  // requests and handshakes stay at 4 KiB.
+  next_read_ = std::clamp(std::bit_ceil(2 * static_cast<size_t>(n)), kMinRead, kMaxSingleIo);
+  UpdateReadEvent();
+  OnRead();
+}
+
+void Conn::WriteCb(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Conn*>(arg);
+  self->Flush();
+  if (self->socket_failed_) return;
+  if (evbuffer_get_length(self->out_) == 0) {
+    self->SetWriteEvent(false);
+    self->Flush();  // the shutdown a pending ShutdownWrite waited for
+  }
+  if (evbuffer_get_length(self->out_) <= self->limits_.output_low_water) {
+    self->drain_owed_ = false;
+    self->Emit(ConnEvent::kDrained);
+  }
+}
+
+void Conn::SocketFailed(int err, bool defer) {
+  socket_failed_ = true;
+  SetWriteEvent(false);
+  UpdateReadEvent();
+  if (defer) {
+    deferred_error_ = SocketErrorMessage(err);
+    SchedulePoke();
+    return;
+  }
+  Fail(SocketErrorMessage(err));
 }
 
 void Conn::OnRead() {
@@ -179,6 +327,12 @@ void Conn::OnRead() {
 }
 
 void Conn::DriveTls() {
+  StepTls();
+  // What the handshake or SSL_read wrote (a flight, tickets, alerts).
+  if (evbuffer_get_length(out_) > 0) ScheduleFlush();
+}
+
+void Conn::StepTls() {
   if (failed_) return;
   if (!handshake_done_) {
     if (burying_) {
@@ -261,18 +415,19 @@ void Conn::ReadPlaintext() {
     }
     // Continue only when the owner made room and there is more to decrypt.
     bool room = evbuffer_get_length(plain_in_) < buffered || buffered < limits_.max_input;
-    bool more = evbuffer_get_length(bufferevent_get_input(bev_)) > 0 || SSL_pending(ssl_.get()) > 0;
+    bool more = evbuffer_get_length(raw_in_) > 0 || SSL_pending(ssl_.get()) > 0;
     if (!progress || !room || !more) return;
   }
 }
 
 void Conn::OnSocketEof() {
   socket_eof_ = true;
+  UpdateReadEvent();
   if (tls()) {
     DriveTls();
     if (!failed_ && !eof_delivered_ && handshake_done_ && reading_ &&
         evbuffer_get_length(plain_in_) == 0 &&
-        evbuffer_get_length(bufferevent_get_input(bev_)) == 0) {
+        evbuffer_get_length(raw_in_) == 0) {
       eof_delivered_ = true;
       Emit(ConnEvent::kEof);
     }
@@ -285,7 +440,8 @@ void Conn::Fail(std::string message) {
   if (failed_) return;
   failed_ = true;
   error_ = std::move(message);
-  bufferevent_disable(bev_, EV_READ);
+  UpdateReadEvent();
+  Flush();  // a TLS alert that says why goes out before the owner closes
   Emit(ConnEvent::kError);
 }
 

@@ -1,14 +1,20 @@
 #pragma once
 // Conn: one non-blocking socket on a libevent loop, optionally carrying TLS (BoringSSL driven
-// through a BIO over the bufferevent's buffers, so no OpenSSL-flavoured libevent is needed).
+// through a BIO over the Conn's buffers, so no OpenSSL-flavoured libevent is needed).
 // The owner sees plaintext only: input() holds bytes received, Write() sends bytes.
+//
+// The socket's I/O is the Conn's own, not a bufferevent's: one persistent read event while
+// reading (a read goes straight into reserved buffer space, without asking the kernel how much
+// is there first), and what a loop turn's callbacks write goes to the socket in one sendmsg at
+// the end of that turn; the write event is armed only while the kernel has not taken
+// everything. A keep-alive request costs one read and one write per socket, without an
+// epoll_ctl pair per write.
 //
 // Back-pressure: SetReading(false) stops reading from the socket (and decrypting); the owner
 // watches output_pending() of the peer it forwards to and resumes on ConnEvent::kDrained.
 // Memory per Conn is bounded by the watermarks in ConnLimits.
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
@@ -61,7 +67,7 @@ class Conn {
   SSL* ssl() const { return ssl_.get(); }
   bool handshake_done() const { return handshake_done_; }
   // Plaintext received and not yet consumed (drain what you use).
-  evbuffer* input() const { return tls() ? plain_in_ : bufferevent_get_input(bev_); }
+  evbuffer* input() const { return tls() ? plain_in_ : raw_in_; }
   void Write(std::string_view data);
   // Bytes written but not yet on the wire.
   size_t output_pending() const;
@@ -82,21 +88,29 @@ class Conn {
   void SkipCloseNotify() { skip_close_notify_ = true; }
   void set_delegate(Delegate* d) { delegate_ = d; }
   const std::string& error() const { return error_; }
-  int fd() const;
+  int fd() const { return fd_; }
   uint64_t bytes_read() const { return bytes_read_; }
   uint64_t bytes_written() const { return bytes_written_; }
 
  private:
-  static void ReadCb(bufferevent* bev, void* arg);
-  static void WriteCb(bufferevent* bev, void* arg);
-  static void EventCb(bufferevent* bev, short what, void* arg);
+  static void ReadCb(evutil_socket_t, short, void* arg);
+  static void WriteCb(evutil_socket_t, short, void* arg);
   static void PokeCb(evutil_socket_t, short, void* arg);
-  static void CountAddedCb(evbuffer*, const evbuffer_cb_info* info, void* arg);
-  static void CountDeletedCb(evbuffer*, const evbuffer_cb_info* info, void* arg);
+  static void FlushCb(evutil_socket_t, short, void* arg);
+  static void InputDrainedCb(evbuffer*, const evbuffer_cb_info* info, void* arg);
 
   bool tls() const { return ssl_ != nullptr; }
+  void ReadSocket();
+  // Writes what the output holds (one sendmsg); arms the write event for what the kernel left.
+  void Flush();
+  void ScheduleFlush();
+  // Arms or disarms the read event to match: reading, room below max_input, socket open.
+  void UpdateReadEvent();
+  void SetWriteEvent(bool armed);
+  void SocketFailed(int err, bool defer);
   void OnRead();
   void DriveTls();
+  void StepTls();
   void ReadPlaintext();
   void OnSocketEof();
   void Fail(std::string message);
@@ -104,10 +118,22 @@ class Conn {
   void SchedulePoke();
 
   event_base* base_;
-  bufferevent* bev_;
-  event* poke_ = nullptr;
+  int fd_;
+  event* read_ev_;
+  event* write_ev_;
+  event* poke_;
+  event* flush_ev_;  // made active by a Write: flushes once the loop turn's callbacks have run
+  evbuffer* raw_in_;  // bytes read from the socket (ciphertext when TLS)
+  evbuffer* out_;     // bytes for the socket (ciphertext when TLS)
+  bool read_armed_ = false;
+  bool write_armed_ = false;
+  bool shut_wr_ = false;        // shutdown(SHUT_WR) done
+  bool flush_scheduled_ = false;
+  bool drain_owed_ = false;  // output went past the low watermark: a kDrained is due
+  std::string deferred_error_;  // a write failure inside Write(), reported from the loop
   Delegate* delegate_;
   ConnLimits limits_;
+  size_t next_read_;  // how much the next read reserves: follows what reads bring
   bssl::UniquePtr<SSL> ssl_;
   evbuffer* plain_in_ = nullptr;
   bool handshake_done_ = false;

@@ -1,6 +1,7 @@
 #include "net/worker.h"
 
 #include <event2/thread.h>
+#include <pthread.h>
 
 #include "core/strings.h"
 
@@ -41,7 +42,11 @@ Worker::~Worker() {
 }
 
 void Worker::Start() {
-  thread_ = std::thread([this] { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); });
+  thread_ = std::thread([this] {
+    // Named for top -H and /proc/PID/task/*/comm (at most 15 characters).
+    pthread_setname_np(pthread_self(), StrCat("worker-", index_).substr(0, 15).c_str());
+    event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
+  });
 }
 
 void Worker::Post(std::function<void()> fn) {

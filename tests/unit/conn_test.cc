@@ -78,6 +78,78 @@ TEST_F(ConnTest, PlainBytesAndEof) {
   EXPECT_EQ(a_->bytes_written(), 11u);
 }
 
+// What one loop turn writes goes to the socket once its callbacks have run, in one piece: a
+// head and its body, or a handshake flight, cost one sendmsg and no write event.
+TEST_F(ConnTest, WritesOfOneLoopTurnLeaveTogether) {
+  a_->Write("head;");
+  a_->Write("body");
+  EXPECT_EQ(a_->output_pending(), 9u);
+  event_base_loop(base_, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+  EXPECT_EQ(a_->output_pending(), 0u);
+  EXPECT_EQ(a_->bytes_written(), 9u);
+  char buf[16];
+  EXPECT_EQ(::recv(b_->fd(), buf, sizeof(buf), MSG_DONTWAIT), 9);
+  EXPECT_EQ(std::string(buf, 9), "head;body");
+}
+
+// What the kernel does not take waits in the output (the write event armed for it), goes out as
+// the peer reads, and kDrained follows.
+TEST_F(ConnTest, WhatTheKernelRefusesIsWrittenLaterThenDrained) {
+  rb_.consume = false;
+  b_->SetReading(false);
+  std::string blob(4 << 20, 'y');
+  a_->Write(blob);
+  ASSERT_GT(a_->output_pending(), 0u);
+  EXPECT_FALSE(ra_.Saw(ConnEvent::kDrained));
+  rb_.consume = true;
+  b_->SetReading(true);
+  ASSERT_TRUE(RunUntil([&] { return rb_.received.size() == blob.size(); }));
+  a_->Write("!");
+  ASSERT_TRUE(RunUntil([&] {
+    return ra_.Saw(ConnEvent::kDrained) && rb_.received.size() > blob.size();
+  }));
+  EXPECT_EQ(a_->output_pending(), 0u);
+  EXPECT_EQ(rb_.received, blob + "!");
+  EXPECT_EQ(a_->bytes_written(), blob.size() + 1);
+  EXPECT_EQ(b_->bytes_read(), blob.size() + 1);
+}
+
+// A plain reader that stops consuming holds at most max_input; reading resumes when the owner
+// drains the input outside any Conn callback.
+TEST_F(ConnTest, InputIsBoundedAndResumesWhenDrained) {
+  rb_.consume = false;
+  std::string blob(2 << 20, 'q');
+  a_->Write(blob);
+  size_t held = 0;
+  ASSERT_TRUE(RunUntil([&] {
+    for (int i = 0; i < 50; ++i) event_base_loop(base_, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    bool settled = evbuffer_get_length(b_->input()) == held;
+    held = evbuffer_get_length(b_->input());
+    return settled;
+  }));
+  EXPECT_LE(held, ConnLimits{}.max_input);
+  EXPECT_GT(a_->output_pending(), 0u);
+  std::string got;
+  ASSERT_TRUE(RunUntil([&] {
+    size_t n = evbuffer_get_length(b_->input());
+    std::string chunk(n, '\0');
+    evbuffer_remove(b_->input(), chunk.data(), n);
+    got += chunk;
+    return got.size() == blob.size();
+  }));
+  EXPECT_EQ(got, blob);
+}
+
+// A write to a peer that has gone fails from the loop, not inside the owner's Write call.
+TEST_F(ConnTest, WriteToAClosedPeerFailsFromTheLoop) {
+  b_.reset();
+  a_->Write("x");
+  a_->Write(std::string(1 << 20, 'x'));
+  EXPECT_FALSE(ra_.Saw(ConnEvent::kError));
+  ASSERT_TRUE(RunUntil([&] { return ra_.Saw(ConnEvent::kError); }));
+  EXPECT_FALSE(a_->error().empty());
+}
+
 // The server side pauses in the select-certificate callback, as a Session does while it
 // connects upstream, and resumes once a leaf is set.
 class PausingHooks : public proxy::ClientHandshakeHooks {
