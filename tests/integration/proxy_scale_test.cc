@@ -64,7 +64,9 @@ TEST_F(ProxyTest, HundredConcurrentClients) {
   for (const auto& line : lines) EXPECT_EQ(line, StrCat("200 ", kBodySize));
   EXPECT_GE(up->connections_accepted(), 2u) << "the clients did not overlap";
 
-  std::vector<nlohmann::json> flows = mitmd_.WaitForFlows(kClients, seconds(20));
+  // A bounded wait, long because the sanitizer stages run this beside the whole suite on 2 cores:
+  // 77 of 100 flows were visible after 20 s there, while alone it takes a few seconds.
+  std::vector<nlohmann::json> flows = mitmd_.WaitForFlows(kClients, seconds(120));
   ASSERT_EQ(flows.size(), static_cast<size_t>(kClients));
   std::set<std::string> ids, urls;
   for (const auto& f : flows) {
@@ -105,7 +107,7 @@ TEST_F(ProxyTest, HundredCurlProcessesInBatches) {
     }
   }
   EXPECT_EQ(ok, kProcesses);
-  EXPECT_EQ(mitmd_.WaitForFlows(kProcesses, seconds(20)).size(),
+  EXPECT_EQ(mitmd_.WaitForFlows(kProcesses, seconds(120)).size(),
             static_cast<size_t>(kProcesses));
 }
 
