@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <regex>
 #include <thread>
 
@@ -49,12 +50,18 @@ Reply Get(const std::string& url, const std::vector<std::string>& extra = {}) {
   return out;
 }
 
-// Polls the viewer until it lists |n| flows.
+// Polls the viewer until it lists |n| flows, all finished. A flow is listed live from its
+// request on, and the proxy hands the response to the client before the store has applied
+// the flow's last update, so a client that has its answer may still see the flow "live".
 json WaitForViewerFlows(const std::string& base, size_t n, const std::string& filter = "") {
   json last;
   for (int i = 0; i < 200; ++i) {
     last = Get(base + "/api/flows?filter=" + filter).Json();
-    if (last.contains("flows") && last["flows"].size() >= n) return last;
+    if (last.contains("flows") && last["flows"].size() >= n &&
+        std::all_of(last["flows"].begin(), last["flows"].end(),
+                    [](const json& f) { return f.value("state", "") == "done"; })) {
+      return last;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   ADD_FAILURE() << "the viewer did not list " << n << " flows: " << last.dump().substr(0, 1000);
