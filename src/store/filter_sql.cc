@@ -139,15 +139,19 @@ SqlPrefilter CompilePrefilter(std::string_view text) {
       exact = false;
     } else if (field == "body" || field == "reqbody" || field == "resbody") {
       // The FTS index holds the decoded text bodies (trigrams; case-insensitive). Flows whose
-      // text is not indexed yet (fts_pending: the writer indexes after it commits) are all
-      // candidates; the filter, which needs the full flow for body:, decides on them, so a
-      // search never misses a flow that is recorded but not indexed.
+      // text is not indexed yet (the writer indexes after it commits: bodies past the cursor
+      // meta 'indexed', and the flows fts_pending lists) are all candidates; the filter, which
+      // needs the full flow for body:, decides on them, so a search never misses a flow that
+      // is recorded but not indexed. A file without the cursor (before schema 7, opened
+      // read-only) lists every pending flow.
       // No ESCAPE: FTS5 is handed a two-argument LIKE only (with ESCAPE it read every document,
       // 2.5 s for a million flows). A % or _ in the value then matches more, never less: a
       // superset the filter narrows.
       out.args.push_back(StrCat("%", value, "%"));
       conditions.push_back(StrCat("(seq IN (SELECT rowid FROM fts WHERE body LIKE ?", out.args.size(),
-                                  ") OR seq IN (SELECT seq FROM fts_pending))"));
+                                  ") OR seq IN (SELECT seq FROM fts_pending) OR seq IN (SELECT seq FROM bodies "
+                                  "WHERE seq>coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key='indexed'),"
+                                  "9223372036854775807)))"));
       exact = false;
     } else {
       exact = false;

@@ -93,6 +93,17 @@ constexpr char kSchemaV6[] = R"sql(
 INSERT INTO fts(fts, rank) VALUES('automerge', 16);
 )sql";
 
+// Version 6 -> 7: what waits for the search index is a cursor, not a row per flow. Every body
+// with seq > meta 'indexed' waits (bodies.ce keeps each body's Content-Encoding for the
+// decoding); fts_pending lists only the flows recorded at a seq the cursor had already passed
+// (a flow live while later ones were indexed, a flow recorded again). The per-flow insert into
+// fts_pending and its later delete cost the writer two b-tree changes a flow. A file upgraded
+// from an older schema starts its cursor after its last flow: its pending flows are listed.
+constexpr char kSchemaV7[] = R"sql(
+INSERT OR IGNORE INTO meta(key,value) SELECT 'indexed', coalesce(max(seq),0) FROM flows;
+)sql";
+constexpr char kBodiesEncoding[] = "ALTER TABLE bodies ADD COLUMN ce TEXT NOT NULL DEFAULT ''";
+
 // A new file's search index keeps no per-document column sizes (columnsize=0): they serve
 // ranking, which body: does not use, and cost a b-tree insert per indexed flow.
 constexpr char kNewSearchIndex[] = R"sql(
@@ -161,6 +172,9 @@ std::string IndexText(std::string_view content, std::string_view codings) {
   if (!IsValidUtf8(head)) return {};
   return std::string(head);
 }
+
+// The search index's cursor: every body with a higher seq waits for IndexPending (schema 7).
+constexpr char kIndexedUpTo[] = "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key='indexed'),0)";
 
 // Rows a Clear has not hidden.
 constexpr char kVisible[] =
@@ -340,6 +354,21 @@ Status SessionDb::Migrate() {
       return rollback(st.error());
     }
   }
+  if (version < 7) {
+    auto has_ce = Stmt::Prepare(db, "SELECT count(*) FROM pragma_table_info('bodies') WHERE name='ce'");
+    if (!has_ce) return rollback(has_ce.error());
+    if (has_ce->Step() != SQLITE_ROW) return rollback(Error{StrCat("cannot read the session database ", path_)});
+    const bool add_ce = has_ce->Int(0) == 0;
+    has_ce->Reset();
+    if (add_ce) {
+      if (auto st = Exec(db, kBodiesEncoding, StrCat("cannot upgrade the session database ", path_)); !st) {
+        return rollback(st.error());
+      }
+    }
+    if (auto st = Exec(db, kSchemaV7, StrCat("cannot upgrade the session database ", path_)); !st) {
+      return rollback(st.error());
+    }
+  }
   if (version != kSchemaVersion) {
     if (auto st = SetMeta("schema", std::to_string(kSchemaVersion)); !st) return rollback(st.error());
   }
@@ -382,12 +411,29 @@ Status SessionDb::PrepareWriter() {
                               ") ON CONFLICT DO NOTHING");
   if (auto st = prep(upsert_, upsert); !st) return st;
   if (auto st = prep(import_, import); !st) return st;
-  if (auto st = prep(body_, "INSERT OR REPLACE INTO bodies(seq,side,content) VALUES(?1,?2,?3)"); !st) return st;
+  if (auto st = prep(body_, "INSERT OR REPLACE INTO bodies(seq,side,content,ce) VALUES(?1,?2,?3,?4)"); !st) {
+    return st;
+  }
   if (auto st = prep(json_, "INSERT OR REPLACE INTO flow_json(seq,json) VALUES(?1,?2)"); !st) return st;
   if (auto st = prep(pending_, "INSERT OR REPLACE INTO fts_pending(seq,req_ce,res_ce) VALUES(?1,?2,?3)"); !st) {
     return st;
   }
-  if (auto st = prep(pending_any_, "SELECT 1 FROM fts_pending LIMIT 1"); !st) return st;
+  if (auto st = prep(cursor_, StrCat("SELECT ", kIndexedUpTo)); !st) return st;
+  if (auto st = prep(cursor_set_, "INSERT OR REPLACE INTO meta(key,value) VALUES('indexed',?1)"); !st) return st;
+  if (auto st = prep(pending_any_, StrCat("SELECT EXISTS(SELECT 1 FROM fts_pending) OR "
+                                          "EXISTS(SELECT 1 FROM bodies WHERE seq>", kIndexedUpTo, ")"));
+      !st) {
+    return st;
+  }
+  if (auto st = prep(pending_count_, StrCat("SELECT (SELECT count(*) FROM fts_pending) + "
+                                            "(SELECT count(DISTINCT seq) FROM bodies WHERE seq>", kIndexedUpTo, ")"));
+      !st) {
+    return st;
+  }
+  // In the primary key's order: a range of the table, each flow's sides together.
+  if (auto st = prep(unindexed_, "SELECT seq,side,content,ce FROM bodies WHERE seq>?1 ORDER BY seq,side"); !st) {
+    return st;
+  }
   if (auto st = prep(pending_slice_, "SELECT seq,req_ce,res_ce FROM fts_pending ORDER BY seq LIMIT ?1"); !st) {
     return st;
   }
@@ -415,6 +461,16 @@ Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts) {
   sqlite3* db = handle();
   if (auto st = Exec(db, "BEGIN IMMEDIATE", "cannot write the session database"); !st) {
     return std::unexpected(st.error());
+  }
+  // Bodies past the search index's cursor wait for IndexPending as they are; a flow recorded at
+  // a seq the cursor has passed is listed in fts_pending instead.
+  int rc = cursor_.Step();
+  const int64_t indexed_up_to = rc == SQLITE_ROW ? cursor_.Int(0) : 0;
+  cursor_.Reset();
+  if (rc != SQLITE_ROW) {
+    std::string m = sqlite3_errmsg(db);
+    (void)Exec(db, "ROLLBACK");
+    return Fail(StrCat("cannot read the session database: ", m));
   }
   size_t written = 0;
   std::string json;
@@ -447,7 +503,7 @@ Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts) {
     s.BindRef(31, std::string_view());  // the JSON goes to flow_json, below
     // No RETURNING: SQLite runs it as a trigger program with a table of its own per statement,
     // which cost more than the insert. changes() says whether the row was written.
-    int rc = s.Step();
+    rc = s.Step();
     if (rc != SQLITE_DONE) {
       std::string m = s.message();
       s.Reset();
@@ -472,15 +528,17 @@ Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts) {
       return Fail(StrCat("cannot write the session database: ", st.error().message));
     }
     if (!done) continue;
-    auto put_body = [&](int side, const BodyRecord& b) -> bool {
+    auto put_body = [&](int side, const BodyRecord& b, const std::string& ce) -> bool {
       if (b.content.empty()) return true;
-      body_.Bind(1, seq).Bind(2, int64_t{side}).BindBlobRef(3, b.content);
+      body_.Bind(1, seq).Bind(2, int64_t{side}).BindBlobRef(3, b.content).BindRef(4, ce);
       return body_.Run().has_value();
     };
-    bool ok = (!f.request || put_body(0, f.request->body)) && (!f.response || put_body(1, f.response->body));
-    if (ok && (req_body || res_body)) {
+    bool ok = (!f.request || put_body(0, f.request->body, req_ce)) &&
+              (!f.response || put_body(1, f.response->body, res_ce));
+    if (ok && (req_body || res_body) && seq <= indexed_up_to) {
       // Indexing the text (FTS5 trigrams: a third of the writer's work) waits for IndexPending;
-      // the row, its bodies and every filter but body: are there at the commit.
+      // the row, its bodies and every filter but body: are there at the commit. Past the
+      // cursor, the bodies themselves say so; behind it, the flow is listed.
       pending_.Bind(1, seq).BindRef(2, req_ce).BindRef(3, res_ce);
       ok = pending_.Run().has_value();
     }
@@ -500,74 +558,133 @@ Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts) {
 Result<size_t> SessionDb::IndexPending(size_t max_flows, size_t max_text) {
   // Most calls find nothing to do: a look at the first row, without taking the write lock.
   int rc = pending_any_.Step();
+  const bool any = rc == SQLITE_ROW && pending_any_.Int(0) != 0;
   pending_any_.Reset();
-  if (rc == SQLITE_DONE) return 0;
   if (rc != SQLITE_ROW) return Fail(StrCat("cannot read the session database: ", sqlite3_errmsg(handle())));
+  if (!any) return 0;
   sqlite3* db = handle();
   if (auto st = Exec(db, "BEGIN IMMEDIATE", "cannot index the session database"); !st) {
     return std::unexpected(st.error());
   }
-  struct Pending {
-    int64_t seq;
-    std::string req_ce, res_ce;
-  };
-  std::vector<Pending> slice;
-  pending_slice_.Bind(1, static_cast<int64_t>(max_flows));
-  while ((rc = pending_slice_.Step()) == SQLITE_ROW) {
-    slice.push_back({pending_slice_.Int(0), std::string(pending_slice_.Text(1)), std::string(pending_slice_.Text(2))});
-  }
-  pending_slice_.Reset();
   auto fail = [&](std::string m) -> Result<size_t> {
     (void)Exec(db, "ROLLBACK");  // the staged rows too: temp tables share the transaction
     return Fail(StrCat("cannot index the session database: ", m));
   };
+  size_t taken = 0;
+  size_t text_bytes = 0;
+  bool staged = false;
+  // One document per flow, the request's text first (rows come in side order); the body: filter
+  // itself says which side matched.
+  std::string text;
+  auto add_side = [&](const Stmt& s, int content_col, std::string_view ce) {
+    const void* blob = sqlite3_column_blob(s.get(), content_col);
+    std::string_view content(static_cast<const char*>(blob),
+                             static_cast<size_t>(sqlite3_column_bytes(s.get(), content_col)));
+    std::string side = IndexText(content, ce);
+    if (side.empty()) return;
+    if (!text.empty()) text.push_back('\n');
+    text += side;
+  };
+  auto stage = [&](int64_t seq) -> Status {
+    ++taken;
+    if (text.empty()) return {};
+    text_bytes += text.size();
+    fts_.Bind(1, seq).BindRef(2, text);
+    auto st = fts_.Run();
+    text.clear();
+    staged = true;
+    return st;
+  };
+
+  // First the flows listed behind the cursor (recorded after it passed their seq).
+  struct Listed {
+    int64_t seq;
+    std::string req_ce, res_ce;
+  };
+  std::vector<Listed> listed;
+  pending_slice_.Bind(1, static_cast<int64_t>(max_flows));
+  while ((rc = pending_slice_.Step()) == SQLITE_ROW) {
+    listed.push_back({pending_slice_.Int(0), std::string(pending_slice_.Text(1)), std::string(pending_slice_.Text(2))});
+  }
+  pending_slice_.Reset();
   if (rc != SQLITE_DONE) return fail(sqlite3_errmsg(db));
   if (!get_body_) {
     auto p = Stmt::Prepare(db, "SELECT side, content FROM bodies WHERE seq=?1");
     if (!p) return fail(p.error().message);
     get_body_ = std::move(*p);
   }
-  bool staged = false;
-  size_t taken = 0;
-  size_t text_bytes = 0;
-  for (const Pending& p : slice) {
+  size_t listed_taken = 0;
+  for (const Listed& p : listed) {
     if (text_bytes >= max_text) break;
-    ++taken;
-    std::string text;
     get_body_.Bind(1, p.seq);
     while (get_body_.Step() == SQLITE_ROW) {
-      const bool request = get_body_.Int(0) == 0;
-      const void* blob = sqlite3_column_blob(get_body_.get(), 1);
-      std::string_view content(static_cast<const char*>(blob),
-                               static_cast<size_t>(sqlite3_column_bytes(get_body_.get(), 1)));
-      // One document per flow, the request's text first (rows come in side order); the body:
-      // filter itself says which side matched.
-      std::string side = IndexText(content, request ? p.req_ce : p.res_ce);
-      if (side.empty()) continue;
-      if (!text.empty()) text.push_back('\n');
-      text += side;
+      add_side(get_body_, 1, get_body_.Int(0) == 0 ? p.req_ce : p.res_ce);
     }
     get_body_.Reset();
-    if (text.empty()) continue;
-    text_bytes += text.size();
-    fts_.Bind(1, p.seq).BindRef(2, text);
-    if (auto st = fts_.Run(); !st) return fail(st.error().message);
-    staged = true;
+    if (auto st = stage(p.seq); !st) return fail(st.error().message);
+    ++listed_taken;
+  }
+  if (listed_taken > 0) {
+    pending_done_.Bind(1, listed.front().seq).Bind(2, listed[listed_taken - 1].seq);
+    if (auto st = pending_done_.Run(); !st) return fail(st.error().message);
+  }
+
+  // Then the bodies past the cursor, in seq order, one range read; the cursor moves past the
+  // last flow taken.
+  if (taken < max_flows && text_bytes < max_text) {
+    rc = cursor_.Step();
+    const int64_t from = rc == SQLITE_ROW ? cursor_.Int(0) : 0;
+    cursor_.Reset();
+    if (rc != SQLITE_ROW) return fail(sqlite3_errmsg(db));
+    int64_t upto = from;
+    int64_t current = 0;  // the flow whose sides are being read (seqs start at 1)
+    unindexed_.Bind(1, from);
+    while ((rc = unindexed_.Step()) == SQLITE_ROW) {
+      const int64_t seq = unindexed_.Int(0);
+      if (seq != current) {
+        if (current != 0) {
+          if (auto st = stage(current); !st) {
+            unindexed_.Reset();
+            return fail(st.error().message);
+          }
+          upto = current;
+        }
+        if (taken >= max_flows || text_bytes >= max_text) break;
+        current = seq;
+      }
+      add_side(unindexed_, 2, unindexed_.Text(3));
+    }
+    unindexed_.Reset();
+    if (rc == SQLITE_DONE && current != 0) {
+      if (auto st = stage(current); !st) return fail(st.error().message);
+      upto = current;
+    } else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+      return fail(sqlite3_errmsg(db));
+    }
+    if (upto != from) {
+      cursor_set_.Bind(1, upto);
+      if (auto st = cursor_set_.Run(); !st) return fail(st.error().message);
+    }
   }
   if (staged) {
     auto flushed = fts_flush_.Run();
     if (flushed) flushed = fts_clear_.Run();
     if (!flushed) return fail(flushed.error().message);
   }
-  if (taken > 0) {
-    pending_done_.Bind(1, slice.front().seq).Bind(2, slice[taken - 1].seq);
-    if (auto st = pending_done_.Run(); !st) return fail(st.error().message);
-  }
   if (auto st = Exec(db, "COMMIT", "cannot index the session database"); !st) {
     (void)Exec(db, "ROLLBACK");
     return std::unexpected(st.error());
   }
   return taken;
+}
+
+Result<int64_t> SessionDb::PendingIndex() {
+  if (!pending_count_) return Fail("the session database is open read-only");
+  int rc = pending_count_.Step();
+  int64_t n = rc == SQLITE_ROW ? pending_count_.Int(0) : -1;
+  pending_count_.Reset();
+  if (rc != SQLITE_ROW) return Fail(StrCat("cannot read the session database: ", sqlite3_errmsg(handle())));
+  return n;
 }
 
 Result<std::shared_ptr<const Flow>> SessionDb::LoadFlow(uint64_t seq, std::string_view json) {

@@ -1,7 +1,7 @@
 #pragma once
 // SessionDb: one session's flows in SQLite (<confdir>/sessions/<NAME>.sqlite, WAL).
 //
-// Schema version 6 (the "meta" table holds "schema"; Open migrates explicitly, step by step, and
+// Schema version 7 (the "meta" table holds "schema"; Open migrates explicitly, step by step, and
 // refuses a file from a newer mitmd; a new file gets 8 KiB pages):
 //   flows   one row per flow: the FlowRow columns the list shows, sorts and filters on, what the
 //           user added (marked, comment), where it came from (source, a content hash for
@@ -10,14 +10,18 @@
 //           files created before schema 5 also keep theirs on status and method.
 //   flow_json  seq -> the flow's JSON without body contents (schema 5 on), out of the list's
 //           table so that a scan of it reads narrow rows.
-//   bodies  (seq, side 0 request | 1 response) -> the recorded bytes, stored once.
+//   bodies  (seq, side 0 request | 1 response) -> the recorded bytes, stored once, and their
+//           Content-Encoding (ce, schema 7; what indexing the text needs to decode them).
 //   fts     FTS5 (trigram, case-insensitive) over the decoded text bodies (the first 64 KiB of
 //           each), rowid = seq, for body: filters; the URL columns answer the rest. Merges 16
 //           segments a level (schema 6); a new file's keeps no column sizes.
-//   fts_pending  the recorded flows with bodies not in fts yet (seq, each side's
-//           Content-Encoding). Write commits a flow's row and bodies at once and lists it here;
-//           IndexPending indexes it later, when the writer has time. A body: filter takes the
-//           flows fts matches plus every pending one, and the filter itself decides on those.
+//   Pending text: Write commits a flow's row and bodies at once; IndexPending indexes the text
+//           later, when the writer has time. What waits is every body with seq > meta
+//           'indexed' (a cursor, schema 7), plus the flows fts_pending lists (seq, each side's
+//           Content-Encoding): those recorded at a seq the cursor had passed (a flow live
+//           while later ones were indexed, or recorded again), and those a file upgraded from
+//           schema 4-6 had pending. A body: filter takes the flows fts matches plus every
+//           pending one, and the filter itself decides on those.
 //   meta    schema, created; floor (flows with seq <= floor are cleared), prev_floor and
 //           clear_token (for Undo), purged (the floor up to which rows are deleted).
 // A connection is confined to one thread. One connection writes flows (the store's writer
@@ -40,7 +44,7 @@
 
 namespace mitmd::store {
 
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 
 // One flow to write.
 struct FlowPut {
@@ -127,6 +131,9 @@ class SessionDb {
   // stopping after the flow whose text takes the slice to |max_text| bytes. Returns how many it
   // took off the pending list: 0 when none are left.
   Result<size_t> IndexPending(size_t max_flows, size_t max_text = SIZE_MAX);
+  // How many flows wait for IndexPending (a count over the pending range: for tests and the
+  // benchmark, not the writer's path).
+  Result<int64_t> PendingIndex();
 
   Result<ListPage> List(const ListQuery& query);
   // The flow with |id| (not cleared), bodies included; nullopt when there is none.
@@ -166,8 +173,8 @@ class SessionDb {
   std::string path_;
   SqlitePtr db_;
   // The writer's statements, prepared once.
-  Stmt upsert_, import_, body_, json_, pending_, pending_any_, pending_slice_, pending_done_, fts_, fts_flush_,
-      fts_clear_, seq_of_id_, get_body_, get_json_;
+  Stmt upsert_, import_, body_, json_, pending_, pending_any_, pending_count_, pending_slice_, pending_done_,
+      cursor_, cursor_set_, unindexed_, fts_, fts_flush_, fts_clear_, seq_of_id_, get_body_, get_json_;
   std::optional<SessionCounts> counts_;
   std::chrono::steady_clock::time_point counts_at_;
 };

@@ -335,20 +335,20 @@ TEST(SessionDbTest, BodiesAreSearchableBeforeAndAfterTheirTextIsIndexed) {
   }
   ASSERT_TRUE(db->Write(puts));
   EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts"), 0);
-  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts_pending"), 5);
+  EXPECT_EQ(*db->PendingIndex(), 5);
   EXPECT_EQ(BodySearch(*db, "body:needle"), (std::vector<uint64_t>{4, 2}));
   EXPECT_EQ(db->Get(puts[3].flow->id)->value().row.size, 13);  // decoded size, at the commit
 
   auto n = db->IndexPending(2);
   ASSERT_TRUE(n) << n.error().message;
   EXPECT_EQ(*n, 2u);  // the oldest two
-  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts_pending WHERE seq<=2"), 0);
+  EXPECT_EQ(*db->PendingIndex(), 3);
   EXPECT_EQ(BodySearch(*db, "body:needle"), (std::vector<uint64_t>{4, 2}));  // half indexed
   n = db->IndexPending(10);
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 3u);
   EXPECT_EQ(*db->IndexPending(10), 0u);
-  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts_pending"), 0);
+  EXPECT_EQ(*db->PendingIndex(), 0);
   // The index alone finds both now, the gzipped one decoded.
   auto both = store::Stmt::Prepare(db->handle(), "SELECT group_concat(rowid) FROM fts WHERE body LIKE '%needle%'");
   ASSERT_TRUE(both && both->Step() == SQLITE_ROW);
@@ -371,12 +371,12 @@ TEST(SessionDbTest, BodiesAreSearchableBeforeAndAfterTheirTextIsIndexed) {
   // Deleting a flow whose text is pending takes it off the list too.
   ASSERT_TRUE(db->Write({Put(9, MakeFlow({.response_body = "needle nine"}))}));
   EXPECT_TRUE(*db->Delete(db->List({})->flows.front().row.id));
-  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts_pending"), 0);
+  EXPECT_EQ(*db->PendingIndex(), 0);
 
   // A file of schema 3 (every body indexed, no fts_pending) opened read-only, as the viewer opens
   // other sessions: body: still works.
   both->Reset();
-  ASSERT_TRUE(store::Exec(db->handle(), "DROP TABLE fts_pending"));
+  ASSERT_TRUE(store::Exec(db->handle(), "DROP TABLE fts_pending; DELETE FROM meta WHERE key='indexed'"));
   ASSERT_TRUE(db->SetMeta("schema", "3"));
   db.reset();
   auto old = SessionDb::Open(dir.File("s.sqlite"), SessionDb::Mode::kReadOnly);
@@ -491,7 +491,7 @@ TEST(FlowStoreTest, IndexesBodiesForSearchWhileIdle) {
   ASSERT_TRUE(db);
   int64_t pending = -1;
   for (int i = 0; i < 600 && pending != 0; ++i) {
-    pending = CountRows(**db, "SELECT count(*) FROM fts_pending");
+    pending = (*db)->PendingIndex().value_or(-1);
     if (pending != 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(pending, 0);
@@ -546,11 +546,76 @@ TEST(SessionDbTest, AnIndexSliceStopsAtItsTextBudget) {
   }
   ASSERT_TRUE(db->Write(puts));
   EXPECT_EQ(*db->IndexPending(10, 15), 2u);  // 10 bytes, then 20: past the budget
-  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts_pending"), 1);
+  EXPECT_EQ(*db->PendingIndex(), 1);
   EXPECT_EQ(BodySearch(*db, "body:bytes3"), std::vector<uint64_t>{3});  // pending: still found
   EXPECT_EQ(*db->IndexPending(10, 15), 1u);
   EXPECT_EQ(*db->IndexPending(10, 15), 0u);
   EXPECT_EQ(BodySearch(*db, "body:bytes"), (std::vector<uint64_t>{3, 2, 1}));
+}
+
+// What waits for the search index is a cursor (schema 7): the bodies past it. A flow that was
+// live while later ones were indexed is recorded behind the cursor: it is listed, found by
+// body: before and after its text is indexed, and indexed once.
+TEST(SessionDbTest, AFlowRecordedBehindTheIndexCursorIsStillIndexed) {
+  TempDir dir;
+  auto db = OpenDb(dir.File("s.sqlite"));
+  ASSERT_TRUE(db);
+  Flow live = MakeFlow({.host = "slow.test"});
+  live.id = "slow";
+  live.state = FlowState::kLive;
+  live.response.reset();
+  ASSERT_TRUE(db->Write({Put(1, live), Put(2, MakeFlow({.response_body = "quick hay"})),
+                         Put(3, MakeFlow({.response_body = "more hay", .gzip = true}))}));
+  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts_pending"), 0);  // no row per flow
+  EXPECT_EQ(*db->PendingIndex(), 2);
+  EXPECT_EQ(*db->IndexPending(10), 2u);
+  EXPECT_EQ(*db->IndexPending(10), 0u);
+  EXPECT_EQ(db->GetMeta("indexed")->value_or(""), "3");
+  Flow done = MakeFlow({.host = "slow.test", .response_body = "late needle", .gzip = true});
+  done.id = "slow";
+  done.revision = 1;
+  ASSERT_TRUE(db->Write({Put(1, done), Put(4, MakeFlow({.response_body = "needle four"}))}));
+  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts_pending"), 1);
+  EXPECT_EQ(*db->PendingIndex(), 2);
+  EXPECT_EQ(BodySearch(*db, "body:needle"), (std::vector<uint64_t>{4, 1}));
+  EXPECT_EQ(*db->IndexPending(10), 2u);
+  EXPECT_EQ(*db->PendingIndex(), 0);
+  auto indexed = store::Stmt::Prepare(db->handle(), "SELECT group_concat(rowid) FROM fts WHERE body LIKE '%needle%'");
+  ASSERT_TRUE(indexed && indexed->Step() == SQLITE_ROW);
+  EXPECT_EQ(indexed->Text(0), "1,4");  // the late one decoded from gzip
+  indexed->Reset();
+  EXPECT_EQ(BodySearch(*db, "body:needle"), (std::vector<uint64_t>{4, 1}));
+  EXPECT_EQ(BodySearch(*db, "body:hay"), (std::vector<uint64_t>{3, 2}));
+}
+
+// A file of schema 6 (a row in fts_pending per pending flow, no Content-Encoding in bodies, no
+// cursor) upgrades: its pending flows stay pending and searchable and are indexed, decoded; new
+// flows wait past the cursor.
+TEST(SessionDbTest, ASchemaSixFileKeepsItsPendingFlowsAcrossTheUpgrade) {
+  TempDir dir;
+  const std::string path = dir.File("s.sqlite");
+  {
+    auto db = OpenDb(path);
+    ASSERT_TRUE(db);
+    ASSERT_TRUE(db->Write({Put(1, MakeFlow({.response_body = "old needle", .gzip = true})),
+                           Put(2, MakeFlow({.response_body = "old hay"}))}));
+    // What schema 6 wrote for these two.
+    ASSERT_TRUE(store::Exec(db->handle(),
+                            "ALTER TABLE bodies DROP COLUMN ce; DELETE FROM meta WHERE key='indexed'; "
+                            "INSERT INTO fts_pending(seq,req_ce,res_ce) VALUES(1,'','gzip'),(2,'','')"));
+    ASSERT_TRUE(db->SetMeta("schema", "6"));
+  }
+  auto db = OpenDb(path);
+  ASSERT_TRUE(db);
+  EXPECT_EQ(db->GetMeta("schema")->value_or(""), std::to_string(store::kSchemaVersion));
+  EXPECT_EQ(*db->PendingIndex(), 2);
+  EXPECT_EQ(BodySearch(*db, "body:needle"), std::vector<uint64_t>{1});
+  ASSERT_TRUE(db->Write({Put(3, MakeFlow({.response_body = "new needle"}))}));
+  EXPECT_EQ(*db->PendingIndex(), 3);
+  EXPECT_EQ(*db->IndexPending(10), 3u);
+  EXPECT_EQ(*db->PendingIndex(), 0);
+  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts WHERE body LIKE '%needle%'"), 2);
+  EXPECT_EQ(BodySearch(*db, "body:needle"), (std::vector<uint64_t>{3, 1}));
 }
 
 // The search index merges 16 segments a level (each indexing slice is a segment; merging 4 at a

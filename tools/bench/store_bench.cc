@@ -139,6 +139,7 @@ void MakeBulkSession(const std::string& db_path, uint64_t n) {
       "WHERE seq<=", base, " AND seq+n*", base, "<=", last, " ORDER BY n, seq; ",
       "INSERT INTO fts(rowid,body) ", k, "SELECT rowid+n*", base, ",body FROM k, fts "
       "WHERE rowid<=", base, " AND rowid+n*", base, "<=", last, " ORDER BY n, rowid; ",
+      "UPDATE meta SET value='", last, "' WHERE key='indexed'; "  // the copies come indexed
       "COMMIT; PRAGMA wal_checkpoint(TRUNCATE);");
   if (copies > 1) {
     if (auto st = store::Exec((*db)->handle(), sql, "bulk copy"); !st) {
@@ -275,15 +276,13 @@ int Main(int argc, char** argv) {
     // long the catch-up takes once the producers stop, and its CPU per flow.
     auto reader = (*store)->OpenReader();
     if (!reader) return 1;
-    auto pending = store::Stmt::Prepare((*reader)->handle(), "SELECT count(*) FROM fts_pending");
-    if (!pending) return 1;
     auto index_start = Clock::now();
     double index_cpu_start = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
     int64_t left = 0, at_start = -1;
     do {
-      if (pending->Step() != SQLITE_ROW) return 1;
-      left = pending->Int(0);
-      pending->Reset();
+      auto pending = (*reader)->PendingIndex();
+      if (!pending) return 1;
+      left = *pending;
       if (at_start < 0) at_start = left;
       if (left > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     } while (left > 0);
