@@ -236,6 +236,12 @@ std::string ContentHash(const Flow& flow, bool with_id) {
 }
 
 Result<std::unique_ptr<SessionDb>> SessionDb::Open(const std::string& path, Mode mode) {
+  // SQLite's memory statistics (nothing here reads them) take a process-wide mutex around each
+  // of its allocations and frees: a lock and an unlock each, thousands a batch. Settable only
+  // before SQLite initializes (the first connection); if something opened one earlier, this
+  // fails harmlessly and the statistics stay.
+  static const int kNoMemoryStatistics = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)kNoMemoryStatistics;
   if (mode == Mode::kReadWrite) {
     // Created here rather than by SQLite so that it is private from the start.
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
