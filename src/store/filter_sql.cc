@@ -116,9 +116,10 @@ SqlPrefilter CompilePrefilter(std::string_view text) {
       conditions.push_back(StrCat("method=?", out.args.size(), " COLLATE NOCASE"));
     } else if (field == "host") {
       // host:H is H itself or a subdomain of it, with glob wildcards: the host ends with H. The
-      // part of H after its last wildcard, reversed, is a prefix of rhost: an index range
-      // [P, P+1) finds it (a superset where H has wildcards or P is followed by a character
-      // other than '.'; the LIKE and then the filter itself decide).
+      // part of H after its last wildcard, reversed, is a prefix of rhost: the range [P, P+1)
+      // finds it (a superset where H has wildcards or P is followed by a character other than
+      // '.'; the LIKE and then the filter itself decide). Files created before schema 7 walk
+      // an index on rhost; newer ones test the range while they scan the narrow list table.
       std::string_view literal = value.substr(value.find_last_of("*?") + 1);
       if (!literal.empty()) {
         std::string lo = ReversedHost(literal);

@@ -5,9 +5,10 @@
 // refuses a file from a newer mitmd; a new file gets 8 KiB pages):
 //   flows   one row per flow: the FlowRow columns the list shows, sorts and filters on, what the
 //           user added (marked, comment), where it came from (source, a content hash for
-//           imports). Rows written before schema 5 also hold the flow's JSON (json); newer ones
-//           have '' there. Indexes: id (unique), hash, rhost (the host reversed, for host:);
-//           files created before schema 5 also keep theirs on status and method.
+//           imports), rhost (the host reversed, for host:). Rows written before schema 5 also
+//           hold the flow's JSON (json); newer ones have '' there. Indexes: id (unique), hash;
+//           files created before schema 7 also keep theirs on rhost, before schema 5 on status
+//           and method (their rows are wide, and a scan of them is not cheap).
 //   flow_json  seq -> the flow's JSON without body contents (schema 5 on), out of the list's
 //           table so that a scan of it reads narrow rows.
 //   bodies  (seq, side 0 request | 1 response) -> the recorded bytes, stored once, and their

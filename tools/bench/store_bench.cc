@@ -305,8 +305,8 @@ int Main(int argc, char** argv) {
               static_cast<unsigned long long>(n), open_secs,
               static_cast<unsigned long long>((*store)->last_seq()));
 
-  for (const char* text : {"status:404", "host:h17.example.com", "method:DELETE", "status:500 method:POST",
-                           "path:/api/v1/items/99999", "~host:h19", "body:needle-XYZ"}) {
+  for (const char* text : {"status:404", "host:h17.example.com", "host:nowhere.example.org", "method:DELETE",
+                           "status:500 method:POST", "path:/api/v1/items/99999", "~host:h19", "body:needle-XYZ"}) {
     double first_page = 0;
     auto t = Clock::now();
     size_t found = ScanAll(**reader, text, &first_page);
