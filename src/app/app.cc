@@ -1,6 +1,7 @@
 #include "app/app.h"
 
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -345,6 +346,7 @@ Status App::StartConsole() {
 Status App::StartLoading() {
   if (config_.load_files.empty()) return {};
   loader_ = std::jthread([this](std::stop_token stop) {
+    pthread_setname_np(pthread_self(), "loader");  // for top -H and /proc/PID/task
     LoadFiles(config_.load_files, *flows_, log_, stop);
   });
   return {};

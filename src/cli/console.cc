@@ -2,6 +2,7 @@
 
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,7 +126,10 @@ std::string FormatConsoleLine(const Flow& f, bool color) {
 }
 
 ConsoleView::ConsoleView(int fd, bool color, size_t max_queue)
-    : fd_(fd), color_(color), max_queue_(max_queue), thread_([this] { Loop(); }) {}
+    : fd_(fd), color_(color), max_queue_(max_queue), thread_([this] {
+        pthread_setname_np(pthread_self(), "console");  // for top -H and /proc/PID/task
+        Loop();
+      }) {}
 
 ConsoleView::~ConsoleView() {
   {

@@ -1,5 +1,6 @@
 #include "flow/flow_store.h"
 
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -131,7 +132,10 @@ Result<std::unique_ptr<FlowStore>> FlowStore::Open(FlowStoreOptions options) {
   }
   // A clear whose undo window passed while mitmd was down is finished now.
   store->purge_ = true;
-  store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  store->writer_ = std::thread([s = store.get()] {
+    pthread_setname_np(pthread_self(), "store-writer");  // for top -H and /proc/PID/task
+    s->WriterLoop();
+  });
   return store;
 }
 

@@ -43,8 +43,10 @@ Worker::~Worker() {
 
 void Worker::Start() {
   thread_ = std::thread([this] {
-    // Named for top -H and /proc/PID/task/*/comm (at most 15 characters).
-    pthread_setname_np(pthread_self(), StrCat("worker-", index_).substr(0, 15).c_str());
+    // Named for top -H and /proc/PID/task/*/comm (at most 15 characters). Index -1 is the
+    // viewer's loop (App).
+    std::string name = index_ < 0 ? std::string("web") : StrCat("worker-", index_);
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
     event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
   });
 }

@@ -1,6 +1,8 @@
 // The viewer's live event stream: new flows arrive without polling, per-viewer filters apply,
 // and a viewer that stops reading is dropped without ever slowing the recording threads.
 
+#include <barrier>
+#include <map>
 #include <thread>
 
 #include "core/strings.h"
@@ -47,6 +49,41 @@ TEST_F(WebServerTest, StreamDeliversNewFlowsLive) {
   EXPECT_EQ(events[1]["id"], events[0]["id"]);
   EXPECT_EQ(events[1]["state"], "done");
   EXPECT_EQ(events[1]["seq"], events[0]["seq"]);
+}
+
+TEST_F(WebServerTest, StreamDeliversEveryFlowOfBurstsFromManyThreads) {
+  // The web thread takes the workers' flows in batches, and stops listening between batches
+  // while flows keep coming (Inbox): bursts with gaps between them cross those pauses both ways,
+  // and every flow still reaches the stream, each once.
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  EventStream stream;
+  ASSERT_TRUE(stream.Open(port_, "/api/events"));
+  ASSERT_TRUE(stream.WaitFor("event: hello"));
+  constexpr int kThreads = 4, kBursts = 6, kPerBurst = 50;
+  std::vector<std::vector<std::string>> ids(kThreads);
+  // All threads pause together: a short gap falls within the web thread's pause, a long one
+  // outlasts it (the web thread listens again, and the next burst must wake it).
+  std::barrier sync(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int b = 0; b < kBursts; ++b) {
+        for (int i = 0; i < kPerBurst; ++i) {
+          ids[t].push_back(Record(MakeFlow({.path = StrCat("/burst/", t, "/", b, "/", i)}))->id);
+        }
+        sync.arrive_and_wait();
+        std::this_thread::sleep_for(std::chrono::milliseconds(b % 2 == 0 ? 5 : 100));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (const auto& list : ids) ASSERT_TRUE(stream.WaitFor(list.back(), std::chrono::seconds(20)));
+  std::map<std::string, int> seen;
+  for (const auto& e : stream.Events("flow")) ++seen[e["id"].get<std::string>()];
+  for (const auto& list : ids) {
+    for (const std::string& id : list) EXPECT_EQ(seen[id], 1) << id;
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kThreads * kBursts * kPerBurst));
 }
 
 TEST_F(WebServerTest, StreamFollowsEachViewersFilter) {
