@@ -22,6 +22,17 @@ bool FinalCodingChunked(const HeaderList& headers) {
   return chunked;
 }
 
+// A head forwarded unchanged goes out as its exact bytes, written from where they are (EncodeHead
+// would return a copy of them); any other is encoded.
+template <typename Message>
+void WriteHead(ByteSink& out, const Message& m) {
+  if (!m.raw.empty()) {
+    out.Write(m.raw);
+  } else {
+    out.Write(EncodeHead(m));
+  }
+}
+
 // "1a\r\n": the line that opens a chunk of |size| bytes.
 std::string ChunkSizeLine(size_t size) {
   char line[24];
@@ -135,7 +146,7 @@ void H1Codec::SendHead(StreamId id, const Request& h2_or_h1) {
     expected_.push_back(id);
   }
   StartOutgoing(request.head.headers, false);
-  out_.Write(EncodeHead(request));
+  WriteHead(out_, request);
 }
 
 void H1Codec::SendHead(StreamId, const Response& h2_or_h1) {
@@ -151,7 +162,7 @@ void H1Codec::SendHead(StreamId, const Response& h2_or_h1) {
     StartOutgoing(response.head.headers,
                   head_request_ || status == 101 || status == 204 || status == 304);
   }
-  out_.Write(EncodeHead(response));
+  WriteHead(out_, response);
 }
 
 void H1Codec::SendBodyRaw(StreamId, std::string_view raw) { out_.Write(raw); }

@@ -6,11 +6,22 @@
 #include "core/strings.h"
 
 namespace mitmd::net {
+namespace {
+
+constexpr int kMaxCallbacksPerPass = 64;
+
+}  // namespace
 
 void EnableEventThreads() { evthread_use_pthreads(); }
 
 Result<std::unique_ptr<Worker>> Worker::Create(int index) {
-  event_base* base = event_base_new();
+  event_config* config = event_config_new();
+  if (!config) return Fail("cannot create an event loop");
+  // Callbacks made active during a pass (a zero-delay Timer, a Conn's flush) run in that pass;
+  // after this many the loop polls the sockets again, so no chain of them can starve I/O.
+  event_config_set_max_dispatch_interval(config, nullptr, kMaxCallbacksPerPass, 0);
+  event_base* base = event_base_new_with_config(config);
+  event_config_free(config);
   if (!base) return Fail("cannot create an event loop");
   // Name servers from /etc/resolv.conf and names from /etc/hosts; without a resolv.conf,
   // literals and /etc/hosts still resolve.

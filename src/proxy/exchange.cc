@@ -74,11 +74,6 @@ void Exchange::Log(std::string_view message) const {
 
 void Exchange::Start() {
   ConnectionHandler& conn = host_.conn();
-  response_timer_ = conn.services().timers.New("response", [this] {
-    Fail(504, Phase::kResponse,
-         StrCat("the server did not answer within ",
-                DurationText(host_.conn().ctx().config.response_timeout), " (--response-timeout)"));
-  });
   flow_ = conn.NewFlow();
   ReplayMark replay = conn.services().hooks.ReadReplayMark(request_.head.headers);
   flow_->replay_of = std::move(replay.replay_of);
@@ -259,6 +254,15 @@ void Exchange::OnRequestEnd() {
 void Exchange::ArmResponseTimer() {
   auto timeout = host_.conn().ctx().config.response_timeout;
   if (timeout.count() > 0 && upstream_ && request_done_ && state_ == State::kForwarding) {
+    // Made only when used: the option is off by default, and a timer per request costs an
+    // allocation and a libevent event made and freed.
+    if (!response_timer_) {
+      response_timer_ = host_.conn().services().timers.New("response", [this, timeout] {
+        Fail(504, Phase::kResponse,
+             StrCat("the server did not answer within ", DurationText(timeout),
+                    " (--response-timeout)"));
+      });
+    }
     response_timer_->Arm(timeout);
   }
 }

@@ -90,7 +90,7 @@ void Exchange::ReadUpstream() {
 }
 
 void Exchange::OnHead(http::StreamId, http::Response&& response) {
-  response_timer_->Cancel();  // the server answers
+  if (response_timer_) response_timer_->Cancel();  // the server answers
   const http::ResponseHead& head = response.head;
   if (response.interim()) {
     if (!flow_->response) flow_->response.emplace();
@@ -261,7 +261,7 @@ bool Exchange::RetryOverH2(std::string why, bool certain) {
   held_raw_.clear();
   held_data_ = body.content;
   body_bytes_sent_ = 0;
-  response_timer_->Cancel();  // restarted once the request is out again
+  if (response_timer_) response_timer_->Cancel();  // restarted once the request is out again
   Log("retrying offering h2");
   conn.Log(LogLevel::kInfo, "the server may speak only HTTP/2: retrying offering h2",
            {{"host", key_.host}, {"port", key_.port}, {"why", why},
@@ -284,7 +284,7 @@ bool Exchange::Retry(std::string_view why) {
   retried_ = true;
   stream_error_.clear();
   stream_refused_ = false;
-  response_timer_->Cancel();  // restarted once the request is out again
+  if (response_timer_) response_timer_->Cancel();  // restarted once the request is out again
   Log("retrying on a new connection");
   upstream_->wire->set_observer(nullptr);
   ConnectionHandler& conn = host_.conn();

@@ -12,6 +12,15 @@ class EventTimer : public Timer {
 
   void Arm(std::chrono::milliseconds delay) override {
     auto ms = delay.count();
+    if (ms == 0) {
+      // Runs once the current callbacks return, in this pass of the loop. An evtimer with a zero
+      // timeout costs a pass of its own with an epoll_wait(0) first: one more syscall for every
+      // keep-alive request, whose exchange is freed this way (HttpLayer's "reap"). The worker's
+      // loop polls the sockets every 64 callbacks (net/worker.cc), so a timer re-armed with zero
+      // from its own callback cannot starve them.
+      event_active(ev_, EV_TIMEOUT, 1);
+      return;
+    }
     timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
     evtimer_add(ev_, &tv);
   }

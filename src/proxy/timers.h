@@ -14,7 +14,7 @@ namespace mitmd::proxy {
 class Timer {
  public:
   virtual ~Timer() = default;
-  // (Re)starts the countdown; a zero delay fires on the next loop turn.
+  // (Re)starts the countdown; a zero delay fires once the current callbacks have returned.
   virtual void Arm(std::chrono::milliseconds delay) = 0;
   virtual void Cancel() = 0;
   virtual bool armed() const = 0;

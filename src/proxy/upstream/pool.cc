@@ -19,12 +19,17 @@ bool IsHttp2(const UpstreamConn& conn) {
 
 }  // namespace
 
-// An idle connection: watched for the server closing it, and for its idle timeout.
+// An idle connection: watched for the server closing it, and for its idle timeout. Taken out,
+// the holder and its timer wait in spare_ for the next connection returned (a keep-alive client
+// returns and takes its upstream connection once per request).
 class UpstreamPool::Idle : public WireObserver {
  public:
-  Idle(UpstreamPool& pool, std::unique_ptr<UpstreamConn> conn) : pool_(pool), conn_(std::move(conn)) {
-    conn_->wire->set_observer(this);
+  explicit Idle(UpstreamPool& pool) : pool_(pool) {
     timer_ = pool_.timers_.New("pool_idle", [this] { pool_.Drop(this, "idle in the pool too long"); });
+  }
+  void Hold(std::unique_ptr<UpstreamConn> conn) {
+    conn_ = std::move(conn);
+    conn_->wire->set_observer(this);
     timer_->Arm(pool_.limits_.idle_timeout);
   }
   ~Idle() override {
@@ -50,6 +55,7 @@ class UpstreamPool::Idle : public WireObserver {
   }
 
   std::unique_ptr<UpstreamConn> Take() {
+    timer_->Cancel();
     conn_->wire->set_observer(nullptr);
     return std::move(conn_);
   }
@@ -177,7 +183,9 @@ std::unique_ptr<UpstreamConn> UpstreamPool::TakeIdle(const UpstreamKey& key) {
       return TakeIdle(key);
     }
     std::unique_ptr<UpstreamConn> conn = idle->Take();
-    idle_.erase(std::next(it).base());
+    auto held = std::next(it).base();
+    if (spare_.size() < kSpareIdle) spare_.push_back(std::move(*held));
+    idle_.erase(held);
     return conn;
   }
   return nullptr;
@@ -289,7 +297,15 @@ void UpstreamPool::Return(std::unique_ptr<UpstreamConn> conn) {
     Release(std::move(conn), "the pool already holds enough idle connections to this server");
     return;
   }
-  idle_.push_back(std::make_unique<Idle>(*this, std::move(conn)));
+  std::unique_ptr<Idle> idle;
+  if (spare_.empty()) {
+    idle = std::make_unique<Idle>(*this);
+  } else {
+    idle = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  idle->Hold(std::move(conn));
+  idle_.push_back(std::move(idle));
 }
 
 void UpstreamPool::Drop(Idle* idle, std::string_view reason) {

@@ -16,6 +16,7 @@
 #include <deque>
 #include <list>
 #include <memory>
+#include <vector>
 
 #include "proxy/timers.h"
 #include "proxy/upstream/h2_only_hosts.h"
@@ -65,7 +66,7 @@ class UpstreamPool : public Upstreams {
   void CancelDial(Dial* dial);
   // Makes |conn| (HTTP/2) a shared connection.
   SharedH2Conn& Share(std::unique_ptr<UpstreamConn> conn);
-  // A shared connection is done: closed on the next loop turn.
+  // A shared connection is done: closed once the current callbacks have returned.
   void Retire(SharedH2Conn& shared, std::string_view reason);
   // Keys whose server answered an h2 offer with HTTP/1: their Connects dial at once, in
   // parallel, instead of waiting for one dial (the most recent kHttp1KeysKept are known).
@@ -77,7 +78,10 @@ class UpstreamPool : public Upstreams {
   Timers& timers_;
   const PoolLimits limits_;
   ConnectionRegistry* const registry_;
-  std::list<std::unique_ptr<Idle>> idle_;  // most recently returned last
+  std::vector<std::unique_ptr<Idle>> idle_;  // most recently returned last
+  // Holders of connections taken out, for the next ones returned (at most kSpareIdle).
+  std::vector<std::unique_ptr<Idle>> spare_;
+  static constexpr size_t kSpareIdle = 8;
   std::list<std::unique_ptr<SharedH2Conn>> shared_;  // newest last
   std::list<std::unique_ptr<Dial>> dials_;
   std::deque<UpstreamKey> http1_keys_;
