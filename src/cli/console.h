@@ -51,6 +51,8 @@ class ConsoleView {
   uint64_t dropped_ = 0;
   uint64_t dropped_reported_ = 0;
   bool stop_ = false;
+  // Between two batches (kBatchPause): flows only queue, nobody is woken for them.
+  bool pausing_ = false;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
