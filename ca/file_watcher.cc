@@ -1,6 +1,7 @@
 #include "ca/file_watcher.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -57,7 +58,10 @@ FileWatcher::FileWatcher(int inotify_fd, int wake_fd, std::vector<Watch> watches
       watches_(std::move(watches)),
       settle_(settle),
       on_change_(std::move(on_change)) {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "ca-watcher");  // for top -H and /proc/PID/task
+    Run();
+  });
 }
 
 FileWatcher::~FileWatcher() {
