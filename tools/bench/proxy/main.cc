@@ -4,6 +4,7 @@
 // proxy's peak RSS), through the proxy and straight to the origin. Optionally the same load goes
 // through Debian's mitmdump, and Debian's hey cross-checks the figures.
 
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,6 +12,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -84,7 +87,8 @@ Usage: mitmd_bench --mitmd PATH [OPTIONS]
   --hey PATH             the hey binary for mode hey (default: hey from PATH)
   --mitmd-arg ARG        pass ARG to mitmd (repeatable), e.g. --mitmd-arg=--workers=2
   --serve SECS           start the origin and mitmd, print their addresses, and keep them up
-                         for SECS (at most 600) for other tools (curl, hey, perf); no load
+                         for SECS (at most 600, or until Ctrl-C/SIGTERM, which stop them)
+                         for other tools (curl, hey, perf); no load
   --help
 
 Prints a table (medians, with min..max over the runs) and one JSON line starting with
@@ -645,7 +649,18 @@ nlohmann::json ToJson(const Options& o, const std::vector<Row>& rows) {
             {"cores", std::thread::hardware_concurrency()}, {"results", results}}}};
 }
 
-// Keeps the origin and one mitmd up for other tools, printing how to reach them.
+// The signals that end --serve early (Ctrl-C, kill, a closed terminal).
+sigset_t StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// Keeps the origin and one mitmd up for other tools, printing how to reach them, until SECS
+// have passed or a stop signal comes.
 int Serve(const Options& o, const BenchPki& pki, BenchUpstream& upstream) {
   auto proxy = StartMitmd(o.mitmd, pki.ca_pem_path, o.mitmd_args);
   if (!proxy) return std::fprintf(stderr, "mitmd_bench: %s\n", proxy.error().message.c_str()), 1;
@@ -659,7 +674,13 @@ int Serve(const Options& o, const BenchPki& pki, BenchUpstream& upstream) {
               static_cast<int>(proxy->child->pid()), proxy->root_ca.c_str(), proxy->port,
               proxy->root_ca.c_str(), o.host.c_str(), upstream.port(), o.serve_s);
   std::fflush(stdout);
-  std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(o.serve_s * 1000)));
+  // Run blocked these signals before any thread started: they end the wait early, and the
+  // origin and mitmd are stopped below instead of outliving this process.
+  const sigset_t stop = StopSignals();
+  const auto serve_ns = static_cast<int64_t>(o.serve_s * 1e9);
+  const timespec wait{static_cast<time_t>(serve_ns / 1'000'000'000), static_cast<long>(serve_ns % 1'000'000'000)};
+  int sig = sigtimedwait(&stop, nullptr, &wait);
+  if (sig > 0) std::printf("%s: stopping\n", strsignal(sig));
   std::optional<ProxyProcess> running(std::move(*proxy));
   Sample s;
   Bench::StopProxy(running, s);
@@ -672,6 +693,12 @@ int Serve(const Options& o, const BenchPki& pki, BenchUpstream& upstream) {
 
 int Run(const Options& o) {
   signal(SIGPIPE, SIG_IGN);
+  if (o.serve_s > 0) {
+    // --serve waits for these (Serve): blocked here, before the origin's threads start, so that
+    // every thread inherits the mask and none of them dies of the signal with the children up.
+    const sigset_t stop = StopSignals();
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  }
   auto dir = TempDir::Create("mitmd-bench-pki");
   if (!dir) return std::fprintf(stderr, "mitmd_bench: %s\n", dir.error().message.c_str()), 1;
   auto pki = MakeBenchPki((*dir)->File("upstream-ca.pem"));
