@@ -20,6 +20,7 @@
 #include "flow/flow_store.h"
 #include "flow/har.h"
 #include "store/filter_sql.h"
+#include "store/search_index.h"
 #include "store/session_db.h"
 #include "store/session_lock.h"
 #include "store/session_name.h"
@@ -362,10 +363,11 @@ int Remove(const SessionsArgs& a, std::ostream& out, std::ostream& err) {
       continue;
     }
     // The JSONL log goes too: a session database missing beside its log would be rebuilt from
-    // the log at the next start.
+    // the log at the next start. So does the search index (derived data, its own file).
     std::vector<std::string> removed;
-    for (const std::string& file : {path, path + "-wal", path + "-shm", DefaultJsonlPath(a, name),
-                                    store::SessionLock::LockPath(path)}) {
+    const std::string index = store::SearchIndex::PathFor(path);
+    for (const std::string& file : {path, path + "-wal", path + "-shm", index, index + "-wal", index + "-shm",
+                                    DefaultJsonlPath(a, name), store::SessionLock::LockPath(path)}) {
       if (::unlink(file.c_str()) == 0) {
         removed.push_back(file);
       } else if (errno != ENOENT) {
@@ -394,7 +396,7 @@ std::string SessionsUsageText() {
          "            language. Works while mitmd records the session.\n"
          "  import    adds the flows of HAR or JSONL files to the session (created if new),\n"
          "            each labelled with its file; flows already there are skipped\n"
-         "  rm        deletes the session's database and its JSONL log\n"
+         "  rm        deletes the session's database, its search index and its JSONL log\n"
          "  --confdir DIR   mitmd's directory (default ~/.mitmd)\n\n"
          "Record into a session with mitmd --session NAME. import and rm refuse a session\n"
          "that a running mitmd is recording.\n";

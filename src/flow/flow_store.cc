@@ -20,20 +20,21 @@ namespace mitmd {
 namespace {
 
 constexpr size_t kMigrationChunk = 1'000;
-// Flows indexed per transaction by the catch-up indexer. Each slice becomes a segment of the
-// search index, and FTS5 merges segments by rewriting them: slices of 250 cost 69k instructions
-// per flow, slices of 2,000 (with 16-way merges) under half. A batch that comes due waits for
-// the slice under way.
+// Flows indexed per transaction by the indexer. Each slice becomes a segment of the search
+// index, and FTS5 merges segments by rewriting them: slices of 250 cost 69k instructions per
+// flow, slices of 2,000 (with 16-way merges) under half. The indexer wakes when this many wait.
 constexpr size_t kIndexSlice = 2'000;
 // ... or fewer, once their text reaches this many bytes (four bodies of 64 KiB, the most one
-// gives the index): the slice, and a batch that waits for it, stay short whatever the bodies
-// (1 MiB of varied text takes FTS5 about 0.2 s of CPU here; 250 flows without a bound could be
-// megabytes).
+// gives the index): a slice stays short whatever the bodies (1 MiB of varied text takes FTS5
+// about 0.2 s of CPU here), and so does what kill -9 or a quit can make it do again.
 constexpr size_t kIndexSliceText = 256u << 10;
 // Fewer flows than a slice are indexed once they have waited this long: a search finds them
-// before (pending flows are candidates), so the wait costs a body: search a few more flows
+// before (unindexed flows are candidates), so the wait costs a body: search a few more flows
 // to read, never a miss.
 constexpr std::chrono::seconds kIndexDelay{1};
+// Writing and indexing are background work: on a busy machine the proxy's workers (and the
+// viewer) go first. The queue, and the index's lag, absorb the difference.
+constexpr int kBackgroundNice = 5;
 // The session log gets a batch's lines in pieces of about this size: one buffer, reused, instead
 // of one the size of the batch (megabytes, built anew for every batch: its growth copied it and
 // faulted fresh pages in, 40% of the writer's CPU in store_bench).
@@ -78,9 +79,18 @@ Result<std::unique_ptr<FlowStore>> FlowStore::Open(FlowStoreOptions options) {
   auto lock = store::SessionLock::Acquire(o.db_path);
   if (!lock) return std::unexpected(lock.error());
   store->lock_.emplace(std::move(*lock));
-  auto db = store::SessionDb::Open(o.db_path, store::SessionDb::Mode::kReadWrite);
+  auto db = store::SessionDb::Open(o.db_path, store::SessionDb::Mode::kWriter);
   if (!db) return std::unexpected(db.error());
   store->db_ = std::move(*db);
+  // Before any reader opens (they attach the index file as it is then).
+  auto index = store::SearchIndex::Open(o.db_path, o.log);
+  if (index) {
+    store->index_ = std::move(*index);
+  } else if (o.log) {
+    // Derived data: the session records without it, and body: scans every flow.
+    o.log->Error("no search index for this session: body: filters read every flow",
+                 {{"error", index.error().message}});
+  }
   // Start-up reads no flows: the highest seq is the last row of the primary key.
   auto last = store->db_->MaxSeq();
   if (!last) return std::unexpected(last.error());
@@ -124,6 +134,13 @@ Result<std::unique_ptr<FlowStore>> FlowStore::Open(FlowStoreOptions options) {
     }
   }
   store->next_seq_ = max_seq + 1;
+  // A body written from now on at a seq the indexer may already have passed (at most the highest
+  // seq in the file, or the index's cursor when the newest flows were deleted) is listed.
+  const uint64_t cursor = store->index_ ? store->index_->cursor() : 0;
+  store->handoff_.claim = std::max(*last, cursor);
+  store->claim_ = store->handoff_.claim;
+  store->indexed_ = cursor;
+  store->pending_done_ = store->index_ ? store->index_->pending_done() : 0;
 
   if (!o.jsonl_path.empty()) {
     auto jsonl = store::JsonlLog::Open(o.jsonl_path);
@@ -136,6 +153,12 @@ Result<std::unique_ptr<FlowStore>> FlowStore::Open(FlowStoreOptions options) {
     pthread_setname_np(pthread_self(), "store-writer");  // for top -H and /proc/PID/task
     s->WriterLoop();
   });
+  if (store->index_) {
+    store->indexer_ = std::thread([s = store.get()] {
+      pthread_setname_np(pthread_self(), "store-indexer");
+      s->IndexerLoop();
+    });
+  }
   return store;
 }
 
@@ -146,6 +169,13 @@ FlowStore::~FlowStore() {
   }
   wake_.notify_all();
   if (writer_.joinable()) writer_.join();
+  // The writer's final batch is committed and handed over; the indexer stops after its slice.
+  {
+    std::lock_guard lock(mu_);
+    index_stop_ = true;
+  }
+  index_wake_.notify_all();
+  if (indexer_.joinable()) indexer_.join();
 }
 
 void FlowStore::Notify(const std::shared_ptr<const Flow>& flow, uint64_t seq) {
@@ -331,7 +361,9 @@ void FlowStore::WriteBatch(std::vector<store::FlowPut>& batch) {
       stats_.log_error.clear();
     }
   }
-  auto written = db_->Write(batch);
+  handoff_.prune_upto = pending_done_.load(std::memory_order_acquire);
+  auto written = db_->Write(batch, &handoff_);
+  HandClaim();
   std::lock_guard lock(mu_);
   if (!written) {
     if (stats_.db_error.empty()) LogError("FLOWS ARE MISSING FROM THE SESSION DATABASE", written.error().message);
@@ -339,7 +371,49 @@ void FlowStore::WriteBatch(std::vector<store::FlowPut>& batch) {
   } else {
     stats_.db_error.clear();
     stats_.written += *written;
-    unindexed_ += *written;
+  }
+}
+
+void FlowStore::HandClaim() {
+  // After the commit: an indexer that reads this claim takes its snapshot later, so every body
+  // at or below it is in the snapshot or was listed (store/search_index.h).
+  claim_.store(handoff_.claim, std::memory_order_release);
+  listed_.store(handoff_.last_listed, std::memory_order_release);
+  if (handoff_.claim >= indexed_.load(std::memory_order_acquire) + kIndexSlice) {
+    std::lock_guard lock(mu_);  // the indexer tests its predicate under mu_: no lost wake-up
+    index_wake_.notify_one();
+  }
+}
+
+void FlowStore::IndexerLoop() {
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kBackgroundNice);
+  auto lagging = [&] {
+    return claim_.load(std::memory_order_acquire) >= indexed_.load(std::memory_order_relaxed) + kIndexSlice;
+  };
+  std::string last_error;
+  std::unique_lock lock(mu_);
+  while (!index_stop_) {
+    // A full slice wakes it at once; fewer flows (or listed ones) after a second.
+    const bool full = index_wake_.wait_for(lock, kIndexDelay, [&] { return index_stop_ || lagging(); });
+    if (index_stop_) break;
+    lock.unlock();
+    while (true) {
+      auto n = index_->IndexSlice(claim_.load(std::memory_order_acquire), kIndexSlice, kIndexSliceText);
+      if (!n) {
+        if (n.error().message != last_error) LogError("cannot index the session's bodies for search", n.error().message);
+        last_error = n.error().message;
+        break;
+      }
+      last_error.clear();
+      indexed_.store(index_->cursor(), std::memory_order_release);
+      pending_done_.store(index_->pending_done(), std::memory_order_release);
+      // Woken by a full slice: full slices only (each slice is a segment to merge later); by
+      // the timer: everything, down to the last flow.
+      if (*n == 0 || (full && !lagging())) break;
+      std::lock_guard stop(mu_);
+      if (index_stop_) break;
+    }
+    lock.lock();
   }
 }
 
@@ -362,7 +436,10 @@ bool FlowStore::MigrateChunk() {
   }
   bool more = m.line < m.lines && m.in.good();
   if (!puts.empty()) {
-    if (auto w = db_->Write(puts); !w) {
+    handoff_.prune_upto = pending_done_.load(std::memory_order_acquire);
+    auto w = db_->Write(puts, &handoff_);
+    HandClaim();
+    if (!w) {
       LogError("cannot import the old session log", w.error().message);
       more = false;
     }
@@ -384,10 +461,7 @@ bool FlowStore::MigrateChunk() {
 }
 
 void FlowStore::WriterLoop() {
-  // Writing is background work: on a busy machine the proxy's workers (and the viewer) go first.
-  // The queue absorbs the difference.
-  constexpr int kWriterNice = 5;
-  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWriterNice);
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kBackgroundNice);
   std::vector<store::FlowPut> spent;
   std::unordered_map<std::string, size_t> spent_index;
   auto pause = [&] {
@@ -439,37 +513,8 @@ void FlowStore::WriterLoop() {
     lock.unlock();
     spent.clear();  // the flows are freed off the lock
     spent_index.clear();
-    const auto now = std::chrono::steady_clock::now();
-    next_due = now + pause();
-    if (unindexed_ >= kIndexSlice || (unindexed_ > 0 && now - indexed_at_ >= kIndexDelay)) {
-      CatchUpIndex(next_due);
-    }
+    next_due = std::chrono::steady_clock::now() + pause();
     lock.lock();
-  }
-}
-
-void FlowStore::CatchUpIndex(std::chrono::steady_clock::time_point until) {
-  // Search indexing is what the writer does with the time it would wait for the next batch: it
-  // stops as soon as a batch is due (a full queue, a Flush, a purge, the end) or the pause is
-  // over, so it never delays a row. Under a sustained load that leaves no pause, the index
-  // lags and body: searches scan the pending flows instead (SessionDb::IndexPending).
-  while (std::chrono::steady_clock::now() < until) {
-    {
-      std::lock_guard lock(mu_);
-      if (stop_ || queue_.size() >= options_.batch_max || flush_waiters_ > 0 || purge_) return;
-    }
-    auto n = db_->IndexPending(kIndexSlice, kIndexSliceText);
-    if (!n) {
-      std::lock_guard lock(mu_);
-      if (stats_.db_error.empty()) LogError("cannot index the session's bodies for search", n.error().message);
-      stats_.db_error = n.error().message;
-      return;
-    }
-    if (*n == 0) {
-      unindexed_ = 0;  // caught up
-      indexed_at_ = std::chrono::steady_clock::now();
-      return;
-    }
   }
 }
 
@@ -493,7 +538,24 @@ FlowStore::Stats FlowStore::stats() const {
   std::lock_guard lock(mu_);
   Stats s = stats_;
   s.queued = queue_.size();
+  const uint64_t claim = claim_.load(std::memory_order_acquire);
+  const uint64_t cursor = indexed_.load(std::memory_order_acquire);
+  s.index_lag = claim > cursor ? claim - cursor : 0;
+  s.index_behind = s.index_lag > 0 || listed_.load(std::memory_order_acquire) > pending_done_.load(std::memory_order_acquire);
   return s;
+}
+
+std::pair<double, double> FlowStore::ThreadCpuSeconds() const {
+  auto cpu = [](const std::thread& t) {
+    clockid_t clock;
+    timespec ts{};
+    if (!t.joinable() || pthread_getcpuclockid(const_cast<std::thread&>(t).native_handle(), &clock) != 0 ||
+        clock_gettime(clock, &ts) != 0) {
+      return 0.0;
+    }
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+  };
+  return {cpu(writer_), cpu(indexer_)};
 }
 
 uint64_t FlowStore::recorded_count() const {

@@ -7,18 +7,31 @@
 // (the viewer's live stream) and enqueue it. One writer thread takes the queue every
 // batch_interval (or as soon as batch_max flows wait) and writes it in one transaction, plus the
 // done flows' lines to the JSONL log. A running flow has at most one pending write: a newer
-// snapshot replaces the queued one. The bodies' search index is filled after the rows are
-// committed, in slices of up to 2,000 flows (once that many are written, or a second after the
-// index last caught up), while the writer waits for the next batch (SessionDb::IndexPending).
-// When the queue is full (max_queue) a flow is dropped from the store (the viewer still saw it),
-// counted, and the writer says so in the log.
+// snapshot replaces the queued one. When the queue is full (max_queue) a flow is dropped from
+// the store (the viewer still saw it), counted, and the writer says so in the log.
+//
+// The bodies' search index is another file, filled by another thread, "store-indexer"
+// (store/search_index.h), so it runs on the other core beside the writer and never takes the
+// session file's write lock. After each commit the writer hands it a claim (the highest seq it
+// has committed bodies for); the indexer wakes once 2,000 flows wait (or a second after the last
+// change) and indexes in slices of up to 2,000 flows or 256 KiB of text until it is caught up.
+// Under a load the index lags by about a slice; a body: search takes what it has not indexed as
+// candidates, so it never misses a recorded flow.
+//
+// Teardown (the destructor, one path): the writer writes what is queued and stops; then the
+// indexer finishes the slice under way and stops, leaving the rest to the next start (its
+// cursor and the pending list are in the files). A backlog can be a million flows after an
+// upgrade (tens of seconds of indexing): a quit must not wait for it, and nothing is lost.
 //
 // What kill -9 can lose: the flows enqueued since the last committed batch, i.e. at most
-// batch_interval plus the time one batch takes to write, plus the index slice under way when the
-// batch came due (up to 2,000 flows or 256 KiB of text: ~50 ms). SQLite's WAL makes each commit
-// atomic and durable against a process crash; synchronous=NORMAL leaves only an OS crash able to
-// lose the newest commits.
+// batch_interval plus the time one batch takes to write (the indexer no longer holds a batch up).
+// The index loses at most its slice under way, which the next start indexes again. SQLite's WAL
+// makes each commit atomic and durable against a process crash; synchronous=NORMAL leaves only
+// an OS crash able to lose the newest commits.
 
+#include <time.h>
+
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -36,6 +49,7 @@
 #include "flow/flow.h"
 #include "flow/flow_sink.h"
 #include "store/jsonl_log.h"
+#include "store/search_index.h"
 #include "store/session_db.h"
 #include "store/session_lock.h"
 
@@ -60,7 +74,7 @@ class FlowStore : public FlowSink {
  public:
   // Fails when another process records into the same session (store/session_lock.h).
   static Result<std::unique_ptr<FlowStore>> Open(FlowStoreOptions options);
-  // Writes what is queued, then stops the writer.
+  // Writes what is queued, stops the writer, then the indexer (after its slice under way).
   ~FlowStore() override;
 
   void Record(std::shared_ptr<const Flow> flow) override;
@@ -107,10 +121,17 @@ class FlowStore : public FlowSink {
     std::string log_error;     // the JSONL log's latest failure, "" when fine
     std::string db_error;      // the database's latest failure, "" when fine
     bool migrating = false;    // a background import of an old JSONL log is running
+    // The search index: the claim handed to the indexer minus its cursor (seqs not indexed
+    // yet), and whether anything waits (that lag, or listed flows it has not taken).
+    uint64_t index_lag = 0;
+    bool index_behind = false;
   };
   Stats stats() const;
   uint64_t recorded_count() const;
   uint64_t last_seq() const;
+  // CPU time the writer and the indexer threads have used so far, seconds (per-thread clocks: the
+  // benchmark's figures).
+  std::pair<double, double> ThreadCpuSeconds() const;
   const std::string& db_path() const { return options_.db_path; }
   const std::string& jsonl_path() const { return options_.jsonl_path; }
 
@@ -124,8 +145,9 @@ class FlowStore : public FlowSink {
   void Notify(const std::shared_ptr<const Flow>& flow, uint64_t seq);
   void WriterLoop();
   void WriteBatch(std::vector<store::FlowPut>& batch);
-  // Indexes pending bodies for search until |until| or until a batch is due.
-  void CatchUpIndex(std::chrono::steady_clock::time_point until);
+  // The writer's hand-off after a commit: the new claim, and a wake-up when a slice waits.
+  void HandClaim();
+  void IndexerLoop();
   // Imports the next chunk of the old log; false when the migration is over.
   bool MigrateChunk();
   void LogError(std::string_view what, const std::string& message);
@@ -133,6 +155,7 @@ class FlowStore : public FlowSink {
   FlowStoreOptions options_;
   std::optional<store::SessionLock> lock_;     // this process writes the session; released last
   std::unique_ptr<store::SessionDb> db_;       // the writer thread's connection
+  std::unique_ptr<store::SearchIndex> index_;  // the indexer thread's connections
   std::unique_ptr<store::JsonlLog> jsonl_;     // writer thread only
   std::unique_ptr<Migration> migration_;       // writer thread only
   std::string log_piece_;                      // writer thread only: lines for the JSONL log
@@ -149,10 +172,17 @@ class FlowStore : public FlowSink {
   std::unordered_map<std::string, size_t> writing_index_;  // id -> position in writing_
   std::unordered_map<std::string, uint64_t> live_seq_;    // running flows' seqs
   uint64_t next_seq_ = 1;
-  // Writer thread only: flows written since the search index last caught up (at start, whatever
-  // a previous run left pending), and when that was (SessionDb::IndexPending, CatchUpIndex).
-  uint64_t unindexed_ = 1;
-  std::chrono::steady_clock::time_point indexed_at_{};
+  // The hand-off to the indexer (store/search_index.h). handoff_ is the writer's; the atomics
+  // cross threads: the claim (writer -> indexer, stored after the commit it covers), the last
+  // pending id listed (writer), the cursor and the pending id indexed (indexer -> writer, which
+  // prunes fts_pending up to it).
+  store::IndexHandoff handoff_;
+  std::atomic<uint64_t> claim_{0};
+  std::atomic<int64_t> listed_{0};
+  std::atomic<uint64_t> indexed_{0};
+  std::atomic<int64_t> pending_done_{0};
+  std::condition_variable index_wake_;  // the indexer: a slice waits, or stop (under mu_)
+  bool index_stop_ = false;
   uint64_t passes_started_ = 0;  // writer passes that took the queue
   uint64_t passes_done_ = 0;     // the last pass whose writes are committed
   int flush_waiters_ = 0;
@@ -164,6 +194,7 @@ class FlowStore : public FlowSink {
   uint64_t next_token_ = 1;
   std::shared_ptr<const ListenerList> listeners_ = std::make_shared<ListenerList>();
   std::thread writer_;
+  std::thread indexer_;
 };
 
 }  // namespace mitmd

@@ -139,20 +139,20 @@ SqlPrefilter CompilePrefilter(std::string_view text) {
       conditions.push_back(StrCat("path LIKE ?", out.args.size(), " ESCAPE '\\'"));
       exact = false;
     } else if (field == "body" || field == "reqbody" || field == "resbody") {
-      // The FTS index holds the decoded text bodies (trigrams; case-insensitive). Flows whose
-      // text is not indexed yet (the writer indexes after it commits: bodies past the cursor
-      // meta 'indexed', and the flows fts_pending lists) are all candidates; the filter, which
-      // needs the full flow for body:, decides on them, so a search never misses a flow that
-      // is recorded but not indexed. A file without the cursor (before schema 7, opened
-      // read-only) lists every pending flow.
+      // The search index (temp.search_fts, a view SessionDb makes of the index file it attaches:
+      // its own file since schema 8)
+      // holds the decoded text bodies (trigrams; case-insensitive). What it does not hold yet
+      // (temp.search_pending: the bodies past its cursor and the flows fts_pending lists that
+      // it has not taken) are all candidates; the filter, which needs the full flow for body:,
+      // decides on every candidate, so a search never misses a flow that is recorded but not
+      // indexed, and text the index still holds for a deleted or rewritten flow matches nothing
+      // the flow itself does not.
       // No ESCAPE: FTS5 is handed a two-argument LIKE only (with ESCAPE it read every document,
       // 2.5 s for a million flows). A % or _ in the value then matches more, never less: a
       // superset the filter narrows.
       out.args.push_back(StrCat("%", value, "%"));
-      conditions.push_back(StrCat("(seq IN (SELECT rowid FROM fts WHERE body LIKE ?", out.args.size(),
-                                  ") OR seq IN (SELECT seq FROM fts_pending) OR seq IN (SELECT seq FROM bodies "
-                                  "WHERE seq>coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key='indexed'),"
-                                  "9223372036854775807)))"));
+      conditions.push_back(StrCat("(seq IN (SELECT rowid FROM temp.search_fts WHERE body LIKE ?", out.args.size(),
+                                  ") OR seq IN (SELECT seq FROM temp.search_pending))"));
       exact = false;
     } else {
       exact = false;

@@ -21,7 +21,6 @@ namespace mitmd::store {
 namespace {
 
 constexpr int kBusyTimeoutMs = 5000;
-constexpr size_t kFtsTextPerBody = 64 << 10;
 constexpr size_t kMaxDecodedForIndex = 8 << 20;
 
 // Version 0 -> 1: everything.
@@ -85,14 +84,6 @@ DROP INDEX IF EXISTS flows_status;
 DROP INDEX IF EXISTS flows_method;
 )sql";
 
-// Version 5 -> 6: the search index merges its segments 16 at a time instead of 4. Each slice
-// IndexPending commits is a segment, and each merge rewrites the segments it merges: at 4 a
-// level, the merges cost more than the tokenizing. A body: search then looks in up to 15
-// segments a level instead of 3 (a few milliseconds over a million flows).
-constexpr char kSchemaV6[] = R"sql(
-INSERT INTO fts(fts, rank) VALUES('automerge', 16);
-)sql";
-
 // Version 6 -> 7: what waits for the search index is a cursor, not a row per flow. Every body
 // with seq > meta 'indexed' waits (bodies.ce keeps each body's Content-Encoding for the
 // decoding); fts_pending lists only the flows recorded at a seq the cursor had already passed
@@ -110,12 +101,27 @@ constexpr char kBodiesEncoding[] = "ALTER TABLE bodies ADD COLUMN ce TEXT NOT NU
 // instructions, 8% of its work). Older files keep theirs, as they keep their other indexes.
 constexpr char kDropHostIndex[] = "DROP INDEX IF EXISTS flows_rhost";
 
-// A new file's search index keeps no per-document column sizes (columnsize=0): they serve
-// ranking, which body: does not use, and cost a b-tree insert per indexed flow.
-constexpr char kNewSearchIndex[] = R"sql(
-DROP TABLE fts;
-CREATE VIRTUAL TABLE fts USING fts5(body, tokenize='trigram', detail='none', columnsize=0);
+// Version 7 -> 8: the search index moves to a file of its own (<session>.sqlite-search), written
+// by its own thread with its own connection, so that indexing never holds this file's write lock
+// and runs beside the row writer. Its fts (and shadow tables) go; fts_pending gets an id that is
+// never reused, the unit of the hand-off between the writer and the indexer (search_index.h);
+// the rows an older schema had pending stay listed. The new index starts empty at cursor 0 and
+// the indexer rebuilds it in the background; body: stays correct meanwhile (every unindexed body
+// is a candidate the filter decides on). A file upgraded from schema 1-7 may hold compressed
+// bodies written before bodies.ce existed (schema 7), with ce ''; ce_unknown_upto tells the
+// indexer up to which seq to look their Content-Encoding up in the flow's JSON.
+constexpr char kSchemaV8[] = R"sql(
+DROP TABLE IF EXISTS fts;
+ALTER TABLE fts_pending RENAME TO fts_pending_v7;
+CREATE TABLE fts_pending(id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL,
+  req_ce TEXT NOT NULL, res_ce TEXT NOT NULL);
+INSERT INTO fts_pending(seq,req_ce,res_ce) SELECT seq,req_ce,res_ce FROM fts_pending_v7 ORDER BY seq;
+DROP TABLE fts_pending_v7;
+DELETE FROM meta WHERE key='indexed';
+INSERT OR REPLACE INTO meta(key,value) VALUES('search_token', lower(hex(randomblob(16))));
 )sql";
+constexpr char kUnknownEncodings[] =
+    "INSERT OR REPLACE INTO meta(key,value) SELECT 'ce_unknown_upto', coalesce(max(seq),0) FROM bodies";
 
 constexpr char kInsertColumns[] =
     "seq,id,t,kind,state,revision,method,scheme,host,port,path,ver,status,type,size,wire_size,"
@@ -136,15 +142,30 @@ void BindRow(Stmt& s, const FlowRow& r, const std::string& rhost) {
   s.BindRef(32, rhost);
 }
 
-// Up to |max| bytes of |s| ending on a UTF-8 character boundary.
-std::string_view Utf8Prefix(std::string_view s, size_t max) {
-  if (s.size() <= max) return s;
-  size_t n = max;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  return s.substr(0, n);
+// The decoded size of a recorded body with |codings| (-1 when it cannot be known: cut by the
+// record cap, undecodable, or beyond what the writer decodes).
+int64_t DecodedSize(const BodyRecord& body, const std::string& codings) {
+  if (codings.empty() || body.content.empty() || body.truncated) return -1;
+  auto d = DecodeBody(body.content, ParseContentEncoding(codings), kMaxDecodedForIndex);
+  return d && !d->partial ? static_cast<int64_t>(d->data.size()) : -1;
 }
 
-// Every Content-Encoding of |headers| as one list ("" for none): what decoding a body needs.
+// |text| as an SQL string literal.
+std::string SqlQuote(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') out.push_back('\'');
+    out.push_back(c);
+  }
+  return out + "'";
+}
+
+// Rows a Clear has not hidden.
+constexpr char kVisible[] =
+    "seq>coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key='floor'),0)";
+
+}  // namespace
+
 std::string ContentCodings(const HeaderList& headers) {
   std::string out;
   for (const auto& [name, value] : headers) {
@@ -155,38 +176,21 @@ std::string ContentCodings(const HeaderList& headers) {
   return out;
 }
 
-// The decoded size of a recorded body with |codings| (-1 when it cannot be known: cut by the
-// record cap, undecodable, or beyond what the writer decodes).
-int64_t DecodedSize(const BodyRecord& body, const std::string& codings) {
-  if (codings.empty() || body.content.empty() || body.truncated) return -1;
-  auto d = DecodeBody(body.content, ParseContentEncoding(codings), kMaxDecodedForIndex);
-  return d && !d->partial ? static_cast<int64_t>(d->data.size()) : -1;
-}
-
-// The decoded text of a recorded body for the search index (empty for binary bodies).
-std::string IndexText(std::string_view content, std::string_view codings) {
-  if (content.empty()) return {};
-  std::string_view text = content;
-  std::string decoded;
-  if (!codings.empty()) {
-    auto d = DecodeBody(content, ParseContentEncoding(codings), kMaxDecodedForIndex);
-    if (!d) return {};
-    decoded = std::move(d->data);
-    text = decoded;
+std::string ReadOnlyUri(std::string_view path) {
+  // The characters a URI's path cannot hold as they are; the rest (UTF-8 too) passes.
+  std::string out = "file:";
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#') {
+      static const char kHex[] = "0123456789ABCDEF";
+      out.push_back('%');
+      out.push_back(kHex[static_cast<unsigned char>(c) >> 4]);
+      out.push_back(kHex[static_cast<unsigned char>(c) & 15]);
+    } else {
+      out.push_back(c);
+    }
   }
-  std::string_view head = Utf8Prefix(text, kFtsTextPerBody);
-  if (!IsValidUtf8(head)) return {};
-  return std::string(head);
+  return out + "?mode=ro";
 }
-
-// The search index's cursor: every body with a higher seq waits for IndexPending (schema 7).
-constexpr char kIndexedUpTo[] = "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key='indexed'),0)";
-
-// Rows a Clear has not hidden.
-constexpr char kVisible[] =
-    "seq>coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key='floor'),0)";
-
-}  // namespace
 
 const char kRowColumns[] =
     "seq,id,t,kind,state,revision,method,scheme,host,port,path,ver,status,type,size,wire_size,"
@@ -248,15 +252,16 @@ Result<std::unique_ptr<SessionDb>> SessionDb::Open(const std::string& path, Mode
   // fails harmlessly and the statistics stay.
   static const int kNoMemoryStatistics = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   (void)kNoMemoryStatistics;
-  if (mode == Mode::kReadWrite) {
+  const bool writes = mode != Mode::kReadOnly;
+  if (writes) {
     // Created here rather than by SQLite so that it is private from the start.
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return Fail(StrCat("cannot open the session database ", path, ": ", std::strerror(errno)));
     ::close(fd);
   }
   sqlite3* raw = nullptr;
-  int flags = (mode == Mode::kReadWrite ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) |
-              SQLITE_OPEN_NOMUTEX;
+  // URIs: the search index is attached read-only (ReadOnlyUri).
+  int flags = (writes ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
   int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
   SqlitePtr db(raw);
   if (rc != SQLITE_OK) {
@@ -265,7 +270,7 @@ Result<std::unique_ptr<SessionDb>> SessionDb::Open(const std::string& path, Mode
   }
   sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
   auto out = std::unique_ptr<SessionDb>(new SessionDb(path, std::move(db)));
-  if (mode == Mode::kReadWrite) {
+  if (writes) {
     // page_size applies to a new file only (before WAL): a flow's row is 1 to 2 KiB, and a
     // 4 KiB page holds two of them with a third's room left empty (a third of the table).
     if (auto st = Exec(out->handle(), "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
@@ -279,6 +284,9 @@ Result<std::unique_ptr<SessionDb>> SessionDb::Open(const std::string& path, Mode
     }
     if (auto st = out->Migrate(); !st) return std::unexpected(st.error());
     if (auto st = out->PrepareWriter(); !st) return std::unexpected(st.error());
+    if (mode == Mode::kReadWrite) {
+      if (auto st = out->AttachSearch(); !st) return std::unexpected(st.error());
+    }
   } else {
     auto version = out->GetMeta("schema");
     if (!version) return std::unexpected(version.error());
@@ -286,15 +294,7 @@ Result<std::unique_ptr<SessionDb>> SessionDb::Open(const std::string& path, Mode
     if (std::atoi((*version)->c_str()) > kSchemaVersion) {
       return Fail(StrCat(path, " was written by a newer mitmd (schema ", **version, ")"));
     }
-    if (std::atoi((*version)->c_str()) < 4) {
-      // Not upgraded (read-only): every body is indexed. body: filters name fts_pending; an
-      // empty one of this connection's own says so.
-      if (auto st = Exec(out->handle(), "CREATE TEMP TABLE fts_pending(seq INTEGER PRIMARY KEY)",
-                         StrCat("cannot read the session database ", path));
-          !st) {
-        return std::unexpected(st.error());
-      }
-    }
+    if (auto st = out->AttachSearch(); !st) return std::unexpected(st.error());
   }
   return out;
 }
@@ -356,16 +356,7 @@ Status SessionDb::Migrate() {
       }
     }
   }
-  if (version < 6) {
-    if (version == 0) {
-      if (auto st = Exec(db, kNewSearchIndex, StrCat("cannot create the session database ", path_)); !st) {
-        return rollback(st.error());
-      }
-    }
-    if (auto st = Exec(db, kSchemaV6, StrCat("cannot upgrade the session database ", path_)); !st) {
-      return rollback(st.error());
-    }
-  }
+  // Step 6 (16-way merges) tuned the in-file fts, which step 8 drops: the index file has them.
   if (version < 7) {
     auto has_ce = Stmt::Prepare(db, "SELECT count(*) FROM pragma_table_info('bodies') WHERE name='ce'");
     if (!has_ce) return rollback(has_ce.error());
@@ -386,10 +377,74 @@ Status SessionDb::Migrate() {
       }
     }
   }
+  if (version < 8) {
+    if (version > 0) {
+      if (auto st = Exec(db, kUnknownEncodings, StrCat("cannot upgrade the session database ", path_)); !st) {
+        return rollback(st.error());
+      }
+    }
+    if (auto st = Exec(db, kSchemaV8, StrCat("cannot upgrade the session database ", path_)); !st) {
+      return rollback(st.error());
+    }
+  }
   if (version != kSchemaVersion) {
     if (auto st = SetMeta("schema", std::to_string(kSchemaVersion)); !st) return rollback(st.error());
   }
   return Exec(db, "COMMIT", StrCat("cannot write the session database ", path_));
+}
+
+Status SessionDb::AttachSearch() {
+  sqlite3* db = handle();
+  auto version = GetMeta("schema");
+  if (!version) return std::unexpected(version.error());
+  const int v = *version ? std::atoi((*version)->c_str()) : 0;
+  const std::string what = StrCat("cannot read the session database ", path_);
+  // body: filters (filter_sql.cc) name temp.search_fts (the index's documents, rowid = seq) and
+  // temp.search_pending (the seqs it does not hold yet): temp objects, because a read-only
+  // connection can create nothing anywhere else.
+  constexpr char kIndexView[] = "CREATE TEMP VIEW search_fts AS SELECT rowid, body FROM search.fts";
+  std::string pending;
+  if (v < 8) {
+    // Read-only, not upgraded: the file's own fts and cursor (schema 7) are the index; before
+    // schema 4 every body was indexed as it was written and there is no fts_pending.
+    if (auto st = Exec(db, StrCat("ATTACH ", SqlQuote(ReadOnlyUri(path_)), " AS search"), what); !st) return st;
+    if (auto st = Exec(db, kIndexView, what); !st) return st;
+    if (v < 4) {
+      if (auto st = Exec(db, "CREATE TEMP TABLE fts_pending(seq INTEGER PRIMARY KEY)", what); !st) return st;
+    }
+    pending = "SELECT seq FROM main.fts_pending UNION ALL SELECT seq FROM main.bodies WHERE seq>"
+              "coalesce((SELECT CAST(value AS INTEGER) FROM search.meta WHERE key='indexed'),9223372036854775807)";
+    return Exec(db, StrCat("CREATE TEMP VIEW search_pending AS ", pending), what);
+  }
+  // The index file when it is there and this session's (the token), attached read-only: the
+  // edits' BEGIN IMMEDIATE then takes no lock on it.
+  const std::string index_path = StrCat(path_, "-search");
+  bool attached = false;
+  if (::access(index_path.c_str(), F_OK) == 0 &&
+      Exec(db, StrCat("ATTACH ", SqlQuote(ReadOnlyUri(index_path)), " AS search"))) {
+    {
+      auto token = GetMeta("search_token");
+      auto theirs = Stmt::Prepare(db, "SELECT value FROM search.meta WHERE key='token'");
+      attached = token && *token && theirs && theirs->Step() == SQLITE_ROW && theirs->Text(0) == **token;
+    }
+    if (!attached) (void)Exec(db, "DETACH search");
+  }
+  if (attached) {
+    if (auto st = Exec(db, kIndexView, what); !st) return st;
+    pending = "SELECT seq FROM main.fts_pending WHERE id>"
+              "coalesce((SELECT CAST(value AS INTEGER) FROM search.meta WHERE key='pending_done'),0) "
+              "UNION ALL SELECT seq FROM main.bodies WHERE seq>"
+              "coalesce((SELECT CAST(value AS INTEGER) FROM search.meta WHERE key='indexed'),0)";
+  } else {
+    // Missing, unreadable or another session's: never an error (the index is derived data). An
+    // empty index: every body is a candidate the filter decides on.
+    if (auto st = Exec(db, "CREATE VIRTUAL TABLE temp.search_fts USING fts5(body, tokenize='trigram', detail='none')", what);
+        !st) {
+      return st;
+    }
+    pending = "SELECT seq FROM main.fts_pending UNION ALL SELECT seq FROM main.bodies";
+  }
+  return Exec(db, StrCat("CREATE TEMP VIEW search_pending AS ", pending), what);
 }
 
 Status SessionDb::FillReversedHosts() {
@@ -432,62 +487,32 @@ Status SessionDb::PrepareWriter() {
     return st;
   }
   if (auto st = prep(json_, "INSERT OR REPLACE INTO flow_json(seq,json) VALUES(?1,?2)"); !st) return st;
-  if (auto st = prep(pending_, "INSERT OR REPLACE INTO fts_pending(seq,req_ce,res_ce) VALUES(?1,?2,?3)"); !st) {
-    return st;
-  }
-  if (auto st = prep(cursor_, StrCat("SELECT ", kIndexedUpTo)); !st) return st;
-  if (auto st = prep(cursor_set_, "INSERT OR REPLACE INTO meta(key,value) VALUES('indexed',?1)"); !st) return st;
-  if (auto st = prep(pending_any_, StrCat("SELECT EXISTS(SELECT 1 FROM fts_pending) OR "
-                                          "EXISTS(SELECT 1 FROM bodies WHERE seq>", kIndexedUpTo, ")"));
-      !st) {
-    return st;
-  }
-  if (auto st = prep(pending_count_, StrCat("SELECT (SELECT count(*) FROM fts_pending) + "
-                                            "(SELECT count(DISTINCT seq) FROM bodies WHERE seq>", kIndexedUpTo, ")"));
-      !st) {
-    return st;
-  }
-  // In the primary key's order: a range of the table, each flow's sides together.
-  if (auto st = prep(unindexed_, "SELECT seq,side,content,ce FROM bodies WHERE seq>?1 ORDER BY seq,side"); !st) {
-    return st;
-  }
-  if (auto st = prep(pending_slice_, "SELECT seq,req_ce,res_ce FROM fts_pending ORDER BY seq LIMIT ?1"); !st) {
-    return st;
-  }
-  if (auto st = prep(pending_done_, "DELETE FROM fts_pending WHERE seq BETWEEN ?1 AND ?2"); !st) return st;
-  // IndexPending writes the search index once per slice, from a staging table, in one statement:
-  // FTS5 flushes its pending terms into a new segment at every statement savepoint, so rows
-  // added one statement each cost a segment (and its merges) each.
-  if (auto st = Exec(handle(), "CREATE TEMP TABLE IF NOT EXISTS fts_stage(seq INTEGER NOT NULL, body TEXT NOT NULL)",
-                     "cannot prepare the session database");
-      !st) {
-    return st;
-  }
-  if (auto st = prep(fts_, "INSERT INTO temp.fts_stage(seq,body) VALUES(?1,?2)"); !st) return st;
-  if (auto st = prep(fts_flush_, "INSERT OR REPLACE INTO fts(rowid,body) SELECT seq,body FROM temp.fts_stage");
-      !st) {
-    return st;
-  }
-  if (auto st = prep(fts_clear_, "DELETE FROM temp.fts_stage"); !st) return st;
+  if (auto st = prep(pending_, "INSERT INTO fts_pending(seq,req_ce,res_ce) VALUES(?1,?2,?3)"); !st) return st;
+  if (auto st = prep(prune_, "DELETE FROM fts_pending WHERE id<=?1"); !st) return st;
   if (auto st = prep(seq_of_id_, "SELECT seq FROM flows WHERE id=?1"); !st) return st;
   return {};
 }
 
-Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts) {
+Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts, IndexHandoff* handoff) {
   counts_.reset();
   sqlite3* db = handle();
   if (auto st = Exec(db, "BEGIN IMMEDIATE", "cannot write the session database"); !st) {
     return std::unexpected(st.error());
   }
-  // Bodies past the search index's cursor wait for IndexPending as they are; a flow recorded at
-  // a seq the cursor has passed is listed in fts_pending instead.
-  int rc = cursor_.Step();
-  const int64_t indexed_up_to = rc == SQLITE_ROW ? cursor_.Int(0) : 0;
-  cursor_.Reset();
-  if (rc != SQLITE_ROW) {
-    std::string m = sqlite3_errmsg(db);
-    (void)Exec(db, "ROLLBACK");
-    return Fail(StrCat("cannot read the session database: ", m));
+  IndexHandoff none;
+  IndexHandoff& h = handoff ? *handoff : none;
+  // Bodies past the claim wait for the indexer as they are (it indexes no seq above the claim it
+  // read); a flow written at a seq the indexer may have passed is listed in fts_pending.
+  const int64_t list_upto = static_cast<int64_t>(std::min<uint64_t>(h.claim, INT64_MAX));
+  int64_t top = 0;      // the highest seq written with bodies
+  int64_t listed = 0;   // the last fts_pending id listed
+  int rc;
+  if (h.prune_upto > pruned_) {
+    prune_.Bind(1, h.prune_upto);
+    if (auto st = prune_.Run(); !st) {
+      (void)Exec(db, "ROLLBACK");
+      return Fail(StrCat("cannot write the session database: ", st.error().message));
+    }
   }
   size_t written = 0;
   std::string json;
@@ -552,12 +577,14 @@ Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts) {
     };
     bool ok = (!f.request || put_body(0, f.request->body, req_ce)) &&
               (!f.response || put_body(1, f.response->body, res_ce));
-    if (ok && (req_body || res_body) && seq <= indexed_up_to) {
-      // Indexing the text (FTS5 trigrams: a third of the writer's work) waits for IndexPending;
-      // the row, its bodies and every filter but body: are there at the commit. Past the
-      // cursor, the bodies themselves say so; behind it, the flow is listed.
+    if (req_body || res_body) top = std::max(top, seq);
+    if (ok && (req_body || res_body) && seq <= list_upto) {
+      // Indexing the text (FTS5 trigrams: a third of the writer's work) is the indexer's, on its
+      // own thread and file; the row, its bodies and every filter but body: are there at the
+      // commit. Past the claim, the bodies themselves say so; behind it, the flow is listed.
       pending_.Bind(1, seq).BindRef(2, req_ce).BindRef(3, res_ce);
       ok = pending_.Run().has_value();
+      if (ok) listed = sqlite3_last_insert_rowid(db);
     }
     if (!ok) {
       std::string m = sqlite3_errmsg(db);
@@ -569,139 +596,10 @@ Result<size_t> SessionDb::Write(const std::vector<FlowPut>& puts) {
     (void)Exec(db, "ROLLBACK");
     return std::unexpected(st.error());
   }
+  pruned_ = std::max(pruned_, h.prune_upto);
+  if (listed != 0) h.last_listed = listed;
+  if (top > 0 && h.claim != UINT64_MAX) h.claim = std::max<uint64_t>(h.claim, static_cast<uint64_t>(top));
   return written;
-}
-
-Result<size_t> SessionDb::IndexPending(size_t max_flows, size_t max_text) {
-  // Most calls find nothing to do: a look at the first row, without taking the write lock.
-  int rc = pending_any_.Step();
-  const bool any = rc == SQLITE_ROW && pending_any_.Int(0) != 0;
-  pending_any_.Reset();
-  if (rc != SQLITE_ROW) return Fail(StrCat("cannot read the session database: ", sqlite3_errmsg(handle())));
-  if (!any) return 0;
-  sqlite3* db = handle();
-  if (auto st = Exec(db, "BEGIN IMMEDIATE", "cannot index the session database"); !st) {
-    return std::unexpected(st.error());
-  }
-  auto fail = [&](std::string m) -> Result<size_t> {
-    (void)Exec(db, "ROLLBACK");  // the staged rows too: temp tables share the transaction
-    return Fail(StrCat("cannot index the session database: ", m));
-  };
-  size_t taken = 0;
-  size_t text_bytes = 0;
-  bool staged = false;
-  // One document per flow, the request's text first (rows come in side order); the body: filter
-  // itself says which side matched.
-  std::string text;
-  auto add_side = [&](const Stmt& s, int content_col, std::string_view ce) {
-    const void* blob = sqlite3_column_blob(s.get(), content_col);
-    std::string_view content(static_cast<const char*>(blob),
-                             static_cast<size_t>(sqlite3_column_bytes(s.get(), content_col)));
-    std::string side = IndexText(content, ce);
-    if (side.empty()) return;
-    if (!text.empty()) text.push_back('\n');
-    text += side;
-  };
-  auto stage = [&](int64_t seq) -> Status {
-    ++taken;
-    if (text.empty()) return {};
-    text_bytes += text.size();
-    fts_.Bind(1, seq).BindRef(2, text);
-    auto st = fts_.Run();
-    text.clear();
-    staged = true;
-    return st;
-  };
-
-  // First the flows listed behind the cursor (recorded after it passed their seq).
-  struct Listed {
-    int64_t seq;
-    std::string req_ce, res_ce;
-  };
-  std::vector<Listed> listed;
-  pending_slice_.Bind(1, static_cast<int64_t>(max_flows));
-  while ((rc = pending_slice_.Step()) == SQLITE_ROW) {
-    listed.push_back({pending_slice_.Int(0), std::string(pending_slice_.Text(1)), std::string(pending_slice_.Text(2))});
-  }
-  pending_slice_.Reset();
-  if (rc != SQLITE_DONE) return fail(sqlite3_errmsg(db));
-  if (!get_body_) {
-    auto p = Stmt::Prepare(db, "SELECT side, content FROM bodies WHERE seq=?1");
-    if (!p) return fail(p.error().message);
-    get_body_ = std::move(*p);
-  }
-  size_t listed_taken = 0;
-  for (const Listed& p : listed) {
-    if (text_bytes >= max_text) break;
-    get_body_.Bind(1, p.seq);
-    while (get_body_.Step() == SQLITE_ROW) {
-      add_side(get_body_, 1, get_body_.Int(0) == 0 ? p.req_ce : p.res_ce);
-    }
-    get_body_.Reset();
-    if (auto st = stage(p.seq); !st) return fail(st.error().message);
-    ++listed_taken;
-  }
-  if (listed_taken > 0) {
-    pending_done_.Bind(1, listed.front().seq).Bind(2, listed[listed_taken - 1].seq);
-    if (auto st = pending_done_.Run(); !st) return fail(st.error().message);
-  }
-
-  // Then the bodies past the cursor, in seq order, one range read; the cursor moves past the
-  // last flow taken.
-  if (taken < max_flows && text_bytes < max_text) {
-    rc = cursor_.Step();
-    const int64_t from = rc == SQLITE_ROW ? cursor_.Int(0) : 0;
-    cursor_.Reset();
-    if (rc != SQLITE_ROW) return fail(sqlite3_errmsg(db));
-    int64_t upto = from;
-    int64_t current = 0;  // the flow whose sides are being read (seqs start at 1)
-    unindexed_.Bind(1, from);
-    while ((rc = unindexed_.Step()) == SQLITE_ROW) {
-      const int64_t seq = unindexed_.Int(0);
-      if (seq != current) {
-        if (current != 0) {
-          if (auto st = stage(current); !st) {
-            unindexed_.Reset();
-            return fail(st.error().message);
-          }
-          upto = current;
-        }
-        if (taken >= max_flows || text_bytes >= max_text) break;
-        current = seq;
-      }
-      add_side(unindexed_, 2, unindexed_.Text(3));
-    }
-    unindexed_.Reset();
-    if (rc == SQLITE_DONE && current != 0) {
-      if (auto st = stage(current); !st) return fail(st.error().message);
-      upto = current;
-    } else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-      return fail(sqlite3_errmsg(db));
-    }
-    if (upto != from) {
-      cursor_set_.Bind(1, upto);
-      if (auto st = cursor_set_.Run(); !st) return fail(st.error().message);
-    }
-  }
-  if (staged) {
-    auto flushed = fts_flush_.Run();
-    if (flushed) flushed = fts_clear_.Run();
-    if (!flushed) return fail(flushed.error().message);
-  }
-  if (auto st = Exec(db, "COMMIT", "cannot index the session database"); !st) {
-    (void)Exec(db, "ROLLBACK");
-    return std::unexpected(st.error());
-  }
-  return taken;
-}
-
-Result<int64_t> SessionDb::PendingIndex() {
-  if (!pending_count_) return Fail("the session database is open read-only");
-  int rc = pending_count_.Step();
-  int64_t n = rc == SQLITE_ROW ? pending_count_.Int(0) : -1;
-  pending_count_.Reset();
-  if (rc != SQLITE_ROW) return Fail(StrCat("cannot read the session database: ", sqlite3_errmsg(handle())));
-  return n;
 }
 
 Result<std::shared_ptr<const Flow>> SessionDb::LoadFlow(uint64_t seq, std::string_view json) {
@@ -902,7 +800,9 @@ Result<size_t> SessionDb::DeleteWhere(const std::string& condition, const std::f
     return std::unexpected(st.error());
   }
   auto a = RunChanges(db, StrCat("DELETE FROM bodies WHERE seq IN (SELECT seq FROM flows WHERE ", condition, ")"), bind);
-  auto b = a ? RunChanges(db, StrCat("DELETE FROM fts WHERE rowid IN (SELECT seq FROM flows WHERE ", condition, ")"), bind) : a;
+  // The search index (another file, another thread's) keeps the deleted flows' text: a body:
+  // filter selects from flows, and the filter confirms every candidate on the full flow.
+  auto b = a;
   if (b) b = RunChanges(db, StrCat("DELETE FROM fts_pending WHERE seq IN (SELECT seq FROM flows WHERE ", condition, ")"), bind);
   if (b) b = RunChanges(db, StrCat("DELETE FROM flow_json WHERE seq IN (SELECT seq FROM flows WHERE ", condition, ")"), bind);
   auto c = b ? RunChanges(db, StrCat("DELETE FROM flows WHERE ", condition), bind) : b;

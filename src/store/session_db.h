@@ -1,7 +1,7 @@
 #pragma once
 // SessionDb: one session's flows in SQLite (<confdir>/sessions/<NAME>.sqlite, WAL).
 //
-// Schema version 7 (the "meta" table holds "schema"; Open migrates explicitly, step by step, and
+// Schema version 8 (the "meta" table holds "schema"; Open migrates explicitly, step by step, and
 // refuses a file from a newer mitmd; a new file gets 8 KiB pages):
 //   flows   one row per flow: the FlowRow columns the list shows, sorts and filters on, what the
 //           user added (marked, comment), where it came from (source, a content hash for
@@ -13,21 +13,25 @@
 //           table so that a scan of it reads narrow rows.
 //   bodies  (seq, side 0 request | 1 response) -> the recorded bytes, stored once, and their
 //           Content-Encoding (ce, schema 7; what indexing the text needs to decode them).
-//   fts     FTS5 (trigram, case-insensitive) over the decoded text bodies (the first 64 KiB of
-//           each), rowid = seq, for body: filters; the URL columns answer the rest. Merges 16
-//           segments a level (schema 6); a new file's keeps no column sizes.
-//   Pending text: Write commits a flow's row and bodies at once; IndexPending indexes the text
-//           later, when the writer has time. What waits is every body with seq > meta
-//           'indexed' (a cursor, schema 7), plus the flows fts_pending lists (seq, each side's
-//           Content-Encoding): those recorded at a seq the cursor had passed (a flow live
-//           while later ones were indexed, or recorded again), and those a file upgraded from
-//           schema 4-6 had pending. A body: filter takes the flows fts matches plus every
-//           pending one, and the filter itself decides on those.
+//   fts_pending  (id AUTOINCREMENT, seq, each side's Content-Encoding): flows whose text the
+//           search index must (re)index although its cursor may have passed their seq (schema
+//           8; see store/search_index.h for the hand-off). Ids are never reused, so "every row
+//           with id <= N" names the same rows forever.
 //   meta    schema, created; floor (flows with seq <= floor are cleared), prev_floor and
-//           clear_token (for Undo), purged (the floor up to which rows are deleted).
+//           clear_token (for Undo), purged (the floor up to which rows are deleted);
+//           search_token (schema 8: names this file to its search index, which records it).
+// The search index (FTS5 over the bodies' text) is not in this file since schema 8: it lives in
+// <session>.sqlite-search, written by its own thread (store/search_index.h). A reading
+// connection (kReadWrite, kReadOnly) ATTACHes it read-only as "search" and makes temp views of
+// it for body: filters (temp.search_fts, temp.search_pending); when it is missing, unreadable or
+// another session's, an empty temp index instead (every body is then a candidate the filter
+// itself decides on). Read-only opens of files from before schema 8 attach the file itself as
+// "search" (its own fts and cursor).
 // A connection is confined to one thread. One connection writes flows (the store's writer
-// thread); the viewer reads through its own and makes the user's small edits (mark, comment,
-// delete, clear) there, waiting at most busy_timeout for the writer's short transactions.
+// thread, kWriter: no search index attached); the viewer reads through its own and makes the
+// user's small edits (mark, comment, delete, clear) there, waiting at most busy_timeout for the
+// writer's short transactions. The index is attached read-only, so those edits' BEGIN IMMEDIATE
+// never takes the index file's write lock.
 
 #include <chrono>
 #include <cstdint>
@@ -45,7 +49,19 @@
 
 namespace mitmd::store {
 
-inline constexpr int kSchemaVersion = 7;
+inline constexpr int kSchemaVersion = 8;
+
+// The search index's hand-off on the writer's side (store/search_index.h has the whole story).
+struct IndexHandoff {
+  // In: a flow written with bodies at seq <= claim is listed in fts_pending (the indexer may
+  // already have passed that seq). Out: raised to the highest seq written with bodies once the
+  // transaction is committed; the writer then hands it to the indexer.
+  uint64_t claim = UINT64_MAX;
+  // In: fts_pending rows with id <= this are deleted (the indexer has committed them).
+  int64_t prune_upto = 0;
+  // Out: the highest fts_pending id this connection listed (0: none yet).
+  int64_t last_listed = 0;
+};
 
 // One flow to write.
 struct FlowPut {
@@ -118,23 +134,19 @@ struct SessionCounts {
 
 class SessionDb {
  public:
-  enum class Mode { kReadWrite, kReadOnly };
-  // Opens (kReadWrite: creating, mode 0600, and migrating) the session file at |path|.
+  // kWriter: the store's writer (no search index attached); kReadWrite: a reader that also
+  // edits (the viewer, an import); kReadOnly: never writes, never migrates.
+  enum class Mode { kWriter, kReadWrite, kReadOnly };
+  // Opens (kWriter, kReadWrite: creating, mode 0600, and migrating) the session file at |path|.
   static Result<std::unique_ptr<SessionDb>> Open(const std::string& path, Mode mode);
 
   const std::string& path() const { return path_; }
   sqlite3* handle() const { return db_.get(); }
 
   // Writes |puts| in one transaction. Returns how many rows were inserted or updated. The bodies'
-  // text is indexed later, by IndexPending.
-  Result<size_t> Write(const std::vector<FlowPut>& puts);
-  // Indexes the text of up to |max_flows| pending flows (the oldest first), in one transaction,
-  // stopping after the flow whose text takes the slice to |max_text| bytes. Returns how many it
-  // took off the pending list: 0 when none are left.
-  Result<size_t> IndexPending(size_t max_flows, size_t max_text = SIZE_MAX);
-  // How many flows wait for IndexPending (a count over the pending range: for tests and the
-  // benchmark, not the writer's path).
-  Result<int64_t> PendingIndex();
+  // text is indexed later, by the search index's thread. Without |handoff| (an import on its own
+  // connection, which knows no claim) every flow written with bodies is listed in fts_pending.
+  Result<size_t> Write(const std::vector<FlowPut>& puts, IndexHandoff* handoff = nullptr);
 
   Result<ListPage> List(const ListQuery& query);
   // The flow with |id| (not cleared), bodies included; nullopt when there is none.
@@ -165,6 +177,8 @@ class SessionDb {
  private:
   SessionDb(std::string path, SqlitePtr db) : path_(std::move(path)), db_(std::move(db)) {}
   Status Migrate();
+  // ATTACHes the search index as "search" and defines temp.search_pending (filter_sql.cc).
+  Status AttachSearch();
   Status FillReversedHosts();  // rhost for the rows a version 1 file already holds
   Status PrepareWriter();
   Result<std::shared_ptr<const Flow>> LoadFlow(uint64_t seq, std::string_view json);
@@ -174,8 +188,8 @@ class SessionDb {
   std::string path_;
   SqlitePtr db_;
   // The writer's statements, prepared once.
-  Stmt upsert_, import_, body_, json_, pending_, pending_any_, pending_count_, pending_slice_, pending_done_,
-      cursor_, cursor_set_, unindexed_, fts_, fts_flush_, fts_clear_, seq_of_id_, get_body_, get_json_;
+  Stmt upsert_, import_, body_, json_, pending_, prune_, seq_of_id_, get_body_, get_json_;
+  int64_t pruned_ = 0;  // fts_pending ids up to this are deleted
   std::optional<SessionCounts> counts_;
   std::chrono::steady_clock::time_point counts_at_;
 };
@@ -184,5 +198,11 @@ class SessionDb {
 extern const char kRowColumns[];
 // Reads a FlowRow from a statement that selected kRowColumns first.
 FlowRow RowFromStmt(const Stmt& s);
+
+// Every Content-Encoding of |headers| as one list ("" for none): what decoding a body needs.
+std::string ContentCodings(const HeaderList& headers);
+
+// |path| as a read-only SQLite URI (for ATTACH on a connection opened with SQLITE_OPEN_URI).
+std::string ReadOnlyUri(std::string_view path);
 
 }  // namespace mitmd::store

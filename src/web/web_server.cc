@@ -870,7 +870,9 @@ void WebServer::Impl::Info(evhttp_request* req) {
                      {"written", st.written},
                      {"queued", st.queued},
                      {"dropped", st.dropped}, {"bodies_shed", st.bodies_shed},
-                     {"migrating", st.migrating}};
+                     {"migrating", st.migrating},
+                     // seqs the search index has not reached (body: reads those flows whole)
+                     {"index_lag", st.index_lag}};
   // Shown as a banner by the viewer: the user must know when recording is failing.
   if (!st.log_error.empty()) store_json["log_error"] = st.log_error;
   if (!st.db_error.empty()) store_json["db_error"] = st.db_error;

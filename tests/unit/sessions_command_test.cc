@@ -8,6 +8,7 @@
 
 #include "cli/console.h"
 #include "cli/sessions_command.h"
+#include "core/strings.h"
 #include "config/options.h"
 #include "flow/flow_json.h"
 #include "flow/flow_store.h"
@@ -63,9 +64,12 @@ TEST(SessionsCommandTest, ImportsExportsListsAndRemovesANamedSession) {
   ASSERT_EQ(again.rc, 0) << again.err;
   EXPECT_NE(again.out.find("0 flows added to session 'work', 2 already there"), std::string::npos) << again.out;
 
+  // The search index is a file of its own beside the session, never listed as a session.
+  EXPECT_EQ(::access(dir.File("sessions/work.sqlite-search").c_str(), F_OK), 0);
   CliRun listed = Sessions(dir, {"list"});
   ASSERT_EQ(listed.rc, 0) << listed.err;
   EXPECT_NE(listed.out.find("work"), std::string::npos) << listed.out;
+  EXPECT_EQ(listed.out.find("search"), std::string::npos) << listed.out;
   EXPECT_NE(listed.out.find(" 2 "), std::string::npos) << listed.out;
 
   // JSONL export: the same flows, oldest first, readable by the loader.
@@ -98,6 +102,9 @@ TEST(SessionsCommandTest, ImportsExportsListsAndRemovesANamedSession) {
   ASSERT_EQ(rm.rc, 0) << rm.err;
   EXPECT_NE(Sessions(dir, {"list"}).out.find("no sessions"), std::string::npos);
   EXPECT_NE(::access(dir.File("sessions/work.sqlite").c_str(), F_OK), 0);
+  for (const char* tail : {"", "-wal", "-shm"}) {
+    EXPECT_NE(::access(dir.File(StrCat("sessions/work.sqlite-search", tail)).c_str(), F_OK), 0) << tail;
+  }
 }
 
 TEST(SessionsCommandTest, RefusesASessionBeingRecordedAndBadNames) {

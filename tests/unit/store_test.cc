@@ -289,13 +289,8 @@ TEST(SessionDbTest, ListsPagesFiltersSortsAndSearchesBodies) {
   EXPECT_TRUE(page->flows.empty());
   EXPECT_EQ(page->scanned, 12u);
   EXPECT_EQ(page->next_before, 19u);  // continue below the last row looked at
-  // The index is written from a staging table at the end of each batch; nothing stays staged,
-  // and the next batch's bodies are found beside the first's.
-  auto staged = store::Stmt::Prepare(db->handle(), "SELECT count(*) FROM temp.fts_stage");
-  ASSERT_TRUE(staged);
-  ASSERT_EQ(staged->Step(), SQLITE_ROW);
-  EXPECT_EQ(staged->Int(0), 0);
-  staged->Reset();
+  // No index file: every body is a candidate, and the next batch's bodies are found beside the
+  // first's.
   ASSERT_TRUE(db->Write({Put(31, MakeFlow({.response_body = "a second needle"}))}));
   EXPECT_EQ(run("body:needle").flows.size(), 2u);
 }
@@ -323,67 +318,6 @@ std::vector<uint64_t> BodySearch(SessionDb& db, std::string_view text) {
     for (const auto& e : page->flows) seqs.push_back(e.row.seq);
   }
   return seqs;
-}
-
-// Rows are committed without their search index (a third of the writer's work); IndexPending
-// fills it in slices later, and a body: search finds a flow whether its text is indexed or not.
-TEST(SessionDbTest, BodiesAreSearchableBeforeAndAfterTheirTextIsIndexed) {
-  TempDir dir;
-  auto db = OpenDb(dir.File("s.sqlite"));
-  std::vector<FlowPut> puts;
-  for (int i = 1; i <= 5; ++i) {
-    puts.push_back(Put(static_cast<uint64_t>(i),
-                       MakeFlow({.response_body = i == 2 || i == 4 ? "a Needle here" : "hay", .gzip = i == 4})));
-  }
-  ASSERT_TRUE(db->Write(puts));
-  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts"), 0);
-  EXPECT_EQ(*db->PendingIndex(), 5);
-  EXPECT_EQ(BodySearch(*db, "body:needle"), (std::vector<uint64_t>{4, 2}));
-  EXPECT_EQ(db->Get(puts[3].flow->id)->value().row.size, 13);  // decoded size, at the commit
-
-  auto n = db->IndexPending(2);
-  ASSERT_TRUE(n) << n.error().message;
-  EXPECT_EQ(*n, 2u);  // the oldest two
-  EXPECT_EQ(*db->PendingIndex(), 3);
-  EXPECT_EQ(BodySearch(*db, "body:needle"), (std::vector<uint64_t>{4, 2}));  // half indexed
-  n = db->IndexPending(10);
-  ASSERT_TRUE(n);
-  EXPECT_EQ(*n, 3u);
-  EXPECT_EQ(*db->IndexPending(10), 0u);
-  EXPECT_EQ(*db->PendingIndex(), 0);
-  // The index alone finds both now, the gzipped one decoded.
-  auto both = store::Stmt::Prepare(db->handle(), "SELECT group_concat(rowid) FROM fts WHERE body LIKE '%needle%'");
-  ASSERT_TRUE(both && both->Step() == SQLITE_ROW);
-  EXPECT_EQ(both->Text(0), "2,4");
-  EXPECT_EQ(BodySearch(*db, "body:needle"), (std::vector<uint64_t>{4, 2}));
-  // The search hands FTS5 its LIKE (no ESCAPE, which FTS5 cannot take: it read every document);
-  // LIKE's own wildcards in the value find more rows, and the filter keeps the right ones.
-  store::SqlPrefilter pre = store::CompilePrefilter("body:needle");
-  auto plan = store::Stmt::Prepare(db->handle(), StrCat("EXPLAIN QUERY PLAN SELECT seq FROM flows WHERE ", pre.where));
-  ASSERT_TRUE(plan);
-  plan->Bind(1, pre.args[0]);
-  std::string steps;
-  while (plan->Step() == SQLITE_ROW) steps += StrCat(plan->Text(3), "\n");
-  EXPECT_NE(steps.find("VIRTUAL TABLE INDEX 0:L"), std::string::npos) << steps;
-  plan->Reset();
-  ASSERT_TRUE(db->Write({Put(7, MakeFlow({.response_body = "now 50%_off"})), Put(8, MakeFlow({.response_body = "50a_off"}))}));
-  EXPECT_EQ(*db->IndexPending(10), 2u);
-  EXPECT_EQ(BodySearch(*db, "body:50%_off"), std::vector<uint64_t>{7});
-
-  // Deleting a flow whose text is pending takes it off the list too.
-  ASSERT_TRUE(db->Write({Put(9, MakeFlow({.response_body = "needle nine"}))}));
-  EXPECT_TRUE(*db->Delete(db->List({})->flows.front().row.id));
-  EXPECT_EQ(*db->PendingIndex(), 0);
-
-  // A file of schema 3 (every body indexed, no fts_pending) opened read-only, as the viewer opens
-  // other sessions: body: still works.
-  both->Reset();
-  ASSERT_TRUE(store::Exec(db->handle(), "DROP TABLE fts_pending; DELETE FROM meta WHERE key='indexed'"));
-  ASSERT_TRUE(db->SetMeta("schema", "3"));
-  db.reset();
-  auto old = SessionDb::Open(dir.File("s.sqlite"), SessionDb::Mode::kReadOnly);
-  ASSERT_TRUE(old) << old.error().message;
-  EXPECT_EQ(BodySearch(**old, "body:needle"), (std::vector<uint64_t>{4, 2}));
 }
 
 TEST(SessionDbTest, ClearHidesEvenLateWritesUndoRestoresPurgeDeletes) {
@@ -480,24 +414,37 @@ TEST(FlowStoreTest, BatchesCoalescesLiveFlowsAndImportsOnce) {
 
 // The writer indexes bodies for search when it has nothing else to do: a store left alone
 // indexes everything (bounded polling: how soon depends on the machine, not whether).
-TEST(FlowStoreTest, IndexesBodiesForSearchWhileIdle) {
+TEST(FlowStoreTest, IndexesBodiesForSearchOnItsOwnThread) {
   TempDir dir;
   auto store = FlowStore::Open({.db_path = dir.File("s.sqlite"), .batch_interval = std::chrono::milliseconds(20)});
   ASSERT_TRUE(store) << store.error().message;
+  auto db = (*store)->OpenReader();
+  ASSERT_TRUE(db);
   constexpr int kFlows = 2'500;  // more than one slice (2,000), and a rest indexed after a pause
+  // A viewer searches while the writer writes and the indexer indexes (TSan: the hand-off).
+  std::thread viewer([&] {
+    auto reader = (*store)->OpenReader();
+    ASSERT_TRUE(reader);
+    for (int i = 0; i < 20; ++i) {
+      auto found = BodySearch(**reader, "body:body-7-end");
+      EXPECT_LE(found.size(), 1u);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
   for (int i = 0; i < kFlows; ++i) {
     (*store)->Record(std::make_shared<const Flow>(MakeFlow({.response_body = StrCat("body-", i, "-end")})));
   }
   (*store)->Flush();
-  auto db = (*store)->OpenReader();
-  ASSERT_TRUE(db);
-  int64_t pending = -1;
-  for (int i = 0; i < 600 && pending != 0; ++i) {
-    pending = (*db)->PendingIndex().value_or(-1);
-    if (pending != 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  viewer.join();
+  for (int i = 0; i < 600 && (*store)->stats().index_behind; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  EXPECT_EQ(pending, 0);
-  EXPECT_EQ(CountRows(**db, "SELECT count(*) FROM fts"), kFlows);
+  EXPECT_FALSE((*store)->stats().index_behind);
+  EXPECT_EQ((*store)->stats().index_lag, 0u);
+  // The index file, not the session's, holds the text.
+  EXPECT_EQ(CountRows(**db, "SELECT count(*) FROM search.fts"), kFlows);
+  EXPECT_EQ(CountRows(**db, "SELECT count(*) FROM sqlite_schema WHERE name='fts'"), 0);
+  EXPECT_EQ(CountRows(**db, "SELECT count(*) FROM temp.search_pending"), 0);
   EXPECT_EQ(BodySearch(**db, "body:body-599-end"), std::vector<uint64_t>{600});
   EXPECT_EQ(BodySearch(**db, "body:body-2499-end"), std::vector<uint64_t>{2'500});
 }
@@ -538,115 +485,6 @@ TEST(FlowStoreTest, ABatchBiggerThanALogPieceLeavesEveryLineWholeAndInOrder) {
 
 // A slice of the search index stops after the flow whose text reaches the byte budget, so a
 // batch that comes due never waits for megabytes of text; the rest stays pending, searchable.
-TEST(SessionDbTest, AnIndexSliceStopsAtItsTextBudget) {
-  TempDir dir;
-  auto db = OpenDb(dir.File("s.sqlite"));
-  ASSERT_TRUE(db);
-  std::vector<FlowPut> puts;
-  for (int i = 1; i <= 3; ++i) {
-    puts.push_back(Put(static_cast<uint64_t>(i), MakeFlow({.response_body = StrCat("ten bytes", i)})));
-  }
-  ASSERT_TRUE(db->Write(puts));
-  EXPECT_EQ(*db->IndexPending(10, 15), 2u);  // 10 bytes, then 20: past the budget
-  EXPECT_EQ(*db->PendingIndex(), 1);
-  EXPECT_EQ(BodySearch(*db, "body:bytes3"), std::vector<uint64_t>{3});  // pending: still found
-  EXPECT_EQ(*db->IndexPending(10, 15), 1u);
-  EXPECT_EQ(*db->IndexPending(10, 15), 0u);
-  EXPECT_EQ(BodySearch(*db, "body:bytes"), (std::vector<uint64_t>{3, 2, 1}));
-}
-
-// What waits for the search index is a cursor (schema 7): the bodies past it. A flow that was
-// live while later ones were indexed is recorded behind the cursor: it is listed, found by
-// body: before and after its text is indexed, and indexed once.
-TEST(SessionDbTest, AFlowRecordedBehindTheIndexCursorIsStillIndexed) {
-  TempDir dir;
-  auto db = OpenDb(dir.File("s.sqlite"));
-  ASSERT_TRUE(db);
-  Flow live = MakeFlow({.host = "slow.test"});
-  live.id = "slow";
-  live.state = FlowState::kLive;
-  live.response.reset();
-  ASSERT_TRUE(db->Write({Put(1, live), Put(2, MakeFlow({.response_body = "quick hay"})),
-                         Put(3, MakeFlow({.response_body = "more hay", .gzip = true}))}));
-  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts_pending"), 0);  // no row per flow
-  EXPECT_EQ(*db->PendingIndex(), 2);
-  EXPECT_EQ(*db->IndexPending(10), 2u);
-  EXPECT_EQ(*db->IndexPending(10), 0u);
-  EXPECT_EQ(db->GetMeta("indexed")->value_or(""), "3");
-  Flow done = MakeFlow({.host = "slow.test", .response_body = "late needle", .gzip = true});
-  done.id = "slow";
-  done.revision = 1;
-  ASSERT_TRUE(db->Write({Put(1, done), Put(4, MakeFlow({.response_body = "needle four"}))}));
-  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts_pending"), 1);
-  EXPECT_EQ(*db->PendingIndex(), 2);
-  EXPECT_EQ(BodySearch(*db, "body:needle"), (std::vector<uint64_t>{4, 1}));
-  EXPECT_EQ(*db->IndexPending(10), 2u);
-  EXPECT_EQ(*db->PendingIndex(), 0);
-  auto indexed = store::Stmt::Prepare(db->handle(), "SELECT group_concat(rowid) FROM fts WHERE body LIKE '%needle%'");
-  ASSERT_TRUE(indexed && indexed->Step() == SQLITE_ROW);
-  EXPECT_EQ(indexed->Text(0), "1,4");  // the late one decoded from gzip
-  indexed->Reset();
-  EXPECT_EQ(BodySearch(*db, "body:needle"), (std::vector<uint64_t>{4, 1}));
-  EXPECT_EQ(BodySearch(*db, "body:hay"), (std::vector<uint64_t>{3, 2}));
-}
-
-// A file of schema 6 (a row in fts_pending per pending flow, no Content-Encoding in bodies, no
-// cursor) upgrades: its pending flows stay pending and searchable and are indexed, decoded; new
-// flows wait past the cursor.
-TEST(SessionDbTest, ASchemaSixFileKeepsItsPendingFlowsAcrossTheUpgrade) {
-  TempDir dir;
-  const std::string path = dir.File("s.sqlite");
-  {
-    auto db = OpenDb(path);
-    ASSERT_TRUE(db);
-    ASSERT_TRUE(db->Write({Put(1, MakeFlow({.response_body = "old needle", .gzip = true})),
-                           Put(2, MakeFlow({.response_body = "old hay"}))}));
-    // What schema 6 wrote for these two.
-    ASSERT_TRUE(store::Exec(db->handle(),
-                            "ALTER TABLE bodies DROP COLUMN ce; DELETE FROM meta WHERE key='indexed'; "
-                            "INSERT INTO fts_pending(seq,req_ce,res_ce) VALUES(1,'','gzip'),(2,'','')"));
-    ASSERT_TRUE(db->SetMeta("schema", "6"));
-  }
-  auto db = OpenDb(path);
-  ASSERT_TRUE(db);
-  EXPECT_EQ(db->GetMeta("schema")->value_or(""), std::to_string(store::kSchemaVersion));
-  EXPECT_EQ(*db->PendingIndex(), 2);
-  EXPECT_EQ(BodySearch(*db, "body:needle"), std::vector<uint64_t>{1});
-  ASSERT_TRUE(db->Write({Put(3, MakeFlow({.response_body = "new needle"}))}));
-  EXPECT_EQ(*db->PendingIndex(), 3);
-  EXPECT_EQ(*db->IndexPending(10), 3u);
-  EXPECT_EQ(*db->PendingIndex(), 0);
-  EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM fts WHERE body LIKE '%needle%'"), 2);
-  EXPECT_EQ(BodySearch(*db, "body:needle"), (std::vector<uint64_t>{3, 1}));
-}
-
-// The search index merges 16 segments a level (each indexing slice is a segment; merging 4 at a
-// time cost more than the tokenizing), in a new file and in an upgraded one; a new file's keeps
-// no column sizes (ranking data, a b-tree insert per flow).
-TEST(SessionDbTest, TheSearchIndexMergesSixteenSegmentsALevel) {
-  TempDir dir;
-  const std::string path = dir.File("s.sqlite");
-  auto automerge = [](SessionDb& db) {
-    return CountRows(db, "SELECT coalesce((SELECT v FROM fts_config WHERE k='automerge'), 4)");
-  };
-  {
-    auto db = OpenDb(path);
-    ASSERT_TRUE(db);
-    EXPECT_EQ(automerge(*db), 16);
-    EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM sqlite_schema WHERE name='fts_docsize'"), 0);
-    // What schema 5 left: FTS5's default merges.
-    ASSERT_TRUE(store::Exec(db->handle(), "DELETE FROM fts_config WHERE k='automerge'"));
-    ASSERT_TRUE(db->SetMeta("schema", "5"));
-    EXPECT_EQ(automerge(*db), 4);
-  }
-  auto db = OpenDb(path);
-  ASSERT_TRUE(db);
-  EXPECT_EQ(automerge(*db), 16);
-  ASSERT_TRUE(db->Write({Put(1, MakeFlow({.response_body = "findable text"}))}));
-  EXPECT_EQ(*db->IndexPending(10), 1u);
-  EXPECT_EQ(BodySearch(*db, "body:findable"), std::vector<uint64_t>{1});
-}
-
 // What the stream announced is findable before its row is committed, without waiting for the
 // writer: from the queue, then from the database.
 TEST(FlowStoreTest, FindsQueuedFlowsUntilTheirRowsAreCommitted) {

@@ -3,7 +3,13 @@
 // mitmd does before it listens), list filters over the whole session and a body search.
 //
 //   store_bench [--flows N] [--dir DIR] [--threads T] [--queries-only 1] [--bulk 1]
+//   store_bench --rate R --seconds S [--threads T] [--dir DIR]
 // --queries-only 1 measures the queries on the session a previous run left in DIR.
+// --rate R --seconds S offers R flows a second, paced from the T producers, for S seconds, and
+// prints each second the queue and the search index's lag; then the rate committed, the drops,
+// the writer's and the indexer's CPU per flow (their threads' clocks) and how long after the
+// producers stopped the rows and the index were caught up. "Sustained": no drops, and the queue
+// and the lag stay bounded. No queries.
 // --bulk 1 makes the session quickly instead of through FlowStore, for the query figures of a
 // big session: 10,000 flows written by SessionDb::Write, then copied by SQL (new seqs, ids and
 // times; rows, JSON, bodies and search index alike) up to N. No insert figures, no JSONL log.
@@ -28,6 +34,7 @@
 #include "flow/filter.h"
 #include "flow/flow_store.h"
 #include "store/filter_sql.h"
+#include "store/search_index.h"
 #include "store/session_db.h"
 
 namespace mitmd {
@@ -36,12 +43,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-double CpuSeconds(clockid_t clock) {
-  timespec ts{};
-  clock_gettime(clock, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
 
 long MaxRssKiB() {
   rusage ru{};
@@ -100,7 +101,7 @@ constexpr uint64_t kBulkBase = 10'000;
 
 // The bulk session: every column, body and search entry of the first kBulkBase flows, copied.
 void MakeBulkSession(const std::string& db_path, uint64_t n) {
-  auto db = store::SessionDb::Open(db_path, store::SessionDb::Mode::kReadWrite);
+  auto db = store::SessionDb::Open(db_path, store::SessionDb::Mode::kWriter);
   if (!db) {
     std::fprintf(stderr, "%s\n", db.error().message.c_str());
     std::exit(1);
@@ -110,18 +111,26 @@ void MakeBulkSession(const std::string& db_path, uint64_t n) {
   for (uint64_t i = 0; i < base; ++i) {
     puts.push_back(store::FlowPut{store::FlowPut::Mode::kUpsert, i + 1, std::make_shared<const Flow>(Synthetic(i)), "", "", ""});
   }
-  if (auto w = (*db)->Write(puts); !w) {
+  store::IndexHandoff handoff;
+  handoff.claim = 0;  // nothing listed: the index takes the bodies by its cursor
+  if (auto w = (*db)->Write(puts, &handoff); !w) {
     std::fprintf(stderr, "%s\n", w.error().message.c_str());
     std::exit(1);
   }
+  auto index = store::SearchIndex::Open(db_path, nullptr);
+  if (!index) {
+    std::fprintf(stderr, "%s\n", index.error().message.c_str());
+    std::exit(1);
+  }
   while (true) {
-    auto indexed = (*db)->IndexPending(1'000);
+    auto indexed = (*index)->IndexSlice(handoff.claim, 1'000);
     if (!indexed) {
       std::fprintf(stderr, "%s\n", indexed.error().message.c_str());
       std::exit(1);
     }
     if (*indexed == 0) break;
   }
+  index->reset();
   const uint64_t copies = (n + base - 1) / base;
   std::string k = StrCat("WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM k WHERE n<", copies - 1, ") ");
   std::string last = std::to_string(n);
@@ -137,12 +146,22 @@ void MakeBulkSession(const std::string& db_path, uint64_t n) {
       "WHERE seq<=", base, " AND seq+n*", base, "<=", last, " ORDER BY n, seq; ",
       "INSERT INTO bodies(seq,side,content) ", k, "SELECT seq+n*", base, ",side,content FROM k, bodies "
       "WHERE seq<=", base, " AND seq+n*", base, "<=", last, " ORDER BY n, seq; ",
-      "INSERT INTO fts(rowid,body) ", k, "SELECT rowid+n*", base, ",body FROM k, fts "
-      "WHERE rowid<=", base, " AND rowid+n*", base, "<=", last, " ORDER BY n, rowid; ",
-      "UPDATE meta SET value='", last, "' WHERE key='indexed'; "  // the copies come indexed
       "COMMIT; PRAGMA wal_checkpoint(TRUNCATE);");
+  // The search index is its own file: the copies come indexed there.
+  std::string index_sql = StrCat(
+      "BEGIN; INSERT INTO fts(rowid,body) ", k, "SELECT rowid+n*", base, ",body FROM k, fts "
+      "WHERE rowid<=", base, " AND rowid+n*", base, "<=", last, " ORDER BY n, rowid; ",
+      "UPDATE meta SET value='", last, "' WHERE key='indexed'; COMMIT; PRAGMA wal_checkpoint(TRUNCATE);");
   if (copies > 1) {
     if (auto st = store::Exec((*db)->handle(), sql, "bulk copy"); !st) {
+      std::fprintf(stderr, "%s\n", st.error().message.c_str());
+      std::exit(1);
+    }
+    sqlite3* raw = nullptr;
+    store::SqlitePtr index_db;
+    if (sqlite3_open(store::SearchIndex::PathFor(db_path).c_str(), &raw) == SQLITE_OK) index_db.reset(raw);
+    if (!index_db) std::exit(1);
+    if (auto st = store::Exec(index_db.get(), index_sql, "bulk copy of the search index"); !st) {
       std::fprintf(stderr, "%s\n", st.error().message.c_str());
       std::exit(1);
     }
@@ -206,6 +225,8 @@ int Main(int argc, char** argv) {
   std::string dir;
   bool queries_only = false;
   bool bulk = false;
+  double rate = 0;
+  double seconds = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--flows") n = std::strtoull(argv[i + 1], nullptr, 10);
@@ -213,6 +234,8 @@ int Main(int argc, char** argv) {
     else if (a == "--threads") threads = std::atoi(argv[i + 1]);
     else if (a == "--queries-only") queries_only = std::atoi(argv[i + 1]) != 0;
     else if (a == "--bulk") bulk = std::atoi(argv[i + 1]) != 0;
+    else if (a == "--rate") rate = std::atof(argv[i + 1]);
+    else if (a == "--seconds") seconds = std::atof(argv[i + 1]);
   }
   if (dir.empty()) dir = StrCat("/tmp/store_bench.", getpid());
   std::filesystem::create_directories(dir);
@@ -221,6 +244,7 @@ int Main(int argc, char** argv) {
   if (!queries_only) {
     std::filesystem::remove(db_path);
     std::filesystem::remove(db_path + "-wal");
+    for (const char* tail : {"", "-wal", "-shm"}) std::filesystem::remove(store::SearchIndex::PathFor(db_path) + tail);
     std::filesystem::remove(jsonl);
   }
 
@@ -237,17 +261,27 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", store.error().message.c_str());
       return 1;
     }
+    const bool paced = rate > 0;
+    if (paced) n = static_cast<uint64_t>(rate * seconds);
     auto start = Clock::now();
-    double cpu_start = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
     std::atomic<uint64_t> next{0};
-    std::atomic<double> producers_cpu{0};
     std::vector<std::thread> workers;
     for (int t = 0; t < threads; ++t) {
-      workers.emplace_back([&] {
-        struct Account {
-          std::atomic<double>& total;
-          ~Account() { total.fetch_add(CpuSeconds(CLOCK_THREAD_CPUTIME_ID)); }
-        } account{producers_cpu};
+      workers.emplace_back([&, t] {
+        if (paced) {
+          // Each producer offers its share of the rate on a schedule: by time x it has offered
+          // x * rate / threads flows, whatever the store does with them (a full queue drops).
+          const double share = rate / threads;
+          for (uint64_t k = 0;; ++k) {
+            const uint64_t i = k * static_cast<uint64_t>(threads) + static_cast<uint64_t>(t);
+            if (i >= n) break;
+            const auto due = start + std::chrono::duration_cast<Clock::duration>(
+                                         std::chrono::duration<double>(static_cast<double>(k) / share));
+            if (due > Clock::now()) std::this_thread::sleep_until(due);
+            (*store)->Record(std::make_shared<const Flow>(Synthetic(i)));
+          }
+          return;
+        }
         for (uint64_t i; (i = next.fetch_add(1)) < n;) {
           // A producer faster than the disk would see drops; this measures what the writer
           // sustains, so producers wait while a few batches are queued (the writer never runs
@@ -257,46 +291,59 @@ int Main(int argc, char** argv) {
         }
       });
     }
+    if (paced) {
+      // Each second: what waits for the writer and for the indexer.
+      for (int second = 1; second <= static_cast<int>(seconds); ++second) {
+        std::this_thread::sleep_until(start + std::chrono::seconds(second));
+        auto st = (*store)->stats();
+        std::printf("t=%2d s  recorded %8llu  written %8llu  queued %6zu  index lag %7llu seqs  dropped %llu\n", second,
+                    static_cast<unsigned long long>(st.recorded), static_cast<unsigned long long>(st.written),
+                    st.queued, static_cast<unsigned long long>(st.index_lag),
+                    static_cast<unsigned long long>(st.dropped));
+      }
+    }
     for (auto& w : workers) w.join();
+    const double offered_secs = Since(start);
+    const uint64_t written_at_stop = (*store)->stats().written;
+    auto stopped = Clock::now();
     (*store)->Flush();
     double secs = Since(start);
-    // On a shared machine the wall clock says how much CPU the writer was given; its CPU time
-    // says what it costs. The writer's is the process's minus the producers' (main waits).
-    double writer_cpu = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - cpu_start - producers_cpu.load();
+    const double rows_caught_up = Since(stopped);
+    // The writer's CPU and the indexer's, each its own thread's clock: on a shared machine the
+    // wall clock says how much CPU they were given, their clocks what they cost.
+    const double writer_cpu = (*store)->ThreadCpuSeconds().first;
     auto st = (*store)->stats();
-    std::printf("insert: %llu flows in %.2f s = %.0f flows/s sustained (written %llu, dropped %llu), db + jsonl, flows made by the producers\n",
-                static_cast<unsigned long long>(n), secs, static_cast<double>(n) / secs,
-                static_cast<unsigned long long>(st.written), static_cast<unsigned long long>(st.dropped));
+    if (paced) {
+      std::printf("offered %.0f flows/s for %.1f s: committed %llu while offered = %.0f flows/s; dropped %llu, bodies shed %llu\n",
+                  rate, offered_secs, static_cast<unsigned long long>(written_at_stop),
+                  static_cast<double>(written_at_stop) / offered_secs, static_cast<unsigned long long>(st.dropped),
+                  static_cast<unsigned long long>(st.bodies_shed));
+      std::printf("rows caught up %.2f s after the producers stopped (written %llu)\n", rows_caught_up,
+                  static_cast<unsigned long long>(st.written));
+    } else {
+      std::printf("insert: %llu flows in %.2f s = %.0f flows/s sustained (written %llu, dropped %llu), db + jsonl, flows made by the producers\n",
+                  static_cast<unsigned long long>(n), secs, static_cast<double>(n) / secs,
+                  static_cast<unsigned long long>(st.written), static_cast<unsigned long long>(st.dropped));
+    }
     std::printf("writer CPU: %.2f s = %.1f us per flow = %.0f flows per CPU-second (the rate on a core of its own)\n",
                 writer_cpu, writer_cpu * 1e6 / static_cast<double>(n), static_cast<double>(n) / writer_cpu);
     // The proxy's side of a long capture: the store open, every flow written, nothing queued.
     std::printf("RSS with the store open after %llu flows written: %ld MiB (max RSS %ld MiB: producers, queue and writer)\n",
                 static_cast<unsigned long long>(n), RssKiB() / 1024, MaxRssKiB() / 1024);
-    // The search index is filled after the rows are committed, while the writer is idle: how
-    // long the catch-up takes once the producers stop, and its CPU per flow.
-    auto reader = (*store)->OpenReader();
-    if (!reader) return 1;
+    // The search index is filled by its own thread beside the writer: how far it lagged when the
+    // rows were done, how long it took to catch up, and its CPU per flow over the whole run.
+    const uint64_t lag_at_flush = st.index_lag;
     auto index_start = Clock::now();
-    double index_cpu_start = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID);
-    auto counted = (*reader)->PendingIndex();
-    if (!counted) return 1;
-    const int64_t at_start = *counted;
-    // Polled with a look at the first pending row: counting them all while the writer indexes
-    // would add a scan of the pending range, every 20 ms, to the CPU measured.
-    auto pending = store::Stmt::Prepare(
-        (*reader)->handle(), "SELECT EXISTS(SELECT 1 FROM fts_pending) OR EXISTS(SELECT 1 FROM bodies WHERE seq>"
-                             "(SELECT CAST(value AS INTEGER) FROM meta WHERE key='indexed'))");
-    if (!pending) return 1;
-    for (bool left = at_start > 0; left;) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      if (pending->Step() != SQLITE_ROW) return 1;
-      left = pending->Int(0) != 0;
-      pending->Reset();
-    }
-    double index_cpu = CpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - index_cpu_start;
-    std::printf("search index: %lld flows pending when the producers stopped, caught up in %.2f s, %.1f us CPU per flow indexed\n",
-                static_cast<long long>(at_start), Since(index_start),
-                at_start > 0 ? index_cpu * 1e6 / static_cast<double>(at_start) : 0.0);
+    while ((*store)->stats().index_behind) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const double indexer_cpu = (*store)->ThreadCpuSeconds().second;
+    std::printf("search index: lag %llu seqs when the rows were caught up, caught up %.2f s later (%.2f s after the producers stopped); indexer CPU %.2f s = %.1f us per flow\n",
+                static_cast<unsigned long long>(lag_at_flush), Since(index_start), Since(stopped), indexer_cpu,
+                indexer_cpu * 1e6 / static_cast<double>(n));
+    std::printf("writer + indexer CPU: %.1f us per flow = %.0f flows per CPU-second (one core); the slower thread alone: %.0f flows/s (two cores)\n",
+                (writer_cpu + indexer_cpu) * 1e6 / static_cast<double>(n),
+                static_cast<double>(n) / (writer_cpu + indexer_cpu),
+                static_cast<double>(n) / std::max(writer_cpu, indexer_cpu));
+    if (paced) return 0;
   }
   std::printf("database %.0f MiB, jsonl %.0f MiB\n",
               static_cast<double>(std::filesystem::file_size(db_path)) / (1 << 20),
