@@ -462,6 +462,18 @@ bool FlowStore::MigrateChunk() {
 
 void FlowStore::WriterLoop() {
   (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kBackgroundNice);
+  {
+    // An upgraded file's old search index goes now, not before the proxy listens; the first
+    // batch waits for it (the queue absorbs it).
+    auto t = std::chrono::steady_clock::now();
+    auto dropped = db_->DropOldIndex();
+    if (!dropped) {
+      LogError("cannot drop the session's old search index", dropped.error().message);
+    } else if (*dropped && options_.log) {
+      options_.log->Info("dropped the session's old search index (it has a file of its own now)",
+                         {{"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count()}});
+    }
+  }
   std::vector<store::FlowPut> spent;
   std::unordered_map<std::string, size_t> spent_index;
   auto pause = [&] {

@@ -164,6 +164,11 @@ class SessionDb {
   Result<size_t> Undo(int64_t token);
   Result<size_t> Purge();
 
+  // Drops the search index a file from before schema 8 kept inside it (the upgrade leaves it:
+  // freeing its pages takes about a second for a million flows, so the writer does it after
+  // start-up). True when there was one.
+  Result<bool> DropOldIndex();
+
   // Counts the visible flows (walks an index: tens of milliseconds for a million).
   Result<SessionCounts> Counts();
   // Counts() no older than |max_age| (this connection's own edits refresh it): the list's total

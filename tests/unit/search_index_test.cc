@@ -442,7 +442,8 @@ INSERT INTO meta(key,value) VALUES('schema','7'),('created','1700000000');
 )sql";
 
 // A schema 7 file: read-only opens (not upgraded) search its own index; a read-write open
-// upgrades it to 8 (the old index and its shadow tables gone, the pending flows kept, a token);
+// upgrades it to 8 (the pending flows kept, a token; the old index and its shadow tables go when
+// the writer drops them after start-up);
 // the new index file is rebuilt from cursor 0, and body: finds everything throughout, including
 // a gzipped body written before bodies.ce existed (ce '': its encoding from the flow's JSON).
 TEST(SearchIndexTest, ASchemaSevenFileUpgradesAndItsIndexIsRebuilt) {
@@ -483,6 +484,10 @@ TEST(SearchIndexTest, ASchemaSevenFileUpgradesAndItsIndexIsRebuilt) {
   auto db = OpenDb(path, SessionDb::Mode::kWriter);
   ASSERT_TRUE(db);
   EXPECT_EQ(Text(*db, "SELECT value FROM meta WHERE key='schema'"), "8");
+  // The old index goes after start-up (the writer's first act), shadow tables and all.
+  EXPECT_GT(CountRows(*db, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'fts%' AND name<>'fts_pending'"), 1);
+  EXPECT_TRUE(*db->DropOldIndex());
+  EXPECT_FALSE(*db->DropOldIndex());
   EXPECT_EQ(CountRows(*db, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'fts%' AND name<>'fts_pending'"), 0);
   EXPECT_EQ(Text(*db, "SELECT group_concat(id||':'||seq||':'||res_ce) FROM fts_pending"), "1:3:gzip");
   EXPECT_EQ(Text(*db, "SELECT length(value) FROM meta WHERE key='search_token'"), "32");
