@@ -339,6 +339,15 @@ int Main(int argc, char** argv) {
     std::printf("search index: lag %llu seqs when the rows were caught up, caught up %.2f s later (%.2f s after the producers stopped); indexer CPU %.2f s = %.1f us per flow\n",
                 static_cast<unsigned long long>(lag_at_flush), Since(index_start), Since(stopped), indexer_cpu,
                 indexer_cpu * 1e6 / static_cast<double>(n));
+    {
+      // The rest of the process: the producers making and recording the flows (and main).
+      rusage ru{};
+      getrusage(RUSAGE_SELF, &ru);
+      const double process = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                             static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+      std::printf("the rest of the process (producers making and recording flows): %.1f us CPU per flow\n",
+                  (process - writer_cpu - indexer_cpu) * 1e6 / static_cast<double>(n));
+    }
     std::printf("writer + indexer CPU: %.1f us per flow = %.0f flows per CPU-second (one core); the slower thread alone: %.0f flows/s (two cores)\n",
                 (writer_cpu + indexer_cpu) * 1e6 / static_cast<double>(n),
                 static_cast<double>(n) / (writer_cpu + indexer_cpu),
