@@ -122,7 +122,9 @@ class FlowStore : public FlowSink {
     std::string db_error;      // the database's latest failure, "" when fine
     bool migrating = false;    // a background import of an old JSONL log is running
     // The search index: the claim handed to the indexer minus its cursor (seqs not indexed
-    // yet), and whether anything waits (that lag, or listed flows it has not taken).
+    // yet), and whether anything waits (that lag, or flows the writer listed that it has not
+    // taken; an Import's own connection lists its flows too, which the indexer takes within a
+    // second but this does not count).
     uint64_t index_lag = 0;
     bool index_behind = false;
   };

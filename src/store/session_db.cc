@@ -61,7 +61,7 @@ DROP INDEX IF EXISTS flows_host;
 
 // Version 3 -> 4: the search index is filled off the insert path. fts_pending lists the recorded
 // flows with bodies whose text is not indexed yet, with the Content-Encoding of each side (the
-// bodies table holds the bytes as recorded); IndexPending moves them into fts in slices.
+// bodies table holds the bytes as recorded); the indexer moved them into fts in slices.
 constexpr char kSchemaV4[] = R"sql(
 CREATE TABLE IF NOT EXISTS fts_pending(seq INTEGER PRIMARY KEY, req_ce TEXT NOT NULL,
   res_ce TEXT NOT NULL);
@@ -105,12 +105,13 @@ constexpr char kDropHostIndex[] = "DROP INDEX IF EXISTS flows_rhost";
 // by its own thread with its own connection, so that indexing never holds this file's write lock
 // and runs beside the row writer. Its fts (and shadow tables) go, later (DropOldIndex: freeing
 // the pages of a million flows' index took 0.8 s, before the proxy would listen); fts_pending
-// gets an id that is never reused, the unit of the hand-off between the writer and the indexer (search_index.h);
-// the rows an older schema had pending stay listed. The new index starts empty at cursor 0 and
-// the indexer rebuilds it in the background; body: stays correct meanwhile (every unindexed body
-// is a candidate the filter decides on). A file upgraded from schema 1-7 may hold compressed
-// bodies written before bodies.ce existed (schema 7), with ce ''; ce_unknown_upto tells the
-// indexer up to which seq to look their Content-Encoding up in the flow's JSON.
+// gets an id that is never reused, the unit of the hand-off between the writer and the indexer
+// (search_index.h); the rows an older schema had pending stay listed. The new index starts empty
+// at cursor 0 and the indexer rebuilds it in the background; body: stays correct meanwhile
+// (every unindexed body is a candidate the filter decides on). A file upgraded from schema 1-7
+// may hold compressed bodies written before bodies.ce existed (schema 7), with ce '';
+// ce_unknown_upto tells the indexer up to which seq to look their Content-Encoding up in the
+// flow's JSON.
 constexpr char kSchemaV8[] = R"sql(
 ALTER TABLE fts_pending RENAME TO fts_pending_v7;
 CREATE TABLE fts_pending(id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL,

@@ -19,7 +19,9 @@
 //           with id <= N" names the same rows forever.
 //   meta    schema, created; floor (flows with seq <= floor are cleared), prev_floor and
 //           clear_token (for Undo), purged (the floor up to which rows are deleted);
-//           search_token (schema 8: names this file to its search index, which records it).
+//           search_token (schema 8: names this file to its search index, which records it);
+//           ce_unknown_upto (an upgraded file: bodies up to this seq may have ce '' although
+//           compressed, written before schema 7; the indexer reads their encoding from the JSON).
 // The search index (FTS5 over the bodies' text) is not in this file since schema 8: it lives in
 // <session>.sqlite-search, written by its own thread (store/search_index.h). A reading
 // connection (kReadWrite, kReadOnly) ATTACHes it read-only as "search" and makes temp views of
