@@ -13,15 +13,17 @@
 // The bodies' search index is another file, filled by another thread, "store-indexer"
 // (store/search_index.h), so it runs on the other core beside the writer and never takes the
 // session file's write lock. After each commit the writer hands it a claim (the highest seq it
-// has committed bodies for); the indexer wakes once 2,000 flows wait (or a second after the last
-// change) and indexes in slices of up to 2,000 flows or 256 KiB of text until it is caught up.
-// Under a load the index lags by about a slice; a body: search takes what it has not indexed as
-// candidates, so it never misses a recorded flow.
+// has committed bodies for); the indexer wakes when the claim is 2,000 seqs past its cursor and
+// indexes full slices (2,000 flows or 256 KiB of text: each slice is a segment FTS5 merges
+// later), and otherwise every second, when it indexes whatever waits down to the last flow (the
+// flows the writer listed too). Under a load the index lags by about a slice; a body: search
+// takes what it has not indexed as candidates, so it never misses a recorded flow.
 //
 // Teardown (the destructor, one path): the writer writes what is queued and stops; then the
 // indexer finishes the slice under way and stops, leaving the rest to the next start (its
 // cursor and the pending list are in the files). A backlog can be a million flows after an
-// upgrade (tens of seconds of indexing): a quit must not wait for it, and nothing is lost.
+// upgrade (seconds to tens of seconds of indexing): a quit must not wait for it, and nothing is
+// lost.
 //
 // What kill -9 can lose: the flows enqueued since the last committed batch, i.e. at most
 // batch_interval plus the time one batch takes to write (the indexer no longer holds a batch up).
