@@ -87,6 +87,20 @@ TEST(StoreSessionTest, KillDashNineUnderLoadKeepsEverythingCommitted) {
   // writer runs, i.e. what the last moment holds, is a figure for the store's benchmark.)
   std::set<std::string> stored = PathsInSession(SessionDb(*mitmd), &integrity);
   EXPECT_EQ(integrity, "ok");
+  {
+    // The search index (its own file, written by its own thread when killed) is intact too, and
+    // attached as this session's: a reader found its token.
+    auto db = store::SessionDb::Open(SessionDb(*mitmd), store::SessionDb::Mode::kReadOnly);
+    ASSERT_TRUE(db) << db.error().message;
+    auto token = store::Stmt::Prepare((*db)->handle(), "SELECT count(*) FROM search.meta WHERE key='token'");
+    ASSERT_TRUE(token) << token.error().message;
+    ASSERT_EQ(token->Step(), SQLITE_ROW);
+    EXPECT_EQ(token->Int(0), 1);
+    auto check = store::Stmt::Prepare((*db)->handle(), "PRAGMA search.integrity_check");
+    ASSERT_TRUE(check);
+    ASSERT_EQ(check->Step(), SQLITE_ROW);
+    EXPECT_EQ(check->Text(0), "ok");
+  }
   for (const std::string& p : committed) {
     EXPECT_TRUE(stored.count(p)) << p << " was committed before kill -9 but is not in the session";
   }
