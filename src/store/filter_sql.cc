@@ -140,13 +140,12 @@ SqlPrefilter CompilePrefilter(std::string_view text) {
       exact = false;
     } else if (field == "body" || field == "reqbody" || field == "resbody") {
       // The search index (temp.search_fts, a view SessionDb makes of the index file it attaches:
-      // its own file since schema 8)
-      // holds the decoded text bodies (trigrams; case-insensitive). What it does not hold yet
-      // (temp.search_pending: the bodies past its cursor and the flows fts_pending lists that
-      // it has not taken) are all candidates; the filter, which needs the full flow for body:,
-      // decides on every candidate, so a search never misses a flow that is recorded but not
-      // indexed, and text the index still holds for a deleted or rewritten flow matches nothing
-      // the flow itself does not.
+      // its own file since schema 8) holds the decoded text bodies (trigrams; case-insensitive).
+      // What it does not hold yet (temp.search_pending: the bodies past its cursor and the
+      // flows fts_pending lists that it has not taken) are all candidates; the filter, which
+      // needs the full flow for body:, decides on every candidate, so a search never misses a
+      // flow that is recorded but not indexed, and text the index still holds for a deleted or
+      // rewritten flow matches nothing the flow itself does not.
       // No ESCAPE: FTS5 is handed a two-argument LIKE only (with ESCAPE it read every document,
       // 2.5 s for a million flows). A % or _ in the value then matches more, never less: a
       // superset the filter narrows.
