@@ -157,16 +157,22 @@ test('a WebSocket opened by a page is recorded message by message and shown in t
   // The viewer lists the messages (a browser without the proxy: mitmd refuses its own viewer
   // through the proxy).
   const viewer = await h.launchBrowser();
-  const vp = await viewer.newPage();
-  await vp.goto(mitmd.viewer);
-  await vp.fill('#filter', 'is:ws');
-  await vp.keyboard.press('Enter');
-  await vp.click('.row:not([hidden]) >> nth=0');
-  await vp.click('.d-tab[data-tab="messages"]');
-  await vp.waitForFunction(() => (document.getElementById('ws-messages') || {}).textContent?.includes('hello from chromium'),
-    null, {timeout: 15000});
-  await vp.screenshot({path: path.join(ARTIFACTS, 'h2-websocket-messages.png')});
-  await viewer.close();
+  try {
+    const vp = await viewer.newPage();
+    await vp.goto(mitmd.viewer);
+    await vp.fill('#filter', 'is:ws');
+    await vp.keyboard.press('Enter');
+    // The first row once the filter has applied (before, it can be any flow, with no Messages tab).
+    await vp.waitForFunction(() => new URL(location.href).searchParams.get('filter') === 'is:ws' &&
+      !document.getElementById('count').textContent.includes('…'));
+    await vp.click('.row:not([hidden]) >> nth=0');
+    await vp.click('.d-tab[data-tab="messages"]');
+    await vp.waitForFunction(() => (document.getElementById('ws-messages') || {}).textContent?.includes('hello from chromium'),
+      null, {timeout: 15000});
+    await vp.screenshot({path: path.join(ARTIFACTS, 'h2-websocket-messages.png')});
+  } finally {
+    await viewer.close();  // a browser left open keeps the test runner from ending
+  }
 });
 
 // A CONNECT tunnel through mitmd, as a socket for the TLS of a client that has no proxy support.
