@@ -17,6 +17,7 @@
 #include "store/search_index.h"
 #include "store/session_db.h"
 #include "support/temp_dir.h"
+#include "unit/store_test_search.h"
 #include "unit/web_test_flows.h"
 
 namespace mitmd {
@@ -27,6 +28,7 @@ using store::IndexHandoff;
 using store::ListQuery;
 using store::SearchIndex;
 using store::SessionDb;
+using testing::BodySearch;
 using testing::MakeFlow;
 using testing::TempDir;
 
@@ -66,25 +68,6 @@ std::string Indexed(SessionDb& reader, std::string_view word) {
                              "%' ORDER BY rowid)"));
 }
 
-// The viewer's body: search: the index's matches and what it has not indexed, each confirmed by
-// the filter on the full flow.
-std::vector<uint64_t> BodySearch(SessionDb& db, std::string_view text) {
-  auto filter = Filter::Parse(text);
-  EXPECT_TRUE(filter);
-  store::SqlPrefilter pre = store::CompilePrefilter(text);
-  ListQuery q;
-  q.where = pre.where;
-  q.where_args = pre.args;
-  q.full_flows = pre.needs_full_flow;
-  q.match = [&](const Flow& f) { return filter->Matches(f); };
-  auto page = db.List(q);
-  EXPECT_TRUE(page) << page.error().message;
-  std::vector<uint64_t> seqs;
-  if (page) {
-    for (const auto& e : page->flows) seqs.push_back(e.row.seq);
-  }
-  return seqs;
-}
 
 // Every row the index's candidates give before the filter (what a stale document could add).
 std::vector<uint64_t> Candidates(SessionDb& db, std::string_view text) {

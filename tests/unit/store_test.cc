@@ -19,6 +19,7 @@
 #include "store/jsonl_log.h"
 #include "store/session_db.h"
 #include "support/temp_dir.h"
+#include "unit/store_test_search.h"
 #include "unit/web_test_flows.h"
 #include "flow/filter.h"
 
@@ -28,6 +29,7 @@ namespace {
 using store::FlowPut;
 using store::ListQuery;
 using store::SessionDb;
+using testing::BodySearch;
 using testing::MakeFlow;
 using testing::TempDir;
 
@@ -302,23 +304,6 @@ int64_t CountRows(SessionDb& db, const std::string& sql) {
   return s->Int(0);
 }
 
-std::vector<uint64_t> BodySearch(SessionDb& db, std::string_view text) {
-  auto filter = Filter::Parse(text);
-  EXPECT_TRUE(filter);
-  store::SqlPrefilter pre = store::CompilePrefilter(text);
-  ListQuery q;
-  q.where = pre.where;
-  q.where_args = pre.args;
-  q.full_flows = pre.needs_full_flow;
-  q.match = [&](const Flow& f) { return filter->Matches(f); };
-  auto page = db.List(q);
-  EXPECT_TRUE(page) << page.error().message;
-  std::vector<uint64_t> seqs;
-  if (page) {
-    for (const auto& e : page->flows) seqs.push_back(e.row.seq);
-  }
-  return seqs;
-}
 
 TEST(SessionDbTest, ClearHidesEvenLateWritesUndoRestoresPurgeDeletes) {
   TempDir dir;
